@@ -1,0 +1,39 @@
+//! Read, verify, decrypt and safely extract backups written by proxsave.
+//!
+//! A proxsave backup is a compressed (and usually age-encrypted) tar archive with two
+//! sidecars: a JSON manifest (`.metadata`) and a `sha256sum`-style checksum (`.sha256`).
+//! Since upstream v0.12.5 the three travel together in a plain `*.bundle.tar`.
+//!
+//! This crate reads every layout upstream ever wrote and turns it into a stream of tar
+//! entries in one pass over the stored bytes:
+//!
+//! ```text
+//! file ─► SHA-256 (stored bytes) ─► age (optional) ─► decompressor ─► tar entries
+//! ```
+//!
+//! The checksum is computed while reading and checked when the stream ends, so callers
+//! that write anything ([`extract::Extractor`]) stage their output and commit it only after
+//! the whole backup has been proven intact.
+//!
+//! The crate never prints, prompts or spawns processes; progress and secrets come in through
+//! [`progress::Progress`] and [`key::Key`].
+
+pub mod backup;
+pub mod bundle;
+pub mod checksum;
+pub mod compression;
+pub mod discovery;
+pub mod entry;
+pub mod error;
+pub mod extract;
+pub mod key;
+pub mod manifest;
+pub mod path;
+pub mod pathmatch;
+pub mod policy;
+pub mod progress;
+pub mod read;
+pub mod tar;
+pub mod write;
+
+pub use error::{Error, Result};
