@@ -60,6 +60,47 @@ pub enum Error {
     /// The tar stream inside is malformed.
     #[error(transparent)]
     Tar(#[from] TarError),
+    /// The age payload failed authentication or ended early.
+    #[error("the encrypted data is {}: {detail}", if *truncated { "truncated" } else { "corrupt (authentication failed)" })]
+    Ciphertext {
+        /// True when the data ended early rather than failing authentication.
+        truncated: bool,
+        /// The decryption library's message.
+        detail: String,
+    },
+    /// The compressed data is corrupt or ends early.
+    #[error("the compressed data is corrupt or truncated: {detail}")]
+    Decompress {
+        /// The decompressor's message.
+        detail: String,
+    },
+    /// Reading the backup failed while an entry's data was being consumed; the pipeline in
+    /// [`crate::read`] turns this into the error of the failing layer.
+    #[error("reading the backup failed: {0}")]
+    Read(#[source] io::Error),
+    /// Strict extraction refused entries; nothing was written.
+    #[error("{} entries were refused by the extraction safety rules; nothing was written", .0.refused)]
+    Refused(Box<crate::extract::ExtractReport>),
+    /// The path is not in the backup.
+    #[error("{path}: not found in the backup")]
+    NotFound {
+        /// The path asked for.
+        path: String,
+    },
+    /// The path is in the backup but is not a regular file.
+    #[error("{path} {what}")]
+    NotAFile {
+        /// The path asked for.
+        path: String,
+        /// What it is instead.
+        what: String,
+    },
+    /// `decrypt` was asked for a backup that is not encrypted.
+    #[error("{}: the backup is not encrypted; there is nothing to decrypt", path.display())]
+    NotEncrypted {
+        /// The backup.
+        path: PathBuf,
+    },
     /// The user cancelled the operation.
     #[error("cancelled")]
     Cancelled,

@@ -28,6 +28,7 @@ pub mod error;
 pub mod extract;
 pub mod key;
 pub mod manifest;
+pub mod ops;
 pub mod path;
 pub mod pathmatch;
 pub mod policy;

@@ -1,1 +1,663 @@
-//! TODO
+//! The extraction safety rules, as a pure decision per entry.
+//!
+//! [`Policy`] decides for each tar entry whether it may be written into a root, and how.
+//! It keeps a model of what the root will look like after the entries decided so far
+//! (directories, files and symlinks this archive creates) layered over what already exists
+//! there, seen through [`FsView`]. The same code serves `verify` (an empty view: "what would
+//! happen on an empty root") and the extractor (a view of the real root), so `verify` reports
+//! exactly what extraction would refuse.
+//!
+//! The rules (see `docs/security.md`):
+//! - only directories, regular files, symlinks and hard links are written; device nodes,
+//!   FIFOs, sparse files, global PAX headers and unknown types are refused;
+//! - names with `..`, NUL bytes or over-long components are refused; absolute names are
+//!   taken relative to the root;
+//! - no entry is written *through* a symlink: if any parent component is a symlink (one this
+//!   archive created, or one already on the target) the entry is refused — this defeats the
+//!   "symlink then write through it" attacks, within one archive and across two runs;
+//! - a symlink is created verbatim, but its target must stay inside the root when resolved
+//!   as the host would (absolute targets are anchored at the root; a relative target that
+//!   climbs above the root, through `..` or through other links, is refused; so are loops);
+//! - a hard link may only point at a regular file written earlier by the same run, and may
+//!   not carry data;
+//! - an existing directory is never replaced by a file or link, and an existing symlink is
+//!   never turned into a directory (so nothing is ever `chmod`ed through a link).
+
+use std::collections::HashMap;
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+
+use serde::Serialize;
+
+use crate::entry::{EntryHeader, EntryKind};
+use crate::path::{ArchivePath, escape_bytes};
+
+/// Most symlinks followed while checking one link target.
+pub const MAX_LINK_HOPS: u32 = 40;
+
+/// Prefix of the private staging directory the extractor creates in the root.
+pub const STAGE_PREFIX: &str = ".proxsave-stage-";
+
+/// What exists at a path on the target, as seen without following symlinks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiskNode {
+    /// A directory.
+    Dir,
+    /// A regular file.
+    File,
+    /// A symbolic link with its target text.
+    Symlink(Vec<u8>),
+    /// Anything else (device, socket, FIFO).
+    Other,
+}
+
+/// Read-only view of the target root for the policy. Paths are relative to the root; an
+/// implementation must not follow symlinks in any component.
+pub trait FsView {
+    /// What is at `path`, `None` if nothing. Only called when every ancestor of `path` is
+    /// known to be a real directory.
+    ///
+    /// # Errors
+    /// I/O errors other than "not found".
+    fn lstat(&self, path: &ArchivePath) -> io::Result<Option<DiskNode>>;
+}
+
+/// A view of an empty root (used by `verify`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EmptyView;
+
+impl FsView for EmptyView {
+    fn lstat(&self, _path: &ArchivePath) -> io::Result<Option<DiskNode>> {
+        Ok(None)
+    }
+}
+
+/// Why an entry is refused. Each variant is a safety rule.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum Refusal {
+    /// The name is unusable (`..`, NUL, too long, empty).
+    BadName {
+        /// Details.
+        detail: String,
+    },
+    /// Device nodes, FIFOs, sparse files, global headers, unknown types.
+    UnsupportedType {
+        /// The entry's type.
+        kind: String,
+    },
+    /// A parent component is a symlink.
+    ThroughSymlink {
+        /// The parent that is a link.
+        parent: String,
+        /// True when the link is on the target already, false when this archive made it.
+        on_target: bool,
+    },
+    /// A parent component is not a directory.
+    ParentNotDirectory {
+        /// The parent.
+        parent: String,
+    },
+    /// A directory exists where the entry is a file or link.
+    DirectoryInTheWay,
+    /// A file or symlink exists where the entry is a directory.
+    NotADirectoryInTheWay {
+        /// What is there.
+        existing: String,
+    },
+    /// The symlink target resolves outside the root.
+    SymlinkEscapes {
+        /// The link text.
+        target: String,
+    },
+    /// Too many symlinks while resolving the target (loop).
+    SymlinkLoop {
+        /// The link text.
+        target: String,
+    },
+    /// A symlink with an empty target.
+    EmptySymlink,
+    /// A hard link whose target is absolute, contains `..`, or is empty.
+    HardlinkBadTarget {
+        /// The link text.
+        target: String,
+    },
+    /// A hard link to something this run did not write as a regular file.
+    HardlinkNotExtracted {
+        /// The link text.
+        target: String,
+    },
+    /// A hard link entry that carries data.
+    HardlinkWithData,
+    /// An entry inside the extractor's private staging directory.
+    ReservedName,
+    /// The target root could not be inspected.
+    Inspect {
+        /// The I/O error.
+        detail: String,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::BadName { detail } => write!(f, "unusable name: {detail}"),
+            Refusal::UnsupportedType { kind } => {
+                write!(f, "{kind} entries are never extracted")
+            }
+            Refusal::ThroughSymlink { parent, on_target } => write!(
+                f,
+                "parent {parent} is a symbolic link {}; nothing is written through links",
+                if *on_target {
+                    "on the target"
+                } else {
+                    "created by this archive"
+                }
+            ),
+            Refusal::ParentNotDirectory { parent } => {
+                write!(f, "parent {parent} is not a directory")
+            }
+            Refusal::DirectoryInTheWay => write!(f, "a directory exists at this path"),
+            Refusal::NotADirectoryInTheWay { existing } => {
+                write!(f, "a {existing} exists where the archive has a directory")
+            }
+            Refusal::SymlinkEscapes { target } => {
+                write!(f, "symbolic link target {target:?} escapes the root")
+            }
+            Refusal::SymlinkLoop { target } => write!(
+                f,
+                "symbolic link target {target:?} needs more than {MAX_LINK_HOPS} link resolutions (loop)"
+            ),
+            Refusal::EmptySymlink => write!(f, "symbolic link with an empty target"),
+            Refusal::HardlinkBadTarget { target } => {
+                write!(f, "hard link target {target:?} is not a path inside the archive")
+            }
+            Refusal::HardlinkNotExtracted { target } => write!(
+                f,
+                "hard link target {target:?} is not a regular file extracted earlier in this run"
+            ),
+            Refusal::HardlinkWithData => write!(f, "hard link entry carries data"),
+            Refusal::ReservedName => write!(f, "name is reserved for the extractor's staging area"),
+            Refusal::Inspect { detail } => write!(f, "cannot inspect the target: {detail}"),
+        }
+    }
+}
+
+/// What to do with an accepted entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Create the directory (or update an existing one's metadata).
+    Dir,
+    /// Write a regular file (replacing a file or symlink there).
+    File,
+    /// Create a symlink with this exact text (replacing a file or symlink there).
+    Symlink(Vec<u8>),
+    /// Hard-link to the given earlier file.
+    Hardlink(ArchivePath),
+}
+
+/// The decision for one entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The root entry (`./`): nothing to do, never re-moded.
+    Root,
+    /// Accept with the given action at the normalised path.
+    Accept(ArchivePath, Action),
+    /// Refuse (the path is `None` if the name itself is unusable).
+    Refuse(Option<ArchivePath>, Refusal),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Node {
+    Dir,
+    File,
+    Symlink(Vec<u8>),
+    Other,
+}
+
+impl Node {
+    fn describe(&self) -> &'static str {
+        match self {
+            Node::Dir => "directory",
+            Node::File => "file",
+            Node::Symlink(_) => "symbolic link",
+            Node::Other => "special file",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Known {
+    node: Node,
+    from_archive: bool,
+}
+
+/// The policy state for one root; see the module docs.
+pub struct Policy<V> {
+    view: V,
+    known: HashMap<ArchivePath, Option<Known>>,
+}
+
+impl<V: FsView> Policy<V> {
+    /// A policy over `view`.
+    pub fn new(view: V) -> Self {
+        Policy {
+            view,
+            known: HashMap::new(),
+        }
+    }
+
+    /// The view.
+    pub fn view(&self) -> &V {
+        &self.view
+    }
+
+    /// Decides what to do with `header`. Accepted entries update the model, so later
+    /// decisions see them.
+    pub fn decide(&mut self, header: &EntryHeader) -> Decision {
+        let path = match ArchivePath::parse(&header.raw_path) {
+            Ok(Some(p)) => p,
+            Ok(None) if header.kind == EntryKind::Directory => return Decision::Root,
+            Ok(None) => {
+                return Decision::Refuse(
+                    None,
+                    Refusal::BadName {
+                        detail: "empty name".into(),
+                    },
+                );
+            }
+            Err(e) => {
+                return Decision::Refuse(
+                    None,
+                    Refusal::BadName {
+                        detail: e.to_string(),
+                    },
+                );
+            }
+        };
+        match self.decide_path(&path, header) {
+            Ok(action) => {
+                self.record(&path, &action);
+                Decision::Accept(path, action)
+            }
+            Err(refusal) => Decision::Refuse(Some(path), refusal),
+        }
+    }
+
+    fn decide_path(&mut self, path: &ArchivePath, header: &EntryHeader) -> Result<Action, Refusal> {
+        if path
+            .components()
+            .next()
+            .is_some_and(|c| c.starts_with(STAGE_PREFIX.as_bytes()))
+        {
+            return Err(Refusal::ReservedName);
+        }
+        match header.kind {
+            EntryKind::Directory | EntryKind::File | EntryKind::Symlink | EntryKind::Hardlink => {}
+            other => {
+                return Err(Refusal::UnsupportedType {
+                    kind: other.to_string(),
+                });
+            }
+        }
+        self.check_parents(path)?;
+        let existing = self.lookup(path)?;
+        match (&header.kind, existing.as_ref().map(|k| &k.node)) {
+            (EntryKind::Directory, Some(Node::Dir) | None) => {}
+            (EntryKind::Directory, Some(other)) => {
+                return Err(Refusal::NotADirectoryInTheWay {
+                    existing: other.describe().into(),
+                });
+            }
+            (_, Some(Node::Dir)) => return Err(Refusal::DirectoryInTheWay),
+            _ => {}
+        }
+        match header.kind {
+            EntryKind::Directory => Ok(Action::Dir),
+            EntryKind::File => Ok(Action::File),
+            EntryKind::Symlink => {
+                let target = header.link_target.clone().unwrap_or_default();
+                if target.is_empty() {
+                    return Err(Refusal::EmptySymlink);
+                }
+                self.check_link_target(path.parent().as_ref(), &target)?;
+                Ok(Action::Symlink(target))
+            }
+            EntryKind::Hardlink => {
+                let raw = header.link_target.clone().unwrap_or_default();
+                let shown = escape_bytes(&raw);
+                if header.size > 0 {
+                    return Err(Refusal::HardlinkWithData);
+                }
+                if raw.starts_with(b"/") {
+                    return Err(Refusal::HardlinkBadTarget { target: shown });
+                }
+                let target = match ArchivePath::parse(&raw) {
+                    Ok(Some(t)) => t,
+                    _ => return Err(Refusal::HardlinkBadTarget { target: shown }),
+                };
+                match self.known.get(&target) {
+                    Some(Some(Known {
+                        node: Node::File,
+                        from_archive: true,
+                    })) => Ok(Action::Hardlink(target)),
+                    _ => Err(Refusal::HardlinkNotExtracted { target: shown }),
+                }
+            }
+            _ => unreachable!("filtered above"),
+        }
+    }
+
+    fn check_parents(&mut self, path: &ArchivePath) -> Result<(), Refusal> {
+        for ancestor in path.ancestors() {
+            match self.lookup(&ancestor)? {
+                None => return Ok(()),
+                Some(Known { node: Node::Dir, .. }) => {}
+                Some(Known {
+                    node: Node::Symlink(_),
+                    from_archive,
+                }) => {
+                    return Err(Refusal::ThroughSymlink {
+                        parent: ancestor.to_string(),
+                        on_target: !from_archive,
+                    });
+                }
+                Some(_) => {
+                    return Err(Refusal::ParentNotDirectory {
+                        parent: ancestor.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn lookup(&mut self, path: &ArchivePath) -> Result<Option<Known>, Refusal> {
+        if let Some(k) = self.known.get(path) {
+            return Ok(k.clone());
+        }
+        let node = self
+            .view
+            .lstat(path)
+            .map_err(|e| Refusal::Inspect {
+                detail: format!("{path}: {e}"),
+            })?
+            .map(|d| Known {
+                node: match d {
+                    DiskNode::Dir => Node::Dir,
+                    DiskNode::File => Node::File,
+                    DiskNode::Symlink(t) => Node::Symlink(t),
+                    DiskNode::Other => Node::Other,
+                },
+                from_archive: false,
+            });
+        self.known.insert(path.clone(), node.clone());
+        Ok(node)
+    }
+
+    /// Lookup for link resolution, where ancestors may not be verified directories.
+    fn lookup_any(&mut self, comps: &[Vec<u8>]) -> Result<Option<Node>, Refusal> {
+        let joined = comps.join(&b'/');
+        let Ok(Some(path)) = ArchivePath::parse(&joined) else {
+            return Ok(Some(Node::Dir)); // the root itself
+        };
+        // Only consult the disk when every ancestor is a real directory; otherwise the
+        // path cannot exist as something we would have to follow.
+        for anc in path.ancestors() {
+            match self.lookup(&anc)? {
+                Some(Known { node: Node::Dir, .. }) => {}
+                _ => return Ok(None),
+            }
+        }
+        Ok(self.lookup(&path)?.map(|k| k.node))
+    }
+
+    fn check_link_target(
+        &mut self,
+        base: Option<&ArchivePath>,
+        target: &[u8],
+    ) -> Result<(), Refusal> {
+        let shown = escape_bytes(target);
+        let mut stack: Vec<Vec<u8>> = Vec::new();
+        let mut anchored = target.starts_with(b"/");
+        if !anchored && let Some(base) = base {
+            stack = base.components().map(|c| c.to_vec()).collect();
+        }
+        let mut queue: VecDeque<Vec<u8>> =
+            target.split(|&b| b == b'/').map(|c| c.to_vec()).collect();
+        let mut hops = 0u32;
+        while let Some(comp) = queue.pop_front() {
+            match comp.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    if stack.pop().is_none() && !anchored {
+                        return Err(Refusal::SymlinkEscapes { target: shown });
+                    }
+                }
+                _ => {
+                    stack.push(comp);
+                    if let Some(Node::Symlink(next)) = self.lookup_any(&stack)? {
+                        hops += 1;
+                        if hops > MAX_LINK_HOPS {
+                            return Err(Refusal::SymlinkLoop { target: shown });
+                        }
+                        stack.pop();
+                        if next.starts_with(b"/") {
+                            stack.clear();
+                            anchored = true;
+                        }
+                        for c in next.split(|&b| b == b'/').rev() {
+                            queue.push_front(c.to_vec());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, path: &ArchivePath, action: &Action) {
+        for anc in path.ancestors() {
+            let entry = self.known.entry(anc).or_insert(None);
+            if entry.is_none() {
+                *entry = Some(Known {
+                    node: Node::Dir,
+                    from_archive: true,
+                });
+            }
+        }
+        let node = match action {
+            Action::Dir => Node::Dir,
+            Action::File | Action::Hardlink(_) => Node::File,
+            Action::Symlink(t) => Node::Symlink(t.clone()),
+        };
+        self.known.insert(
+            path.clone(),
+            Some(Known {
+                node,
+                from_archive: true,
+            }),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Timestamp;
+
+    fn entry(name: &str, kind: EntryKind, link: Option<&str>) -> EntryHeader {
+        EntryHeader {
+            raw_path: name.as_bytes().to_vec(),
+            kind,
+            link_target: link.map(|l| l.as_bytes().to_vec()),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            uname: None,
+            gname: None,
+            size: 0,
+            mtime: Timestamp::default(),
+            atime: None,
+            device: None,
+            has_xattrs: false,
+            offset: 0,
+        }
+    }
+
+    fn refused(d: &Decision) -> Option<&Refusal> {
+        match d {
+            Decision::Refuse(_, r) => Some(r),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn write_through_archive_symlink_is_refused() {
+        let mut p = Policy::new(EmptyView);
+        assert!(matches!(
+            p.decide(&entry("./link", EntryKind::Symlink, Some("/etc"))),
+            Decision::Accept(..)
+        ));
+        let d = p.decide(&entry("./link/passwd", EntryKind::File, None));
+        assert!(matches!(
+            refused(&d),
+            Some(Refusal::ThroughSymlink {
+                on_target: false,
+                ..
+            })
+        ));
+        // Directory entry over the link: never chmod through it.
+        let d = p.decide(&entry("./link", EntryKind::Directory, None));
+        assert!(matches!(
+            refused(&d),
+            Some(Refusal::NotADirectoryInTheWay { .. })
+        ));
+        // A regular file replaces the link (no follow).
+        assert!(matches!(
+            p.decide(&entry("./link", EntryKind::File, None)),
+            Decision::Accept(_, Action::File)
+        ));
+    }
+
+    #[test]
+    fn link_targets_are_resolved_as_the_host_would() {
+        let mut p = Policy::new(EmptyView);
+        let ok = |p: &mut Policy<EmptyView>, n: &str, t: &str| {
+            matches!(
+                p.decide(&entry(n, EntryKind::Symlink, Some(t))),
+                Decision::Accept(..)
+            )
+        };
+        assert!(ok(&mut p, "etc/localtime", "/usr/share/zoneinfo/UTC"));
+        assert!(ok(&mut p, "etc/mtab", "../proc/self/mounts"));
+        assert!(ok(&mut p, "good", "etc/config.txt"));
+        assert!(!ok(&mut p, "malicious_link", "../../../../etc/passwd"));
+        // Chain: up -> .. (root, fine), then via/x -> ../up/.. climbs above the root.
+        assert!(ok(&mut p, "sub/up", ".."));
+        assert!(!ok(&mut p, "sub/esc", "up/.."));
+        // Loop.
+        assert!(ok(&mut p, "a", "b"));
+        assert!(ok(&mut p, "b", "a"));
+        let d = p.decide(&entry("c", EntryKind::Symlink, Some("a/x")));
+        assert!(matches!(refused(&d), Some(Refusal::SymlinkLoop { .. })));
+    }
+
+    #[test]
+    fn hardlinks_only_to_files_of_this_run() {
+        let mut p = Policy::new(EmptyView);
+        assert!(matches!(
+            p.decide(&entry("./etc/a", EntryKind::File, None)),
+            Decision::Accept(..)
+        ));
+        assert!(matches!(
+            p.decide(&entry("./etc/b", EntryKind::Hardlink, Some("./etc/a"))),
+            Decision::Accept(_, Action::Hardlink(_))
+        ));
+        for target in ["/etc/shadow", "../outside", "etc/missing", "etc"] {
+            let d = p.decide(&entry("./etc/c", EntryKind::Hardlink, Some(target)));
+            assert!(refused(&d).is_some(), "{target}");
+        }
+        let mut with_data = entry("./etc/d", EntryKind::Hardlink, Some("./etc/a"));
+        with_data.size = 10;
+        assert_eq!(
+            refused(&p.decide(&with_data)),
+            Some(&Refusal::HardlinkWithData)
+        );
+    }
+
+    #[test]
+    fn special_files_and_bad_names_are_refused() {
+        let mut p = Policy::new(EmptyView);
+        for kind in [
+            EntryKind::CharDevice,
+            EntryKind::BlockDevice,
+            EntryKind::Fifo,
+            EntryKind::Contiguous,
+            EntryKind::Sparse,
+            EntryKind::GlobalHeader,
+            EntryKind::Other(b'V'),
+        ] {
+            let d = p.decide(&entry("./dev/x", kind, None));
+            assert!(
+                matches!(refused(&d), Some(Refusal::UnsupportedType { .. })),
+                "{kind:?}"
+            );
+        }
+        assert!(matches!(
+            refused(&p.decide(&entry("../etc/passwd", EntryKind::File, None))),
+            Some(Refusal::BadName { .. })
+        ));
+        assert_eq!(
+            p.decide(&entry("./", EntryKind::Directory, None)),
+            Decision::Root
+        );
+        assert!(matches!(
+            refused(&p.decide(&entry(".proxsave-stage-1/x", EntryKind::File, None))),
+            Some(Refusal::ReservedName)
+        ));
+    }
+
+    struct Disk(HashMap<&'static str, DiskNode>);
+    impl FsView for Disk {
+        fn lstat(&self, path: &ArchivePath) -> io::Result<Option<DiskNode>> {
+            Ok(self.0.get(path.to_str().unwrap()).cloned())
+        }
+    }
+
+    #[test]
+    fn existing_links_on_the_target_are_not_traversed() {
+        let disk = Disk(HashMap::from([
+            ("var", DiskNode::Dir),
+            ("var/tmp", DiskNode::Dir),
+            ("var/tmp/x", DiskNode::Symlink(b"/".to_vec())),
+            ("x", DiskNode::Symlink(b"../../root/.ssh".to_vec())),
+            ("etc", DiskNode::Dir),
+            ("etc/ssl", DiskNode::Dir),
+        ]));
+        let mut p = Policy::new(disk);
+        for name in ["var/tmp/x/etc/passwd", "x/authorized_keys"] {
+            let d = p.decide(&entry(name, EntryKind::File, None));
+            assert!(
+                matches!(
+                    refused(&d),
+                    Some(Refusal::ThroughSymlink {
+                        on_target: true,
+                        ..
+                    })
+                ),
+                "{name}: {d:?}"
+            );
+        }
+        let d = p.decide(&entry("etc/ssl", EntryKind::File, None));
+        assert_eq!(refused(&d), Some(&Refusal::DirectoryInTheWay));
+        // A link whose target escapes only because of an existing link on disk.
+        let d = p.decide(&entry("etc/l", EntryKind::Symlink, Some("../x")));
+        assert!(
+            matches!(refused(&d), Some(Refusal::SymlinkEscapes { .. })),
+            "{d:?}"
+        );
+    }
+}

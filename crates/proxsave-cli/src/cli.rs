@@ -1,0 +1,191 @@
+//! Command-line syntax (the contract in docs/cli.md).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Restore, verify, inspect and extract proxsave backups of Proxmox VE / Backup Server hosts.
+#[derive(Debug, Parser)]
+#[command(name = "proxsave", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Parses `std::env::args`, accepting upstream's `--decrypt` (and, later, `--restore`)
+    /// spelled as options.
+    pub fn parse_with_aliases() -> Cli {
+        let args: Vec<std::ffi::OsString> = std::env::args_os()
+            .enumerate()
+            .map(|(i, a)| {
+                if i == 1 && (a == "--decrypt" || a == "-decrypt") {
+                    "decrypt".into()
+                } else {
+                    a
+                }
+            })
+            .collect();
+        Cli::parse_from(args)
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show a backup's manifest, encryption and checksum status (no key needed).
+    Inspect(InspectArgs),
+    /// Read the whole backup and check it: checksum, decryption, decompression, tar
+    /// structure and every extraction safety rule. Writes nothing; exit 0 only if sound.
+    Verify(VerifyArgs),
+    /// List the entries of a backup.
+    Ls(LsArgs),
+    /// Write one file's content from a backup to standard output.
+    Cat(CatArgs),
+    /// Extract (all or some) entries of a backup into a folder, safely.
+    Extract(ExtractArgs),
+    /// Decrypt a backup into `<name>.decrypted.bundle.tar`.
+    Decrypt(DecryptArgs),
+    /// List the backups found in the configured sources.
+    List(ListArgs),
+}
+
+/// How to decrypt.
+#[derive(Debug, Clone, Args, Default)]
+pub struct KeyArgs {
+    /// File whose first line is the passphrase (or an AGE-SECRET-KEY); `-` reads stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub passphrase_file: Option<PathBuf>,
+    /// age identity file (AGE-SECRET-KEY-… lines) or OpenSSH private key; repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+/// `inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The backup: a .bundle.tar, or a raw archive with its .metadata/.sha256 beside it.
+    #[arg(long, value_name = "PATH")]
+    pub backup: PathBuf,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not compute the checksum of the stored bytes (manifest only).
+    #[arg(long)]
+    pub no_checksum: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The backup.
+    #[arg(long, value_name = "PATH")]
+    pub backup: PathBuf,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// The backup.
+    #[arg(long, value_name = "PATH")]
+    pub backup: PathBuf,
+    /// Only entries matching these paths or globs (`etc/ssh`, `/etc/pve/*.cfg`).
+    #[arg(value_name = "PATH|GLOB")]
+    pub patterns: Vec<String>,
+    /// Long listing: type and mode, owner, size, time, name.
+    #[arg(short, long)]
+    pub long: bool,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `cat`.
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// The backup.
+    #[arg(long, value_name = "PATH")]
+    pub backup: PathBuf,
+    /// The file, as `etc/hosts`, `./etc/hosts` or `/etc/hosts`.
+    #[arg(value_name = "FILE")]
+    pub file: String,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `extract`.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// The backup.
+    #[arg(long, value_name = "PATH")]
+    pub backup: PathBuf,
+    /// Destination folder: missing (created) or empty.
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Only these paths or globs (a directory selects everything below it).
+    #[arg(value_name = "PATH|GLOB")]
+    pub patterns: Vec<String>,
+    /// Write the acceptable entries even if some are refused by the safety rules
+    /// (by default nothing is written then).
+    #[arg(long)]
+    pub skip_refused: bool,
+    /// Do not restore numeric owners even when running as root.
+    #[arg(long)]
+    pub no_same_owner: bool,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `decrypt`.
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// The backup (asked for interactively when missing).
+    #[arg(long, value_name = "PATH")]
+    pub backup: Option<PathBuf>,
+    /// Output folder [default: <BASE_DIR>/decrypt].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// proxsave configuration (backup.env).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// proxsave configuration (backup.env) [default: /opt/proxsave/configs/backup.env].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Scan this folder instead of the configured sources.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
