@@ -37,4 +37,5 @@ pub mod read;
 pub mod tar;
 pub mod write;
 
+pub use age::secrecy;
 pub use error::{Error, Result};

@@ -305,7 +305,7 @@ fn open_lower(backup: &Backup, opts: &StreamOptions<'_>) -> Result<Lower> {
             .ok_or(Error::Key(KeyError::Required))?;
         let salt = (!backup.manifest.passphrase_salt.trim().is_empty())
             .then_some(backup.manifest.passphrase_salt.as_str());
-        match key::decrypt(BufReader::with_capacity(CHUNK, replay), key, salt, opts.unlock) {
+        match key::decrypt_payload(BufReader::with_capacity(CHUNK, replay), key, salt, opts.unlock) {
             Ok(reader) => Box::new(AgeLayer { inner: reader }),
             Err(KeyError::Io(e)) => return Err(checksum_first(backup, storage_error(backup, e))),
             Err(e @ (KeyError::NoMatch { .. } | KeyError::Corrupt { .. })) => {

@@ -41,13 +41,13 @@ pub fn key_from_args(args: &KeyArgs) -> Result<Key, Exit> {
 pub struct TtyUnlock;
 
 impl SshKeyUnlock for TtyUnlock {
-    fn passphrase(&self, key_label: &str) -> Option<age::secrecy::SecretString> {
+    fn passphrase(&self, key_label: &str) -> Option<proxsave_archive::secrecy::SecretString> {
         if !term::stdin_is_tty() {
             return None;
         }
         term::prompt_secret(&format!("Passphrase for SSH key {key_label}: "))
             .ok()
-            .map(|s| age::secrecy::SecretString::from(s))
+            .map(proxsave_archive::secrecy::SecretString::from)
     }
 }
 

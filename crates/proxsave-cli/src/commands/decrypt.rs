@@ -1,0 +1,99 @@
+//! `proxsave decrypt`: write `<name>.decrypted.bundle.tar`, as upstream does.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use proxsave_archive::backup::Backup;
+use proxsave_archive::ops;
+use proxsave_archive::progress::CancelToken;
+use proxsave_archive::read::StreamOptions;
+
+use crate::cli::DecryptArgs;
+use crate::commands::extract::Destination;
+use crate::commands::{list, open_backup, print_warnings};
+use crate::config::Config;
+use crate::{CmdResult, Exit, keys, progress, term};
+
+fn choose_backup(config: &Config) -> Result<Backup, Exit> {
+    if !term::stdin_is_tty() {
+        return Err(Exit::Usage(
+            "--backup is required when not running in a terminal".into(),
+        ));
+    }
+    let found = list::scan_sources(config)?;
+    let encrypted: Vec<&Backup> = found
+        .iter()
+        .flat_map(|(_, backups)| backups.iter())
+        .filter(|b| b.declared_encrypted())
+        .collect();
+    if encrypted.is_empty() {
+        return Err(Exit::Failure(anyhow::anyhow!(
+            "no encrypted backups found in the configured sources"
+        )));
+    }
+    eprintln!("Encrypted backups:");
+    for (i, b) in encrypted.iter().enumerate() {
+        eprintln!("  [{}] {}", i + 1, list::summary_line(b));
+    }
+    eprintln!("  [0] Cancel");
+    loop {
+        eprint!("Choice: ");
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).unwrap_or(0) == 0 {
+            return Err(Exit::Aborted);
+        }
+        match line.trim().parse::<usize>() {
+            Ok(0) => return Err(Exit::Aborted),
+            Ok(n) if n <= encrypted.len() => return Ok(encrypted[n - 1].clone()),
+            _ => eprintln!("Please enter a number from 0 to {}.", encrypted.len()),
+        }
+    }
+}
+
+pub fn run(args: DecryptArgs, cancel: &CancelToken) -> CmdResult {
+    let config = Config::load(args.config.as_deref())?;
+    let backup = match &args.backup {
+        Some(p) => open_backup(p)?,
+        None => choose_backup(&config)?,
+    };
+    let out_dir: PathBuf = args
+        .out
+        .clone()
+        .unwrap_or_else(|| config.base_dir.join("decrypt"));
+    let created = !out_dir.exists();
+    if created {
+        std::fs::create_dir_all(&out_dir)
+            .with_context(|| format!("creating {}", out_dir.display()))?;
+    } else if !out_dir.is_dir() {
+        return Err(Exit::Failure(anyhow::anyhow!(
+            "{} is not a folder",
+            out_dir.display()
+        )));
+    }
+    let dest = if created { Some(Destination::prepare_created(&out_dir)) } else { None };
+    let label = backup.display_name().to_string();
+    let bar = progress::bar("decrypting");
+    let result = keys::with_key(&args.key, &label, |key, unlock| {
+        let opts = StreamOptions {
+            key: Some(key),
+            unlock: Some(unlock),
+            progress: bar.clone(),
+            threaded: false,
+        };
+        ops::decrypt(&backup, &out_dir, &opts, cancel, env!("CARGO_PKG_VERSION"))
+    });
+    match result {
+        Ok(path) => {
+            print_warnings(&backup.warnings);
+            eprintln!("Decrypted bundle created: {}", path.display());
+            println!("{}", path.display());
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(d) = dest {
+                d.restore_original_state();
+            }
+            Err(e)
+        }
+    }
+}
