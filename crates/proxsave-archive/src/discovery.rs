@@ -78,9 +78,9 @@ pub fn discover(dir: &Path) -> Result<Discovery> {
         }
     }
     out.backups.sort_by(|a, b| {
-        let ta = a.manifest.created_at.instant();
-        let tb = b.manifest.created_at.instant();
-        tb.cmp(&ta)
+        b.manifest
+            .created_at
+            .cmp(&a.manifest.created_at)
             .then_with(|| a.display_name().cmp(b.display_name()))
     });
     Ok(out)

@@ -100,6 +100,12 @@ pub const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 const GO_ZERO_UNIX: i64 = -62_135_596_800;
 
 impl GoTime {
+    /// A time from the local clock (e.g. a legacy sidecar's mtime), in UTC.
+    pub fn from_system_time(t: std::time::SystemTime) -> Self {
+        let utc: chrono::DateTime<chrono::Utc> = t.into();
+        GoTime(Some(utc.fixed_offset()))
+    }
+
     /// Parses any RFC3339 time as Go's `time.Time.UnmarshalJSON` accepts it.
     ///
     /// Accepted: `YYYY-MM-DDTHH:MM:SS`, an optional `.` and one or more fraction digits (digits

@@ -2,7 +2,7 @@
 //! decrypt. The CLI's read-only commands are thin layers over these.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;

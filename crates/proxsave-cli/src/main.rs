@@ -13,7 +13,6 @@ mod term;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 
 use crate::cli::{Cli, Command};
 

@@ -5,6 +5,8 @@
 //! developer machine, but **fails** in CI (`CI` or `PROXSAVE_REQUIRE_TOOLS` set), because CI
 //! must install every tool the tests need.
 
+pub mod fixture;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
