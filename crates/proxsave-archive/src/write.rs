@@ -37,6 +37,7 @@ impl AtomicFile {
             .unwrap_or_default();
         let tmp = dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
         let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .mode(mode)
