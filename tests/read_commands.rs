@@ -538,7 +538,7 @@ fn each_kind_of_damage_has_its_own_error_and_writes_nothing() {
     bad_xz.archive[n / 2] ^= 0xff;
     rechecksum(&mut bad_xz);
     let b = bad_xz.write_bundle(&dir("badxz"));
-    assert_fails(&b, &[], "compressed data is corrupt", work);
+    assert_fails(&b, &[], "the xz data is corrupt", work);
 
     // A name that says xz over zstd data.
     if require_tool("zstd").is_some() {

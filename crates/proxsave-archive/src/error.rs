@@ -68,10 +68,10 @@ pub enum Error {
         /// The decryption library's message.
         detail: String,
     },
-    /// The compressed data is corrupt or ends early.
-    #[error("the compressed data is corrupt or truncated: {detail}")]
+    /// The compressed data is corrupt, truncated or followed by junk.
+    #[error("{detail}")]
     Decompress {
-        /// The decompressor's message.
+        /// What the decompressor found, e.g. "the xz data is corrupt: …".
         detail: String,
     },
     /// Reading the backup failed while an entry's data was being consumed; the pipeline in

@@ -569,7 +569,7 @@ fn classify_io(backup: &Backup, e: io::Error) -> Error {
             },
         };
     }
-    if let Some(decode) = e.get_ref().and_then(|i| i.downcast_ref::<DecodeFault>()) {
+    if let Some(decode) = DecodeFault::from_io(&e) {
         return Error::Decompress {
             detail: decode.to_string(),
         };
@@ -587,7 +587,7 @@ fn classify_io(backup: &Backup, e: io::Error) -> Error {
         });
     }
     Error::Decompress {
-        detail: e.to_string(),
+        detail: format!("reading the compressed data failed: {e}"),
     }
 }
 
