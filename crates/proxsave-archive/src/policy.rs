@@ -172,7 +172,10 @@ impl fmt::Display for Refusal {
             ),
             Refusal::EmptySymlink => write!(f, "symbolic link with an empty target"),
             Refusal::HardlinkBadTarget { target } => {
-                write!(f, "hard link target {target:?} is not a path inside the archive")
+                write!(
+                    f,
+                    "hard link target {target:?} is not a path inside the archive"
+                )
             }
             Refusal::HardlinkNotExtracted { target } => write!(
                 f,
@@ -354,7 +357,9 @@ impl<V: FsView> Policy<V> {
         for ancestor in path.ancestors() {
             match self.lookup(&ancestor)? {
                 None => return Ok(()),
-                Some(Known { node: Node::Dir, .. }) => {}
+                Some(Known {
+                    node: Node::Dir, ..
+                }) => {}
                 Some(Known {
                     node: Node::Symlink(_),
                     from_archive,
@@ -407,7 +412,9 @@ impl<V: FsView> Policy<V> {
         // path cannot exist as something we would have to follow.
         for anc in path.ancestors() {
             match self.lookup(&anc)? {
-                Some(Known { node: Node::Dir, .. }) => {}
+                Some(Known {
+                    node: Node::Dir, ..
+                }) => {}
                 _ => return Ok(None),
             }
         }

@@ -222,7 +222,9 @@ impl<R: Read> TarReader<R> {
                 BlockRead::Full => {}
             }
             if block.iter().all(|&b| b == 0) {
-                if pending.pax.is_some() || pending.long_name.is_some() || pending.long_link.is_some()
+                if pending.pax.is_some()
+                    || pending.long_name.is_some()
+                    || pending.long_link.is_some()
                 {
                     return Err(TarError::BadHeader {
                         offset,
@@ -244,7 +246,9 @@ impl<R: Read> TarReader<R> {
                             // as the end; `finish` reports what follows as trailing data.
                             self.lone_zero_block = true;
                             self.ended = true;
-                            return Err(TarError::TrailingData { offset: self.pos - 512 });
+                            return Err(TarError::TrailingData {
+                                offset: self.pos - 512,
+                            });
                         }
                     }
                 }
@@ -259,11 +263,13 @@ impl<R: Read> TarReader<R> {
                     pending.pax = Some(records);
                 }
                 b'L' => {
-                    let data = self.read_record(&raw, self.limits.max_long_name, "GNU long name")?;
+                    let data =
+                        self.read_record(&raw, self.limits.max_long_name, "GNU long name")?;
                     pending.long_name = Some(trim_nul(&data).to_vec());
                 }
                 b'K' => {
-                    let data = self.read_record(&raw, self.limits.max_long_name, "GNU long link")?;
+                    let data =
+                        self.read_record(&raw, self.limits.max_long_name, "GNU long link")?;
                     pending.long_link = Some(trim_nul(&data).to_vec());
                 }
                 _ => {
@@ -527,7 +533,13 @@ impl RawHeader {
         let unsigned: u64 = block
             .iter()
             .enumerate()
-            .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) })
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(b)
+                }
+            })
             .sum();
         let signed: i64 = block
             .iter()
@@ -707,9 +719,7 @@ fn parse_pax(data: &[u8], offset: u64) -> Result<PaxRecords, TarError> {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad("record length is not a number".into()))?;
         if len <= space + 1 || len > rest.len() {
-            return Err(bad(format!(
-                "record length {len} does not fit the header"
-            )));
+            return Err(bad(format!("record length {len} does not fit the header")));
         }
         let record = &rest[space + 1..len];
         rest = &rest[len..];
@@ -876,7 +886,8 @@ impl<W: Write> TarWriter<W> {
             });
             self.out.write_all(&block)?;
             self.out.write_all(&body)?;
-            self.out.write_all(&vec![0u8; pad_of(body.len() as u64) as usize])?;
+            self.out
+                .write_all(&vec![0u8; pad_of(body.len() as u64) as usize])?;
         }
         let typeflag = match header.kind {
             WriteKind::File => b'0',
@@ -1121,7 +1132,10 @@ mod tests {
         let mut flipped = good.clone();
         flipped[10] ^= 1;
         let err = TarReader::new(&flipped[..]).next_entry().unwrap_err();
-        assert!(matches!(err, TarError::BadHeader { offset: 0, .. }), "{err}");
+        assert!(
+            matches!(err, TarError::BadHeader { offset: 0, .. }),
+            "{err}"
+        );
 
         // Cut inside the data.
         let mut r = TarReader::new(&good[..700]);

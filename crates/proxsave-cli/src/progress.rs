@@ -28,6 +28,12 @@ impl Progress for Bar {
     }
 }
 
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 /// A progress bar when standard error is a terminal, else nothing.
 pub fn bar(verb: &str) -> Option<Arc<dyn Progress>> {
     if !term::stderr_is_tty() {

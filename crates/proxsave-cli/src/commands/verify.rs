@@ -21,12 +21,6 @@ pub fn run(args: VerifyArgs, cancel: &CancelToken) -> CmdResult {
             threaded: true,
         };
         ops::verify(&backup, &opts, cancel)
-    })
-    .map_err(|e| {
-        if let Some(b) = &bar {
-            b.finish();
-        }
-        e
     })?;
     let sound = report.is_sound();
     if args.json {
@@ -56,7 +50,11 @@ pub fn run(args: VerifyArgs, cancel: &CancelToken) -> CmdResult {
         );
         println!(
             "Encryption:  {}",
-            if s.encrypted { "age, decrypted and authenticated" } else { "none" }
+            if s.encrypted {
+                "age, decrypted and authenticated"
+            } else {
+                "none"
+            }
         );
         println!(
             "Archive:     OK  {} data, tar stream of {} ({} entries)",
