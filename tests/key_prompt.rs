@@ -65,7 +65,10 @@ fn missing_passphrase_is_asked_without_echo_and_retried() {
     seen += &p.exp_string("the backup is sound").unwrap();
     seen += &p.exp_eof().unwrap();
     assert_eq!(exit_code(&mut p), 0);
-    assert!(!seen.contains("wrong horse"), "typed text was echoed:\n{seen}");
+    assert!(
+        !seen.contains("wrong horse"),
+        "typed text was echoed:\n{seen}"
+    );
     assert!(!seen.contains(PASSPHRASE), "passphrase was echoed:\n{seen}");
 }
 
