@@ -1,1 +1,21 @@
-//! Placeholder: filled by later issues.
+//! Proxmox VE restore categories (and, in later work, their appliers: cluster SAFE/RECOVERY,
+//! `pvesh` apply, storage directories).
+//!
+//! Linking this crate registers the eleven PVE categories with `proxsave-categories`.
+
+mod categories;
+
+/// Ids of the categories this crate registers, in registry order.
+pub const CATEGORY_IDS: [&str; 11] = [
+    "pve_config_export",
+    "pve_cluster",
+    "storage_pve",
+    "pve_jobs",
+    "pve_notifications",
+    "pve_access_control",
+    "pve_firewall",
+    "pve_ha",
+    "pve_sdn",
+    "corosync",
+    "ceph",
+];
