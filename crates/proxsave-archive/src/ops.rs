@@ -2,7 +2,7 @@
 //! decrypt. The CLI's read-only commands are thin layers over these.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -148,12 +148,63 @@ pub struct Spool {
 /// Bytes kept in memory before [`Spool`] moves to an anonymous file.
 pub const SPOOL_MEMORY: usize = 8 << 20;
 
+impl Default for Spool {
+    fn default() -> Self {
+        Spool::new()
+    }
+}
+
 impl Spool {
-    fn new() -> Spool {
+    /// An empty spool.
+    pub fn new() -> Spool {
         Spool {
             mem: Vec::new(),
             file: None,
             len: 0,
+        }
+    }
+
+    /// Empties the spool (keeping its buffers).
+    pub fn clear(&mut self) -> io::Result<()> {
+        self.mem.clear();
+        if let Some(f) = &mut self.file {
+            f.set_len(0)?;
+            f.seek(SeekFrom::Start(0))?;
+        }
+        self.len = 0;
+        Ok(())
+    }
+
+    /// Appends everything `r` yields, checking `cancel` between buffers.
+    ///
+    /// # Errors
+    /// Read errors of `r` (as [`Error::Read`]), spool write errors, [`Error::Cancelled`].
+    pub fn fill(&mut self, r: &mut dyn io::Read, cancel: &CancelToken) -> Result<()> {
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            cancel.check()?;
+            let n = match r.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Read(e)),
+            };
+            self.write_all(&buf[..n])
+                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        }
+    }
+
+    /// A reader over the content from its start.
+    ///
+    /// # Errors
+    /// Seek errors of the backing file.
+    pub fn reader(&mut self) -> io::Result<Box<dyn io::Read + '_>> {
+        match &mut self.file {
+            Some(f) => {
+                f.seek(SeekFrom::Start(0))?;
+                Ok(Box::new((&*f).take(self.len)))
+            }
+            None => Ok(Box::new(&self.mem[..])),
         }
     }
 

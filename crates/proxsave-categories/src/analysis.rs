@@ -204,7 +204,10 @@ impl Analyzer {
     /// True if the caller should pass this entry's content to [`Analyzer::observe_metadata`]:
     /// the first regular `backup_metadata.txt`.
     pub fn wants_content(&mut self, path: &ArchivePath, kind: EntryKind, size: u64) -> bool {
-        if self.metadata_done || kind != EntryKind::File || path.as_bytes() != METADATA_PATH.as_bytes() {
+        if self.metadata_done
+            || kind != EntryKind::File
+            || path.as_bytes() != METADATA_PATH.as_bytes()
+        {
             return false;
         }
         if size > METADATA_LIMIT {

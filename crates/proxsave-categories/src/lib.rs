@@ -228,7 +228,11 @@ pub fn registry() -> &'static [&'static Category] {
         let mut orders = HashSet::new();
         for c in &all {
             assert!(ids.insert(c.id), "category id {} registered twice", c.id);
-            assert!(orders.insert(c.order), "category order {} used twice", c.order);
+            assert!(
+                orders.insert(c.order),
+                "category order {} used twice",
+                c.order
+            );
         }
         all
     })
@@ -266,7 +270,19 @@ mod tests {
             .filter(|c| c.kind == Kind::Common)
             .map(|c| c.id)
             .collect();
-        for id in ["filesystem", "storage_stack", "ssl", "ssh", "scripts", "crontabs", "services", "accounts", "user_data", "zfs", "proxsave_info"] {
+        for id in [
+            "filesystem",
+            "storage_stack",
+            "ssl",
+            "ssh",
+            "scripts",
+            "crontabs",
+            "services",
+            "accounts",
+            "user_data",
+            "zfs",
+            "proxsave_info",
+        ] {
             assert!(ids.contains(&id), "{id} missing");
         }
     }

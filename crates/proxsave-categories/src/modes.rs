@@ -53,7 +53,8 @@ impl HostRole {
 
     /// True if the two roles share PVE or PBS.
     pub fn overlaps(self, other: HostRole) -> bool {
-        (self.supports_pve() && other.supports_pve()) || (self.supports_pbs() && other.supports_pbs())
+        (self.supports_pve() && other.supports_pve())
+            || (self.supports_pbs() && other.supports_pbs())
     }
 }
 

@@ -1,1 +1,26 @@
-//! Placeholder: filled by later issues.
+//! The proxsave restore engine.
+//!
+//! A restore is: [`engine::scan`] (one read: verify the backup, find its categories), a
+//! [`plan::Plan`] built from the user's [`plan::Request`] (pure), a confirmation by the
+//! caller, then [`engine::execute`]: safety backup, service stop (restarted on every exit
+//! path), one read feeding the target root, the export folder and the stage folder, commit
+//! after verification, dedup repair, appliers, report and restore log.
+//!
+//! The engine is generic over its effects: a [`host::Host`] (root folder, command runner,
+//! clock, mount probe, run-or-defer host actions) and a [`prompt::Prompter`]. It never prints,
+//! prompts, reads the environment or spawns processes itself.
+
+pub mod applier;
+pub mod compare;
+mod dedup;
+pub mod engine;
+pub mod error;
+pub mod host;
+pub mod plan;
+pub mod prompt;
+pub mod report;
+pub mod safety;
+pub mod services;
+pub mod workspace;
+
+pub use error::RestoreError;

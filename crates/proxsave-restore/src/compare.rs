@@ -1,0 +1,215 @@
+//! Comparing an archive entry with what the target root holds now (for `--dry-run`, the
+//! report's new/changed/unchanged, and `diff`).
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use proxsave_archive::entry::{EntryHeader, EntryKind};
+use proxsave_archive::path::ArchivePath;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use serde::Serialize;
+
+/// How an entry relates to the root's current content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Nothing there yet.
+    New,
+    /// There, with different content (or type, or link target).
+    Changed,
+    /// Same content, different mode, owner or time.
+    Metadata,
+    /// Identical.
+    Unchanged,
+}
+
+impl Change {
+    /// Word used in listings.
+    pub fn word(self) -> &'static str {
+        match self {
+            Change::New => "new",
+            Change::Changed => "changed",
+            Change::Metadata => "metadata",
+            Change::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// A read-only view of the target root through descriptors (never following symlinks).
+pub struct RootReader {
+    root: OwnedFd,
+    compare_owner: bool,
+}
+
+impl RootReader {
+    /// Opens `root`.
+    ///
+    /// # Errors
+    /// The root cannot be opened as a directory.
+    pub fn open(root: &Path) -> std::io::Result<RootReader> {
+        let root = rustix::fs::open(
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(RootReader {
+            root,
+            compare_owner: rustix::process::geteuid().is_root(),
+        })
+    }
+
+    fn parent(&self, path: &ArchivePath) -> Option<OwnedFd> {
+        let mut cur = rustix::io::dup(&self.root).ok()?;
+        if let Some(parent) = path.parent() {
+            for comp in parent.components() {
+                cur = open_dir(cur.as_fd(), comp).ok()?;
+            }
+        }
+        Some(cur)
+    }
+
+    /// Reads the current content of a regular file at `path` (no link followed), up to
+    /// `limit` bytes. `None` if it is not a regular file or is larger.
+    pub fn read_file(&self, path: &ArchivePath, limit: u64) -> Option<Vec<u8>> {
+        let parent = self.parent(path)?;
+        let fd = rustix::fs::openat(
+            &parent,
+            OsStr::from_bytes(path.file_name()),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let st = rustix::fs::fstat(&fd).ok()?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_size as u64 > limit
+        {
+            return None;
+        }
+        let mut out = Vec::new();
+        File::from(fd).take(limit).read_to_end(&mut out).ok()?;
+        Some(out)
+    }
+
+    /// Compares the entry (whose file data is `data`) with what is at its path.
+    pub fn compare(
+        &self,
+        path: &ArchivePath,
+        header: &EntryHeader,
+        data: Option<&mut dyn Read>,
+    ) -> Change {
+        let Some(parent) = self.parent(path) else {
+            return Change::New;
+        };
+        let name = OsStr::from_bytes(path.file_name());
+        let Ok(st) = rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            return Change::New;
+        };
+        let ft = FileType::from_raw_mode(st.st_mode);
+        let same_meta = |with_time: bool| {
+            (st.st_mode & 0o7777) == header.mode
+                && (!self.compare_owner
+                    || (u64::from(st.st_uid) == header.uid && u64::from(st.st_gid) == header.gid))
+                && (!with_time
+                    || (st.st_mtime == header.mtime.secs
+                        && st.st_mtime_nsec as u32 == header.mtime.nanos))
+        };
+        match header.kind {
+            EntryKind::Directory => {
+                if ft != FileType::Directory {
+                    Change::Changed
+                } else if same_meta(true) {
+                    Change::Unchanged
+                } else {
+                    Change::Metadata
+                }
+            }
+            EntryKind::Symlink => {
+                if ft != FileType::Symlink {
+                    return Change::Changed;
+                }
+                let target = rustix::fs::readlinkat(&parent, name, Vec::new())
+                    .map(|t| t.into_bytes())
+                    .unwrap_or_default();
+                if Some(target.as_slice()) != header.link_target.as_deref() {
+                    Change::Changed
+                } else {
+                    Change::Unchanged
+                }
+            }
+            EntryKind::File | EntryKind::Hardlink => {
+                if ft != FileType::RegularFile {
+                    return Change::Changed;
+                }
+                if header.kind == EntryKind::File && st.st_size as u64 != header.size {
+                    return Change::Changed;
+                }
+                let same_content = match data {
+                    Some(d) => match rustix::fs::openat(
+                        &parent,
+                        name,
+                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    ) {
+                        Ok(fd) => same_bytes(&mut File::from(fd), d),
+                        Err(_) => false,
+                    },
+                    None => true,
+                };
+                if !same_content {
+                    Change::Changed
+                } else if same_meta(true) {
+                    Change::Unchanged
+                } else {
+                    Change::Metadata
+                }
+            }
+            _ => Change::Changed,
+        }
+    }
+}
+
+fn open_dir(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        OsStr::from_bytes(name),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+fn same_bytes(a: &mut dyn Read, b: &mut dyn Read) -> bool {
+    let mut ba = vec![0u8; 64 << 10];
+    let mut bb = vec![0u8; 64 << 10];
+    loop {
+        let na = match read_full(a, &mut ba) {
+            Ok(n) => n,
+            Err(_) => return false,
+        };
+        let nb = match read_full(b, &mut bb) {
+            Ok(n) => n,
+            Err(_) => return false,
+        };
+        if na != nb || ba[..na] != bb[..nb] {
+            return false;
+        }
+        if na == 0 {
+            return true;
+        }
+    }
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}

@@ -1,0 +1,63 @@
+//! Materialising upstream's dedup symlinks back into regular files.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use proxsave_archive::path::ArchivePath;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+/// Replaces the symlink at `dup` (below `root`) with a regular file holding `data`, atomically
+/// (temporary file + rename), never following a link on the way.
+pub fn replace_link_with_file(
+    root: &OwnedFd,
+    dup: &ArchivePath,
+    data: &[u8],
+    mode: u32,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> std::io::Result<()> {
+    let mut dir = rustix::io::dup(root)?;
+    if let Some(parent) = dup.parent() {
+        for c in parent.components() {
+            dir = rustix::fs::openat(
+                &dir,
+                OsStr::from_bytes(c),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+        }
+    }
+    let name = OsStr::from_bytes(dup.file_name());
+    let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+        return Err(std::io::Error::other("no longer a symbolic link"));
+    }
+    let tmp = format!(".proxsave-dedup-{}", std::process::id());
+    let fd = rustix::fs::openat(
+        &dir,
+        tmp.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    let mut f = File::from(fd);
+    let result = (|| -> std::io::Result<()> {
+        f.write_all(data)?;
+        if rustix::process::geteuid().is_root() && (uid.is_some() || gid.is_some()) {
+            rustix::fs::fchown(
+                f.as_fd(),
+                uid.map(rustix::fs::Uid::from_raw),
+                gid.map(rustix::fs::Gid::from_raw),
+            )?;
+        }
+        rustix::fs::fchmod(f.as_fd(), Mode::from_raw_mode(mode & 0o7777))?;
+        rustix::fs::renameat(&dir, tmp.as_str(), &dir, name)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
+    }
+    result
+}

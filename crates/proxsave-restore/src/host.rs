@@ -1,0 +1,249 @@
+//! The host being restored, seen through injected effects.
+//!
+//! The engine never spawns processes, reads the clock or probes mounts itself: it asks a
+//! [`CommandRunner`], a [`Clock`] and a [`MountProbe`]. The CLI provides real ones; tests
+//! provide recording fakes (or run the real runner against fake commands on `PATH`).
+//!
+//! [`HostActions::Defer`] makes [`Host::run`] record the command instead of running it, so a
+//! restore into an alternate root never touches the running system.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proxsave_archive::progress::CancelToken;
+use serde::Serialize;
+
+/// A command to run on the host.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostCommand {
+    /// Program name (looked up on `PATH`).
+    pub program: String,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// Deadline; the command is killed after it.
+    #[serde(skip)]
+    pub timeout: Duration,
+    /// Indexes of arguments to show as `********` in logs and reports.
+    #[serde(skip)]
+    pub secret_args: Vec<usize>,
+}
+
+impl HostCommand {
+    /// `program args…` with a 30-second deadline.
+    pub fn new<I, S>(program: &str, args: I) -> HostCommand
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        HostCommand {
+            program: program.to_string(),
+            args: args.into_iter().map(Into::into).collect(),
+            timeout: Duration::from_secs(30),
+            secret_args: Vec::new(),
+        }
+    }
+
+    /// Sets the deadline.
+    pub fn timeout(mut self, timeout: Duration) -> HostCommand {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The command line as shown to users, secrets redacted.
+    pub fn display(&self) -> String {
+        let mut parts = vec![self.program.clone()];
+        for (i, a) in self.args.iter().enumerate() {
+            if self.secret_args.contains(&i) {
+                parts.push("********".into());
+            } else if a.is_empty() || a.contains(char::is_whitespace) {
+                parts.push(format!("'{a}'"));
+            } else {
+                parts.push(a.clone());
+            }
+        }
+        parts.join(" ")
+    }
+}
+
+/// What a command did.
+#[derive(Clone, Debug, Default)]
+pub struct CommandOutput {
+    /// Exit code (`None` if killed by a signal or on timeout).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+    /// True when the deadline killed it.
+    pub timed_out: bool,
+}
+
+impl CommandOutput {
+    /// True for exit code 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Standard output as trimmed text.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).trim().to_string()
+    }
+
+    /// A one-line description of a failure.
+    pub fn failure(&self) -> String {
+        if self.timed_out {
+            return "timed out".into();
+        }
+        let err = String::from_utf8_lossy(&self.stderr);
+        let err = err.trim();
+        match self.code {
+            Some(c) if err.is_empty() => format!("exit code {c}"),
+            Some(c) => format!("exit code {c}: {err}"),
+            None => "killed by a signal".into(),
+        }
+    }
+}
+
+/// Runs host commands with deadlines and cancellation.
+pub trait CommandRunner: Send + Sync {
+    /// Runs `cmd`; a deadline or cancellation kills it (`timed_out` set).
+    ///
+    /// # Errors
+    /// The program could not be started.
+    fn run(&self, cmd: &HostCommand, cancel: &CancelToken) -> std::io::Result<CommandOutput>;
+}
+
+/// The clock (injected so tests run without waiting).
+pub trait Clock: Send + Sync {
+    /// Local time now.
+    fn now(&self) -> chrono::DateTime<chrono::Local>;
+    /// Waits.
+    fn sleep(&self, d: Duration);
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> chrono::DateTime<chrono::Local> {
+        chrono::Local::now()
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+/// Tells whether a path is a mount point (e.g. `/etc/pve` as pmxcfs).
+pub trait MountProbe: Send + Sync {
+    /// True if `path` (absolute, on the running host) is a mount point.
+    fn is_mount_point(&self, path: &Path) -> bool;
+}
+
+/// Whether host commands run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostActions {
+    /// Run them.
+    Run,
+    /// Record them as to-dos; touch nothing on the running host.
+    Defer,
+}
+
+/// The result of [`Host::run`].
+#[derive(Debug)]
+pub enum Ran {
+    /// The command ran.
+    Done(CommandOutput),
+    /// Host actions are deferred; the command was recorded.
+    Deferred,
+}
+
+/// The target of a restore.
+#[derive(Clone)]
+pub struct Host {
+    /// The root directory restored into (`/` on a live system).
+    pub root: PathBuf,
+    /// Whether host commands run or are deferred.
+    pub actions: HostActions,
+    /// Runs commands.
+    pub runner: Arc<dyn CommandRunner>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Mount points.
+    pub mounts: Arc<dyn MountProbe>,
+    deferred: Arc<Mutex<Vec<String>>>,
+    ran: Arc<Mutex<Vec<String>>>,
+}
+
+impl Host {
+    /// A host with the given effects.
+    pub fn new(
+        root: PathBuf,
+        actions: HostActions,
+        runner: Arc<dyn CommandRunner>,
+        clock: Arc<dyn Clock>,
+        mounts: Arc<dyn MountProbe>,
+    ) -> Host {
+        Host {
+            root,
+            actions,
+            runner,
+            clock,
+            mounts,
+            deferred: Arc::default(),
+            ran: Arc::default(),
+        }
+    }
+
+    /// True when the root is the running system's `/`.
+    pub fn is_live_root(&self) -> bool {
+        self.root == Path::new("/")
+    }
+
+    /// Runs `cmd` (or records it when actions are deferred).
+    ///
+    /// # Errors
+    /// The program could not be started.
+    pub fn run(&self, cmd: &HostCommand, cancel: &CancelToken) -> std::io::Result<Ran> {
+        match self.actions {
+            HostActions::Defer => {
+                self.deferred
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(cmd.display());
+                Ok(Ran::Deferred)
+            }
+            HostActions::Run => {
+                self.ran
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(cmd.display());
+                self.runner.run(cmd, cancel).map(Ran::Done)
+            }
+        }
+    }
+
+    /// Records a to-do that is not a command (e.g. "unmount /etc/pve") when deferring.
+    pub fn defer_note(&self, note: String) {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(note);
+    }
+
+    /// Commands recorded instead of run.
+    pub fn deferred(&self) -> Vec<String> {
+        self.deferred
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Commands that ran.
+    pub fn commands_run(&self) -> Vec<String> {
+        self.ran.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

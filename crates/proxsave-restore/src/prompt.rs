@@ -1,0 +1,97 @@
+//! Questions the engine asks while it runs, and where its messages go.
+//!
+//! The engine never reads a terminal: it asks a [`Prompter`]. The CLI answers from the
+//! terminal, or from flags and an answers file in non-interactive runs (where a question
+//! without an answer is an error naming the flag, never a guess).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// How loud a message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Progress and facts.
+    Info,
+    /// Something the user should read.
+    Warning,
+    /// Something failed.
+    Error,
+}
+
+/// A yes/no question.
+#[derive(Clone, Debug, Serialize)]
+pub struct Question {
+    /// Stable id; also the key in answers files (`continue_without_safety_backup`).
+    pub id: &'static str,
+    /// The flag that answers it non-interactively, if any.
+    pub flag: Option<&'static str>,
+    /// The question as shown.
+    pub text: String,
+    /// What Enter (or a timeout) means.
+    pub default: bool,
+    /// Only the literal word `yes` means yes (dangerous choices).
+    pub strict_yes: bool,
+    /// After this long without an answer, the default is taken.
+    #[serde(skip)]
+    pub timeout: Option<Duration>,
+}
+
+/// Why a question got no answer.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PromptError {
+    /// The user aborted (`0`, `cancel`, Ctrl+C, end of input).
+    #[error("aborted by the user")]
+    Aborted,
+    /// Non-interactive run and no answer was given.
+    #[error("no answer for `{id}`{}", flag.map(|f| format!(" (use {f} or set `{id}` in the answers file)")).unwrap_or_default())]
+    Missing {
+        /// The question id.
+        id: &'static str,
+        /// The flag that would answer it.
+        flag: Option<&'static str>,
+    },
+}
+
+/// Answers questions and receives messages.
+pub trait Prompter {
+    /// Asks a yes/no question.
+    ///
+    /// # Errors
+    /// [`PromptError::Aborted`] or [`PromptError::Missing`].
+    fn confirm(&mut self, question: &Question) -> Result<bool, PromptError>;
+
+    /// Shows a message.
+    fn say(&mut self, level: Level, message: &str);
+}
+
+/// A prompter with fixed answers and a record of what was said (for library users and tests).
+#[derive(Debug, Default)]
+pub struct ScriptedPrompter {
+    /// Answers by question id; questions not listed get [`PromptError::Missing`].
+    pub answers: Vec<(&'static str, bool)>,
+    /// Messages received.
+    pub messages: Vec<(Level, String)>,
+    /// Question ids asked, in order.
+    pub asked: Vec<&'static str>,
+}
+
+impl Prompter for ScriptedPrompter {
+    fn confirm(&mut self, question: &Question) -> Result<bool, PromptError> {
+        self.asked.push(question.id);
+        self.answers
+            .iter()
+            .find(|(id, _)| *id == question.id)
+            .map(|(_, a)| *a)
+            .ok_or(PromptError::Missing {
+                id: question.id,
+                flag: question.flag,
+            })
+    }
+
+    fn say(&mut self, level: Level, message: &str) {
+        self.messages.push((level, message.to_string()));
+    }
+}

@@ -1,0 +1,260 @@
+//! The outcome of a restore: per-file results, services, deferred actions, and the restore
+//! log in the guide's format.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::applier::Applied;
+use crate::compare::Change;
+use crate::plan::{Plan, Tier};
+use crate::safety::SafetyBackup;
+use crate::services::ServiceAction;
+
+/// What happened to one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    /// Written into the root (see `change`).
+    Restored,
+    /// Would be written (dry run).
+    WouldRestore,
+    /// Copied into the export folder.
+    Exported,
+    /// Copied into the stage folder.
+    Staged,
+    /// Not written (reason given).
+    Skipped,
+    /// Refused by a safety rule.
+    Refused,
+    /// Writing failed.
+    Failed,
+}
+
+/// One entry's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileOutcome {
+    /// Path as on the system (`/etc/hosts`).
+    pub path: String,
+    /// Tier it went to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<Tier>,
+    /// What happened.
+    pub status: FileStatus,
+    /// New, changed, unchanged (root tier only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+    /// Owner from the archive.
+    pub uid: u64,
+    /// Group from the archive.
+    pub gid: u64,
+    /// Mode from the archive.
+    pub mode: u32,
+    /// Why, for skipped/refused/failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Counts of outcomes.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Counts {
+    /// Entries in the archive.
+    pub total: u64,
+    /// Written into the root (or would be, in a dry run).
+    pub restored: u64,
+    /// … of which new.
+    pub new: u64,
+    /// … of which with changed content.
+    pub changed: u64,
+    /// … of which with changed metadata only.
+    pub metadata: u64,
+    /// … of which identical.
+    pub unchanged: u64,
+    /// Exported.
+    pub exported: u64,
+    /// Staged.
+    pub staged: u64,
+    /// Skipped.
+    pub skipped: u64,
+    /// Refused.
+    pub refused: u64,
+    /// Failed.
+    pub failed: u64,
+}
+
+/// How the run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Everything went as planned.
+    Success,
+    /// Completed, with warnings to read.
+    Warnings,
+    /// A dry run (nothing written).
+    DryRun,
+    /// Stopped by an error (what was done is listed).
+    Failed,
+    /// Stopped by the user (what was done is listed).
+    Aborted,
+}
+
+/// The report of a restore (also for dry runs and failed runs).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Start time (local, RFC 3339).
+    pub started: String,
+    /// Duration in seconds.
+    pub duration_secs: f64,
+    /// The target root.
+    pub root: PathBuf,
+    /// The plan that ran.
+    pub plan: Plan,
+    /// The safety backup, if one was made.
+    pub safety_backup: Option<SafetyBackup>,
+    /// The command that rolls back to the safety backup.
+    pub rollback_command: Option<String>,
+    /// The export folder, if anything was exported.
+    pub export_dir: Option<PathBuf>,
+    /// The stage folder, when it is kept.
+    pub stage_dir: Option<PathBuf>,
+    /// Staged categories no applier handled (their files are in `stage_dir`).
+    pub staged_not_applied: Vec<String>,
+    /// What appliers did.
+    pub applied: Vec<Applied>,
+    /// Services stopped and started.
+    pub services: Vec<ServiceAction>,
+    /// Host actions deferred (not run) as to-dos.
+    pub deferred: Vec<String>,
+    /// Per-entry outcomes.
+    pub files: Vec<FileOutcome>,
+    /// Counts.
+    pub counts: Counts,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// The restore log file.
+    pub log: Option<PathBuf>,
+    /// The error that stopped the run, if any.
+    pub error: Option<String>,
+    /// The archive's SHA-256 as verified.
+    pub sha256: Option<String>,
+}
+
+impl Report {
+    /// Recomputes [`Report::counts`] from [`Report::files`].
+    pub fn recount(&mut self, total: u64) {
+        let mut c = Counts {
+            total,
+            ..Counts::default()
+        };
+        for f in &self.files {
+            match f.status {
+                FileStatus::Restored | FileStatus::WouldRestore => {
+                    c.restored += 1;
+                    match f.change {
+                        Some(Change::New) => c.new += 1,
+                        Some(Change::Changed) => c.changed += 1,
+                        Some(Change::Metadata) => c.metadata += 1,
+                        Some(Change::Unchanged) => c.unchanged += 1,
+                        None => {}
+                    }
+                }
+                FileStatus::Exported => c.exported += 1,
+                FileStatus::Staged => c.staged += 1,
+                FileStatus::Skipped => c.skipped += 1,
+                FileStatus::Refused => c.refused += 1,
+                FileStatus::Failed => c.failed += 1,
+            }
+        }
+        self.counts = c;
+    }
+
+    /// The restore log text (the guide's format, plus refused/failed sections).
+    pub fn log_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "=== RESTORE LOG ===");
+        let _ = writeln!(s, "Started: {}", self.started_display());
+        let _ = writeln!(
+            s,
+            "Mode: {}",
+            self.plan
+                .mode
+                .plan_label(self.plan.host_role, self.plan.categories.len())
+        );
+        let _ = writeln!(s, "Root: {}", self.root.display());
+        let _ = writeln!(
+            s,
+            "Selected categories: {} categories",
+            self.plan.categories.len()
+        );
+        for p in &self.plan.categories {
+            let _ = writeln!(
+                s,
+                "  - {} ({}) -> {:?}",
+                p.category.name, p.category.id, p.tier
+            );
+        }
+        let _ = writeln!(s);
+        let section = |s: &mut String, title: &str, status: FileStatus, with_meta: bool| {
+            let _ = writeln!(s, "{title}:");
+            for f in self.files.iter().filter(|f| f.status == status) {
+                if with_meta {
+                    let change = f
+                        .change
+                        .map(|c| format!(", {}", c.word()))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        s,
+                        "  {} (ownership: {}:{}, mode: {:04o}{change})",
+                        f.path, f.uid, f.gid, f.mode
+                    );
+                } else {
+                    let _ = writeln!(s, "  {} ({})", f.path, f.reason.as_deref().unwrap_or(""));
+                }
+            }
+            let _ = writeln!(s);
+        };
+        section(&mut s, "EXTRACTED FILES", FileStatus::Restored, true);
+        section(&mut s, "EXPORTED FILES", FileStatus::Exported, true);
+        section(&mut s, "STAGED FILES", FileStatus::Staged, true);
+        section(&mut s, "SKIPPED FILES", FileStatus::Skipped, false);
+        section(&mut s, "REFUSED FILES", FileStatus::Refused, false);
+        section(&mut s, "FAILED FILES", FileStatus::Failed, false);
+        let c = &self.counts;
+        let _ = writeln!(s, "SUMMARY:");
+        let _ = writeln!(s, "  Files extracted: {}", c.restored);
+        let _ = writeln!(s, "  Files exported: {}", c.exported);
+        let _ = writeln!(s, "  Files staged: {}", c.staged);
+        let _ = writeln!(s, "  Files skipped: {}", c.skipped);
+        let _ = writeln!(s, "  Files refused: {}", c.refused);
+        let _ = writeln!(s, "  Files failed: {}", c.failed);
+        let _ = writeln!(s, "  Total in archive: {}", c.total);
+        let _ = writeln!(s, "  Duration: {:.1} seconds", self.duration_secs);
+        if let Some(e) = &self.error {
+            let _ = writeln!(s, "  Error: {e}");
+        }
+        s
+    }
+
+    fn started_display(&self) -> String {
+        chrono::DateTime::parse_from_rfc3339(&self.started)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|_| self.started.clone())
+    }
+
+    /// Writes the log (0600) to `path` and records it.
+    pub fn write_log(&mut self, path: &Path) -> std::io::Result<()> {
+        let mut f = proxsave_archive::write::AtomicFile::create(path, 0o600)?;
+        std::io::Write::write_all(f.file(), self.log_text().as_bytes())?;
+        f.commit()?;
+        self.log = Some(path.to_path_buf());
+        Ok(())
+    }
+}
+
+/// `/etc/hosts` for `etc/hosts`.
+pub fn system_path(p: &proxsave_archive::path::ArchivePath) -> String {
+    format!("/{p}")
+}
