@@ -22,6 +22,8 @@ impl Cli {
             .map(|(i, a)| {
                 if i == 1 && (a == "--decrypt" || a == "-decrypt") {
                     "decrypt".into()
+                } else if i == 1 && (a == "--restore" || a == "-restore") {
+                    "restore".into()
                 } else {
                     a
                 }
@@ -49,6 +51,108 @@ pub enum Command {
     Decrypt(DecryptArgs),
     /// List the backups found in the configured sources.
     List(ListArgs),
+    /// Restore a backup: choose a mode and categories, review the plan, type RESTORE.
+    Restore(RestoreArgs),
+    /// Show how the files a restore would write differ from the target root (secrets masked).
+    Diff(DiffArgs),
+}
+
+fn parse_mode(s: &str) -> Result<proxsave_categories::Mode, String> {
+    proxsave_categories::Mode::parse(s)
+        .ok_or_else(|| "expected full, storage, base or custom".to_string())
+}
+
+fn parse_cluster(s: &str) -> Result<proxsave_restore::plan::ClusterMode, String> {
+    proxsave_restore::plan::ClusterMode::parse(s)
+        .ok_or_else(|| "expected safe or recovery".to_string())
+}
+
+fn parse_pbs(s: &str) -> Result<proxsave_restore::plan::PbsBehavior, String> {
+    proxsave_restore::plan::PbsBehavior::parse(s)
+        .ok_or_else(|| "expected merge or clean".to_string())
+}
+
+/// `restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup (asked for interactively when missing).
+    #[arg(long, value_name = "PATH")]
+    pub backup: Option<PathBuf>,
+    /// Restore into this folder as if it were `/` [default: /].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Restore mode.
+    #[arg(long, value_name = "full|storage|base|custom", value_parser = parse_mode)]
+    pub mode: Option<proxsave_categories::Mode>,
+    /// Category ids and/or paths/globs (implies --mode custom), comma-separated or repeated.
+    #[arg(long, value_name = "ID|PATH,…", value_delimiter = ',')]
+    pub categories: Vec<String>,
+    /// For cluster backups: SAFE (export + API) or RECOVERY (restore config.db).
+    #[arg(long, value_name = "safe|recovery", value_parser = parse_cluster)]
+    pub cluster_mode: Option<proxsave_restore::plan::ClusterMode>,
+    /// On PBS hosts: merge into the existing PBS or clean 1:1.
+    #[arg(long, value_name = "merge|clean", value_parser = parse_pbs)]
+    pub pbs_behavior: Option<proxsave_restore::plan::PbsBehavior>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// TOML file with every decision (see docs/cli.md).
+    #[arg(long, value_name = "FILE.toml")]
+    pub answers: Option<PathBuf>,
+    /// Non-interactive: take every decision from flags or --answers; a missing one is an error.
+    #[arg(long)]
+    pub yes: bool,
+    /// Write nothing; show the plan and, per file, new / changed / unchanged.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the plan (with --dry-run) or the report as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Host commands (systemctl, umount, pvesh…): run when the root is / (auto), always, or never.
+    #[arg(long, value_name = "auto|run|defer")]
+    pub host_actions: Option<crate::answers::HostActionsArg>,
+    /// Private work folder for safety backups, stage folders and logs [default: /tmp/proxsave].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Export folder [default: <BASE_DIR>/proxmox-config-export-YYYYMMDD-HHMMSS].
+    #[arg(long, value_name = "DIR")]
+    pub export_dir: Option<PathBuf>,
+    /// proxsave configuration (backup.env) for backup sources and BASE_DIR.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Keep the stage folder even when everything staged was applied.
+    #[arg(long)]
+    pub keep_stage: bool,
+    /// Go on even if the backup's role (PVE/PBS) does not match the host's.
+    #[arg(long)]
+    pub continue_incompatible: bool,
+    /// Roll the root back to this safety backup (restore_backup_*.tar.gz) and exit.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["backup", "mode", "categories", "dry_run"])]
+    pub rollback: Option<PathBuf>,
+}
+
+/// `diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The backup.
+    #[arg(long, value_name = "PATH")]
+    pub backup: PathBuf,
+    /// Compare with this folder as `/` [default: /].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Restore mode whose files are compared [default: full].
+    #[arg(long, value_name = "full|storage|base|custom", value_parser = parse_mode)]
+    pub mode: Option<proxsave_categories::Mode>,
+    /// Category ids and/or paths/globs.
+    #[arg(long, value_name = "ID|PATH,…", value_delimiter = ',')]
+    pub categories: Vec<String>,
+    /// For cluster backups: compare as SAFE or RECOVERY [default: safe].
+    #[arg(long, value_name = "safe|recovery", value_parser = parse_cluster)]
+    pub cluster_mode: Option<proxsave_restore::plan::ClusterMode>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 /// How to decrypt.

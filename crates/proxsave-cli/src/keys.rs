@@ -57,14 +57,23 @@ impl SshKeyUnlock for TtyUnlock {
 pub fn with_key<T>(
     args: &KeyArgs,
     label: &str,
-    mut op: impl FnMut(&Key, &dyn SshKeyUnlock) -> Result<T, ArchiveError>,
+    op: impl FnMut(&Key, &dyn SshKeyUnlock) -> Result<T, ArchiveError>,
 ) -> Result<T, Exit> {
+    with_key_kept(args, label, op).map(|(v, _)| v)
+}
+
+/// Like [`with_key`], also returning the key that worked (for further reads).
+pub fn with_key_kept<T>(
+    args: &KeyArgs,
+    label: &str,
+    mut op: impl FnMut(&Key, &dyn SshKeyUnlock) -> Result<T, ArchiveError>,
+) -> Result<(T, Key), Exit> {
     let mut key = key_from_args(args)?;
     let unlock = TtyUnlock;
     let mut prompts = 0;
     loop {
         match op(&key, &unlock) {
-            Ok(v) => return Ok(v),
+            Ok(v) => return Ok((v, key)),
             Err(ArchiveError::Key(e @ (KeyError::Required | KeyError::NoMatch { .. }))) => {
                 let interactive = term::stdin_is_tty()
                     && args.passphrase_file.as_deref() != Some(std::path::Path::new("-"));

@@ -3,13 +3,21 @@
 //! Exit codes (stable): 0 success (also "completed with warnings"), 1 failure, 2 usage error
 //! or a decision/key that is needed but was not given, 130 aborted by the user.
 
+mod answers;
 mod cli;
 mod commands;
 mod config;
+mod console;
+mod effects;
 mod keys;
 mod output;
 mod progress;
 mod term;
+
+// Linking the domain crates registers their categories (and appliers).
+use proxsave_net as _;
+use proxsave_pbs as _;
+use proxsave_pve as _;
 
 use std::process::ExitCode;
 
@@ -48,6 +56,8 @@ fn main() -> ExitCode {
         Some(Command::Extract(args)) => commands::extract::run(args, &cancel),
         Some(Command::Decrypt(args)) => commands::decrypt::run(args, &cancel),
         Some(Command::List(args)) => commands::list::run(args),
+        Some(Command::Restore(args)) => commands::restore::run(args, &cancel),
+        Some(Command::Diff(args)) => commands::diff::run(args, &cancel),
         None => Err(Exit::Usage(
             "no command given; see `proxsave --help`".to_string(),
         )),
@@ -71,5 +81,25 @@ fn main() -> ExitCode {
             eprintln!("proxsave: error: {}", output::chain(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_binary_sees_all_32_categories() {
+        let all = proxsave_categories::registry();
+        assert_eq!(
+            all.len(),
+            32,
+            "{:?}",
+            all.iter().map(|c| c.id).collect::<Vec<_>>()
+        );
+        let count = |k| all.iter().filter(|c| c.kind == k).count();
+        assert_eq!(count(proxsave_categories::Kind::Pve), 11);
+        assert_eq!(count(proxsave_categories::Kind::Pbs), 9);
+        assert_eq!(count(proxsave_categories::Kind::Common), 12);
+        let orders: Vec<u16> = all.iter().map(|c| c.order).collect();
+        assert_eq!(orders, (1..=32).collect::<Vec<u16>>());
     }
 }

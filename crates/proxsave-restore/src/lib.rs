@@ -13,6 +13,7 @@
 pub mod applier;
 pub mod compare;
 mod dedup;
+pub mod diff;
 pub mod engine;
 pub mod error;
 pub mod host;

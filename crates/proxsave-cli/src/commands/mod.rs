@@ -2,10 +2,12 @@
 
 pub mod cat;
 pub mod decrypt;
+pub mod diff;
 pub mod extract;
 pub mod inspect;
 pub mod list;
 pub mod ls;
+pub mod restore;
 pub mod verify;
 
 use std::path::Path;
