@@ -81,6 +81,9 @@ pub struct RestoreArgs {
     /// Restore into this folder as if it were `/` [default: /].
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Create the --root folder if it does not exist (for scratch restores).
+    #[arg(long)]
+    pub create_root: bool,
     /// Restore mode.
     #[arg(long, value_name = "full|storage|base|custom", value_parser = parse_mode)]
     pub mode: Option<proxsave_categories::Mode>,

@@ -1,0 +1,219 @@
+//! The guide's Quick Start, walked through a real pseudo-terminal as a person would:
+//! source, backup, passphrase, mode, categories, SAFE/RECOVERY, plan, RESTORE, summary.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use proxsave_archive::key::derive_identity;
+use proxsave_testkit::fixture::{BackupSpec, Encryption, HostTree, gnu_tar_pax, make_backup};
+use proxsave_testkit::require_tools;
+use rexpect::process::WaitStatus;
+use rexpect::session::{Options, PtySession, spawn_with_options};
+
+const PASSPHRASE: &str = "Correct-Horse-Battery-9";
+const SALT_V2: &str = "proxsave/age-passphrase/v2:00112233445566778899aabbccddeeff";
+
+struct Lab {
+    _dir: tempfile::TempDir,
+    base: PathBuf,
+    root: PathBuf,
+    config: PathBuf,
+}
+
+/// A PVE-like target root, a backup folder with one encrypted bundle, and a backup.env.
+fn lab() -> Lab {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_path_buf();
+    let tree = base.join("source-host");
+    HostTree::pve_node(&tree);
+    let recipient = derive_identity(PASSPHRASE, SALT_V2).to_public().to_string();
+    let made = make_backup(
+        &gnu_tar_pax(&tree),
+        &BackupSpec {
+            encryption: Encryption::Recipients(vec![recipient]),
+            passphrase_salt: Some(SALT_V2.into()),
+            ..BackupSpec::default()
+        },
+    );
+    let backups = base.join("backup");
+    fs::create_dir(&backups).unwrap();
+    made.write_bundle(&backups);
+    let root = base.join("target");
+    for d in ["etc/pve", "usr/sbin", "etc/ssh"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::write(root.join("usr/sbin/qm"), "#!/bin/sh\n").unwrap();
+    fs::write(root.join("etc/ssh/sshd_config"), "PermitRootLogin yes\n").unwrap();
+    let config = base.join("backup.env");
+    fs::write(
+        &config,
+        format!("BASE_DIR={}\nBACKUP_PATH={}\n", base.display(), backups.display()),
+    )
+    .unwrap();
+    Lab {
+        _dir: dir,
+        base,
+        root,
+        config,
+    }
+}
+
+fn spawn(args: &[&str]) -> PtySession {
+    let mut cmd = Command::new(common::bin());
+    cmd.args(args).env("TZ", "UTC").env("TERM", "dumb");
+    spawn_with_options(
+        cmd,
+        Options::new()
+            .timeout_ms(Some(90_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("spawn proxsave in a pty")
+}
+
+fn exit_code(p: &mut PtySession) -> i32 {
+    match p.process().wait().expect("wait") {
+        WaitStatus::Exited(_, code) => code,
+        other => panic!("proxsave did not exit normally: {other:?}"),
+    }
+}
+
+/// Reads the menu up to `prompt` and returns the number in front of `label`.
+fn number_of(p: &mut PtySession, label: &str, prompt: &str, transcript: &mut String) -> String {
+    let menu = p.exp_string(prompt).unwrap();
+    transcript.push_str(&menu);
+    transcript.push_str(prompt);
+    menu.lines()
+        .find(|l| l.contains(label))
+        .and_then(|l| {
+            let start = l.find('[')? + 1;
+            let end = l[start..].find(']')? + start;
+            Some(l[start..end].to_string())
+        })
+        .unwrap_or_else(|| panic!("{label:?} not in menu:\n{menu}"))
+}
+
+fn args<'a>(lab: &'a Lab, extra: &[&'a str]) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "restore".into(),
+        "--config".into(),
+        lab.config.display().to_string(),
+        "--root".into(),
+        lab.root.display().to_string(),
+        "--work-dir".into(),
+        lab.base.join("work").display().to_string(),
+        "--export-dir".into(),
+        lab.base.join("export").display().to_string(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+#[test]
+fn quick_start_custom_restore_with_safe_cluster_mode() {
+    require_tools!("tar", "xz", "age", "sha256sum");
+    let lab = lab();
+    let a = args(&lab, &[]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut p = spawn(&a);
+    let mut t = String::new();
+
+    // 1. Source and backup.
+    let n = number_of(&mut p, "Primary backup path", "Choice: ", &mut t);
+    p.send_line(&n).unwrap();
+    t += &p.exp_string("Available backups:").unwrap();
+    t += &p.exp_string("Encrypted: Yes (AGE)").unwrap();
+    t += &p.exp_string("System: PVE v8.4.1 (cluster)").unwrap();
+    t += &p.exp_string("Choice: ").unwrap();
+    p.send_line("1").unwrap();
+    // 2. Passphrase (no echo).
+    t += &p.exp_string("(input hidden, 0 to cancel): ").unwrap();
+    p.send_line(PASSPHRASE).unwrap();
+    t += &p.exp_string("Checksum verified").unwrap();
+    // 3. Compatibility.
+    t += &p.exp_string("Systems are compatible").unwrap();
+    // 4. Mode and categories.
+    let n = number_of(&mut p, "CUSTOM selection", "Choice: ", &mut t);
+    p.send_line(&n).unwrap();
+    let n = number_of(&mut p, "PVE Cluster Configuration", "Your selection: ", &mut t);
+    p.send_line(&n).unwrap();
+    let n = number_of(&mut p, "SSH Configuration", "Your selection: ", &mut t);
+    p.send_line(&n).unwrap();
+    let menu = p.exp_string("Your selection: ").unwrap();
+    assert!(menu.contains("[X] PVE Cluster Configuration"), "{menu}");
+    assert!(menu.contains("[X] SSH Configuration"), "{menu}");
+    p.send_line("c").unwrap();
+    // 5. SAFE / RECOVERY (a cluster backup with the cluster database selected).
+    let n = number_of(&mut p, "SAFE: Do NOT write", "Choice: ", &mut t);
+    p.send_line(&n).unwrap();
+    // 6. Plan and confirmation.
+    t += &p.exp_string("RESTORE PLAN").unwrap();
+    t += &p.exp_string("Restore mode: CUSTOM selection (2 categories)").unwrap();
+    t += &p.exp_string("Cluster mode: SAFE").unwrap();
+    t += &p.exp_string("Type \"RESTORE\" (exact case) to proceed, or \"cancel\"/\"0\" to abort: ").unwrap();
+    p.send_line("restore").unwrap();
+    t += &p.exp_string("Please type RESTORE to proceed").unwrap();
+    t += &p.exp_string("to abort: ").unwrap();
+    p.send_line("RESTORE").unwrap();
+    // 7. Execution and summary.
+    t += &p.exp_string("Safety backup created: ").unwrap();
+    t += &p.exp_string("RESTORE COMPLETED").unwrap();
+    t += &p.exp_string("Export directory: ").unwrap();
+    t += &p.exp_string("Safety backup preserved at: ").unwrap();
+    t += &p.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut p), 0, "{t}");
+    assert!(!t.contains(PASSPHRASE), "passphrase echoed");
+
+    // SSH restored into the root; the cluster database exported, not written (SAFE).
+    let sshd = fs::read(lab.root.join("etc/ssh/sshd_config")).unwrap();
+    assert_eq!(sshd, b"PermitRootLogin prohibit-password\n");
+    assert!(lab.root.join("root/.ssh/authorized_keys").exists());
+    assert!(!lab.root.join("var/lib/pve-cluster").exists());
+    assert!(lab.base.join("export/var/lib/pve-cluster/config.db").exists());
+    // The safety backup holds the sshd_config that was overwritten.
+    let work = lab.base.join("work");
+    let sb = fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .expect("safety backup");
+    let listing = Command::new("tar").arg("-tzf").arg(&sb).output().unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    assert!(listing.lines().any(|l| l == "etc/ssh/sshd_config"), "{listing}");
+}
+
+#[test]
+fn cancel_at_the_mode_menu_and_at_the_plan_exit_130_and_write_nothing() {
+    require_tools!("tar", "xz", "age", "sha256sum");
+    let lab = lab();
+    let before = proxsave_testkit::fixture::snapshot(&lab.root);
+    let backup = fs::read_dir(lab.base.join("backup")).unwrap().next().unwrap().unwrap().path();
+    let bs = backup.display().to_string();
+    for at_plan in [false, true] {
+        let mut extra = vec!["--backup", bs.as_str()];
+        if at_plan {
+            extra.extend(["--mode", "base"]);
+        }
+        let a = args(&lab, &extra);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let mut p = spawn(&a);
+        p.exp_string("(input hidden, 0 to cancel): ").unwrap();
+        p.send_line(PASSPHRASE).unwrap();
+        if at_plan {
+            p.exp_string("to abort: ").unwrap();
+            p.send_line("cancel").unwrap();
+            p.exp_string("Restore operation cancelled by user").unwrap();
+        } else {
+            p.exp_string("Select restore mode:").unwrap();
+            p.exp_string("Choice: ").unwrap();
+            p.send_line("0").unwrap();
+        }
+        p.exp_eof().unwrap();
+        assert_eq!(exit_code(&mut p), 130);
+        assert_eq!(proxsave_testkit::fixture::snapshot(&lab.root), before);
+        assert!(!lab.base.join("export").exists());
+    }
+    let _ = Path::new("");
+}
