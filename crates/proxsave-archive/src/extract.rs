@@ -389,7 +389,12 @@ impl Extractor {
             }
             Decision::Refuse(path, refusal) => {
                 self.drain(data)?;
-                Ok(self.record(header, path.as_ref(), Status::Refused, Some(refusal.to_string())))
+                Ok(self.record(
+                    header,
+                    path.as_ref(),
+                    Status::Refused,
+                    Some(refusal.to_string()),
+                ))
             }
             Decision::Accept(path, action) => {
                 let meta = Meta::of(header);
@@ -448,7 +453,9 @@ impl Extractor {
             Status::Failed => self.report.failed += 1,
         }
         if status != Status::Written || self.opts.record_written {
-            let path = path.cloned().or_else(|| ArchivePath::parse(&header.raw_path).ok().flatten());
+            let path = path
+                .cloned()
+                .or_else(|| ArchivePath::parse(&header.raw_path).ok().flatten());
             self.report.entries.push(EntryOutcome {
                 name: escape_bytes(&header.raw_path),
                 path: path.map(|p| p.to_string()),
@@ -736,26 +743,34 @@ fn effective_mode(meta: &Meta, preserve_owner: bool) -> Mode {
 fn owner_ids(meta: &Meta) -> Option<(rustix::fs::Uid, rustix::fs::Gid)> {
     let uid = u32::try_from(meta.uid).ok().filter(|&u| u != u32::MAX)?;
     let gid = u32::try_from(meta.gid).ok().filter(|&g| g != u32::MAX)?;
-    Some((rustix::fs::Uid::from_raw(uid), rustix::fs::Gid::from_raw(gid)))
+    Some((
+        rustix::fs::Uid::from_raw(uid),
+        rustix::fs::Gid::from_raw(gid),
+    ))
 }
 
 /// Applies owner (best effort), mode and times on an open descriptor. Returns warnings.
 fn apply_meta_fd(fd: BorrowedFd<'_>, meta: &Meta, preserve_owner: bool) -> io::Result<Vec<String>> {
     let mut warnings = Vec::new();
+    let mut owner_applied = false;
     if preserve_owner {
         match owner_ids(meta) {
-            Some((owner, group)) => {
-                if let Err(e) = rustix::fs::fchown(fd, Some(owner), Some(group)) {
+            Some((owner, group)) => match rustix::fs::fchown(fd, Some(owner), Some(group)) {
+                Ok(()) => owner_applied = true,
+                Err(e) => {
                     warnings.push(format!("owner {}:{} not applied: {e}", meta.uid, meta.gid));
                 }
-            }
+            },
             None => warnings.push(format!(
                 "owner {}:{} is out of range and was not applied",
                 meta.uid, meta.gid
             )),
         }
     }
-    rustix::fs::fchmod(fd, effective_mode(meta, preserve_owner))?;
+    // setuid/setgid only together with the archive's owner: when the owner could not be
+    // applied (out-of-range id, failed chown) the file belongs to whoever extracts (root),
+    // and keeping the bits would make a set-id-root program the archive never had.
+    rustix::fs::fchmod(fd, effective_mode(meta, owner_applied))?;
     rustix::fs::futimens(fd, &timestamps(meta))?;
     Ok(warnings)
 }
@@ -774,23 +789,51 @@ const MAX_CACHED_DIRS: usize = 128;
 
 impl Committer<'_> {
     /// Opens (creating missing components) the directory `path`, never following links.
-    fn open_dir_path(&mut self, path: Option<&ArchivePath>) -> std::result::Result<Arc<OwnedFd>, String> {
+    fn open_dir_path(
+        &mut self,
+        path: Option<&ArchivePath>,
+    ) -> std::result::Result<Arc<OwnedFd>, String> {
         let Some(path) = path else {
             return Ok(self.root.clone());
         };
         if let Some(fd) = self.cache.get(path) {
             return Ok(fd.clone());
         }
-        let parent = self.open_dir_path(path.parent().as_ref())?;
+        // Walk down from the deepest cached ancestor, in a loop: this used to recurse once
+        // per component, and a hostile archive nesting ~2000 directories overflowed the
+        // stack (an abort, not an error).
+        let mut todo = vec![path.clone()];
+        let mut fd = loop {
+            match todo.last().and_then(ArchivePath::parent) {
+                None => break self.root.clone(),
+                Some(p) => match self.cache.get(&p) {
+                    Some(fd) => break fd.clone(),
+                    None => todo.push(p),
+                },
+            }
+        };
+        while let Some(p) = todo.pop() {
+            fd = self.open_child(&fd, &p)?;
+        }
+        Ok(fd)
+    }
+
+    /// Opens (creating it if missing) the directory `path` inside its open `parent`.
+    fn open_child(
+        &mut self,
+        parent: &OwnedFd,
+        path: &ArchivePath,
+    ) -> std::result::Result<Arc<OwnedFd>, String> {
         let name = path.file_name();
         let fd = match open_dir(parent.as_fd(), name) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => {
-                let mode = self
-                    .unselected_dirs
-                    .get(path)
-                    .map_or(0o755, |_| 0o700);
-                match rustix::fs::mkdirat(&*parent, OsStr::from_bytes(name), Mode::from_raw_mode(mode)) {
+                let mode = self.unselected_dirs.get(path).map_or(0o755, |_| 0o700);
+                match rustix::fs::mkdirat(
+                    parent,
+                    OsStr::from_bytes(name),
+                    Mode::from_raw_mode(mode),
+                ) {
                     Ok(()) | Err(Errno::EXIST) => {}
                     Err(e) => return Err(format!("cannot create directory {path}: {e}")),
                 }
@@ -815,12 +858,20 @@ impl Committer<'_> {
 
     fn tmp_name(&mut self) -> String {
         self.tmp_seq += 1;
-        format!(".proxsave-tmp-{}-{}", rustix::process::getpid().as_raw_nonzero(), self.tmp_seq)
+        format!(
+            ".proxsave-tmp-{}-{}",
+            rustix::process::getpid().as_raw_nonzero(),
+            self.tmp_seq
+        )
     }
 
     fn make_dir(&mut self, path: &ArchivePath) -> std::result::Result<(), String> {
         let parent = self.open_dir_path(path.parent().as_ref())?;
-        match rustix::fs::mkdirat(&*parent, OsStr::from_bytes(path.file_name()), Mode::from_raw_mode(0o700)) {
+        match rustix::fs::mkdirat(
+            &*parent,
+            OsStr::from_bytes(path.file_name()),
+            Mode::from_raw_mode(0o700),
+        ) {
             Ok(()) | Err(Errno::EXIST) => Ok(()),
             Err(e) => Err(format!("cannot create directory: {e}")),
         }
@@ -858,8 +909,13 @@ impl Committer<'_> {
         size: u64,
         meta: &Meta,
     ) -> std::result::Result<(), String> {
-        let src = rustix::fs::openat(stage, staged, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| format!("cannot reopen staged data: {e}"))?;
+        let src = rustix::fs::openat(
+            stage,
+            staged,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("cannot reopen staged data: {e}"))?;
         let tmp = self.tmp_name();
         let dst = rustix::fs::openat(
             parent,
@@ -914,7 +970,12 @@ impl Committer<'_> {
                 &timestamps(meta),
                 AtFlags::SYMLINK_NOFOLLOW,
             );
-            rustix::fs::renameat(&*parent, tmp.as_str(), &*parent, OsStr::from_bytes(path.file_name()))?;
+            rustix::fs::renameat(
+                &*parent,
+                tmp.as_str(),
+                &*parent,
+                OsStr::from_bytes(path.file_name()),
+            )?;
             Ok(())
         })();
         if let Err(e) = result {
@@ -940,13 +1001,22 @@ impl Committer<'_> {
             AtFlags::empty(),
         )
         .map_err(|e| format!("cannot create hard link to {target}: {e}"))?;
-        let result = rustix::fs::renameat(&*parent, tmp.as_str(), &*parent, OsStr::from_bytes(path.file_name()));
+        let result = rustix::fs::renameat(
+            &*parent,
+            tmp.as_str(),
+            &*parent,
+            OsStr::from_bytes(path.file_name()),
+        );
         // rename() between two names of one inode succeeds without removing the source.
         let _ = rustix::fs::unlinkat(&*parent, tmp.as_str(), AtFlags::empty());
         result.map_err(|e| format!("cannot place hard link: {e}"))
     }
 
-    fn finish_dir(&mut self, path: &ArchivePath, meta: &Meta) -> std::result::Result<Vec<String>, String> {
+    fn finish_dir(
+        &mut self,
+        path: &ArchivePath,
+        meta: &Meta,
+    ) -> std::result::Result<Vec<String>, String> {
         let parent = self.open_dir_path(path.parent().as_ref())?;
         let fd = open_dir(parent.as_fd(), path.file_name())
             .map_err(|e| format!("cannot open directory to set its metadata: {e}"))?;

@@ -222,7 +222,9 @@ impl<R: Read> TarReader<R> {
                 BlockRead::Full => {}
             }
             if block.iter().all(|&b| b == 0) {
-                if pending.pax.is_some() || pending.long_name.is_some() || pending.long_link.is_some()
+                if pending.pax.is_some()
+                    || pending.long_name.is_some()
+                    || pending.long_link.is_some()
                 {
                     return Err(TarError::BadHeader {
                         offset,
@@ -244,7 +246,9 @@ impl<R: Read> TarReader<R> {
                             // as the end; `finish` reports what follows as trailing data.
                             self.lone_zero_block = true;
                             self.ended = true;
-                            return Err(TarError::TrailingData { offset: self.pos - 512 });
+                            return Err(TarError::TrailingData {
+                                offset: self.pos - 512,
+                            });
                         }
                     }
                 }
@@ -259,11 +263,13 @@ impl<R: Read> TarReader<R> {
                     pending.pax = Some(records);
                 }
                 b'L' => {
-                    let data = self.read_record(&raw, self.limits.max_long_name, "GNU long name")?;
+                    let data =
+                        self.read_record(&raw, self.limits.max_long_name, "GNU long name")?;
                     pending.long_name = Some(trim_nul(&data).to_vec());
                 }
                 b'K' => {
-                    let data = self.read_record(&raw, self.limits.max_long_name, "GNU long link")?;
+                    let data =
+                        self.read_record(&raw, self.limits.max_long_name, "GNU long link")?;
                     pending.long_link = Some(trim_nul(&data).to_vec());
                 }
                 _ => {
@@ -271,8 +277,19 @@ impl<R: Read> TarReader<R> {
                         self.skip_sparse_extensions()?;
                     }
                     let header = raw.into_entry(pending, offset);
-                    self.remaining = header.size;
-                    self.padding = pad_of(header.size);
+                    // Header-only types carry no data, whatever their size field (ustar or
+                    // PAX) says: GNU tar (when extracting), Go's archive/tar (upstream) and
+                    // Python's tarfile all read the next header right after them. Skipping
+                    // `size` bytes here instead let an archive hide entries from `verify`
+                    // that those tools extract. The declared size stays in the header, and
+                    // the policy refuses such entries as ambiguous.
+                    let data = if header_only(header.kind) {
+                        0
+                    } else {
+                        header.size
+                    };
+                    self.remaining = data;
+                    self.padding = pad_of(data);
                     self.current_name = header.raw_path.clone();
                     return Ok(Some(header));
                 }
@@ -494,6 +511,19 @@ enum BlockRead {
     Eof,
 }
 
+/// Entry types that never have data blocks (see [`TarReader::next_entry`]).
+fn header_only(kind: EntryKind) -> bool {
+    matches!(
+        kind,
+        EntryKind::Directory
+            | EntryKind::Symlink
+            | EntryKind::Hardlink
+            | EntryKind::CharDevice
+            | EntryKind::BlockDevice
+            | EntryKind::Fifo
+    )
+}
+
 fn pad_of(size: u64) -> u64 {
     (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
 }
@@ -527,7 +557,13 @@ impl RawHeader {
         let unsigned: u64 = block
             .iter()
             .enumerate()
-            .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) })
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(b)
+                }
+            })
             .sum();
         let signed: i64 = block
             .iter()
@@ -707,9 +743,7 @@ fn parse_pax(data: &[u8], offset: u64) -> Result<PaxRecords, TarError> {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| bad("record length is not a number".into()))?;
         if len <= space + 1 || len > rest.len() {
-            return Err(bad(format!(
-                "record length {len} does not fit the header"
-            )));
+            return Err(bad(format!("record length {len} does not fit the header")));
         }
         let record = &rest[space + 1..len];
         rest = &rest[len..];
@@ -746,7 +780,15 @@ fn parse_pax(data: &[u8], offset: u64) -> Result<PaxRecords, TarError> {
         match key.as_str() {
             "path" => out.path = bytes(),
             "linkpath" => out.linkpath = bytes(),
-            "size" => out.size = number("size")?,
+            "size" => {
+                out.size = number("size")?;
+                // No file is larger than `off_t` allows; GNU tar refuses such sizes too.
+                // Without this bound, `size + padding` overflowed when data was skipped
+                // (a panic, or in release builds a reader that lost its place).
+                if out.size.is_some_and(|n| n > i64::MAX as u64) {
+                    return Err(bad(format!("size is out of range: {}", text())));
+                }
+            }
             "uid" => out.uid = number("uid")?,
             "gid" => out.gid = number("gid")?,
             "uname" => out.uname = (!value.is_empty()).then(text),
@@ -876,7 +918,8 @@ impl<W: Write> TarWriter<W> {
             });
             self.out.write_all(&block)?;
             self.out.write_all(&body)?;
-            self.out.write_all(&vec![0u8; pad_of(body.len() as u64) as usize])?;
+            self.out
+                .write_all(&vec![0u8; pad_of(body.len() as u64) as usize])?;
         }
         let typeflag = match header.kind {
             WriteKind::File => b'0',
@@ -1121,7 +1164,10 @@ mod tests {
         let mut flipped = good.clone();
         flipped[10] ^= 1;
         let err = TarReader::new(&flipped[..]).next_entry().unwrap_err();
-        assert!(matches!(err, TarError::BadHeader { offset: 0, .. }), "{err}");
+        assert!(
+            matches!(err, TarError::BadHeader { offset: 0, .. }),
+            "{err}"
+        );
 
         // Cut inside the data.
         let mut r = TarReader::new(&good[..700]);
