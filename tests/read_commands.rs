@@ -64,11 +64,21 @@ fn write_passphrase(dir: &Path, text: &str) -> PathBuf {
 /// to the source (content, mode, owner, nanosecond mtimes, symlink text).
 fn assert_extracts_exactly(case: &Case, backup: &Path, key_args: &[&str]) {
     let out_dir = case.dir.path().join(format!("out-{}", rand_suffix()));
-    let mut args = vec!["extract", "--backup", backup.to_str().unwrap(), "--to", out_dir.to_str().unwrap()];
+    let mut args = vec![
+        "extract",
+        "--backup",
+        backup.to_str().unwrap(),
+        "--to",
+        out_dir.to_str().unwrap(),
+    ];
     args.extend_from_slice(key_args);
     let out = run(&args);
     assert_ok(&out);
-    assert_eq!(snapshot(&out_dir), snapshot(&case.tree), "extracted tree differs");
+    assert_eq!(
+        snapshot(&out_dir),
+        snapshot(&case.tree),
+        "extracted tree differs"
+    );
     fs::remove_dir_all(&out_dir).unwrap();
 }
 
@@ -80,7 +90,17 @@ fn rand_suffix() -> String {
 
 #[test]
 fn every_compressor_reads_back_byte_exactly() {
-    require_tools!("tar", "sha256sum", "find", "xz", "zstd", "pigz", "pbzip2", "bzip2", "lzma");
+    require_tools!(
+        "tar",
+        "sha256sum",
+        "find",
+        "xz",
+        "zstd",
+        "pigz",
+        "pbzip2",
+        "bzip2",
+        "lzma"
+    );
     let case = host_case();
     for compressor in [
         Compressor::Xz,
@@ -101,7 +121,10 @@ fn every_compressor_reads_back_byte_exactly() {
         let bundle = made.write_bundle(case.dir.path());
         let verify = run(["verify", "--backup", bundle.to_str().unwrap()]);
         assert_ok(&verify);
-        assert!(stdout(&verify).contains("the backup is sound"), "{compressor:?}");
+        assert!(
+            stdout(&verify).contains("the backup is sound"),
+            "{compressor:?}"
+        );
         assert_extracts_exactly(&case, &bundle, &[]);
     }
 }
@@ -128,7 +151,15 @@ fn xz_multi_block_and_concatenated_streams_read_fully() {
 
 #[test]
 fn age_x25519_ssh_and_passphrase_recipients_all_decrypt() {
-    require_tools!("tar", "sha256sum", "find", "xz", "age", "age-keygen", "ssh-keygen");
+    require_tools!(
+        "tar",
+        "sha256sum",
+        "find",
+        "xz",
+        "age",
+        "age-keygen",
+        "ssh-keygen"
+    );
     let case = host_case();
     let keys = case.dir.path().join("keys");
     fs::create_dir(&keys).unwrap();
@@ -149,7 +180,8 @@ fn age_x25519_ssh_and_passphrase_recipients_all_decrypt() {
     for kind in ["ed25519", "rsa"] {
         let key = keys.join(format!("id_{kind}"));
         let mut cmd = Command::new("ssh-keygen");
-        cmd.args(["-q", "-t", kind, "-N", "", "-C", "test", "-f"]).arg(&key);
+        cmd.args(["-q", "-t", kind, "-N", "", "-C", "test", "-f"])
+            .arg(&key);
         if kind == "rsa" {
             cmd.args(["-b", "2048"]);
         }
@@ -240,7 +272,11 @@ fn cat_accepts_every_spelling_and_ls_lists() {
     let (_, bundle) = plain_bundle(&case);
     let b = bundle.to_str().unwrap();
     let expected = fs::read(case.tree.join("etc/pve/storage.cfg")).unwrap();
-    for spelling in ["etc/pve/storage.cfg", "./etc/pve/storage.cfg", "/etc/pve/storage.cfg"] {
+    for spelling in [
+        "etc/pve/storage.cfg",
+        "./etc/pve/storage.cfg",
+        "/etc/pve/storage.cfg",
+    ] {
         let out = run(["cat", "--backup", b, spelling]);
         assert_ok(&out);
         assert_eq!(out.stdout, expected, "{spelling}");
@@ -255,7 +291,10 @@ fn cat_accepts_every_spelling_and_ls_lists() {
     let ls = run(["ls", "--backup", b, "/etc/pve"]);
     assert_ok(&ls);
     let names: Vec<String> = stdout(&ls).lines().map(str::to_string).collect();
-    assert!(names.contains(&"./etc/pve/storage.cfg".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"./etc/pve/storage.cfg".to_string()),
+        "{names:?}"
+    );
     assert!(names.contains(&"./etc/pve/priv/authkey.key".to_string()));
     assert!(names.iter().all(|n| n.starts_with("./etc/pve")));
 
@@ -291,10 +330,16 @@ fn extract_selects_paths_and_keeps_parent_modes() {
     ]);
     assert_ok(&out);
     let got = fs::read(out_dir.join("etc/pve/priv/authkey.key")).unwrap();
-    assert_eq!(got, fs::read(case.tree.join("etc/pve/priv/authkey.key")).unwrap());
+    assert_eq!(
+        got,
+        fs::read(case.tree.join("etc/pve/priv/authkey.key")).unwrap()
+    );
     use std::os::unix::fs::PermissionsExt;
     // The parent's mode comes from the archive (0700), not a default.
-    let mode = fs::metadata(out_dir.join("etc/pve/priv")).unwrap().permissions().mode();
+    let mode = fs::metadata(out_dir.join("etc/pve/priv"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o7777, 0o700);
     assert!(!out_dir.join("etc/hosts").exists());
 
@@ -339,16 +384,43 @@ fn decrypt_writes_an_upstream_style_bundle() {
     let dbundle = out_dir.join(format!("{plain}.decrypted.bundle.tar"));
     assert_eq!(stdout(&out).trim(), dbundle.to_str().unwrap());
     // Only the bundle is left (no plaintext staging file).
-    let left: Vec<_> = fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left.len(), 1, "{left:?}");
 
     // Members and order, read with GNU tar.
-    let listing = Command::new("tar").arg("-tf").arg(&dbundle).output().unwrap();
-    let members: Vec<String> = String::from_utf8(listing.stdout).unwrap().lines().map(str::to_string).collect();
-    assert_eq!(members, [format!("{plain}.metadata"), format!("{plain}.sha256"), plain.clone()]);
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(&dbundle)
+        .output()
+        .unwrap();
+    let members: Vec<String> = String::from_utf8(listing.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        members,
+        [
+            format!("{plain}.metadata"),
+            format!("{plain}.sha256"),
+            plain.clone()
+        ]
+    );
     let x = case.dir.path().join("x");
     fs::create_dir(&x).unwrap();
-    assert!(Command::new("tar").arg("-xf").arg(&dbundle).arg("-C").arg(&x).status().unwrap().success());
+    assert!(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&dbundle)
+            .arg("-C")
+            .arg(&x)
+            .status()
+            .unwrap()
+            .success()
+    );
     let plaintext = fs::read(x.join(&plain)).unwrap();
     // The plaintext is exactly what xz wrote before age encrypted it.
     let original_plain = pipe("age", &["-d", "-i", key.to_str().unwrap()], &made.archive);
@@ -404,7 +476,11 @@ fn inspect_works_without_a_key() {
     assert_eq!(v["manifest"]["hostname"], "pve1.example.lan");
     let human = run(["inspect", "--backup", bundle.to_str().unwrap()]);
     assert_ok(&human);
-    assert!(stdout(&human).contains("PVE v8.4.1 (cluster)"), "{}", stdout(&human));
+    assert!(
+        stdout(&human).contains("PVE v8.4.1 (cluster)"),
+        "{}",
+        stdout(&human)
+    );
 }
 
 /// A failure case: the command must exit non-zero with `needle` in its message and leave the
@@ -415,21 +491,33 @@ fn assert_fails(backup: &Path, key_args: &[&str], needle: &str, work: &Path) {
     verify.extend_from_slice(key_args);
     let out = run(&verify);
     assert_eq!(code(&out), 1, "verify: {}", stderr(&out));
-    assert!(stderr(&out).contains(needle), "verify: expected {needle:?} in:\n{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(needle),
+        "verify: expected {needle:?} in:\n{}",
+        stderr(&out)
+    );
 
     let dest = work.join(format!("fail-{}", rand_suffix()));
     let mut extract = vec!["extract", "--backup", b, "--to", dest.to_str().unwrap()];
     extract.extend_from_slice(key_args);
     let out = run(&extract);
     assert_eq!(code(&out), 1, "extract: {}", stderr(&out));
-    assert!(stderr(&out).contains(needle), "extract: expected {needle:?} in:\n{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(needle),
+        "extract: expected {needle:?} in:\n{}",
+        stderr(&out)
+    );
     assert!(!dest.exists(), "extract left {} behind", dest.display());
 
     // An existing empty folder stays empty.
     fs::create_dir(&dest).unwrap();
     let out = run(&extract);
     assert_eq!(code(&out), 1);
-    assert!(missing_or_empty(&dest), "extract wrote into {}", dest.display());
+    assert!(
+        missing_or_empty(&dest),
+        "extract wrote into {}",
+        dest.display()
+    );
     fs::remove_dir(&dest).unwrap();
 }
 
@@ -441,10 +529,10 @@ fn rechecksum(made: &mut MadeBackup) {
     let v: serde_json::Value = serde_json::from_str(&made.manifest).unwrap();
     let old = v["sha256"].as_str().unwrap().to_string();
     let old_size = v["archive_size"].to_string();
-    made.manifest = made
-        .manifest
-        .replace(&old, &made.sha256)
-        .replace(&format!("\"archive_size\": {old_size}"), &format!("\"archive_size\": {}", made.archive.len()));
+    made.manifest = made.manifest.replace(&old, &made.sha256).replace(
+        &format!("\"archive_size\": {old_size}"),
+        &format!("\"archive_size\": {}", made.archive.len()),
+    );
 }
 
 #[test]
@@ -470,11 +558,21 @@ fn each_kind_of_damage_has_its_own_error_and_writes_nothing() {
 
     // Wrong key.
     let good = encrypted.write_bundle(&dir("good"));
-    assert_fails(&good, &["--identity", other_key.to_str().unwrap()], "does not match this backup", work);
+    assert_fails(
+        &good,
+        &["--identity", other_key.to_str().unwrap()],
+        "does not match this backup",
+        work,
+    );
 
     // Wrong passphrase (the archive is for an X25519 key, so any passphrase is wrong).
     let pass = write_passphrase(work, "not-the-passphrase");
-    assert_fails(&good, &["--passphrase-file", pass.to_str().unwrap()], "does not match this backup", work);
+    assert_fails(
+        &good,
+        &["--passphrase-file", pass.to_str().unwrap()],
+        "does not match this backup",
+        work,
+    );
 
     // No key at all, non-interactively: a usage error naming the options.
     let out = run(["verify", "--backup", good.to_str().unwrap()]);
@@ -530,7 +628,12 @@ fn each_kind_of_damage_has_its_own_error_and_writes_nothing() {
     trailing.extend_from_slice(b"garbage after the end of the archive");
     let made = make_backup(&trailing, &BackupSpec::default());
     let b = made.write_bundle(&dir("trailing"));
-    assert_fails(&b, &[], "unexpected data after the end of the tar archive", work);
+    assert_fails(
+        &b,
+        &[],
+        "unexpected data after the end of the tar archive",
+        work,
+    );
 
     // Corrupt xz data, checksummed consistently.
     let mut bad_xz = make_backup(&case.tar, &BackupSpec::default());
@@ -542,7 +645,13 @@ fn each_kind_of_damage_has_its_own_error_and_writes_nothing() {
 
     // A name that says xz over zstd data.
     if require_tool("zstd").is_some() {
-        let mut lie = make_backup(&case.tar, &BackupSpec { compressor: Compressor::Zstd, ..BackupSpec::default() });
+        let mut lie = make_backup(
+            &case.tar,
+            &BackupSpec {
+                compressor: Compressor::Zstd,
+                ..BackupSpec::default()
+            },
+        );
         lie.archive_name = lie.archive_name.replace(".tar.zst", ".tar.xz");
         lie.sha256_line = format!("{}  {}\n", lie.sha256, lie.archive_name);
         let b = lie.write_bundle(&dir("lie"));

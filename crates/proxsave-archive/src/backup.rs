@@ -109,7 +109,10 @@ impl Backup {
             }
             None => {
                 warnings.push("the bundle has no manifest; facts come from the file name".into());
-                (synthesise(&archive_name, layout.archive.size), ManifestSource::Missing)
+                (
+                    synthesise(&archive_name, layout.archive.size),
+                    ManifestSource::Missing,
+                )
             }
         };
         let sidecar_sha256 = match &layout.checksum {
@@ -173,7 +176,9 @@ impl Backup {
             }
         };
         let sidecar_sha256 = match &checksum_path {
-            Some(p) => Some(checksum::parse_checksum_file(&read_limited(p)?).map_err(Error::Checksum)?),
+            Some(p) => {
+                Some(checksum::parse_checksum_file(&read_limited(p)?).map_err(Error::Checksum)?)
+            }
             None => None,
         };
         let mut backup = Backup {
@@ -195,7 +200,8 @@ impl Backup {
     }
 
     fn finish_open(&mut self) {
-        if self.manifest_source == ManifestSource::Legacy && self.manifest.sha256.is_empty()
+        if self.manifest_source == ManifestSource::Legacy
+            && self.manifest.sha256.is_empty()
             && let Some(sha) = &self.sidecar_sha256
         {
             self.manifest.sha256 = sha.clone();
@@ -222,7 +228,8 @@ impl Backup {
     /// [`ChecksumError::Missing`] when neither exists, [`ChecksumError::Conflict`] when they
     /// disagree.
     pub fn expectation(&self) -> std::result::Result<Expectation, ChecksumError> {
-        let manifest = (!self.manifest.sha256.trim().is_empty()).then_some(self.manifest.sha256.as_str());
+        let manifest =
+            (!self.manifest.sha256.trim().is_empty()).then_some(self.manifest.sha256.as_str());
         checksum::resolve_expectation(self.sidecar_sha256.as_deref(), manifest)
     }
 
@@ -291,7 +298,8 @@ impl Backup {
     /// [`Error::Io`], or [`Error::Bundle`] when the data ends early.
     pub fn stored_sha256(&self) -> Result<String> {
         let (reader, len) = self.open_stored()?;
-        let (hex, n) = checksum::sha256_of(reader).map_err(|e| Error::io(self.stored_location().0, e))?;
+        let (hex, n) =
+            checksum::sha256_of(reader).map_err(|e| Error::io(self.stored_location().0, e))?;
         if n != len {
             return Err(Error::Bundle {
                 path: self.path.clone(),

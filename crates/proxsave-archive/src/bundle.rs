@@ -138,7 +138,10 @@ pub fn classify(path: &Path, members: Vec<Member>) -> Result<BundleLayout> {
             return Err(bad(format!("member {} appears twice", m.name)));
         }
         if m.kind != EntryKind::File {
-            return Err(bad(format!("member {} is a {}, not a file", m.name, m.kind)));
+            return Err(bad(format!(
+                "member {} is a {}, not a file",
+                m.name, m.kind
+            )));
         }
         let slot = if m.name.ends_with(".metadata.sha256") {
             warnings.push(format!("ignored legacy member {}", m.name));

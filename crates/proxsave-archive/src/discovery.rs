@@ -31,7 +31,11 @@ pub fn discover(dir: &Path) -> Result<Discovery> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false)
-            || entry.path().metadata().map(|m| m.is_file()).unwrap_or(false);
+            || entry
+                .path()
+                .metadata()
+                .map(|m| m.is_file())
+                .unwrap_or(false);
         if !is_file {
             continue;
         }

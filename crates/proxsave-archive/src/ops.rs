@@ -38,17 +38,17 @@ impl VerifyReport {
 /// # Errors
 /// Any read-path error (checksum, key, decompression, tar structure). Refused entries are
 /// not errors; see [`VerifyReport::is_sound`].
-pub fn verify(backup: &Backup, opts: &StreamOptions<'_>, cancel: &CancelToken) -> Result<VerifyReport> {
+pub fn verify(
+    backup: &Backup,
+    opts: &StreamOptions<'_>,
+    cancel: &CancelToken,
+) -> Result<VerifyReport> {
     let mut stream = read::open_stream(backup, opts)?;
     let mut extractor = Extractor::report_only(ExtractOptions {
         cancel: cancel.clone(),
         ..ExtractOptions::default()
     });
-    loop {
-        let header = match stream.next_entry()? {
-            Some(h) => h,
-            None => break,
-        };
+    while let Some(header) = stream.next_entry()? {
         if let Err(e) = extractor.add(&header, stream.data(), Selection::Include) {
             return Err(stream.explain(e));
         }
@@ -314,7 +314,10 @@ pub fn decrypt(
     if dest.exists() {
         return Err(Error::io(
             &dest,
-            io::Error::new(io::ErrorKind::AlreadyExists, "already exists; not overwriting it"),
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "already exists; not overwriting it",
+            ),
         ));
     }
     let stream = read::open_plain(backup, opts)?;

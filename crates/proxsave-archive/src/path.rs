@@ -259,7 +259,11 @@ mod tests {
         assert_eq!(path.file_name(), b"authkey.key");
         let etc = ArchivePath::from_user("etc").unwrap();
         assert!(path.starts_with(&etc));
-        assert!(!ArchivePath::from_user("etcetera").unwrap().starts_with(&etc));
+        assert!(
+            !ArchivePath::from_user("etcetera")
+                .unwrap()
+                .starts_with(&etc)
+        );
         assert_eq!(path.display_dotted(), "./etc/pve/priv/authkey.key");
     }
 }

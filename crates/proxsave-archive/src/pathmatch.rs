@@ -325,6 +325,10 @@ mod tests {
         assert!(!g.matches(&ArchivePath::from_user("etc/pve/nodes/n1/x.fw").unwrap()));
         assert!(Selector::new(&["../x"]).is_err());
         assert!(Selector::new(&["a/../*"]).is_err());
-        assert!(Selector::new::<&str>(&[]).unwrap().matches(&ArchivePath::from_user("x").unwrap()));
+        assert!(
+            Selector::new::<&str>(&[])
+                .unwrap()
+                .matches(&ArchivePath::from_user("x").unwrap())
+        );
     }
 }

@@ -88,7 +88,8 @@ impl std::fmt::Display for LayerFault {
 impl std::error::Error for LayerFault {}
 
 fn fault_of(e: &io::Error) -> Option<&LayerFault> {
-    e.get_ref().and_then(|inner| inner.downcast_ref::<LayerFault>())
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<LayerFault>())
 }
 
 #[derive(Default)]
@@ -293,8 +294,16 @@ fn open_lower(backup: &Backup, opts: &StreamOptions<'_>) -> Result<Lower> {
     if encrypted != backup.declared_encrypted() {
         warnings.push(format!(
             "the manifest says the archive is {}, but its data is {}",
-            if backup.declared_encrypted() { "encrypted" } else { "not encrypted" },
-            if encrypted { "age-encrypted" } else { "not age-encrypted" }
+            if backup.declared_encrypted() {
+                "encrypted"
+            } else {
+                "not encrypted"
+            },
+            if encrypted {
+                "age-encrypted"
+            } else {
+                "not age-encrypted"
+            }
         ));
     }
     let replay = io::Cursor::new(head).chain(hashed);
@@ -305,7 +314,12 @@ fn open_lower(backup: &Backup, opts: &StreamOptions<'_>) -> Result<Lower> {
             .ok_or(Error::Key(KeyError::Required))?;
         let salt = (!backup.manifest.passphrase_salt.trim().is_empty())
             .then_some(backup.manifest.passphrase_salt.as_str());
-        match key::decrypt_payload(BufReader::with_capacity(CHUNK, replay), key, salt, opts.unlock) {
+        match key::decrypt_payload(
+            BufReader::with_capacity(CHUNK, replay),
+            key,
+            salt,
+            opts.unlock,
+        ) {
             Ok(reader) => Box::new(AgeLayer { inner: reader }),
             Err(KeyError::Io(e)) => return Err(checksum_first(backup, storage_error(backup, e))),
             Err(e @ (KeyError::NoMatch { .. } | KeyError::Corrupt { .. })) => {
@@ -553,7 +567,9 @@ fn storage_error(backup: &Backup, e: io::Error) -> Error {
                 reason: inner.to_string(),
             }
         }
-        Some(LayerFault::Storage(inner)) => Error::io(path, io::Error::new(inner.kind(), inner.to_string())),
+        Some(LayerFault::Storage(inner)) => {
+            Error::io(path, io::Error::new(inner.kind(), inner.to_string()))
+        }
         _ => Error::io(path, e),
     }
 }

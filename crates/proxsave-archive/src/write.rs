@@ -69,7 +69,11 @@ impl AtomicFile {
         drop(file);
         std::fs::rename(&self.tmp, &self.dest)?;
         if let Some(dir) = self.dest.parent()
-            && let Ok(d) = File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+            && let Ok(d) = File::open(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            })
         {
             let _ = d.sync_all();
         }
@@ -126,7 +130,11 @@ pub fn write_bundle(
         let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 20, out.file()), false);
         let json = manifest.to_json();
         tar.append(
-            &member(&format!("{archive_name}.metadata"), json.len() as u64, 0o600),
+            &member(
+                &format!("{archive_name}.metadata"),
+                json.len() as u64,
+                0o600,
+            ),
             &mut &json[..],
         )?;
         let line = format_checksum_line(&manifest.sha256, archive_name);

@@ -43,9 +43,7 @@ impl Config {
         };
         match std::fs::read_to_string(&path) {
             Ok(text) => Config::parse(&text).with_context(|| format!("{}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                Config::parse("")
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Config::parse(""),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
     }
@@ -67,7 +65,11 @@ impl Config {
             let value = expand(&value, &vars);
             vars.insert(key, value);
         }
-        let get = |k: &str| vars.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
         let base_dir = get("BASE_DIR").unwrap_or_else(|| DEFAULT_BASE_DIR.to_string());
         let mut sources = Vec::new();
         let primary = get("BACKUP_PATH").unwrap_or_else(|| format!("{base_dir}/backup"));
@@ -77,7 +79,9 @@ impl Config {
             remote: false,
         });
         let truthy = |k: &str| {
-            get(k).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"))
+            get(k).is_some_and(|v| {
+                matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on")
+            })
         };
         if truthy("SECONDARY_ENABLED")
             && let Some(p) = get("SECONDARY_PATH")
@@ -198,7 +202,11 @@ mod tests {
         let locs: Vec<_> = c.sources.iter().map(|s| s.location.as_str()).collect();
         assert_eq!(
             locs,
-            ["/srv/ps/local", "/mnt/secondary/backups", "gdrive:pbs-backups/server1"]
+            [
+                "/srv/ps/local",
+                "/mnt/secondary/backups",
+                "gdrive:pbs-backups/server1"
+            ]
         );
         assert!(c.sources[2].remote);
         let local_cloud = Config::parse("CLOUD_REMOTE=/mnt/cloud-backups\n").unwrap();

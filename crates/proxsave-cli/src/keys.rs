@@ -66,7 +66,8 @@ pub fn with_key<T>(
         match op(&key, &unlock) {
             Ok(v) => return Ok(v),
             Err(ArchiveError::Key(e @ (KeyError::Required | KeyError::NoMatch { .. }))) => {
-                let interactive = term::stdin_is_tty() && args.passphrase_file.as_deref() != Some(std::path::Path::new("-"));
+                let interactive = term::stdin_is_tty()
+                    && args.passphrase_file.as_deref() != Some(std::path::Path::new("-"));
                 if !interactive || prompts >= MAX_PROMPTS {
                     return Err(match e {
                         KeyError::Required => Exit::Usage(format!(

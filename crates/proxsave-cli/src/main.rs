@@ -13,7 +13,6 @@ mod term;
 
 use std::process::ExitCode;
 
-
 use crate::cli::{Cli, Command};
 
 /// Errors that end the program with a specific exit code.

@@ -105,8 +105,12 @@ pub fn pipe(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
 pub fn set_times(path: &Path, atime: (i64, u32), mtime: (i64, u32)) {
     let at = format!("@{}.{:09}", atime.0, atime.1);
     let mt = format!("@{}.{:09}", mtime.0, mtime.1);
-    run(Command::new("touch").args(["-h", "-a", "-d", &at]).arg(path));
-    run(Command::new("touch").args(["-h", "-m", "-d", &mt]).arg(path));
+    run(Command::new("touch")
+        .args(["-h", "-a", "-d", &at])
+        .arg(path));
+    run(Command::new("touch")
+        .args(["-h", "-m", "-d", &mt])
+        .arg(path));
 }
 
 /// Changes owner (numeric) without following symlinks; only as root.
@@ -198,7 +202,11 @@ impl HostTree {
         collect_dirs(&self.root, &mut dirs);
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for (i, d) in dirs.iter().enumerate() {
-            set_times(d, (1_700_000_000, 1), (1_700_000_000 + i as i64, 999_999_999));
+            set_times(
+                d,
+                (1_700_000_000, 1),
+                (1_700_000_000 + i as i64, 999_999_999),
+            );
         }
         self
     }
@@ -370,10 +378,16 @@ impl MadeBackup {
     pub fn write_raw(&self, dir: &Path) -> PathBuf {
         let a = dir.join(&self.archive_name);
         fs::write(&a, &self.archive).expect("write archive");
-        fs::write(dir.join(format!("{}.metadata", self.archive_name)), &self.manifest)
-            .expect("write metadata");
-        fs::write(dir.join(format!("{}.sha256", self.archive_name)), &self.sha256_line)
-            .expect("write sha256");
+        fs::write(
+            dir.join(format!("{}.metadata", self.archive_name)),
+            &self.manifest,
+        )
+        .expect("write metadata");
+        fs::write(
+            dir.join(format!("{}.sha256", self.archive_name)),
+            &self.sha256_line,
+        )
+        .expect("write sha256");
         a
     }
 
@@ -460,7 +474,12 @@ pub fn make_backup(tar: &[u8], spec: &BackupSpec) -> MadeBackup {
 pub fn snapshot(root: &Path) -> Vec<String> {
     let out = run(Command::new("find")
         .arg(".")
-        .args(["-mindepth", "1", "-printf", "%y %#m %U:%G %s %T@ %p -> %l\\n"])
+        .args([
+            "-mindepth",
+            "1",
+            "-printf",
+            "%y %#m %U:%G %s %T@ %p -> %l\\n",
+        ])
         .current_dir(root))
     .stdout;
     let mut lines: Vec<String> = String::from_utf8_lossy(&out)

@@ -70,7 +70,11 @@ pub fn run(args: DecryptArgs, cancel: &CancelToken) -> CmdResult {
             out_dir.display()
         )));
     }
-    let dest = if created { Some(Destination::prepare_created(&out_dir)) } else { None };
+    let dest = if created {
+        Some(Destination::prepare_created(&out_dir))
+    } else {
+        None
+    };
     let label = backup.display_name().to_string();
     let bar = progress::bar("decrypting");
     let result = keys::with_key(&args.key, &label, |key, unlock| {

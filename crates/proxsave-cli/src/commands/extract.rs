@@ -102,7 +102,11 @@ impl Destination {
 
 fn print_refused(report: &ExtractReport) {
     for r in report.refused_entries() {
-        eprintln!("  refused {}: {}", r.name, r.reason.as_deref().unwrap_or(""));
+        eprintln!(
+            "  refused {}: {}",
+            r.name,
+            r.reason.as_deref().unwrap_or("")
+        );
     }
 }
 
@@ -172,7 +176,10 @@ pub fn run(args: ExtractArgs, cancel: &CancelToken) -> CmdResult {
     }
     if !selector.is_empty() && report.written == 0 {
         dest.restore_original_state();
-        eprintln!("proxsave: no entry matches {}", selector.describe().join(", "));
+        eprintln!(
+            "proxsave: no entry matches {}",
+            selector.describe().join(", ")
+        );
         return Err(Exit::Code(1));
     }
     if args.json {

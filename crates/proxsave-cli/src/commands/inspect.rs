@@ -34,7 +34,8 @@ struct Report<'a> {
 }
 
 fn integrity(backup: &Backup, compute: bool) -> Integrity {
-    let manifest_sha = (!backup.manifest.sha256.trim().is_empty()).then(|| backup.manifest.sha256.trim().to_lowercase());
+    let manifest_sha = (!backup.manifest.sha256.trim().is_empty())
+        .then(|| backup.manifest.sha256.trim().to_lowercase());
     let mut out = Integrity {
         status: "not_checked",
         expected: None,
@@ -61,7 +62,11 @@ fn integrity(backup: &Backup, compute: bool) -> Integrity {
     }
     match backup.stored_sha256() {
         Ok(actual) => {
-            out.status = if actual == expectation.sha256 { "ok" } else { "mismatch" };
+            out.status = if actual == expectation.sha256 {
+                "ok"
+            } else {
+                "mismatch"
+            };
             out.computed = Some(actual);
         }
         Err(e) => {
@@ -93,8 +98,18 @@ pub fn run(args: InspectArgs, _cancel: &CancelToken) -> CmdResult {
         )?;
     } else {
         let m = &backup.manifest;
-        let or_unknown = |s: &str| if s.is_empty() { "unknown".to_string() } else { s.to_string() };
-        println!("Backup:       {} ({})", args.backup.display(), backup.layout_name());
+        let or_unknown = |s: &str| {
+            if s.is_empty() {
+                "unknown".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        println!(
+            "Backup:       {} ({})",
+            args.backup.display(),
+            backup.layout_name()
+        );
         println!(
             "Archive:      {} ({}, {} bytes)",
             backup.archive_name,
@@ -105,16 +120,39 @@ pub fn run(args: InspectArgs, _cancel: &CancelToken) -> CmdResult {
         println!("Host:         {}", or_unknown(&m.hostname));
         println!("System:       {}", m.display_target());
         println!("Tool:         {}", m.display_tool());
-        let level = if m.compression_type.is_empty() { String::new() } else { format!(" (level {}{})", m.compression_level, if m.compression_mode.is_empty() { String::new() } else { format!(", {}", m.compression_mode) }) };
+        let level = if m.compression_type.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (level {}{})",
+                m.compression_level,
+                if m.compression_mode.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", m.compression_mode)
+                }
+            )
+        };
         println!("Compression:  {}{level}", or_unknown(&m.compression_type));
         let enc = if encrypted {
-            if m.passphrase_salt.is_empty() { "age".to_string() } else { format!("age (passphrase salt {})", m.passphrase_salt) }
+            if m.passphrase_salt.is_empty() {
+                "age".to_string()
+            } else {
+                format!("age (passphrase salt {})", m.passphrase_salt)
+            }
         } else {
             "none".to_string()
         };
         println!("Encryption:   {enc}");
         if backup.manifest_source != ManifestSource::Json {
-            println!("Manifest:     {}", match backup.manifest_source { ManifestSource::Legacy => "legacy KEY=VALUE metadata", ManifestSource::Missing => "missing (facts from the file name)", ManifestSource::Json => "json" });
+            println!(
+                "Manifest:     {}",
+                match backup.manifest_source {
+                    ManifestSource::Legacy => "legacy KEY=VALUE metadata",
+                    ManifestSource::Missing => "missing (facts from the file name)",
+                    ManifestSource::Json => "json",
+                }
+            );
         }
         let sources = match (&integrity.from_sha256_file, &integrity.from_manifest) {
             (Some(_), Some(_)) => ".sha256 file and manifest agree",
@@ -123,10 +161,24 @@ pub fn run(args: InspectArgs, _cancel: &CancelToken) -> CmdResult {
             (None, None) => "none",
         };
         match integrity.status {
-            "ok" => println!("Checksum:     {} ({sources}): OK, the stored bytes match", integrity.expected.as_deref().unwrap_or("")),
-            "not_checked" => println!("Checksum:     {} ({sources}): not computed", integrity.expected.as_deref().unwrap_or("")),
-            "mismatch" => println!("Checksum:     MISMATCH: expected {} ({sources}), the stored bytes hash to {}", integrity.expected.as_deref().unwrap_or(""), integrity.computed.as_deref().unwrap_or("")),
-            _ => println!("Checksum:     {}: {}", integrity.status.to_uppercase(), integrity.detail.as_deref().unwrap_or("")),
+            "ok" => println!(
+                "Checksum:     {} ({sources}): OK, the stored bytes match",
+                integrity.expected.as_deref().unwrap_or("")
+            ),
+            "not_checked" => println!(
+                "Checksum:     {} ({sources}): not computed",
+                integrity.expected.as_deref().unwrap_or("")
+            ),
+            "mismatch" => println!(
+                "Checksum:     MISMATCH: expected {} ({sources}), the stored bytes hash to {}",
+                integrity.expected.as_deref().unwrap_or(""),
+                integrity.computed.as_deref().unwrap_or("")
+            ),
+            _ => println!(
+                "Checksum:     {}: {}",
+                integrity.status.to_uppercase(),
+                integrity.detail.as_deref().unwrap_or("")
+            ),
         }
         for w in &backup.warnings {
             println!("Warning:      {w}");

@@ -17,8 +17,16 @@ pub fn summary_line(b: &Backup) -> String {
     format!(
         "{} • Host {} • {} • {} • {}",
         m.created_at.display(),
-        if m.hostname.is_empty() { "unknown host" } else { &m.hostname },
-        if b.declared_encrypted() { "ENCRYPTED" } else { "PLAIN" },
+        if m.hostname.is_empty() {
+            "unknown host"
+        } else {
+            &m.hostname
+        },
+        if b.declared_encrypted() {
+            "ENCRYPTED"
+        } else {
+            "PLAIN"
+        },
         m.display_tool(),
         m.display_target()
     )

@@ -49,7 +49,11 @@ pub fn run(args: LsArgs, cancel: &CancelToken) -> CmdResult {
                     (Some(u), Some(g)) => format!("{u}/{g}"),
                     _ => format!("{}/{}", e.uid, e.gid),
                 };
-                let link = e.link.as_ref().map(|l| format!(" -> {l}")).unwrap_or_default();
+                let link = e
+                    .link
+                    .as_ref()
+                    .map(|l| format!(" -> {l}"))
+                    .unwrap_or_default();
                 format!(
                     "{} {owner:<12} {:>10} {} {}{link}",
                     mode_string(e.kind, e.mode),
@@ -66,7 +70,10 @@ pub fn run(args: LsArgs, cancel: &CancelToken) -> CmdResult {
         }
     }
     if !selector.is_empty() && entries.is_empty() {
-        eprintln!("proxsave: no entry matches {}", selector.describe().join(", "));
+        eprintln!(
+            "proxsave: no entry matches {}",
+            selector.describe().join(", ")
+        );
         return Err(Exit::Code(1));
     }
     Ok(())

@@ -22,11 +22,10 @@ pub fn run(args: VerifyArgs, cancel: &CancelToken) -> CmdResult {
         };
         ops::verify(&backup, &opts, cancel)
     })
-    .map_err(|e| {
+    .inspect_err(|_| {
         if let Some(b) = &bar {
             b.finish();
         }
-        e
     })?;
     let sound = report.is_sound();
     if args.json {
@@ -56,7 +55,11 @@ pub fn run(args: VerifyArgs, cancel: &CancelToken) -> CmdResult {
         );
         println!(
             "Encryption:  {}",
-            if s.encrypted { "age, decrypted and authenticated" } else { "none" }
+            if s.encrypted {
+                "age, decrypted and authenticated"
+            } else {
+                "none"
+            }
         );
         println!(
             "Archive:     OK  {} data, tar stream of {} ({} entries)",
