@@ -50,7 +50,11 @@ fn lab() -> Lab {
     let config = base.join("backup.env");
     fs::write(
         &config,
-        format!("BASE_DIR={}\nBACKUP_PATH={}\n", base.display(), backups.display()),
+        format!(
+            "BASE_DIR={}\nBACKUP_PATH={}\n",
+            base.display(),
+            backups.display()
+        ),
     )
     .unwrap();
     Lab {
@@ -137,7 +141,12 @@ fn quick_start_custom_restore_with_safe_cluster_mode() {
     // 4. Mode and categories.
     let n = number_of(&mut p, "CUSTOM selection", "Choice: ", &mut t);
     p.send_line(&n).unwrap();
-    let n = number_of(&mut p, "PVE Cluster Configuration", "Your selection: ", &mut t);
+    let n = number_of(
+        &mut p,
+        "PVE Cluster Configuration",
+        "Your selection: ",
+        &mut t,
+    );
     p.send_line(&n).unwrap();
     let n = number_of(&mut p, "SSH Configuration", "Your selection: ", &mut t);
     p.send_line(&n).unwrap();
@@ -150,9 +159,13 @@ fn quick_start_custom_restore_with_safe_cluster_mode() {
     p.send_line(&n).unwrap();
     // 6. Plan and confirmation.
     t += &p.exp_string("RESTORE PLAN").unwrap();
-    t += &p.exp_string("Restore mode: CUSTOM selection (2 categories)").unwrap();
+    t += &p
+        .exp_string("Restore mode: CUSTOM selection (2 categories)")
+        .unwrap();
     t += &p.exp_string("Cluster mode: SAFE").unwrap();
-    t += &p.exp_string("Type \"RESTORE\" (exact case) to proceed, or \"cancel\"/\"0\" to abort: ").unwrap();
+    t += &p
+        .exp_string("Type \"RESTORE\" (exact case) to proceed, or \"cancel\"/\"0\" to abort: ")
+        .unwrap();
     p.send_line("restore").unwrap();
     t += &p.exp_string("Please type RESTORE to proceed").unwrap();
     t += &p.exp_string("to abort: ").unwrap();
@@ -171,7 +184,11 @@ fn quick_start_custom_restore_with_safe_cluster_mode() {
     assert_eq!(sshd, b"PermitRootLogin prohibit-password\n");
     assert!(lab.root.join("root/.ssh/authorized_keys").exists());
     assert!(!lab.root.join("var/lib/pve-cluster").exists());
-    assert!(lab.base.join("export/var/lib/pve-cluster/config.db").exists());
+    assert!(
+        lab.base
+            .join("export/var/lib/pve-cluster/config.db")
+            .exists()
+    );
     // The safety backup holds the sshd_config that was overwritten.
     let work = lab.base.join("work");
     let sb = fs::read_dir(&work)
@@ -181,7 +198,10 @@ fn quick_start_custom_restore_with_safe_cluster_mode() {
         .expect("safety backup");
     let listing = Command::new("tar").arg("-tzf").arg(&sb).output().unwrap();
     let listing = String::from_utf8(listing.stdout).unwrap();
-    assert!(listing.lines().any(|l| l == "etc/ssh/sshd_config"), "{listing}");
+    assert!(
+        listing.lines().any(|l| l == "etc/ssh/sshd_config"),
+        "{listing}"
+    );
 }
 
 #[test]
@@ -189,7 +209,12 @@ fn cancel_at_the_mode_menu_and_at_the_plan_exit_130_and_write_nothing() {
     require_tools!("tar", "xz", "age", "sha256sum");
     let lab = lab();
     let before = proxsave_testkit::fixture::snapshot(&lab.root);
-    let backup = fs::read_dir(lab.base.join("backup")).unwrap().next().unwrap().unwrap().path();
+    let backup = fs::read_dir(lab.base.join("backup"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let bs = backup.display().to_string();
     for at_plan in [false, true] {
         let mut extra = vec!["--backup", bs.as_str()];

@@ -752,20 +752,25 @@ fn owner_ids(meta: &Meta) -> Option<(rustix::fs::Uid, rustix::fs::Gid)> {
 /// Applies owner (best effort), mode and times on an open descriptor. Returns warnings.
 fn apply_meta_fd(fd: BorrowedFd<'_>, meta: &Meta, preserve_owner: bool) -> io::Result<Vec<String>> {
     let mut warnings = Vec::new();
+    let mut owner_applied = false;
     if preserve_owner {
         match owner_ids(meta) {
-            Some((owner, group)) => {
-                if let Err(e) = rustix::fs::fchown(fd, Some(owner), Some(group)) {
+            Some((owner, group)) => match rustix::fs::fchown(fd, Some(owner), Some(group)) {
+                Ok(()) => owner_applied = true,
+                Err(e) => {
                     warnings.push(format!("owner {}:{} not applied: {e}", meta.uid, meta.gid));
                 }
-            }
+            },
             None => warnings.push(format!(
                 "owner {}:{} is out of range and was not applied",
                 meta.uid, meta.gid
             )),
         }
     }
-    rustix::fs::fchmod(fd, effective_mode(meta, preserve_owner))?;
+    // setuid/setgid only together with the archive's owner: when the owner could not be
+    // applied (out-of-range id, failed chown) the file belongs to whoever extracts (root),
+    // and keeping the bits would make a set-id-root program the archive never had.
+    rustix::fs::fchmod(fd, effective_mode(meta, owner_applied))?;
     rustix::fs::futimens(fd, &timestamps(meta))?;
     Ok(warnings)
 }
@@ -794,14 +799,38 @@ impl Committer<'_> {
         if let Some(fd) = self.cache.get(path) {
             return Ok(fd.clone());
         }
-        let parent = self.open_dir_path(path.parent().as_ref())?;
+        // Walk down from the deepest cached ancestor, in a loop: this used to recurse once
+        // per component, and a hostile archive nesting ~2000 directories overflowed the
+        // stack (an abort, not an error).
+        let mut todo = vec![path.clone()];
+        let mut fd = loop {
+            match todo.last().and_then(ArchivePath::parent) {
+                None => break self.root.clone(),
+                Some(p) => match self.cache.get(&p) {
+                    Some(fd) => break fd.clone(),
+                    None => todo.push(p),
+                },
+            }
+        };
+        while let Some(p) = todo.pop() {
+            fd = self.open_child(&fd, &p)?;
+        }
+        Ok(fd)
+    }
+
+    /// Opens (creating it if missing) the directory `path` inside its open `parent`.
+    fn open_child(
+        &mut self,
+        parent: &OwnedFd,
+        path: &ArchivePath,
+    ) -> std::result::Result<Arc<OwnedFd>, String> {
         let name = path.file_name();
         let fd = match open_dir(parent.as_fd(), name) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => {
                 let mode = self.unselected_dirs.get(path).map_or(0o755, |_| 0o700);
                 match rustix::fs::mkdirat(
-                    &*parent,
+                    parent,
                     OsStr::from_bytes(name),
                     Mode::from_raw_mode(mode),
                 ) {

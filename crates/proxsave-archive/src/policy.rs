@@ -17,7 +17,11 @@
 //!   "symlink then write through it" attacks, within one archive and across two runs;
 //! - a symlink is created verbatim, but its target must stay inside the root when resolved
 //!   as the host would (absolute targets are anchored at the root; a relative target that
-//!   climbs above the root, through `..` or through other links, is refused; so are loops);
+//!   climbs above the root, through `..` or through other links, is refused; so are loops),
+//!   and it must not change where an earlier link of the archive resolves to (`L -> x/..`
+//!   is the root until `x -> .` appears, then the root's parent);
+//! - directories and symlinks that declare data are refused: tar readers disagree on whether
+//!   such data exists, so they would disagree on every entry that follows;
 //! - a hard link may only point at a regular file written earlier by the same run, and may
 //!   not carry data;
 //! - an existing directory is never replaced by a file or link, and an existing symlink is
@@ -31,10 +35,15 @@ use std::io;
 use serde::Serialize;
 
 use crate::entry::{EntryHeader, EntryKind};
-use crate::path::{ArchivePath, escape_bytes};
+use crate::path::{ArchivePath, MAX_PATH_BYTES, escape_bytes};
 
 /// Most symlinks followed while checking one link target.
 pub const MAX_LINK_HOPS: u32 = 40;
+
+/// Most path bytes looked at while checking the symlink targets of one archive. Legitimate
+/// archives need a tiny fraction; hostile link chains through deep trees could otherwise
+/// keep `verify` and `extract` busy for hours.
+pub const MAX_LINK_CHECK_BYTES: u64 = 32 << 20;
 
 /// Prefix of the private staging directory the extractor creates in the root.
 pub const STAGE_PREFIX: &str = ".proxsave-stage-";
@@ -119,6 +128,28 @@ pub enum Refusal {
     },
     /// A symlink with an empty target.
     EmptySymlink,
+    /// A symlink target that cannot be checked or created (NUL byte, longer than
+    /// `PATH_MAX`, resolving through unusable names, or too costly to check).
+    BadLinkTarget {
+        /// The link text.
+        target: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Creating this symlink would make an earlier symlink of the archive escape or loop.
+    BreaksEarlierLink {
+        /// The earlier link.
+        link: String,
+        /// How it would resolve.
+        detail: String,
+    },
+    /// A directory or symlink entry that declares data.
+    DeclaresData {
+        /// The entry's type.
+        kind: String,
+        /// The declared size.
+        size: u64,
+    },
     /// A hard link whose target is absolute, contains `..`, or is empty.
     HardlinkBadTarget {
         /// The link text.
@@ -171,6 +202,17 @@ impl fmt::Display for Refusal {
                 "symbolic link target {target:?} needs more than {MAX_LINK_HOPS} link resolutions (loop)"
             ),
             Refusal::EmptySymlink => write!(f, "symbolic link with an empty target"),
+            Refusal::BadLinkTarget { target, detail } => {
+                write!(f, "symbolic link target {target:?} {detail}")
+            }
+            Refusal::BreaksEarlierLink { link, detail } => write!(
+                f,
+                "creating this link would change how the earlier symbolic link {link} resolves: {detail}"
+            ),
+            Refusal::DeclaresData { kind, size } => write!(
+                f,
+                "{kind} entry declares {size} bytes of data; tar readers disagree on where the next header starts"
+            ),
             Refusal::HardlinkBadTarget { target } => {
                 write!(
                     f,
@@ -241,6 +283,13 @@ struct Known {
 pub struct Policy<V> {
     view: V,
     known: HashMap<ArchivePath, Option<Known>>,
+    /// Symlinks accepted from this archive (path, target), in order.
+    links: Vec<(ArchivePath, Vec<u8>)>,
+    /// For each path that a link's resolution passed while it was not a directory, the
+    /// links (indexes into `links`) that must be re-checked if a symlink appears there.
+    dependents: HashMap<ArchivePath, Vec<usize>>,
+    /// Path bytes looked at so far while checking link targets.
+    link_work: u64,
 }
 
 impl<V: FsView> Policy<V> {
@@ -249,6 +298,9 @@ impl<V: FsView> Policy<V> {
         Policy {
             view,
             known: HashMap::new(),
+            links: Vec::new(),
+            dependents: HashMap::new(),
+            link_work: 0,
         }
     }
 
@@ -305,6 +357,12 @@ impl<V: FsView> Policy<V> {
                 });
             }
         }
+        if header.size > 0 && matches!(header.kind, EntryKind::Directory | EntryKind::Symlink) {
+            return Err(Refusal::DeclaresData {
+                kind: header.kind.to_string(),
+                size: header.size,
+            });
+        }
         self.check_parents(path)?;
         let existing = self.lookup(path)?;
         match (&header.kind, existing.as_ref().map(|k| &k.node)) {
@@ -325,7 +383,21 @@ impl<V: FsView> Policy<V> {
                 if target.is_empty() {
                     return Err(Refusal::EmptySymlink);
                 }
-                self.check_link_target(path.parent().as_ref(), &target)?;
+                let bad = |detail: String| Refusal::BadLinkTarget {
+                    target: escape_bytes(&target),
+                    detail,
+                };
+                // Neither can be created (symlink(2) fails), and a huge target would make
+                // the check below slow.
+                if target.contains(&0) {
+                    return Err(bad("contains a NUL byte".into()));
+                }
+                if target.len() > MAX_PATH_BYTES {
+                    return Err(bad(format!(
+                        "is longer than PATH_MAX ({MAX_PATH_BYTES} bytes)"
+                    )));
+                }
+                self.check_new_link(path, &target)?;
                 Ok(Action::Symlink(target))
             }
             EntryKind::Hardlink => {
@@ -353,7 +425,26 @@ impl<V: FsView> Policy<V> {
         }
     }
 
+    /// True when `path`'s parent is a directory in the model. Its own ancestors were all
+    /// directories when it was entered, and a directory is never replaced, so this proves
+    /// every ancestor is one (walking them all made deep archives cubic in their depth).
+    fn parent_known_dir(&self, path: &ArchivePath) -> bool {
+        match path.parent() {
+            None => true,
+            Some(parent) => matches!(
+                self.known.get(&parent),
+                Some(Some(Known {
+                    node: Node::Dir,
+                    ..
+                }))
+            ),
+        }
+    }
+
     fn check_parents(&mut self, path: &ArchivePath) -> Result<(), Refusal> {
+        if self.parent_known_dir(path) {
+            return Ok(());
+        }
         for ancestor in path.ancestors() {
             match self.lookup(&ancestor)? {
                 None => return Ok(()),
@@ -403,28 +494,108 @@ impl<V: FsView> Policy<V> {
     }
 
     /// Lookup for link resolution, where ancestors may not be verified directories.
-    fn lookup_any(&mut self, comps: &[Vec<u8>]) -> Result<Option<Node>, Refusal> {
-        let joined = comps.join(&b'/');
-        let Ok(Some(path)) = ArchivePath::parse(&joined) else {
-            return Ok(Some(Node::Dir)); // the root itself
-        };
+    fn lookup_any(&mut self, path: &ArchivePath) -> Result<Option<Node>, Refusal> {
         // Only consult the disk when every ancestor is a real directory; otherwise the
         // path cannot exist as something we would have to follow.
-        for anc in path.ancestors() {
-            match self.lookup(&anc)? {
-                Some(Known {
-                    node: Node::Dir, ..
-                }) => {}
-                _ => return Ok(None),
+        if !self.parent_known_dir(path) {
+            for anc in path.ancestors() {
+                match self.lookup(&anc)? {
+                    Some(Known {
+                        node: Node::Dir, ..
+                    }) => {}
+                    _ => return Ok(None),
+                }
             }
         }
-        Ok(self.lookup(&path)?.map(|k| k.node))
+        Ok(self.lookup(path)?.map(|k| k.node))
     }
 
+    /// Checks a new symlink `path -> target` as it will be: installed in the model (so a
+    /// link through itself is a loop), and together with every earlier link of this archive
+    /// whose resolution passed through `path` while it was missing, a file or another link
+    /// (a new link can change where those resolve). On success the link is registered.
+    fn check_new_link(&mut self, path: &ArchivePath, target: &[u8]) -> Result<(), Refusal> {
+        // Install tentatively, missing ancestors as directories (as `record` will).
+        let mut saved: Vec<(ArchivePath, Option<Option<Known>>)> = Vec::new();
+        let dir = Known {
+            node: Node::Dir,
+            from_archive: true,
+        };
+        for anc in path.ancestors() {
+            let prev = self.known.get(&anc).cloned();
+            if !matches!(prev, Some(Some(_))) {
+                self.known.insert(anc.clone(), Some(dir.clone()));
+                saved.push((anc, prev));
+            }
+        }
+        saved.push((path.clone(), self.known.get(path).cloned()));
+        self.known.insert(
+            path.clone(),
+            Some(Known {
+                node: Node::Symlink(target.to_vec()),
+                from_archive: true,
+            }),
+        );
+        match self.check_link_and_dependents(path, target) {
+            Ok(()) => Ok(()),
+            Err(refusal) => {
+                for (p, prev) in saved.into_iter().rev() {
+                    match prev {
+                        Some(v) => self.known.insert(p, v),
+                        None => self.known.remove(&p),
+                    };
+                }
+                Err(refusal)
+            }
+        }
+    }
+
+    fn check_link_and_dependents(
+        &mut self,
+        path: &ArchivePath,
+        target: &[u8],
+    ) -> Result<(), Refusal> {
+        let mut visited = Vec::new();
+        self.check_link_target(path.parent().as_ref(), target, &mut visited)?;
+        let mut rechecked = Vec::new();
+        for i in self.dependents.get(path).cloned().unwrap_or_default() {
+            let (link, link_target) = self.links[i].clone();
+            let in_place = matches!(
+                self.known.get(&link),
+                Some(Some(Known { node: Node::Symlink(t), from_archive: true })) if *t == link_target
+            );
+            if !in_place || link == *path {
+                continue;
+            }
+            let mut v = Vec::new();
+            self.check_link_target(link.parent().as_ref(), &link_target, &mut v)
+                .map_err(|r| Refusal::BreaksEarlierLink {
+                    link: link.to_string(),
+                    detail: r.to_string(),
+                })?;
+            rechecked.push((i, v));
+        }
+        let index = self.links.len();
+        self.links.push((path.clone(), target.to_vec()));
+        rechecked.push((index, visited));
+        for (i, paths) in rechecked {
+            for p in paths {
+                let deps = self.dependents.entry(p).or_default();
+                if deps.last() != Some(&i) {
+                    deps.push(i);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves `target` from `base` as the host would (see the module docs). Every path
+    /// looked at that is not a directory is added to `visited`.
     fn check_link_target(
         &mut self,
         base: Option<&ArchivePath>,
         target: &[u8],
+        visited: &mut Vec<ArchivePath>,
     ) -> Result<(), Refusal> {
         let shown = escape_bytes(target);
         let mut stack: Vec<Vec<u8>> = Vec::new();
@@ -445,7 +616,31 @@ impl<V: FsView> Policy<V> {
                 }
                 _ => {
                     stack.push(comp);
-                    if let Some(Node::Symlink(next)) = self.lookup_any(&stack)? {
+                    let joined = stack.join(&b'/');
+                    self.link_work += joined.len() as u64;
+                    if self.link_work > MAX_LINK_CHECK_BYTES {
+                        return Err(Refusal::BadLinkTarget {
+                            target: shown,
+                            detail: "needs too much work to check (too many or too complex links in the archive)".into(),
+                        });
+                    }
+                    let path = match ArchivePath::parse(&joined) {
+                        Ok(Some(p)) => p,
+                        Ok(None) => continue,
+                        // The host cannot resolve it either; before, such a path counted
+                        // as a directory and was never looked at.
+                        Err(e) => {
+                            return Err(Refusal::BadLinkTarget {
+                                target: shown,
+                                detail: format!("resolves through an unusable path ({e})"),
+                            });
+                        }
+                    };
+                    let node = self.lookup_any(&path)?;
+                    if node != Some(Node::Dir) {
+                        visited.push(path);
+                    }
+                    if let Some(Node::Symlink(next)) = node {
                         hops += 1;
                         if hops > MAX_LINK_HOPS {
                             return Err(Refusal::SymlinkLoop { target: shown });
@@ -565,11 +760,21 @@ mod tests {
         // Chain: up -> .. (root, fine), then via/x -> ../up/.. climbs above the root.
         assert!(ok(&mut p, "sub/up", ".."));
         assert!(!ok(&mut p, "sub/esc", "up/.."));
-        // Loop.
+        // Loop: the link that closes it is refused (checked as if already in place).
         assert!(ok(&mut p, "a", "b"));
-        assert!(ok(&mut p, "b", "a"));
-        let d = p.decide(&entry("c", EntryKind::Symlink, Some("a/x")));
+        let d = p.decide(&entry("b", EntryKind::Symlink, Some("a")));
         assert!(matches!(refused(&d), Some(Refusal::SymlinkLoop { .. })));
+        let d = p.decide(&entry("self", EntryKind::Symlink, Some("self/x")));
+        assert!(matches!(refused(&d), Some(Refusal::SymlinkLoop { .. })));
+        // A later link must not make an earlier one climb out: `l -> x/..` is the root
+        // while `x` is missing, the root's parent once `x -> .` exists.
+        assert!(ok(&mut p, "l", "x/.."));
+        let d = p.decide(&entry("x", EntryKind::Symlink, Some(".")));
+        assert!(
+            matches!(refused(&d), Some(Refusal::BreaksEarlierLink { link, .. }) if link == "l"),
+            "{d:?}"
+        );
+        assert!(ok(&mut p, "x", "sub"));
     }
 
     #[test]

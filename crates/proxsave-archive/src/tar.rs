@@ -277,8 +277,19 @@ impl<R: Read> TarReader<R> {
                         self.skip_sparse_extensions()?;
                     }
                     let header = raw.into_entry(pending, offset);
-                    self.remaining = header.size;
-                    self.padding = pad_of(header.size);
+                    // Header-only types carry no data, whatever their size field (ustar or
+                    // PAX) says: GNU tar (when extracting), Go's archive/tar (upstream) and
+                    // Python's tarfile all read the next header right after them. Skipping
+                    // `size` bytes here instead let an archive hide entries from `verify`
+                    // that those tools extract. The declared size stays in the header, and
+                    // the policy refuses such entries as ambiguous.
+                    let data = if header_only(header.kind) {
+                        0
+                    } else {
+                        header.size
+                    };
+                    self.remaining = data;
+                    self.padding = pad_of(data);
                     self.current_name = header.raw_path.clone();
                     return Ok(Some(header));
                 }
@@ -498,6 +509,19 @@ enum BlockRead {
     Full,
     Partial,
     Eof,
+}
+
+/// Entry types that never have data blocks (see [`TarReader::next_entry`]).
+fn header_only(kind: EntryKind) -> bool {
+    matches!(
+        kind,
+        EntryKind::Directory
+            | EntryKind::Symlink
+            | EntryKind::Hardlink
+            | EntryKind::CharDevice
+            | EntryKind::BlockDevice
+            | EntryKind::Fifo
+    )
 }
 
 fn pad_of(size: u64) -> u64 {
@@ -756,7 +780,15 @@ fn parse_pax(data: &[u8], offset: u64) -> Result<PaxRecords, TarError> {
         match key.as_str() {
             "path" => out.path = bytes(),
             "linkpath" => out.linkpath = bytes(),
-            "size" => out.size = number("size")?,
+            "size" => {
+                out.size = number("size")?;
+                // No file is larger than `off_t` allows; GNU tar refuses such sizes too.
+                // Without this bound, `size + padding` overflowed when data was skipped
+                // (a panic, or in release builds a reader that lost its place).
+                if out.size.is_some_and(|n| n > i64::MAX as u64) {
+                    return Err(bad(format!("size is out of range: {}", text())));
+                }
+            }
             "uid" => out.uid = number("uid")?,
             "gid" => out.gid = number("gid")?,
             "uname" => out.uname = (!value.is_empty()).then(text),

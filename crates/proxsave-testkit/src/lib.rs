@@ -5,6 +5,7 @@
 //! developer machine, but **fails** in CI (`CI` or `PROXSAVE_REQUIRE_TOOLS` set), because CI
 //! must install every tool the tests need.
 
+pub mod evil;
 pub mod fixture;
 
 use std::ffi::OsStr;
