@@ -45,6 +45,9 @@ use crate::path::{ArchivePath, escape_bytes};
 use crate::policy::{Action, Decision, DiskNode, EmptyView, FsView, Policy, STAGE_PREFIX};
 use crate::progress::CancelToken;
 
+/// Free space always left on the target filesystem while staging (64 MiB).
+pub const STAGE_RESERVE: u64 = 64 << 20;
+
 /// How one entry ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -500,6 +503,20 @@ impl Extractor {
             disk.stage = Some(create_stage(&disk.root, &disk.root_path)?);
         }
         let stage = disk.stage.as_mut().expect("created above");
+        // Staged data sits on the target filesystem until the commit: never let a hostile
+        // (or just huge) archive fill it before the checksum has even been checked.
+        if let Ok(fs) = rustix::fs::fstatvfs(&stage.fd) {
+            let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+            if header.size.saturating_add(STAGE_RESERVE) > free {
+                return Err(Error::Extract(format!(
+                    "not enough free space on the target filesystem to stage {} ({} bytes needed, {} free, {} kept in reserve)",
+                    header.display_name(),
+                    header.size,
+                    free,
+                    STAGE_RESERVE
+                )));
+            }
+        }
         stage.seq += 1;
         let name = format!("f{}", stage.seq);
         let stage_path = disk.root_path.join(&stage.name).join(&name);

@@ -111,6 +111,9 @@ pub enum Refusal {
     },
     /// A directory exists where the entry is a file or link.
     DirectoryInTheWay,
+    /// A device node, socket or FIFO exists where the entry is a file or link; it is never
+    /// replaced (a restore must not swap `/dev/…` nodes for files).
+    SpecialFileInTheWay,
     /// A file or symlink exists where the entry is a directory.
     NotADirectoryInTheWay {
         /// What is there.
@@ -191,6 +194,10 @@ impl fmt::Display for Refusal {
                 write!(f, "parent {parent} is not a directory")
             }
             Refusal::DirectoryInTheWay => write!(f, "a directory exists at this path"),
+            Refusal::SpecialFileInTheWay => write!(
+                f,
+                "a device node, socket or FIFO exists at this path; it is never replaced"
+            ),
             Refusal::NotADirectoryInTheWay { existing } => {
                 write!(f, "a {existing} exists where the archive has a directory")
             }
@@ -373,6 +380,7 @@ impl<V: FsView> Policy<V> {
                 });
             }
             (_, Some(Node::Dir)) => return Err(Refusal::DirectoryInTheWay),
+            (_, Some(Node::Other)) => return Err(Refusal::SpecialFileInTheWay),
             _ => {}
         }
         match header.kind {
@@ -871,5 +879,18 @@ mod tests {
             matches!(refused(&d), Some(Refusal::SymlinkEscapes { .. })),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn special_files_on_the_target_are_never_replaced() {
+        let disk = Disk(HashMap::from([
+            ("dev", DiskNode::Dir),
+            ("dev/null", DiskNode::Other),
+        ]));
+        let mut p = Policy::new(disk);
+        for kind in [EntryKind::File, EntryKind::Symlink] {
+            let d = p.decide(&entry("dev/null", kind, Some("x")));
+            assert_eq!(refused(&d), Some(&Refusal::SpecialFileInTheWay), "{kind:?}");
+        }
     }
 }
