@@ -242,3 +242,103 @@ fn cancel_at_the_mode_menu_and_at_the_plan_exit_130_and_write_nothing() {
     }
     let _ = Path::new("");
 }
+
+/// rexpect hands over each byte as a `char`; turn that back into UTF-8 text.
+fn utf8(s: &str) -> String {
+    if s.chars().all(|c| (c as u32) < 256) {
+        let bytes: Vec<u8> = s.chars().map(|c| c as u32 as u8).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Replaces what changes from run to run (temporary folders, timestamps, checksums).
+fn normalise(text: &str, lab: &Lab) -> String {
+    let mut t = utf8(text).replace("\r\n", "\n");
+    t = t.replace(&lab.base.display().to_string(), "<LAB>");
+    let mut out = String::new();
+    for line in t.lines() {
+        let mut l = line.to_string();
+        // 20261126_211107 and 20261126-211107 stamps.
+        let bytes: Vec<char> = l.chars().collect();
+        let mut i = 0;
+        let mut norm = String::new();
+        while i < bytes.len() {
+            if i + 15 <= bytes.len()
+                && bytes[i..i + 8].iter().all(|c| c.is_ascii_digit())
+                && (bytes[i + 8] == '_' || bytes[i + 8] == '-')
+                && bytes[i + 9..i + 15].iter().all(|c| c.is_ascii_digit())
+            {
+                norm.push_str("<STAMP>");
+                i += 15;
+            } else {
+                norm.push(bytes[i]);
+                i += 1;
+            }
+        }
+        l = norm;
+        if let Some(pos) = l.find("Checksum verified: ") {
+            l = format!("{}Checksum verified: <SHA256>", &l[..pos]);
+        }
+        if l.contains("MB)") && l.contains("Safety backup created") {
+            if let Some(p) = l.find(" (") {
+                l = format!("{} (<N> entries, <SIZE> MB)", &l[..p]);
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn docs_walkthrough_matches_what_the_binary_prints() {
+    require_tools!("tar", "xz", "age", "sha256sum");
+    let lab = lab();
+    let a = args(&lab, &[]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut p = spawn(&a);
+    let mut t = String::new();
+    // (prompt, what the person types, whether the terminal echoes it)
+    let steps: [(&str, &str, bool); 6] = [
+        ("Choice: ", "1", true),
+        ("Choice: ", "1", true),
+        ("(input hidden, 0 to cancel): ", PASSPHRASE, false),
+        ("Choice: ", "1", true),
+        ("Choice: ", "1", true),
+        ("to abort: ", "RESTORE", true),
+    ];
+    for (prompt, answer, echoed) in steps {
+        t += &p.exp_string(prompt).unwrap();
+        t += prompt;
+        p.send_line(answer).unwrap();
+        if echoed {
+            t += answer;
+        }
+        t += "\n";
+    }
+    t += &p.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut p), 0);
+    let got = normalise(&t, &lab);
+    if std::env::var_os("PRINT_WALKTHROUGH").is_some() {
+        eprintln!("{got}");
+    }
+    let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/restore-walkthrough.md"))
+        .expect("docs/restore-walkthrough.md");
+    let block = doc
+        .split("```text\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .expect("a ```text block in docs/restore-walkthrough.md");
+    // Every line of the documented transcript appears, in order, in what the binary printed.
+    let got_lines: Vec<&str> = got.lines().collect();
+    let mut at = 0;
+    for want in block.lines() {
+        let pos = got_lines[at..]
+            .iter()
+            .position(|g| g.trim_end() == want.trim_end())
+            .unwrap_or_else(|| panic!("docs line not printed (in order): {want:?}\n--- printed ---\n{got}"));
+        at += pos + 1;
+    }
+}
