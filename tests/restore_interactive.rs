@@ -324,8 +324,11 @@ fn docs_walkthrough_matches_what_the_binary_prints() {
     if std::env::var_os("PRINT_WALKTHROUGH").is_some() {
         eprintln!("{got}");
     }
-    let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/restore-walkthrough.md"))
-        .expect("docs/restore-walkthrough.md");
+    let doc = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/restore-walkthrough.md"
+    ))
+    .expect("docs/restore-walkthrough.md");
     let block = doc
         .split("```text\n")
         .nth(1)
@@ -338,7 +341,9 @@ fn docs_walkthrough_matches_what_the_binary_prints() {
         let pos = got_lines[at..]
             .iter()
             .position(|g| g.trim_end() == want.trim_end())
-            .unwrap_or_else(|| panic!("docs line not printed (in order): {want:?}\n--- printed ---\n{got}"));
+            .unwrap_or_else(|| {
+                panic!("docs line not printed (in order): {want:?}\n--- printed ---\n{got}")
+            });
         at += pos + 1;
     }
 }

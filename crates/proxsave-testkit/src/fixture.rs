@@ -136,24 +136,39 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Time base of [`HostTree::new`] (2024-07-24, the backup side).
+pub const BACKUP_TIME_BASE: i64 = 1_721_781_000;
+
 /// A host tree under construction.
 pub struct HostTree {
     /// Its root.
     pub root: PathBuf,
     seq: u32,
+    time_base: i64,
 }
 
 impl HostTree {
     /// An empty tree at `root` (created).
     pub fn new(root: impl Into<PathBuf>) -> HostTree {
+        HostTree::with_time_base(root, BACKUP_TIME_BASE)
+    }
+
+    /// An empty tree at `root` (created) whose entries get times counted from `time_base`
+    /// (Unix seconds) instead of [`BACKUP_TIME_BASE`]; still deterministic, but apart from a
+    /// backup's, so a target root's untouched files are told from restored ones by mtime.
+    pub fn with_time_base(root: impl Into<PathBuf>, time_base: i64) -> HostTree {
         let root = root.into();
         fs::create_dir_all(&root).expect("create tree root");
-        HostTree { root, seq: 0 }
+        HostTree {
+            root,
+            seq: 0,
+            time_base,
+        }
     }
 
     fn stamp(&mut self) -> ((i64, u32), (i64, u32)) {
         self.seq += 1;
-        let base = 1_721_781_000 + i64::from(self.seq) * 61;
+        let base = self.time_base + i64::from(self.seq) * 61;
         (
             (base + 7, 100_000_000 + self.seq * 1_234_567 % 899_999_999),
             (base, 512_345_678 - self.seq * 7_654_321 % 500_000_000),

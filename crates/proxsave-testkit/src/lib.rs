@@ -4,9 +4,17 @@
 //! `pigz`, GNU `tar`, ...). When one is missing, a test is skipped with a message on a
 //! developer machine, but **fails** in CI (`CI` or `PROXSAVE_REQUIRE_TOOLS` set), because CI
 //! must install every tool the tests need.
+//!
+//! Modules:
+//! - [`fixture`]: host trees ([`fixture::HostTree`]) and backups made with the real tools.
+//! - [`hosts`]: realistic target roots ([`hosts::HostRoot`]) for restores, PBS/dual/standalone
+//!   source trees, and [`hosts::make_host_backup`].
+//! - [`fakes`]: fake host commands ([`fakes::FakeBin`]) that record calls and answer from rules.
 
 pub mod evil;
+pub mod fakes;
 pub mod fixture;
+pub mod hosts;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
