@@ -93,6 +93,36 @@ impl RootReader {
         Some(out)
     }
 
+    /// True if anything (not following links) exists at `path`.
+    pub fn exists(&self, path: &ArchivePath) -> bool {
+        self.parent(path).is_some_and(|parent| {
+            rustix::fs::statat(
+                &parent,
+                OsStr::from_bytes(path.file_name()),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .is_ok()
+        })
+    }
+
+    /// SHA-256 (hex) and mode of the regular file at `path` (no link followed).
+    pub fn file_digest(&self, path: &ArchivePath) -> Option<(String, u32)> {
+        let parent = self.parent(path)?;
+        let fd = rustix::fs::openat(
+            &parent,
+            OsStr::from_bytes(path.file_name()),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let st = rustix::fs::fstat(&fd).ok()?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return None;
+        }
+        let (hex, _) = proxsave_archive::checksum::sha256_of(File::from(fd)).ok()?;
+        Some((hex, st.st_mode & 0o7777))
+    }
+
     /// Compares the entry (whose file data is `data`) with what is at its path.
     pub fn compare(
         &self,

@@ -18,6 +18,7 @@ pub fn replace_link_with_file(
     mode: u32,
     uid: Option<u32>,
     gid: Option<u32>,
+    mtime: proxsave_archive::entry::Timestamp,
 ) -> std::io::Result<()> {
     let mut dir = rustix::io::dup(root)?;
     if let Some(parent) = dup.parent() {
@@ -31,6 +32,8 @@ pub fn replace_link_with_file(
         }
     }
     let name = OsStr::from_bytes(dup.file_name());
+    // Replacing an entry changes the folder's mtime; keep the one the restore just set.
+    let dir_stat = rustix::fs::fstat(&dir)?;
     let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
     if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
         return Err(std::io::Error::other("no longer a symbolic link"));
@@ -53,11 +56,39 @@ pub fn replace_link_with_file(
             )?;
         }
         rustix::fs::fchmod(f.as_fd(), Mode::from_raw_mode(mode & 0o7777))?;
+        // The duplicate's own time is not recorded; it has the canonical file's content, so
+        // it gets the canonical file's modification time.
+        rustix::fs::futimens(
+            f.as_fd(),
+            &rustix::fs::Timestamps {
+                last_access: rustix::fs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: rustix::fs::UTIME_OMIT,
+                },
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: mtime.secs,
+                    tv_nsec: i64::from(mtime.nanos),
+                },
+            },
+        )?;
         rustix::fs::renameat(&dir, tmp.as_str(), &dir, name)?;
         Ok(())
     })();
     if result.is_err() {
         let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
     }
+    let _ = rustix::fs::futimens(
+        &dir,
+        &rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: dir_stat.st_atime,
+                tv_nsec: dir_stat.st_atime_nsec as _,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: dir_stat.st_mtime,
+                tv_nsec: dir_stat.st_mtime_nsec as _,
+            },
+        },
+    );
     result
 }

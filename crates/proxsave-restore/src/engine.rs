@@ -614,6 +614,12 @@ fn extract_tiers(
     let mut changes: BTreeMap<String, Change> = BTreeMap::new();
     let mut skipped: Vec<FileOutcome> = Vec::new();
     let mut spool = Spool::new();
+    // Dedup links come back as regular files: compare them as such (canonical content,
+    // manifest mode), so a second identical restore finds them unchanged.
+    let dedup = dedup_pairs(scan);
+    let canonicals: HashSet<&ArchivePath> = dedup.values().map(|(c, _)| c).collect();
+    let mut canonical_sums: BTreeMap<ArchivePath, String> = BTreeMap::new();
+    let mut kept: Vec<FileOutcome> = Vec::new();
     let outcome = (|| -> Result<StreamSummary, RestoreError> {
         let mut stream = read::open_stream(backup, stream_opts)?;
         while let Some(h) = stream.next_entry()? {
@@ -661,7 +667,26 @@ fn extract_tiers(
                     .fill(stream.data(), cancel)
                     .map_err(|e| stream.explain(e))?;
             }
-            if to_root {
+            if needs_spool && canonicals.contains(&path) {
+                let mut r = spool
+                    .reader()
+                    .map_err(|e| RestoreError::io(&std::env::temp_dir(), e))?;
+                canonical_sums.insert(path.clone(), sha256_hex(&mut *r));
+            }
+            if to_root && let Some((canon, mode)) = dedup.get(&path) {
+                let change = match (canonical_sums.get(canon), reader.file_digest(&path)) {
+                    (Some(want), Some((have, have_mode))) if *want == have => {
+                        if have_mode == *mode {
+                            Change::Unchanged
+                        } else {
+                            Change::Metadata
+                        }
+                    }
+                    (_, None) if !reader.exists(&path) => Change::New,
+                    _ => Change::Changed,
+                };
+                changes.insert(system_path(&path), change);
+            } else if to_root {
                 let change = if needs_spool {
                     let mut r = spool
                         .reader()
@@ -672,8 +697,23 @@ fn extract_tiers(
                 };
                 changes.insert(system_path(&path), change);
             }
+            let unchanged = to_root && changes.get(&system_path(&path)) == Some(&Change::Unchanged);
+            if unchanged && !opts.dry_run {
+                // Already exactly as in the backup: leave it (and its folder's times) alone.
+                kept.push(FileOutcome {
+                    path: system_path(&path),
+                    tier: Some(Tier::Normal),
+                    status: FileStatus::Restored,
+                    change: Some(Change::Unchanged),
+                    uid: h.uid,
+                    gid: h.gid,
+                    mode: h.mode,
+                    reason: None,
+                });
+            }
             for tier in &route {
                 let x = match tier {
+                    Tier::Normal if unchanged => None,
                     Tier::Normal => tiers.root.as_mut(),
                     Tier::Export => tiers.export.as_mut(),
                     Tier::Staged => tiers.stage.as_mut(),
@@ -777,6 +817,7 @@ fn extract_tiers(
         }
         report.files.push(f);
     }
+    report.files.extend(kept);
     report.files.extend(skipped);
     let restored = report
         .files
@@ -828,6 +869,47 @@ fn record_dry_run(
             reason: None,
         });
     }
+}
+
+fn sha256_hex(r: &mut dyn std::io::Read) -> String {
+    proxsave_archive::checksum::sha256_of(r)
+        .map(|(h, _)| h)
+        .unwrap_or_default()
+}
+
+/// Dedup duplicates of the scan: duplicate path → (canonical path, recorded mode).
+fn dedup_pairs(scan: &Scan) -> BTreeMap<ArchivePath, (ArchivePath, u32)> {
+    let mut out = BTreeMap::new();
+    let Some(manifest) = &scan.dedup_manifest else {
+        return out;
+    };
+    let Ok(records) = serde_json::from_slice::<Vec<DedupRecord>>(manifest) else {
+        return out;
+    };
+    let links: BTreeMap<&ArchivePath, &Vec<u8>> = scan
+        .entries
+        .iter()
+        .filter_map(|e| e.link.as_ref().map(|l| (&e.path, l)))
+        .collect();
+    for rec in records {
+        let Ok(dup) = ArchivePath::from_user(&rec.path) else {
+            continue;
+        };
+        let Some(text) = links.get(&dup) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(text);
+        let base = dup.parent().map(|p| p.to_string()).unwrap_or_default();
+        let joined = if base.is_empty() {
+            text.into_owned()
+        } else {
+            format!("{base}/{text}")
+        };
+        if let Some(canon) = normalize_lexically(&joined) {
+            out.insert(dup, (canon, rec.mode.unwrap_or(0o600)));
+        }
+    }
+    out
 }
 
 #[derive(serde::Deserialize)]
@@ -937,6 +1019,7 @@ fn dedup_repair(
                 rec.mode.unwrap_or(0o600),
                 rec.uid,
                 rec.gid,
+                h.mtime,
             ) {
                 Ok(()) => fixed += 1,
                 Err(e) => report

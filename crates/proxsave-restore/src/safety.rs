@@ -153,6 +153,13 @@ pub fn survey(
                 continue;
             }
             if created.contains(&p) {
+                // Below a path the restore creates: everything down to the target is new.
+                created.insert(t.clone());
+                for q in t.ancestors() {
+                    if q.starts_with(&p) {
+                        created.insert(q);
+                    }
+                }
                 break;
             }
             match probe(&fd, &p) {
