@@ -831,3 +831,79 @@ fn ctrl_c_during_extraction_restarts_services_and_leaves_no_stage() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn diff_shows_content_changes_with_secrets_masked() {
+    require_tools!("tar", "xz", "sha256sum");
+    let dir = tempfile::tempdir().unwrap();
+    let mut source = HostTree::pve_standalone_node(dir.path().join("source"));
+    source.file(
+        "etc/iscsi/iscsid.conf",
+        b"node.startup = automatic\nnode.session.auth.username = pve\nnode.session.auth.password = supersecret\n",
+        0o600,
+        (0, 0),
+    );
+    let bundle = make_host_backup_in(&source, &host_spec(&source), dir.path());
+    let mut target = HostRoot::pve(dir.path().join("root"));
+    target.tree_mut().file(
+        "etc/iscsi/iscsid.conf",
+        b"node.startup = manual\nnode.session.auth.username = pve\nnode.session.auth.password = oldsecret\n",
+        0o600,
+        (0, 0),
+    );
+    let before = target.snapshot();
+    let out = common::proxsave()
+        .arg("diff")
+        .arg("--backup")
+        .arg(&bundle)
+        .arg("--root")
+        .arg(target.root())
+        .args(["--categories", "ssh,storage_stack"])
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let text = common::stdout(&out);
+    assert!(
+        text.contains("--- /etc/ssh/sshd_config (current)"),
+        "{text}"
+    );
+    assert!(text.contains("+++ /etc/ssh/sshd_config (backup)"), "{text}");
+    assert!(
+        text.contains("-node.startup = manual\n+node.startup = automatic"),
+        "{text}"
+    );
+    assert!(
+        text.contains("node.session.auth.password = ********"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("supersecret") && !text.contains("oldsecret"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "differs: /etc/ssh/ssh_host_ed25519_key (secret file: content differs (not shown))"
+        ),
+        "{text}"
+    );
+    assert!(common::stderr(&out).contains("files compared with"));
+    assert_eq!(target.snapshot(), before, "diff wrote into the root");
+    let json = common::proxsave()
+        .arg("diff")
+        .arg("--backup")
+        .arg(&bundle)
+        .arg("--root")
+        .arg(target.root())
+        .args(["--categories", "ssh", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["schema"], "proxsave/diff/v1");
+    assert!(
+        v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "/etc/ssh/sshd_config" && f["change"] == "changed")
+    );
+}

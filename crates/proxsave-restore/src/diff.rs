@@ -77,30 +77,32 @@ const SECRET_WORDS: [&str; 8] = [
 ];
 
 /// Replaces the value of `key = value` / `key: value` / `key value` lines whose key names a
-/// secret with `********`.
+/// secret (`password`, `node.session.auth.password`, `smb-password`, `api_token`, …) with
+/// `********`.
 pub fn mask_line(line: &str) -> String {
-    let lower = line.to_ascii_lowercase();
-    let trimmed = lower.trim_start();
-    let Some(word) = SECRET_WORDS.iter().find(|w| {
-        trimmed.starts_with(**w)
-            || trimmed.contains(&format!("-{w}"))
-            || trimmed.contains(&format!("_{w}"))
-    }) else {
-        return line.to_string();
-    };
-    let _ = word;
     let indent = line.len() - line.trim_start().len();
     let body = &line[indent..];
-    let split = body
-        .find([':', '=', ' ', '\t'])
-        .map(|i| i + 1)
-        .unwrap_or(body.len());
-    let (key, rest) = body.split_at(split);
-    if rest.trim().is_empty() {
+    let Some(sep) = body.find([':', '=', ' ', '\t']) else {
+        return line.to_string();
+    };
+    let key = body[..sep].to_ascii_lowercase();
+    if !SECRET_WORDS.iter().any(|w| key.contains(w)) {
         return line.to_string();
     }
-    let lead = rest.len() - rest.trim_start().len();
-    format!("{}{key}{}********", &line[..indent], &rest[..lead])
+    let rest = &body[sep..];
+    // Skip the separator and the blanks around it.
+    let value_at = rest
+        .find(|c: char| !matches!(c, ':' | '=' | ' ' | '\t'))
+        .unwrap_or(rest.len());
+    if value_at == rest.len() {
+        return line.to_string();
+    }
+    format!(
+        "{}{}{}********",
+        &line[..indent],
+        &body[..sep],
+        &rest[..value_at]
+    )
 }
 
 fn mask(text: &str) -> String {
@@ -215,6 +217,11 @@ mod tests {
         assert_eq!(mask_line("\tpassword s3cr3t"), "\tpassword ********");
         assert_eq!(mask_line("smb-password: hunter2"), "smb-password: ********");
         assert_eq!(mask_line("api_token=abc"), "api_token=********");
+        assert_eq!(
+            mask_line("node.session.auth.password = s"),
+            "node.session.auth.password = ********"
+        );
+        assert_eq!(mask_line("keyboard: en-us"), "keyboard: en-us");
         assert_eq!(mask_line("\tserver 192.0.2.1"), "\tserver 192.0.2.1");
         assert!(is_secret(
             &ArchivePath::from_user("etc/pve/priv/authkey.key").unwrap()

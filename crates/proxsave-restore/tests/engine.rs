@@ -1,0 +1,341 @@
+//! The engine driven directly, with an in-memory recording command runner and a scripted
+//! prompter: appliers (including one that panics), the safety-backup question, and the
+//! service guard on every exit path.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proxsave_archive::backup::Backup;
+use proxsave_archive::progress::CancelToken;
+use proxsave_archive::read::StreamOptions;
+use proxsave_categories::Mode;
+use proxsave_restore::applier::{Applied, Applier, ApplierRegistration, ApplyContext, has_applier};
+use proxsave_restore::engine::{self, ExecuteOptions, Target};
+use proxsave_restore::host::{
+    Clock, CommandOutput, CommandRunner, Host, HostActions, HostCommand, MountProbe,
+};
+use proxsave_restore::plan::{self, Request};
+use proxsave_restore::prompt::ScriptedPrompter;
+use proxsave_restore::workspace::Workspace;
+use proxsave_testkit::fixture::HostTree;
+use proxsave_testkit::hosts::{HostRoot, host_spec, make_host_backup_in};
+use proxsave_testkit::require_tools;
+
+// Link the domain crates so their categories are registered in this test binary.
+use proxsave_net as _;
+use proxsave_pbs as _;
+use proxsave_pve as _;
+
+/// Records every command; `systemctl is-active` answers `inactive`.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl CommandRunner for Recorder {
+    fn run(&self, cmd: &HostCommand, _cancel: &CancelToken) -> std::io::Result<CommandOutput> {
+        self.0.lock().unwrap().push(cmd.display());
+        let stdout = if cmd.args.first().map(String::as_str) == Some("is-active") {
+            b"inactive\n".to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok(CommandOutput {
+            code: Some(0),
+            stdout,
+            stderr: Vec::new(),
+            timed_out: false,
+        })
+    }
+}
+
+struct NoWait;
+impl Clock for NoWait {
+    fn now(&self) -> chrono::DateTime<chrono::Local> {
+        chrono::Local::now()
+    }
+    fn sleep(&self, _d: Duration) {}
+}
+
+struct NotMounted;
+impl MountProbe for NotMounted {
+    fn is_mount_point(&self, _p: &Path) -> bool {
+        false
+    }
+}
+
+/// Applies `pve_jobs` by panicking (only registered in this test binary).
+struct PanickingJobs;
+impl Applier for PanickingJobs {
+    fn name(&self) -> &'static str {
+        "test-panicking-jobs"
+    }
+    fn categories(&self) -> &'static [&'static str] {
+        &["pve_jobs"]
+    }
+    fn order(&self) -> u16 {
+        10
+    }
+    fn apply(&self, _ctx: &mut ApplyContext<'_>) -> Vec<Applied> {
+        panic!("applier bug");
+    }
+}
+inventory::submit! { ApplierRegistration(&PanickingJobs) }
+
+/// Applies `pve_notifications` by reading the staged file.
+struct Notifications;
+impl Applier for Notifications {
+    fn name(&self) -> &'static str {
+        "test-notifications"
+    }
+    fn categories(&self) -> &'static [&'static str] {
+        &["pve_notifications"]
+    }
+    fn order(&self) -> u16 {
+        20
+    }
+    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Vec<Applied> {
+        let staged = ctx.stage.join("etc/pve/notifications.cfg");
+        vec![Applied {
+            category: "pve_notifications".into(),
+            status: if staged.is_file() {
+                "applied"
+            } else {
+                "failed"
+            },
+            detail: format!("read {}", staged.display()),
+        }]
+    }
+}
+inventory::submit! { ApplierRegistration(&Notifications) }
+
+struct Setup {
+    dir: tempfile::TempDir,
+    backup: Backup,
+    target: HostRoot,
+    runner: Arc<Recorder>,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let source = HostTree::pve_cluster_node(dir.path().join("source"));
+    let bundle = make_host_backup_in(&source, &host_spec(&source), dir.path());
+    let backup = Backup::open(&bundle).unwrap();
+    let target = HostRoot::pve(dir.path().join("root"));
+    Setup {
+        dir,
+        backup,
+        target,
+        runner: Arc::new(Recorder::default()),
+    }
+}
+
+fn host(s: &Setup) -> Host {
+    Host::new(
+        s.target.root().to_path_buf(),
+        HostActions::Run,
+        s.runner.clone(),
+        Arc::new(NoWait),
+        Arc::new(NotMounted),
+    )
+}
+
+#[test]
+fn a_panicking_applier_still_gets_services_restarted() {
+    require_tools!("tar", "xz", "sha256sum");
+    let s = setup();
+    let opts = StreamOptions::default();
+    let scan = engine::scan(&s.backup, &opts, &CancelToken::new()).unwrap();
+    let request = Request {
+        mode: Some(Mode::Custom),
+        categories: vec![
+            "pve_cluster".into(),
+            "pve_jobs".into(),
+            "pve_notifications".into(),
+        ],
+        cluster_mode: Some(plan::ClusterMode::Recovery),
+        pbs_behavior: None,
+    };
+    let plan = plan::build(
+        &scan.analysis,
+        plan::detect_role(s.target.root()),
+        &request,
+        &has_applier,
+    )
+    .unwrap();
+    assert!(plan.needs_cluster_restore);
+    let ws = Workspace::ensure(&s.dir.path().join("work"), "20260101_000000".into()).unwrap();
+    let host = host(&s);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let target = Target {
+            backup: &s.backup,
+            stream: &opts,
+            host: &host,
+            workspace: &ws,
+        };
+        let mut prompter = ScriptedPrompter::default();
+        engine::execute(
+            &target,
+            &scan,
+            &plan,
+            &mut prompter,
+            &ExecuteOptions {
+                export_dir: s.dir.path().join("export"),
+                keep_stage: false,
+                dry_run: false,
+                cancel: CancelToken::new(),
+            },
+        )
+    }));
+    assert!(result.is_err(), "the applier should have panicked");
+    let ran = s.runner.0.lock().unwrap().clone();
+    for unit in plan::PVE_SERVICES {
+        let stop = ran
+            .iter()
+            .position(|c| c == &format!("systemctl stop --no-block {unit}"));
+        let start = ran
+            .iter()
+            .position(|c| c == &format!("systemctl start {unit}"));
+        assert!(
+            stop.is_some() && start.is_some() && stop < start,
+            "{unit}: {ran:#?}"
+        );
+    }
+    // The database was written before the appliers ran.
+    assert!(
+        s.target
+            .root()
+            .join("var/lib/pve-cluster/config.db")
+            .exists()
+    );
+}
+
+#[test]
+fn appliers_receive_the_stage_and_applied_categories_are_not_reported_as_staged_only() {
+    require_tools!("tar", "xz", "sha256sum");
+    let s = setup();
+    let opts = StreamOptions::default();
+    let scan = engine::scan(&s.backup, &opts, &CancelToken::new()).unwrap();
+    let request = Request {
+        mode: Some(Mode::Custom),
+        categories: vec!["pve_notifications".into(), "network".into()],
+        ..Request::default()
+    };
+    let plan = plan::build(
+        &scan.analysis,
+        plan::detect_role(s.target.root()),
+        &request,
+        &has_applier,
+    )
+    .unwrap();
+    let ws = Workspace::ensure(&s.dir.path().join("work"), "20260101_000001".into()).unwrap();
+    let host = host(&s);
+    let target = Target {
+        backup: &s.backup,
+        stream: &opts,
+        host: &host,
+        workspace: &ws,
+    };
+    let mut prompter = ScriptedPrompter::default();
+    let (report, err) = engine::execute(
+        &target,
+        &scan,
+        &plan,
+        &mut prompter,
+        &ExecuteOptions {
+            export_dir: s.dir.path().join("export"),
+            keep_stage: false,
+            dry_run: false,
+            cancel: CancelToken::new(),
+        },
+    );
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(report.applied.len(), 1);
+    assert_eq!(report.applied[0].status, "applied", "{:?}", report.applied);
+    assert_eq!(report.staged_not_applied, ["network"]);
+    // Kept because network was not applied.
+    assert!(
+        report
+            .stage_dir
+            .as_ref()
+            .unwrap()
+            .join("etc/network/interfaces")
+            .exists()
+    );
+}
+
+#[test]
+fn a_failed_safety_backup_asks_and_no_means_nothing_is_written() {
+    require_tools!("tar", "xz", "sha256sum");
+    let s = setup();
+    let opts = StreamOptions::default();
+    let scan = engine::scan(&s.backup, &opts, &CancelToken::new()).unwrap();
+    let request = Request {
+        mode: Some(Mode::Custom),
+        categories: vec!["ssh".into()],
+        ..Request::default()
+    };
+    let plan = plan::build(
+        &scan.analysis,
+        plan::detect_role(s.target.root()),
+        &request,
+        &has_applier,
+    )
+    .unwrap();
+    let before = s.target.snapshot();
+    // A work directory that does not exist: the safety backup cannot be written.
+    let ws = Workspace {
+        dir: s.dir.path().join("missing-work-dir"),
+        stamp: "20260101_000002".into(),
+    };
+    let host = host(&s);
+    let target = Target {
+        backup: &s.backup,
+        stream: &opts,
+        host: &host,
+        workspace: &ws,
+    };
+    let exec = |answer: bool| {
+        let mut prompter = ScriptedPrompter {
+            answers: vec![("continue_without_safety_backup", answer)],
+            ..ScriptedPrompter::default()
+        };
+        let r = engine::execute(
+            &target,
+            &scan,
+            &plan,
+            &mut prompter,
+            &ExecuteOptions {
+                export_dir: s.dir.path().join("export"),
+                keep_stage: false,
+                dry_run: false,
+                cancel: CancelToken::new(),
+            },
+        );
+        (r, prompter)
+    };
+    let ((report, err), prompter) = exec(false);
+    assert_eq!(prompter.asked, ["continue_without_safety_backup"]);
+    assert!(
+        matches!(err, Some(proxsave_restore::RestoreError::SafetyBackup(_))),
+        "{err:?}"
+    );
+    assert!(report.safety_backup.is_none());
+    assert_eq!(s.target.snapshot(), before);
+
+    // Without an answer in a non-interactive run: the question is an error, not a guess.
+    let mut silent = ScriptedPrompter::default();
+    let (_, err) = engine::execute(
+        &target,
+        &scan,
+        &plan,
+        &mut silent,
+        &ExecuteOptions {
+            export_dir: s.dir.path().join("export"),
+            keep_stage: false,
+            dry_run: false,
+            cancel: CancelToken::new(),
+        },
+    );
+    assert!(err.unwrap().is_missing_decision());
+    assert_eq!(s.target.snapshot(), before);
+}
