@@ -612,6 +612,10 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
             ));
         }
     };
+    if args.create_root && !s.root.exists() {
+        std::fs::create_dir_all(&s.root)
+            .with_context(|| format!("creating {}", s.root.display()))?;
+    }
     let meta =
         std::fs::metadata(&s.root).with_context(|| format!("target root {}", s.root.display()))?;
     if !meta.is_dir() {
