@@ -907,3 +907,30 @@ fn diff_shows_content_changes_with_secrets_masked() {
             .any(|f| f["path"] == "/etc/ssh/sshd_config" && f["change"] == "changed")
     );
 }
+
+#[test]
+fn access_control_on_a_renamed_host_is_warned_about() {
+    require_tools!("tar", "xz", "sha256sum");
+    let lab = make_lab(pve_root, pve_standalone);
+    fs::write(lab.root().join("etc/hostname"), "pve9\n").unwrap();
+    let out = lab.restore(&[
+        "--dry-run",
+        "--json",
+        "--categories",
+        "pve_access_control,network,ssl",
+    ]);
+    common::assert_ok(&out);
+    let r = Lab::report(&out);
+    let warnings: Vec<&str> = r["plan"]["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("comes from host pve1 but this host is pve9")),
+        "{warnings:?}"
+    );
+}

@@ -379,6 +379,33 @@ fn show_plan(
     console.line("");
 }
 
+/// Access control (TFA/WebAuthn origins, certificates) is tied to the host name: warn when the
+/// backup's differs from the target's (`<root>/etc/hostname`).
+fn hostname_warning(plan: &Plan, scan: &Scan, root: &Path) -> Option<String> {
+    if !(plan.has("pve_access_control") || plan.has("pbs_access_control")) {
+        return None;
+    }
+    let short = |s: &str| {
+        s.trim()
+            .split('.')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let backup = short(scan.analysis.hostname.as_deref()?);
+    let here = short(
+        std::fs::read_to_string(root.join("etc/hostname"))
+            .ok()?
+            .lines()
+            .next()?,
+    );
+    (!backup.is_empty() && !here.is_empty() && backup != here).then(|| {
+        format!(
+            "the backup comes from host {backup} but this host is {here}: TFA/WebAuthn and certificates tied to the host name may not work after restoring access control"
+        )
+    })
+}
+
 fn confirm_restore(console: &Console) -> Result<(), Exit> {
     loop {
         console.prompt("Type \"RESTORE\" (exact case) to proceed, or \"cancel\"/\"0\" to abort: ");
@@ -731,7 +758,7 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
         }
         request.categories = choose_categories(&console, &scan, host_role)?;
     }
-    let plan = loop {
+    let mut plan = loop {
         match plan::build(&scan.analysis, host_role, &request, &has_applier) {
             Ok(p) => break p,
             Err(PlanError::Missing(d)) if interactive => {
@@ -742,6 +769,9 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
             Err(e) => return Err(Exit::Usage(e.to_string())),
         }
     };
+    if let Some(w) = hostname_warning(&plan, &scan, &root) {
+        plan.warnings.push(w);
+    }
     if matches!(request.mode, Some(Mode::Storage | Mode::Base))
         && categories_for_mode(plan.mode, host_role, &scan.analysis.available).is_empty()
     {
