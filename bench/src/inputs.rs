@@ -24,7 +24,7 @@ pub struct Rng(u64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5EED_0F_B0_5A_4E_u64)
+        Rng(seed ^ 0x5EED_0FB0_5A4E_u64)
     }
 
     pub fn next_u64(&mut self) -> u64 {
