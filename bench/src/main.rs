@@ -22,6 +22,8 @@
 //!   Extractions go to `DIR/run-PID/` (same filesystem for both contenders).
 //! * `--proxsave PATH`: the binary under test; default `$CARGO_TARGET_DIR/release/proxsave`,
 //!   else `proxsave` next to this benchmark's own executable, else `./target/release/proxsave`.
+//! * `--proxsave-env KEY=VALUE` (repeatable): extra environment for proxsave only, to try
+//!   e.g. an allocator setting (`GLIBC_TUNABLES=…`) without rebuilding.
 //! * `--keep`: keep the last run's two extracted trees (`DIR/run-PID/extract-*`).
 //! * `--json`: print one JSON document on stdout instead of the tables (progress goes to
 //!   stderr either way).
@@ -110,12 +112,22 @@ struct Args {
     /// The proxsave binary under test.
     #[arg(long)]
     proxsave: Option<PathBuf>,
+    /// Extra environment for proxsave only, e.g. `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576`
+    /// to try an allocator setting without rebuilding (repeatable).
+    #[arg(long = "proxsave-env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    proxsave_env: Vec<(String, String)>,
     /// Keep the last run's extracted trees.
     #[arg(long)]
     keep: bool,
     /// Print JSON instead of tables.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -238,6 +250,7 @@ struct Flatness {
 #[derive(Clone, Debug, Serialize)]
 struct Report {
     proxsave: PathBuf,
+    proxsave_env: Vec<String>,
     runs: u32,
     cpus: usize,
     results: Vec<SizeResult>,
@@ -268,10 +281,11 @@ fn order(run: u32) -> [Who; 2] {
 const VERIFY_SH: &str = r#"sha256sum "$1" && age -d -i "$2" "$1" | xz -dc | tar -t >/dev/null"#;
 const EXTRACT_SH: &str = r#"sha256sum "$1" && age -d -i "$2" "$1" | xz -dc | tar -x -C "$3""#;
 
-fn verify_cmd(who: Who, proxsave: &Path, inp: &Inputs) -> Command {
+fn verify_cmd(who: Who, proxsave: &Path, env: &[(String, String)], inp: &Inputs) -> Command {
     match who {
         Who::Ours => {
             let mut c = Command::new(proxsave);
+            c.envs(env.iter().map(|(k, v)| (k, v)));
             c.arg("verify").arg("--backup").arg(&inp.bundle).arg("--identity").arg(&inp.identity);
             c
         }
@@ -283,10 +297,17 @@ fn verify_cmd(who: Who, proxsave: &Path, inp: &Inputs) -> Command {
     }
 }
 
-fn extract_cmd(who: Who, proxsave: &Path, inp: &Inputs, dest: &Path) -> Command {
+fn extract_cmd(
+    who: Who,
+    proxsave: &Path,
+    env: &[(String, String)],
+    inp: &Inputs,
+    dest: &Path,
+) -> Command {
     match who {
         Who::Ours => {
             let mut c = Command::new(proxsave);
+            c.envs(env.iter().map(|(k, v)| (k, v)));
             c.arg("extract")
                 .arg("--backup")
                 .arg(&inp.bundle)
@@ -318,7 +339,7 @@ fn bench_size(args: &Args, proxsave: &Path, size: u64, run_dir: &Path) -> Result
     let (mut ours, mut base) = (Vec::new(), Vec::new());
     for r in 0..args.runs {
         for who in order(r) {
-            let s = measured(|| measure::run(&mut verify_cmd(who, proxsave, &inp), &log), &mut discarded)?;
+            let s = measured(|| measure::run(&mut verify_cmd(who, proxsave, &args.proxsave_env, &inp), &log), &mut discarded)?;
             report_run(who, "verify ", r, &s);
             if who == Who::Ours { ours.push(s) } else { base.push(s) }
         }
@@ -348,7 +369,7 @@ fn bench_size(args: &Args, proxsave: &Path, size: u64, run_dir: &Path) -> Result
                         }
                     }
                     quiet_after_delete();
-                    measure::run(&mut extract_cmd(who, proxsave, &inp, &dest), &log)
+                    measure::run(&mut extract_cmd(who, proxsave, &args.proxsave_env, &inp, &dest), &log)
                 },
                 &mut discarded,
             )?;
@@ -488,7 +509,7 @@ fn pf(ok: bool) -> &'static str {
     if ok { "PASS" } else { "FAIL" }
 }
 
-fn print_table(r: &SizeResult, runs: u32, proxsave: &Path) {
+fn print_table(r: &SizeResult, runs: u32, proxsave: &Path, env: &[(String, String)]) {
     println!();
     println!(
         "== {} tree: {} entries ({} files, {} of them small; {} symlinks; {} dirs) -> archive {} ({:.1}%) ==",
@@ -508,6 +529,9 @@ fn print_table(r: &SizeResult, runs: u32, proxsave: &Path) {
         cpus(),
         proxsave.display()
     );
+    for (k, v) in env {
+        println!("   proxsave runs with {k}={v}");
+    }
     println!(
         "{:<8} {:<9} {:>9} {:>17} {:>10} {:>8} {:>11} {:>8} {:>6}",
         "command", "who", "wall s", "(min-max)", "RSS MiB", "CPU s", "ours/base", "target", "time"
@@ -609,7 +633,7 @@ fn real_main() -> Result<bool> {
             eprintln!("[bench] === size {} ===", human(size));
             let r = bench_size(&args, &proxsave, size, &run_dir)?;
             if !args.json {
-                print_table(&r, args.runs, &proxsave);
+                print_table(&r, args.runs, &proxsave, &args.proxsave_env);
             }
             results.push(r);
         }
@@ -644,6 +668,7 @@ fn real_main() -> Result<bool> {
     }) && flatness.as_ref().is_none_or(|f| f.pass);
     let report = Report {
         proxsave,
+        proxsave_env: args.proxsave_env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         runs: args.runs,
         cpus: cpus(),
         results,
