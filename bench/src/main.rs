@@ -76,7 +76,7 @@ mod measure;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -422,8 +422,9 @@ fn bench_size(args: &Args, proxsave: &Path, size: u64, run_dir: &Path) -> Result
     })
 }
 
-/// When the last tree of this process was removed.
-static LAST_DELETE: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+/// A file in the work folder whose mtime is the time of the last removal of a tree, so
+/// that the next benchmark process (e.g. `--size` right after `--sizes`) waits too.
+static REMOVAL_STAMP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// ext4 does not hand out an inode number freed less than 30 s ago when it can avoid it
 /// (`recently_deleted()` in `fs/ext4/ialloc.c`): every new inode then scans past all the
@@ -432,17 +433,22 @@ static LAST_DELETE: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(No
 const EXT4_RECENTCY: Duration = Duration::from_secs(31);
 
 fn remove_tree(p: &Path) -> Result<()> {
-    std::fs::remove_dir_all(p).with_context(|| format!("removing {}", p.display()))?;
-    *LAST_DELETE.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-    Ok(())
+    let result = std::fs::remove_dir_all(p).with_context(|| format!("removing {}", p.display()));
+    if let Some(stamp) = REMOVAL_STAMP.get() {
+        let _ = std::fs::write(stamp, b"");
+    }
+    result
 }
 
 /// Extracted trees are therefore removed only after all runs of a size, and a timed
 /// extraction never starts within 31 s of such a removal.
 fn quiet_after_delete() {
-    let last = *LAST_DELETE.lock().unwrap_or_else(|e| e.into_inner());
+    let last = REMOVAL_STAMP
+        .get()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .and_then(|m| m.modified().ok());
     if let Some(t) = last {
-        let since = t.elapsed();
+        let since = t.elapsed().unwrap_or_default();
         if since < EXT4_RECENTCY {
             let wait = EXT4_RECENTCY - since;
             eprintln!(
@@ -624,6 +630,17 @@ fn real_main() -> Result<bool> {
     check_tools(&proxsave)?;
     let sizes = if args.sizes.is_empty() { vec![args.size] } else { args.sizes.clone() };
     std::fs::create_dir_all(&args.work).with_context(|| format!("creating {}", args.work.display()))?;
+    let _ = REMOVAL_STAMP.set(args.work.join(".last-removal"));
+    // Trees left by a benchmark that was killed.
+    for e in std::fs::read_dir(&args.work)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("run-")
+            && !Path::new("/proc").join(pid).exists()
+        {
+            eprintln!("[bench] removing {} (left by an interrupted run)", e.path().display());
+            remove_tree(&e.path())?;
+        }
+    }
     let run_dir = args.work.join(format!("run-{}", std::process::id()));
     std::fs::create_dir_all(&run_dir)?;
 
