@@ -65,7 +65,13 @@
 //! tree (`/proc/stat` busy time minus the child's rusage) is discarded and repeated, up to
 //! 4 attempts. The table says how many runs were repeated; stderr shows every attempt.
 //!
-//! Targets: verify ≤ 1.00× and extract ≤ 1.10× the baseline's median wall time; proxsave's
+//! Extraction time on a VM disk is dominated by filesystem system time, which varies
+//! from run to run for both contenders alike (on the 2-CPU Firecracker VM this was written
+//! on: `tar -x` of the same 500 MiB tree took 4–14 s of system time); use `--runs 5` or
+//! more when a ratio is close to its target, and read the per-run lines on stderr.
+//!
+//! Targets: verify ≤ 1.00× and extract ≤ 1.10× the baseline's median wall time (the
+//! `best/best` column, fastest run over fastest run, is shown for judging noise); proxsave's
 //! peak RSS ≤ 128 MiB. After the first extraction of each contender the tree is compared
 //! with the source tree (paths, types, sizes, modes, owners, file mtimes, link targets, and
 //! SHA-256 of every large file plus every 25th file); later runs check the entry count.
@@ -209,8 +215,10 @@ struct Comparison {
     command: &'static str,
     ours: Stats,
     baseline: Stats,
-    /// ours / baseline, median wall time.
+    /// ours / baseline, median wall time (what the target is checked against).
     ratio: f64,
+    /// ours / baseline, fastest run each: less sensitive to filesystem noise; informative.
+    best_ratio: f64,
     target_ratio: f64,
     time_pass: bool,
     rss_pass: bool,
@@ -500,7 +508,9 @@ fn compare(command: &'static str, ours: Vec<Sample>, base: Vec<Sample>, target: 
     let ours = Stats::of(ours);
     let baseline = Stats::of(base);
     let ratio = ours.median_wall_s / baseline.median_wall_s;
+    let best_ratio = ours.min_wall_s / baseline.min_wall_s;
     Comparison {
+        best_ratio,
         command,
         time_pass: ratio <= target,
         rss_pass: ours.peak_rss_mib <= RSS_TARGET_MIB,
@@ -539,15 +549,15 @@ fn print_table(r: &SizeResult, runs: u32, proxsave: &Path, env: &[(String, Strin
         println!("   proxsave runs with {k}={v}");
     }
     println!(
-        "{:<8} {:<9} {:>9} {:>17} {:>10} {:>8} {:>11} {:>8} {:>6}",
-        "command", "who", "wall s", "(min-max)", "RSS MiB", "CPU s", "ours/base", "target", "time"
+        "{:<8} {:<9} {:>9} {:>17} {:>10} {:>8} {:>11} {:>8} {:>6} {:>10}",
+        "command", "who", "wall s", "(min-max)", "RSS MiB", "CPU s", "ours/base", "target", "time", "best/best"
     );
     for c in [&r.verify, &r.extract] {
         for (who, s) in [("proxsave", &c.ours), ("baseline", &c.baseline)] {
             let range = format!("({:.2}-{:.2})", s.min_wall_s, s.max_wall_s);
             if who == "proxsave" {
                 println!(
-                    "{:<8} {:<9} {:>9.3} {:>17} {:>10.1} {:>8.2} {:>10.2}x {:>7}x {:>6}",
+                    "{:<8} {:<9} {:>9.3} {:>17} {:>10.1} {:>8.2} {:>10.2}x {:>7}x {:>6} {:>9.2}x",
                     c.command,
                     who,
                     s.median_wall_s,
@@ -556,7 +566,8 @@ fn print_table(r: &SizeResult, runs: u32, proxsave: &Path, env: &[(String, Strin
                     s.median_cpu_s,
                     c.ratio,
                     format!("<={:.2}", c.target_ratio),
-                    pf(c.time_pass)
+                    pf(c.time_pass),
+                    c.best_ratio
                 );
             } else {
                 println!(
