@@ -18,7 +18,8 @@
 //! * `--work DIR` (default `/var/tmp/proxsave-bench`, a disk, not tmpfs): generated inputs
 //!   are cached in `DIR/cache/size-N-seed-S-genV/` (host tree, age key, raw archive with
 //!   `.sha256`/`.metadata`, bundle), so only the first run of a size pays for generation
-//!   (xz -6 on 2 cores: roughly 1–2 MB/s of tree). Delete that folder to regenerate.
+//!   (`xz -6 -T0` on 2 cores: about 1.5–2.5 MB/s of tree, i.e. 200M ≈ 2.5 min, 500M ≈
+//!   3.5 min). Delete that folder to regenerate.
 //!   Extractions go to `DIR/run-PID/` (same filesystem for both contenders).
 //! * `--proxsave PATH`: the binary under test; default `$CARGO_TARGET_DIR/release/proxsave`,
 //!   else `proxsave` next to this benchmark's own executable, else `./target/release/proxsave`.
