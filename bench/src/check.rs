@@ -1,0 +1,180 @@
+//! "Never report a fast wrong result": an extracted tree is compared with the tree the archive
+//! was made from — the same set of paths with the same type, size, mode, owner, file mtime
+//! and symlink target, and byte-identical content (SHA-256) for a sample of files that
+//! includes every large file.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Node {
+    kind: char,
+    size: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+    link: Option<PathBuf>,
+}
+
+/// Every path below `root` (not `root` itself), relative.
+fn scan(root: &Path) -> Result<BTreeMap<PathBuf, Node>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        for e in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let e = e?;
+            let r = rel.join(e.file_name());
+            let m = e.path().symlink_metadata()?;
+            let ft = m.file_type();
+            let kind = if ft.is_dir() {
+                'd'
+            } else if ft.is_symlink() {
+                'l'
+            } else if ft.is_file() {
+                'f'
+            } else {
+                '?'
+            };
+            let node = Node {
+                kind,
+                size: if kind == 'f' { m.len() } else { 0 },
+                mode: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+                // Directory times depend on the order things were written; file times do not.
+                mtime: if kind == 'f' { m.mtime() } else { 0 },
+                link: if kind == 'l' { Some(fs::read_link(e.path())?) } else { None },
+            };
+            if kind == 'd' {
+                stack.push(r.clone());
+            }
+            out.insert(r, node);
+        }
+    }
+    Ok(out)
+}
+
+fn sha256_file(p: &Path) -> Result<[u8; 32]> {
+    let mut f = File::open(p).with_context(|| format!("opening {}", p.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
+/// The outcome of comparing an extracted tree with the source tree.
+#[derive(Clone, Debug, Serialize)]
+pub struct TreeCheck {
+    pub ok: bool,
+    pub entries: usize,
+    pub files: usize,
+    pub files_hashed: usize,
+    pub bytes_hashed: u64,
+    /// SHA-256 over the hashes of the sampled files, in path order (short hex).
+    pub sample_digest: String,
+    pub mismatches: Vec<String>,
+}
+
+/// The reference: the scanned source tree, scanned once.
+pub struct Reference {
+    root: PathBuf,
+    nodes: BTreeMap<PathBuf, Node>,
+}
+
+impl Reference {
+    pub fn new(root: &Path) -> Result<Reference> {
+        Ok(Reference {
+            root: root.to_path_buf(),
+            nodes: scan(root)?,
+        })
+    }
+
+    pub fn entries(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Quick check: the same number of entries.
+    pub fn count_only(&self, got: &Path) -> Result<TreeCheck> {
+        let nodes = scan(got)?;
+        let ok = nodes.len() == self.nodes.len();
+        Ok(TreeCheck {
+            ok,
+            entries: nodes.len(),
+            files: nodes.values().filter(|n| n.kind == 'f').count(),
+            files_hashed: 0,
+            bytes_hashed: 0,
+            sample_digest: String::new(),
+            mismatches: if ok {
+                vec![]
+            } else {
+                vec![format!("{} entries, expected {}", nodes.len(), self.nodes.len())]
+            },
+        })
+    }
+
+    /// Full check: metadata of every entry, content of a sample (every large file and every
+    /// 25th file in path order).
+    pub fn compare(&self, got: &Path) -> Result<TreeCheck> {
+        let nodes = scan(got)?;
+        let mut mismatches = Vec::new();
+        for (p, want) in &self.nodes {
+            match nodes.get(p) {
+                None => mismatches.push(format!("missing: {}", p.display())),
+                Some(n) if n != want => {
+                    mismatches.push(format!("differs: {} want {want:?} got {n:?}", p.display()))
+                }
+                Some(_) => {}
+            }
+        }
+        for p in nodes.keys() {
+            if !self.nodes.contains_key(p) {
+                mismatches.push(format!("unexpected: {}", p.display()));
+            }
+        }
+        let mut digest = Sha256::new();
+        let (mut hashed, mut bytes) = (0, 0);
+        for (i, (p, n)) in self.nodes.iter().filter(|(_, n)| n.kind == 'f').enumerate() {
+            if n.size < (1 << 20) && i % 25 != 0 {
+                continue;
+            }
+            if nodes.get(p).map(|g| g.kind) != Some('f') {
+                continue;
+            }
+            let a = sha256_file(&self.root.join(p))?;
+            let b = sha256_file(&got.join(p))?;
+            if a != b {
+                mismatches.push(format!("content differs: {}", p.display()));
+            }
+            digest.update(b);
+            hashed += 1;
+            bytes += n.size;
+        }
+        let d = digest.finalize();
+        let sample_digest: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+        mismatches.truncate(20);
+        Ok(TreeCheck {
+            ok: mismatches.is_empty(),
+            entries: nodes.len(),
+            files: nodes.values().filter(|n| n.kind == 'f').count(),
+            files_hashed: hashed,
+            bytes_hashed: bytes,
+            sample_digest,
+            mismatches,
+        })
+    }
+}
