@@ -52,7 +52,11 @@ fn scan(root: &Path) -> Result<BTreeMap<PathBuf, Node>> {
                 gid: m.gid(),
                 // Directory times depend on the order things were written; file times do not.
                 mtime: if kind == 'f' { m.mtime() } else { 0 },
-                link: if kind == 'l' { Some(fs::read_link(e.path())?) } else { None },
+                link: if kind == 'l' {
+                    Some(fs::read_link(e.path())?)
+                } else {
+                    None
+                },
             };
             if kind == 'd' {
                 stack.push(r.clone());
@@ -122,7 +126,11 @@ impl Reference {
             mismatches: if ok {
                 vec![]
             } else {
-                vec![format!("{} entries, expected {}", nodes.len(), self.nodes.len())]
+                vec![format!(
+                    "{} entries, expected {}",
+                    nodes.len(),
+                    self.nodes.len()
+                )]
             },
         })
     }

@@ -69,34 +69,173 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "local", "vmbr0", "vmbr1", "rpool", "data", "backup", "iso", "vztmpl", "images", "rootdir",
-    "web01", "db02", "mail", "proxy", "ceph", "monitor", "cluster", "corosync", "quorum",
-    "firewall", "enable", "disable", "true", "false", "auto", "manual", "static", "dhcp",
-    "virtio", "e1000", "scsi", "sata", "ide", "ovmf", "seabios", "host", "kvm64", "x86-64-v2-AES",
-    "l26", "win11", "debian", "ubuntu", "alpine", "nfs", "cifs", "zfspool", "lvmthin", "dir",
-    "pbs", "daily", "weekly", "keep-last", "prune", "snapshot", "stop", "suspend", "zstd",
-    "running", "stopped", "online", "offline", "healthy", "degraded", "eno1", "eno2", "bond0",
-    "lacp", "active-backup", "mtu", "gateway", "netmask", "bridge-ports", "bridge-stp",
-    "info", "warning", "notice", "pvedaemon", "pveproxy", "pvestatd", "pve-ha-lrm", "systemd",
+    "local",
+    "vmbr0",
+    "vmbr1",
+    "rpool",
+    "data",
+    "backup",
+    "iso",
+    "vztmpl",
+    "images",
+    "rootdir",
+    "web01",
+    "db02",
+    "mail",
+    "proxy",
+    "ceph",
+    "monitor",
+    "cluster",
+    "corosync",
+    "quorum",
+    "firewall",
+    "enable",
+    "disable",
+    "true",
+    "false",
+    "auto",
+    "manual",
+    "static",
+    "dhcp",
+    "virtio",
+    "e1000",
+    "scsi",
+    "sata",
+    "ide",
+    "ovmf",
+    "seabios",
+    "host",
+    "kvm64",
+    "x86-64-v2-AES",
+    "l26",
+    "win11",
+    "debian",
+    "ubuntu",
+    "alpine",
+    "nfs",
+    "cifs",
+    "zfspool",
+    "lvmthin",
+    "dir",
+    "pbs",
+    "daily",
+    "weekly",
+    "keep-last",
+    "prune",
+    "snapshot",
+    "stop",
+    "suspend",
+    "zstd",
+    "running",
+    "stopped",
+    "online",
+    "offline",
+    "healthy",
+    "degraded",
+    "eno1",
+    "eno2",
+    "bond0",
+    "lacp",
+    "active-backup",
+    "mtu",
+    "gateway",
+    "netmask",
+    "bridge-ports",
+    "bridge-stp",
+    "info",
+    "warning",
+    "notice",
+    "pvedaemon",
+    "pveproxy",
+    "pvestatd",
+    "pve-ha-lrm",
+    "systemd",
 ];
 
 const QEMU_KEYS: &[&str] = &[
-    "agent", "balloon", "bios", "boot", "cores", "cpu", "description", "efidisk0", "hotplug",
-    "ide2", "machine", "memory", "meta", "name", "net0", "net1", "numa", "onboot", "ostype",
-    "scsi0", "scsi1", "scsihw", "smbios1", "sockets", "startup", "tags", "vga", "vmgenid",
+    "agent",
+    "balloon",
+    "bios",
+    "boot",
+    "cores",
+    "cpu",
+    "description",
+    "efidisk0",
+    "hotplug",
+    "ide2",
+    "machine",
+    "memory",
+    "meta",
+    "name",
+    "net0",
+    "net1",
+    "numa",
+    "onboot",
+    "ostype",
+    "scsi0",
+    "scsi1",
+    "scsihw",
+    "smbios1",
+    "sockets",
+    "startup",
+    "tags",
+    "vga",
+    "vmgenid",
 ];
 
 const LXC_KEYS: &[&str] = &[
-    "arch", "cores", "features", "hostname", "memory", "mp0", "nameserver", "net0", "onboot",
-    "ostype", "rootfs", "searchdomain", "swap", "unprivileged", "tags", "startup",
+    "arch",
+    "cores",
+    "features",
+    "hostname",
+    "memory",
+    "mp0",
+    "nameserver",
+    "net0",
+    "onboot",
+    "ostype",
+    "rootfs",
+    "searchdomain",
+    "swap",
+    "unprivileged",
+    "tags",
+    "startup",
 ];
 
 const CONF_KEYS: &[&str] = &[
-    "ExecStart", "Restart", "User", "Group", "WantedBy", "After", "Description", "Type",
-    "Environment", "LimitNOFILE", "net.ipv4.ip_forward", "vm.swappiness", "kernel.panic",
-    "options", "blacklist", "deb", "Components", "Suites", "URIs", "Signed-By", "PermitRootLogin",
-    "PasswordAuthentication", "MaxSessions", "rotate", "compress", "missingok", "size",
-    "SUBSYSTEM", "ACTION", "ATTR{address}", "NAME", "GRUB_CMDLINE_LINUX", "ZFS_ARC_MAX",
+    "ExecStart",
+    "Restart",
+    "User",
+    "Group",
+    "WantedBy",
+    "After",
+    "Description",
+    "Type",
+    "Environment",
+    "LimitNOFILE",
+    "net.ipv4.ip_forward",
+    "vm.swappiness",
+    "kernel.panic",
+    "options",
+    "blacklist",
+    "deb",
+    "Components",
+    "Suites",
+    "URIs",
+    "Signed-By",
+    "PermitRootLogin",
+    "PasswordAuthentication",
+    "MaxSessions",
+    "rotate",
+    "compress",
+    "missingok",
+    "size",
+    "SUBSYSTEM",
+    "ACTION",
+    "ATTR{address}",
+    "NAME",
+    "GRUB_CMDLINE_LINUX",
+    "ZFS_ARC_MAX",
 ];
 
 const INFO_CATEGORIES: &[&str] = &[
@@ -104,15 +243,44 @@ const INFO_CATEGORIES: &[&str] = &[
 ];
 
 const INFO_COMMANDS: &[&str] = &[
-    "ip_addr", "ip_route", "lsblk", "df", "zpool_status", "zfs_list", "pveversion", "qm_list",
-    "pct_list", "pvesm_status", "systemctl_units", "dmidecode", "lspci", "sensors", "smartctl",
-    "ceph_status", "pvecm_status", "iptables_save", "journal_boot", "dpkg_list",
+    "ip_addr",
+    "ip_route",
+    "lsblk",
+    "df",
+    "zpool_status",
+    "zfs_list",
+    "pveversion",
+    "qm_list",
+    "pct_list",
+    "pvesm_status",
+    "systemctl_units",
+    "dmidecode",
+    "lspci",
+    "sensors",
+    "smartctl",
+    "ceph_status",
+    "pvecm_status",
+    "iptables_save",
+    "journal_boot",
+    "dpkg_list",
 ];
 
 const ETC_DIRS: &[&str] = &[
-    "systemd/system", "apt/sources.list.d", "cron.d", "sysctl.d", "modprobe.d",
-    "network/interfaces.d", "ssh/sshd_config.d", "logrotate.d", "udev/rules.d", "default",
-    "security/limits.d", "apt/apt.conf.d", "modules-load.d", "pve/sdn/zones", "pve/ha",
+    "systemd/system",
+    "apt/sources.list.d",
+    "cron.d",
+    "sysctl.d",
+    "modprobe.d",
+    "network/interfaces.d",
+    "ssh/sshd_config.d",
+    "logrotate.d",
+    "udev/rules.d",
+    "default",
+    "security/limits.d",
+    "apt/apt.conf.d",
+    "modules-load.d",
+    "pve/sdn/zones",
+    "pve/ha",
 ];
 
 fn hex(rng: &mut Rng, n: usize) -> String {
@@ -123,7 +291,12 @@ fn hex(rng: &mut Rng, n: usize) -> String {
 fn value(rng: &mut Rng) -> String {
     match rng.below(12) {
         0 | 1 => rng.range(0, 65536).to_string(),
-        2 => format!("10.{}.{}.{}", rng.below(256), rng.below(256), rng.range(1, 254)),
+        2 => format!(
+            "10.{}.{}.{}",
+            rng.below(256),
+            rng.below(256),
+            rng.range(1, 254)
+        ),
         3 => format!(
             "BC:24:11:{:02X}:{:02X}:{:02X}",
             rng.below(256),
@@ -177,7 +350,11 @@ fn text(rng: &mut Rng, style: Style, len: usize) -> Vec<u8> {
     while out.len() < len {
         match style {
             Style::Qemu | Style::Lxc => {
-                let keys = if matches!(style, Style::Qemu) { QEMU_KEYS } else { LXC_KEYS };
+                let keys = if matches!(style, Style::Qemu) {
+                    QEMU_KEYS
+                } else {
+                    LXC_KEYS
+                };
                 if out.len() > 400 && rng.chance(0.04) {
                     section += 1;
                     out.push_str(&format!(
@@ -220,7 +397,12 @@ fn text(rng: &mut Rng, style: Style, len: usize) -> Vec<u8> {
             }
             Style::Shell => {
                 if rng.chance(0.1) {
-                    out.push_str(&format!("# {} {} {}\n", rng.pick(WORDS), rng.pick(WORDS), rng.pick(WORDS)));
+                    out.push_str(&format!(
+                        "# {} {} {}\n",
+                        rng.pick(WORDS),
+                        rng.pick(WORDS),
+                        rng.pick(WORDS)
+                    ));
                 }
                 out.push_str(&format!(
                     "{}_{}=\"{}\"\n",
@@ -237,7 +419,10 @@ fn text(rng: &mut Rng, style: Style, len: usize) -> Vec<u8> {
 fn log_line(rng: &mut Rng, t: &mut u64, out: &mut Vec<u8>) {
     *t += rng.below(4);
     let s = *t;
-    let (mon, day) = (["Jun", "Jul"][(s / 2_600_000 % 2) as usize], 1 + s / 86_400 % 28);
+    let (mon, day) = (
+        ["Jun", "Jul"][(s / 2_600_000 % 2) as usize],
+        1 + s / 86_400 % 28,
+    );
     let (h, m, sec) = (s / 3600 % 24, s / 60 % 60, s % 60);
     let node = rng.pick(&["pve1", "pve2", "pve3"]);
     let msg = match rng.below(8) {
@@ -249,7 +434,11 @@ fn log_line(rng: &mut Rng, t: &mut u64, out: &mut Vec<u8>) {
             s,
             rng.range(100, 999)
         ),
-        1 => format!("pveproxy[{}]: worker {} finished", rng.range(1000, 99999), rng.range(1000, 99999)),
+        1 => format!(
+            "pveproxy[{}]: worker {} finished",
+            rng.range(1000, 99999),
+            rng.range(1000, 99999)
+        ),
         2 => format!(
             "kernel: [{}.{:06}] vmbr0: port {}(tap{}i0) entered forwarding state",
             rng.below(9_999_999),
@@ -257,9 +446,23 @@ fn log_line(rng: &mut Rng, t: &mut u64, out: &mut Vec<u8>) {
             rng.range(1, 9),
             rng.range(100, 999)
         ),
-        3 => format!("pvestatd[{}]: status update time ({}.{:03} seconds)", rng.range(1000, 9999), rng.below(9), rng.below(1000)),
-        4 => format!("corosync[{}]:   [KNET  ] link: host: {} link: 0 is up", rng.range(1000, 9999), rng.range(1, 3)),
-        5 => format!("systemd[1]: Started {}.service - {} {}.", rng.pick(WORDS), rng.pick(WORDS), rng.pick(WORDS)),
+        3 => format!(
+            "pvestatd[{}]: status update time ({}.{:03} seconds)",
+            rng.range(1000, 9999),
+            rng.below(9),
+            rng.below(1000)
+        ),
+        4 => format!(
+            "corosync[{}]:   [KNET  ] link: host: {} link: 0 is up",
+            rng.range(1000, 9999),
+            rng.range(1, 3)
+        ),
+        5 => format!(
+            "systemd[1]: Started {}.service - {} {}.",
+            rng.pick(WORDS),
+            rng.pick(WORDS),
+            rng.pick(WORDS)
+        ),
         6 => format!(
             "sshd[{}]: Accepted publickey for root from 10.{}.{}.{} port {} ssh2: ED25519 SHA256:{}",
             rng.range(1000, 99999),
@@ -269,7 +472,10 @@ fn log_line(rng: &mut Rng, t: &mut u64, out: &mut Vec<u8>) {
             rng.range(1024, 65535),
             hex(rng, 43)
         ),
-        _ => format!("pmxcfs[{}]: [status] notice: received log", rng.range(1000, 9999)),
+        _ => format!(
+            "pmxcfs[{}]: [status] notice: received log",
+            rng.range(1000, 9999)
+        ),
     };
     let _ = writeln!(out, "{mon} {day:2} {h:02}:{m:02}:{sec:02} {node} {msg}");
 }
@@ -412,7 +618,12 @@ pub fn generate_tree(root: &Path, size: u64, seed: u64) -> Result<TreeStats> {
         0o640,
         33,
     )?;
-    t.write("etc/pve/datacenter.cfg", b"keyboard: en-us\nkeyboard: de\n", 0o640, 33)?;
+    t.write(
+        "etc/pve/datacenter.cfg",
+        b"keyboard: en-us\nkeyboard: de\n",
+        0o640,
+        33,
+    )?;
     t.write(
         "var/lib/proxsave-info/backup_metadata.txt",
         b"# ProxSave Metadata\nVERSION=0.30.0\nBACKUP_TYPE=pve\nBACKUP_TARGETS=pve\nHOSTNAME=pve1.example.lan\nPVE_VERSION=8.4.1\nPVE_CLUSTER_MODE=cluster\nSUPPORTS_SELECTIVE_RESTORE=true\n",
@@ -435,13 +646,28 @@ pub fn generate_tree(root: &Path, size: u64, seed: u64) -> Result<TreeStats> {
         let (rel, style, mode, gid) = match rng.below(20) {
             0..=4 => {
                 vmid += 1;
-                (format!("etc/pve/nodes/pve{node}/qemu-server/{vmid}.conf"), Style::Qemu, 0o640, 33)
+                (
+                    format!("etc/pve/nodes/pve{node}/qemu-server/{vmid}.conf"),
+                    Style::Qemu,
+                    0o640,
+                    33,
+                )
             }
             5..=6 => {
                 ctid += 1;
-                (format!("etc/pve/nodes/pve{node}/lxc/{ctid}.conf"), Style::Lxc, 0o640, 33)
+                (
+                    format!("etc/pve/nodes/pve{node}/lxc/{ctid}.conf"),
+                    Style::Lxc,
+                    0o640,
+                    33,
+                )
             }
-            7 => (format!("etc/pve/firewall/{}.fw", 100 + i), Style::Firewall, 0o640, 33),
+            7 => (
+                format!("etc/pve/firewall/{}.fw", 100 + i),
+                Style::Firewall,
+                0o640,
+                33,
+            ),
             8..=12 => {
                 let cat = rng.pick(INFO_CATEGORIES);
                 let cmd = rng.pick(INFO_COMMANDS);
@@ -455,7 +681,12 @@ pub fn generate_tree(root: &Path, size: u64, seed: u64) -> Result<TreeStats> {
             }
             13..=16 => {
                 let dir = rng.pick(ETC_DIRS);
-                (format!("etc/{dir}/{}-{i}.conf", rng.pick(WORDS)), Style::Ini, 0o644, 0)
+                (
+                    format!("etc/{dir}/{}-{i}.conf", rng.pick(WORDS)),
+                    Style::Ini,
+                    0o644,
+                    0,
+                )
             }
             17 => (
                 format!("etc/pve/priv/storage/{}-{i}.pw", rng.pick(WORDS)),
@@ -464,7 +695,11 @@ pub fn generate_tree(root: &Path, size: u64, seed: u64) -> Result<TreeStats> {
                 33,
             ),
             18 => (
-                format!("root/.config/{}/{}-{i}.env", rng.pick(WORDS), rng.pick(WORDS)),
+                format!(
+                    "root/.config/{}/{}-{i}.env",
+                    rng.pick(WORDS),
+                    rng.pick(WORDS)
+                ),
                 Style::Shell,
                 0o600,
                 0,
@@ -496,12 +731,18 @@ pub fn generate_tree(root: &Path, size: u64, seed: u64) -> Result<TreeStats> {
     const MAX_PART: u64 = 48 << 20;
     let parts = |total: u64| -> Vec<u64> {
         let n = total.div_ceil(MAX_PART).max(1);
-        (0..n).map(|k| total / n + u64::from(k < total % n)).collect()
+        (0..n)
+            .map(|k| total / n + u64::from(k < total % n))
+            .collect()
     };
     // Logs: 40%.
     let mut clock = 1_720_000_000u64;
     for (k, len) in parts(rest * 40 / 100).into_iter().enumerate() {
-        let name = if k == 0 { "var/log/syslog".to_string() } else { format!("var/log/syslog.{k}") };
+        let name = if k == 0 {
+            "var/log/syslog".to_string()
+        } else {
+            format!("var/log/syslog.{k}")
+        };
         let mut r = Rng::new(seed.wrapping_add(1000 + k as u64));
         t.write_large(&name, len, 0o640, |b| log_line(&mut r, &mut clock, b))?;
     }
@@ -543,7 +784,10 @@ pub fn generate_tree(root: &Path, size: u64, seed: u64) -> Result<TreeStats> {
         if len == 0 {
             continue;
         }
-        let name = format!("var/lib/pve-cluster/backup/config-{}.sql.gz", 1_720_000_000 + k as u64 * 86_400);
+        let name = format!(
+            "var/lib/pve-cluster/backup/config-{}.sql.gz",
+            1_720_000_000 + k as u64 * 86_400
+        );
         let mut r = Rng::new(seed.wrapping_add(4000 + k as u64));
         let mut blk = vec![0u8; 64 << 10];
         t.write_large(&name, len, 0o600, |b| {
@@ -594,7 +838,11 @@ fn run_ok(cmd: &mut Command) -> Result<Vec<u8>> {
         .output()
         .with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(out.stdout)
 }
@@ -621,7 +869,11 @@ pub fn prepare(work: &Path, size: u64, seed: u64) -> Result<Inputs> {
 
     let t0 = Instant::now();
     let tree = dir.join("tree");
-    eprintln!("[gen] writing host tree of {} into {}", crate::human(size), tree.display());
+    eprintln!(
+        "[gen] writing host tree of {} into {}",
+        crate::human(size),
+        tree.display()
+    );
     let stats = generate_tree(&tree, size, seed)?;
     let tree_secs = t0.elapsed().as_secs_f64();
     eprintln!(
@@ -636,16 +888,20 @@ pub fn prepare(work: &Path, size: u64, seed: u64) -> Result<Inputs> {
 
     let identity = dir.join("key.txt");
     run_ok(Command::new("age-keygen").arg("-o").arg(&identity))?;
-    let recipient = String::from_utf8(run_ok(Command::new("age-keygen").arg("-y").arg(&identity))?)?
-        .trim()
-        .to_string();
+    let recipient =
+        String::from_utf8(run_ok(Command::new("age-keygen").arg("-y").arg(&identity))?)?
+            .trim()
+            .to_string();
 
     let name = format!("{HOSTNAME}-backup-{STAMP}.tar.xz.age");
     let raw_dir = dir.join("raw");
     fs::create_dir_all(&raw_dir)?;
     let archive = raw_dir.join(&name);
     let t1 = Instant::now();
-    eprintln!("[gen] tar --format=pax | xz -6 -T0 | age -r … > {} (slow: xz at -6)", archive.display());
+    eprintln!(
+        "[gen] tar --format=pax | xz -6 -T0 | age -r … > {} (slow: xz at -6)",
+        archive.display()
+    );
     {
         let out = File::create(&archive)?;
         let mut tar = Command::new("tar")
@@ -685,8 +941,15 @@ pub fn prepare(work: &Path, size: u64, seed: u64) -> Result<Inputs> {
     );
 
     let sum = String::from_utf8(run_ok(Command::new("sha256sum").arg(&archive))?)?;
-    let sha256 = sum.split_whitespace().next().unwrap_or_default().to_string();
-    fs::write(raw_dir.join(format!("{name}.sha256")), format!("{sha256}  {name}\n"))?;
+    let sha256 = sum
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    fs::write(
+        raw_dir.join(format!("{name}.sha256")),
+        format!("{sha256}  {name}\n"),
+    )?;
     let manifest = format!(
         "{{\n  \"archive_path\": \"/opt/proxsave/backup/{name}\",\n  \"archive_size\": {archive_bytes},\n  \"sha256\": \"{sha256}\",\n  \"created_at\": \"2026-07-24T02:30:00.512345678+02:00\",\n  \"compression_type\": \"xz\",\n  \"compression_level\": 6,\n  \"compression_mode\": \"standard\",\n  \"proxmox_type\": \"pve\",\n  \"proxmox_targets\": [\n    \"pve\"\n  ],\n  \"proxmox_version\": \"8.4.1\",\n  \"pve_version\": \"8.4.1\",\n  \"hostname\": \"{HOSTNAME}\",\n  \"script_version\": \"0.30.0\",\n  \"encryption_mode\": \"age\",\n  \"cluster_mode\": \"cluster\"\n}}"
     );
@@ -726,7 +989,12 @@ pub fn prepare(work: &Path, size: u64, seed: u64) -> Result<Inputs> {
 pub fn warm_up(inputs: &Inputs, proxsave: &Path) -> Result<u64> {
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0;
-    for p in [&inputs.bundle, &inputs.archive, &inputs.identity, &proxsave.to_path_buf()] {
+    for p in [
+        &inputs.bundle,
+        &inputs.archive,
+        &inputs.identity,
+        &proxsave.to_path_buf(),
+    ] {
         let mut f = File::open(p).with_context(|| format!("reading {}", p.display()))?;
         loop {
             let n = f.read(&mut buf)?;

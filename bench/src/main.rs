@@ -99,7 +99,10 @@ const RSS_TARGET_MIB: f64 = 128.0;
 const FLAT_LIMIT_MIB: f64 = 16.0;
 
 #[derive(Debug, Parser)]
-#[command(name = "proxsave-bench", about = "proxsave verify/extract vs sha256sum | age | xz | tar")]
+#[command(
+    name = "proxsave-bench",
+    about = "proxsave verify/extract vs sha256sum | age | xz | tar"
+)]
 struct Args {
     /// Uncompressed size of the generated host tree (K, M, G: binary units).
     #[arg(long, default_value = "200M", value_parser = parse_size)]
@@ -167,7 +170,11 @@ pub fn human(b: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if v.fract() == 0.0 { format!("{v:.0} {}", units[u]) } else { format!("{v:.1} {}", units[u]) }
+    if v.fract() == 0.0 {
+        format!("{v:.0} {}", units[u])
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
 }
 
 fn default_proxsave() -> PathBuf {
@@ -284,7 +291,11 @@ impl Who {
 }
 
 fn order(run: u32) -> [Who; 2] {
-    if run % 2 == 0 { [Who::Ours, Who::Baseline] } else { [Who::Baseline, Who::Ours] }
+    if run % 2 == 0 {
+        [Who::Ours, Who::Baseline]
+    } else {
+        [Who::Baseline, Who::Ours]
+    }
 }
 
 const VERIFY_SH: &str = r#"sha256sum "$1" && age -d -i "$2" "$1" | xz -dc | tar -t >/dev/null"#;
@@ -295,12 +306,18 @@ fn verify_cmd(who: Who, proxsave: &Path, env: &[(String, String)], inp: &Inputs)
         Who::Ours => {
             let mut c = Command::new(proxsave);
             c.envs(env.iter().map(|(k, v)| (k, v)));
-            c.arg("verify").arg("--backup").arg(&inp.bundle).arg("--identity").arg(&inp.identity);
+            c.arg("verify")
+                .arg("--backup")
+                .arg(&inp.bundle)
+                .arg("--identity")
+                .arg(&inp.identity);
             c
         }
         Who::Baseline => {
             let mut c = Command::new("sh");
-            c.args(["-c", VERIFY_SH, "sh"]).arg(&inp.archive).arg(&inp.identity);
+            c.args(["-c", VERIFY_SH, "sh"])
+                .arg(&inp.archive)
+                .arg(&inp.identity);
             c
         }
     }
@@ -328,7 +345,10 @@ fn extract_cmd(
         }
         Who::Baseline => {
             let mut c = Command::new("sh");
-            c.args(["-c", EXTRACT_SH, "sh"]).arg(&inp.archive).arg(&inp.identity).arg(dest);
+            c.args(["-c", EXTRACT_SH, "sh"])
+                .arg(&inp.archive)
+                .arg(&inp.identity)
+                .arg(dest);
             c
         }
     }
@@ -348,9 +368,21 @@ fn bench_size(args: &Args, proxsave: &Path, size: u64, run_dir: &Path) -> Result
     let (mut ours, mut base) = (Vec::new(), Vec::new());
     for r in 0..args.runs {
         for who in order(r) {
-            let s = measured(|| measure::run(&mut verify_cmd(who, proxsave, &args.proxsave_env, &inp), &log), &mut discarded)?;
+            let s = measured(
+                || {
+                    measure::run(
+                        &mut verify_cmd(who, proxsave, &args.proxsave_env, &inp),
+                        &log,
+                    )
+                },
+                &mut discarded,
+            )?;
             report_run(who, "verify ", r, &s);
-            if who == Who::Ours { ours.push(s) } else { base.push(s) }
+            if who == Who::Ours {
+                ours.push(s)
+            } else {
+                base.push(s)
+            }
         }
     }
     let verify = compare("verify", ours, base, VERIFY_TARGET);
@@ -378,12 +410,19 @@ fn bench_size(args: &Args, proxsave: &Path, size: u64, run_dir: &Path) -> Result
                         }
                     }
                     quiet_after_delete();
-                    measure::run(&mut extract_cmd(who, proxsave, &args.proxsave_env, &inp, &dest), &log)
+                    measure::run(
+                        &mut extract_cmd(who, proxsave, &args.proxsave_env, &inp, &dest),
+                        &log,
+                    )
                 },
                 &mut discarded,
             )?;
             report_run(who, "extract", r, &s);
-            let check = if r == 0 { reference.compare(&dest)? } else { reference.count_only(&dest)? };
+            let check = if r == 0 {
+                reference.compare(&dest)?
+            } else {
+                reference.count_only(&dest)?
+            };
             if !check.ok {
                 bail!(
                     "{} extract run {} produced a wrong tree in {}:\n  {}",
@@ -393,11 +432,19 @@ fn bench_size(args: &Args, proxsave: &Path, size: u64, run_dir: &Path) -> Result
                     check.mismatches.join("\n  ")
                 );
             }
-            let slot = if who == Who::Ours { &mut check_ours } else { &mut check_base };
+            let slot = if who == Who::Ours {
+                &mut check_ours
+            } else {
+                &mut check_base
+            };
             if slot.is_none() {
                 *slot = Some(check);
             }
-            if who == Who::Ours { ours.push(s) } else { base.push(s) }
+            if who == Who::Ours {
+                ours.push(s)
+            } else {
+                base.push(s)
+            }
             if !(args.keep && r + 1 == args.runs) {
                 trees.push(dest);
             }
@@ -551,7 +598,16 @@ fn print_table(r: &SizeResult, runs: u32, proxsave: &Path, env: &[(String, Strin
     }
     println!(
         "{:<8} {:<9} {:>9} {:>17} {:>10} {:>8} {:>11} {:>8} {:>6} {:>10}",
-        "command", "who", "wall s", "(min-max)", "RSS MiB", "CPU s", "ours/base", "target", "time", "best/best"
+        "command",
+        "who",
+        "wall s",
+        "(min-max)",
+        "RSS MiB",
+        "CPU s",
+        "ours/base",
+        "target",
+        "time",
+        "best/best"
     );
     for c in [&r.verify, &r.extract] {
         for (who, s) in [("proxsave", &c.ours), ("baseline", &c.baseline)] {
@@ -599,7 +655,12 @@ fn print_flatness(f: &Flatness) {
     println!("== memory flatness: proxsave peak RSS by size ==");
     println!("{:<10} {:>12} {:>12}", "size", "verify MiB", "extract MiB");
     for (i, s) in f.sizes.iter().enumerate() {
-        println!("{:<10} {:>12.1} {:>12.1}", human(*s), f.verify_rss_mib[i], f.extract_rss_mib[i]);
+        println!(
+            "{:<10} {:>12.1} {:>12.1}",
+            human(*s),
+            f.verify_rss_mib[i],
+            f.extract_rss_mib[i]
+        );
     }
     println!(
         "{:<10} {:>+12.1} {:>+12.1}   limit < +{:.0} MiB  {}",
@@ -612,7 +673,9 @@ fn print_flatness(f: &Flatness) {
 }
 
 fn cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn check_tools(proxsave: &Path) -> Result<()> {
@@ -640,8 +703,13 @@ fn real_main() -> Result<bool> {
     let proxsave = args.proxsave.clone().unwrap_or_else(default_proxsave);
     let proxsave = std::fs::canonicalize(&proxsave).unwrap_or(proxsave);
     check_tools(&proxsave)?;
-    let sizes = if args.sizes.is_empty() { vec![args.size] } else { args.sizes.clone() };
-    std::fs::create_dir_all(&args.work).with_context(|| format!("creating {}", args.work.display()))?;
+    let sizes = if args.sizes.is_empty() {
+        vec![args.size]
+    } else {
+        args.sizes.clone()
+    };
+    std::fs::create_dir_all(&args.work)
+        .with_context(|| format!("creating {}", args.work.display()))?;
     let _ = REMOVAL_STAMP.set(args.work.join(".last-removal"));
     // Trees left by a benchmark that was killed.
     for e in std::fs::read_dir(&args.work)?.flatten() {
@@ -649,7 +717,10 @@ fn real_main() -> Result<bool> {
         if let Some(pid) = name.strip_prefix("run-")
             && !Path::new("/proc").join(pid).exists()
         {
-            eprintln!("[bench] removing {} (left by an interrupted run)", e.path().display());
+            eprintln!(
+                "[bench] removing {} (left by an interrupted run)",
+                e.path().display()
+            );
             remove_tree(&e.path())?;
         }
     }
@@ -678,8 +749,14 @@ fn real_main() -> Result<bool> {
     let flatness = (results.len() > 1).then(|| {
         let mut idx: Vec<usize> = (0..results.len()).collect();
         idx.sort_by_key(|&i| results[i].size);
-        let v: Vec<f64> = idx.iter().map(|&i| results[i].verify.ours.peak_rss_mib).collect();
-        let e: Vec<f64> = idx.iter().map(|&i| results[i].extract.ours.peak_rss_mib).collect();
+        let v: Vec<f64> = idx
+            .iter()
+            .map(|&i| results[i].verify.ours.peak_rss_mib)
+            .collect();
+        let e: Vec<f64> = idx
+            .iter()
+            .map(|&i| results[i].extract.ours.peak_rss_mib)
+            .collect();
         let vg = v[v.len() - 1] - v[0];
         let eg = e[e.len() - 1] - e[0];
         Flatness {
@@ -697,7 +774,11 @@ fn real_main() -> Result<bool> {
     }) && flatness.as_ref().is_none_or(|f| f.pass);
     let report = Report {
         proxsave,
-        proxsave_env: args.proxsave_env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        proxsave_env: args
+            .proxsave_env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
         runs: args.runs,
         cpus: cpus(),
         results,

@@ -49,7 +49,8 @@ pub fn settle() {
 /// Runs `cmd` (stdin and stdout at /dev/null, stderr into `stderr_log`), waits for it with
 /// `wait4` and fails unless it exited 0.
 pub fn run(cmd: &mut Command, stderr_log: &Path) -> Result<Sample> {
-    let err = File::create(stderr_log).with_context(|| format!("creating {}", stderr_log.display()))?;
+    let err =
+        File::create(stderr_log).with_context(|| format!("creating {}", stderr_log.display()))?;
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
     let busy0 = busy_cpu_s();
     let start = Instant::now();
@@ -99,7 +100,11 @@ pub fn busy_cpu_s() -> f64 {
     let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
         return 0.0;
     };
-    let f: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let get = |i: usize| f.get(i).copied().unwrap_or(0);
     // SAFETY: sysconf has no memory-safety preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
@@ -119,7 +124,10 @@ pub fn wait_idle(max: std::time::Duration) -> bool {
             return true;
         }
         if start.elapsed() >= max {
-            eprintln!("[bench] machine still busy ({:.0}% of a CPU); measuring anyway", busy * 200.0);
+            eprintln!(
+                "[bench] machine still busy ({:.0}% of a CPU); measuring anyway",
+                busy * 200.0
+            );
             return false;
         }
         if !said {
@@ -139,5 +147,9 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }

@@ -49,12 +49,14 @@ use std::io::{self, BufRead, Chain, Cursor, Read};
 use liblzma::stream::{Action, MtStreamBuilder, Status, Stream};
 
 /// Memory the multi-threaded xz decoder may use before it reduces its thread count
-/// (96 MiB). The whole restore process must stay below 128 MiB RSS.
+/// (80 MiB). The whole restore process must stay below 128 MiB RSS.
 ///
 /// liblzma buffers a whole block (compressed and uncompressed) per worker thread; an
-/// `xz -6 -T0` block is 24 MiB uncompressed, so 96 MiB allows two worker threads for such
-/// archives (about 1.5× faster than one, at 78 MiB peak) and more for archives with
-/// smaller blocks. Blocks too large for the limit (`xz -9 -T0`: 192
+/// `xz -6 -T0` block is 24 MiB uncompressed, so 80 MiB allows two worker threads for such
+/// archives (about 1.5× faster than one) while leaving room for finished blocks waiting to
+/// be read, and more threads for archives with smaller blocks. The benchmark
+/// (`docs/benchmarks.md`) measured 96 MiB growing to 125–130 MiB peak RSS on a 500 MiB
+/// archive; 80 MiB stays near 95 MiB at any size. Blocks too large for the limit (`xz -9 -T0`: 192
 /// MiB) are decoded single-threaded.
 ///
 /// Measured on 100 MiB of config-like text, `xz -6 -T0` (5 blocks of 24 MiB), 2 CPUs,
@@ -64,12 +66,12 @@ use liblzma::stream::{Action, MtStreamBuilder, Status, Stream};
 /// |---|---|---|
 /// | 0 (single-threaded) | 11 MiB | 0.93–1.00 s |
 /// | 64 MiB | 49–65 MiB | 0.82–1.00 s |
-/// | 96 MiB (this default, two workers) | 78 MiB | 0.51–0.66 s |
+/// | 96 MiB (two workers) | 78 MiB | 0.51–0.66 s |
 /// | 128 MiB | 95–120 MiB | 0.57–0.63 s |
 ///
 /// Test `xz_mt_memory_and_time_100mib` in `tests/compression_formats.rs` repeats the
 /// measurement.
-pub const XZ_MEMLIMIT_THREADING: u64 = 96 << 20;
+pub const XZ_MEMLIMIT_THREADING: u64 = 80 << 20;
 
 /// Hard memory limit of the xz and LZMA-alone decoders (1 GiB): data that needs more
 /// fails with a [`FaultKind::TooMuchMemory`] fault instead of exhausting the host.

@@ -184,7 +184,7 @@ enum Op {
     },
     File {
         path: ArchivePath,
-        staged: String,
+        seq: u64,
         size: u64,
         meta: Meta,
     },
@@ -208,6 +208,211 @@ impl Op {
             | Op::Hardlink { path, .. } => path,
         }
     }
+}
+
+/// The pending operations, encoded compactly and spilled to a file in the private staging
+/// folder once they pass [`OPLOG_MEMORY`], so memory does not grow with the number of entries.
+struct OpLog {
+    buf: Vec<u8>,
+    file: Option<File>,
+}
+
+/// Encoded operations kept in memory before the log moves to the staging folder.
+const OPLOG_MEMORY: usize = 1 << 20;
+
+impl OpLog {
+    fn new() -> OpLog {
+        OpLog {
+            buf: Vec::new(),
+            file: None,
+        }
+    }
+
+    fn push(&mut self, op: &Op, disk: &mut Disk) -> Result<()> {
+        encode_op(op, &mut self.buf);
+        if self.buf.len() >= OPLOG_MEMORY {
+            if self.file.is_none() {
+                if disk.stage.is_none() {
+                    disk.stage = Some(create_stage(&disk.root, &disk.root_path)?);
+                }
+                let stage = disk.stage.as_ref().expect("created above");
+                let fd = rustix::fs::openat(
+                    &stage.fd,
+                    "ops",
+                    OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| Error::io(disk.root_path.join(&stage.name).join("ops"), e.into()))?;
+                self.file = Some(File::from(fd));
+            }
+            let f = self.file.as_mut().expect("opened above");
+            f.write_all(&self.buf)
+                .map_err(|e| Error::io(&disk.root_path, e))?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// All operations, in order.
+    fn replay(mut self) -> std::io::Result<Box<dyn Iterator<Item = std::io::Result<Op>>>> {
+        match self.file.take() {
+            None => {
+                let data = std::mem::take(&mut self.buf);
+                Ok(Box::new(OpReader {
+                    src: std::io::Cursor::new(data),
+                }))
+            }
+            Some(mut f) => {
+                use std::io::Seek;
+                f.write_all(&self.buf)?;
+                f.seek(std::io::SeekFrom::Start(0))?;
+                Ok(Box::new(OpReader {
+                    src: std::io::BufReader::with_capacity(256 << 10, f),
+                }))
+            }
+        }
+    }
+}
+
+struct OpReader<R> {
+    src: R,
+}
+
+impl<R: Read> Iterator for OpReader<R> {
+    type Item = std::io::Result<Op>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut tag = [0u8; 1];
+        match self.src.read(&mut tag) {
+            Ok(0) => None,
+            Ok(_) => Some(decode_op(tag[0], &mut self.src)),
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn put_meta(out: &mut Vec<u8>, m: &Meta) {
+    out.extend_from_slice(&m.mode.to_le_bytes());
+    out.extend_from_slice(&m.uid.to_le_bytes());
+    out.extend_from_slice(&m.gid.to_le_bytes());
+    out.extend_from_slice(&m.mtime.secs.to_le_bytes());
+    out.extend_from_slice(&m.mtime.nanos.to_le_bytes());
+    match m.atime {
+        Some(t) => {
+            out.push(1);
+            out.extend_from_slice(&t.secs.to_le_bytes());
+            out.extend_from_slice(&t.nanos.to_le_bytes());
+        }
+        None => out.push(0),
+    }
+}
+
+fn encode_op(op: &Op, out: &mut Vec<u8>) {
+    match op {
+        Op::Dir { path, meta } => {
+            out.push(0);
+            put_bytes(out, path.as_bytes());
+            put_meta(out, meta);
+        }
+        Op::File {
+            path,
+            seq,
+            size,
+            meta,
+        } => {
+            out.push(1);
+            put_bytes(out, path.as_bytes());
+            out.extend_from_slice(&seq.to_le_bytes());
+            out.extend_from_slice(&size.to_le_bytes());
+            put_meta(out, meta);
+        }
+        Op::Symlink { path, target, meta } => {
+            out.push(2);
+            put_bytes(out, path.as_bytes());
+            put_bytes(out, target);
+            put_meta(out, meta);
+        }
+        Op::Hardlink { path, target } => {
+            out.push(3);
+            put_bytes(out, path.as_bytes());
+            put_bytes(out, target.as_bytes());
+        }
+    }
+}
+
+fn get<const N: usize>(r: &mut dyn Read) -> std::io::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    r.read_exact(&mut b)?;
+    Ok(b)
+}
+
+fn get_bytes(r: &mut dyn Read) -> std::io::Result<Vec<u8>> {
+    let len = u32::from_le_bytes(get::<4>(r)?) as usize;
+    let mut v = vec![0u8; len];
+    r.read_exact(&mut v)?;
+    Ok(v)
+}
+
+fn get_path(r: &mut dyn Read) -> std::io::Result<ArchivePath> {
+    let raw = get_bytes(r)?;
+    ArchivePath::parse(&raw)
+        .ok()
+        .flatten()
+        .ok_or_else(|| std::io::Error::other("corrupt operation log"))
+}
+
+fn get_meta(r: &mut dyn Read) -> std::io::Result<Meta> {
+    let mode = u32::from_le_bytes(get::<4>(r)?);
+    let uid = u64::from_le_bytes(get::<8>(r)?);
+    let gid = u64::from_le_bytes(get::<8>(r)?);
+    let mtime = Timestamp {
+        secs: i64::from_le_bytes(get::<8>(r)?),
+        nanos: u32::from_le_bytes(get::<4>(r)?),
+    };
+    let atime = match get::<1>(r)?[0] {
+        0 => None,
+        _ => Some(Timestamp {
+            secs: i64::from_le_bytes(get::<8>(r)?),
+            nanos: u32::from_le_bytes(get::<4>(r)?),
+        }),
+    };
+    Ok(Meta {
+        mode,
+        uid,
+        gid,
+        mtime,
+        atime,
+    })
+}
+
+fn decode_op(tag: u8, r: &mut dyn Read) -> std::io::Result<Op> {
+    Ok(match tag {
+        0 => Op::Dir {
+            path: get_path(r)?,
+            meta: get_meta(r)?,
+        },
+        1 => Op::File {
+            path: get_path(r)?,
+            seq: u64::from_le_bytes(get::<8>(r)?),
+            size: u64::from_le_bytes(get::<8>(r)?),
+            meta: get_meta(r)?,
+        },
+        2 => Op::Symlink {
+            path: get_path(r)?,
+            target: get_bytes(r)?,
+            meta: get_meta(r)?,
+        },
+        3 => Op::Hardlink {
+            path: get_path(r)?,
+            target: get_path(r)?,
+        },
+        _ => return Err(std::io::Error::other("corrupt operation log")),
+    })
 }
 
 /// [`FsView`] of a real root, through descriptors, never following symlinks.
@@ -296,7 +501,7 @@ struct Disk {
 pub struct Extractor {
     disk: Option<Disk>,
     policy: Policy<ViewKind>,
-    ops: Vec<Op>,
+    ops: OpLog,
     report: ExtractReport,
     unselected_dirs: HashMap<ArchivePath, Meta>,
     opts: ExtractOptions,
@@ -328,7 +533,7 @@ impl Extractor {
                 stage: None,
             }),
             policy: Policy::new(ViewKind::Root(RootView { root: root_fd })),
-            ops: Vec::new(),
+            ops: OpLog::new(),
             report: ExtractReport::default(),
             unselected_dirs: HashMap::new(),
             opts,
@@ -343,7 +548,7 @@ impl Extractor {
         Extractor {
             disk: None,
             policy: Policy::new(ViewKind::Empty(EmptyView)),
-            ops: Vec::new(),
+            ops: OpLog::new(),
             report: ExtractReport::default(),
             unselected_dirs: HashMap::new(),
             opts,
@@ -404,37 +609,37 @@ impl Extractor {
                 match action {
                     Action::Dir => {
                         self.drain(data)?;
-                        self.ops.push(Op::Dir {
+                        self.push_op(Op::Dir {
                             path: path.clone(),
                             meta,
-                        });
+                        })?;
                     }
                     Action::File => {
                         let staged = self.stage_file(header, data, &meta)?;
                         self.report.bytes_written += header.size;
-                        if let Some(staged) = staged {
-                            self.ops.push(Op::File {
+                        if let Some(seq) = staged {
+                            self.push_op(Op::File {
                                 path: path.clone(),
-                                staged,
+                                seq,
                                 size: header.size,
                                 meta,
-                            });
+                            })?;
                         }
                     }
                     Action::Symlink(target) => {
                         self.drain(data)?;
-                        self.ops.push(Op::Symlink {
+                        self.push_op(Op::Symlink {
                             path: path.clone(),
                             target,
                             meta,
-                        });
+                        })?;
                     }
                     Action::Hardlink(target) => {
                         self.drain(data)?;
-                        self.ops.push(Op::Hardlink {
+                        self.push_op(Op::Hardlink {
                             path: path.clone(),
                             target,
-                        });
+                        })?;
                     }
                 }
                 Ok(self.record(header, Some(&path), Status::Written, None))
@@ -494,7 +699,7 @@ impl Extractor {
         header: &EntryHeader,
         data: &mut dyn Read,
         meta: &Meta,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<u64>> {
         let Some(disk) = self.disk.as_mut() else {
             self.drain(data)?;
             return Ok(None);
@@ -558,7 +763,14 @@ impl Extractor {
                 .warnings
                 .push(format!("{}: {w}", header.display_name()));
         }
-        Ok(Some(name))
+        Ok(Some(stage.seq))
+    }
+
+    fn push_op(&mut self, op: Op) -> Result<()> {
+        match self.disk.as_mut() {
+            Some(disk) => self.ops.push(&op, disk),
+            None => Ok(()),
+        }
     }
 
     /// Writes everything that was staged into the root. Call only after the backup was
@@ -586,19 +798,23 @@ impl Extractor {
             tmp_seq: 0,
         };
         let mut dir_meta: Vec<(ArchivePath, Meta)> = Vec::new();
-        let ops = std::mem::take(&mut self.ops);
+        let ops = std::mem::replace(&mut self.ops, OpLog::new())
+            .replay()
+            .map_err(|e| Error::io(&disk.root_path, e))?;
         let mut failures: Vec<(ArchivePath, String)> = Vec::new();
-        for op in &ops {
+        for op in ops {
+            let op = op.map_err(|e| Error::io(&disk.root_path, e))?;
+            let op = &op;
             let result = match op {
                 Op::Dir { path, meta } => committer.make_dir(path).map(|()| {
                     dir_meta.push((path.clone(), *meta));
                 }),
                 Op::File {
                     path,
-                    staged,
+                    seq,
                     size,
                     meta,
-                } => committer.place_file(path, staged, *size, meta),
+                } => committer.place_file(path, &format!("f{seq}"), *size, meta),
                 Op::Symlink { path, target, meta } => committer.place_symlink(path, target, meta),
                 Op::Hardlink { path, target } => committer.place_hardlink(path, target),
             };

@@ -45,7 +45,19 @@ impl<E: Into<anyhow::Error>> From<E> for Exit {
 /// Result type of the commands.
 pub type CmdResult = Result<(), Exit>;
 
+/// Large buffers (xz blocks of 24 MiB) go straight to `mmap` and back to the system when
+/// freed; glibc's default adaptive threshold otherwise keeps them in per-thread heaps and peak
+/// memory creeps up with archive size (measured in docs/benchmarks.md).
+fn tame_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    tame_allocator();
     let cli = Cli::parse_with_aliases();
     let cancel = term::install_interrupt_handler();
     let result = match cli.command {
