@@ -39,6 +39,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 use serde::Serialize;
 
+use crate::dirfd::{open_dir, walk};
 use crate::entry::{EntryHeader, EntryKind, Timestamp};
 use crate::error::{Error, Result};
 use crate::path::{ArchivePath, escape_bytes};
@@ -447,28 +448,6 @@ impl FsView for RootView {
             _ => DiskNode::Other,
         }))
     }
-}
-
-/// Opens the directory `path` below `root`, one component at a time with `O_NOFOLLOW`.
-fn walk(root: BorrowedFd<'_>, path: &ArchivePath) -> rustix::io::Result<OwnedFd> {
-    let mut cur: Option<OwnedFd> = None;
-    for comp in path.components() {
-        let dir = cur.as_ref().map_or(root, |f| f.as_fd());
-        cur = Some(open_dir(dir, comp)?);
-    }
-    match cur {
-        Some(fd) => Ok(fd),
-        None => rustix::io::dup(root),
-    }
-}
-
-fn open_dir(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat(
-        dir,
-        OsStr::from_bytes(name),
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
 }
 
 enum ViewKind {

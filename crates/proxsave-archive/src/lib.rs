@@ -22,6 +22,7 @@ pub mod backup;
 pub mod bundle;
 pub mod checksum;
 pub mod compression;
+pub mod dirfd;
 pub mod discovery;
 pub mod entry;
 pub mod error;

@@ -4,13 +4,14 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use proxsave_archive::dirfd;
 use proxsave_archive::entry::{EntryHeader, EntryKind};
 use proxsave_archive::path::ArchivePath;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType};
 use serde::Serialize;
 
 /// How an entry relates to the root's current content.
@@ -51,11 +52,7 @@ impl RootReader {
     /// # Errors
     /// The root cannot be opened as a directory.
     pub fn open(root: &Path) -> std::io::Result<RootReader> {
-        let root = rustix::fs::open(
-            root,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+        let root = dirfd::open_root(root)?;
         Ok(RootReader {
             root,
             compare_owner: rustix::process::geteuid().is_root(),
@@ -63,26 +60,14 @@ impl RootReader {
     }
 
     fn parent(&self, path: &ArchivePath) -> Option<OwnedFd> {
-        let mut cur = rustix::io::dup(&self.root).ok()?;
-        if let Some(parent) = path.parent() {
-            for comp in parent.components() {
-                cur = open_dir(cur.as_fd(), comp).ok()?;
-            }
-        }
-        Some(cur)
+        dirfd::open_parent(self.root.as_fd(), path).ok()
     }
 
     /// Reads the current content of a regular file at `path` (no link followed), up to
     /// `limit` bytes. `None` if it is not a regular file or is larger.
     pub fn read_file(&self, path: &ArchivePath, limit: u64) -> Option<Vec<u8>> {
         let parent = self.parent(path)?;
-        let fd = rustix::fs::openat(
-            &parent,
-            OsStr::from_bytes(path.file_name()),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
+        let fd = dirfd::open_file(parent.as_fd(), path.file_name()).ok()?;
         let st = rustix::fs::fstat(&fd).ok()?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_size as u64 > limit
         {
@@ -108,13 +93,7 @@ impl RootReader {
     /// SHA-256 (hex) and mode of the regular file at `path` (no link followed).
     pub fn file_digest(&self, path: &ArchivePath) -> Option<(String, u32)> {
         let parent = self.parent(path)?;
-        let fd = rustix::fs::openat(
-            &parent,
-            OsStr::from_bytes(path.file_name()),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
+        let fd = dirfd::open_file(parent.as_fd(), path.file_name()).ok()?;
         let st = rustix::fs::fstat(&fd).ok()?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return None;
@@ -177,12 +156,7 @@ impl RootReader {
                     return Change::Changed;
                 }
                 let same_content = match data {
-                    Some(d) => match rustix::fs::openat(
-                        &parent,
-                        name,
-                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    ) {
+                    Some(d) => match dirfd::open_file(parent.as_fd(), path.file_name()) {
                         Ok(fd) => same_bytes(&mut File::from(fd), d),
                         Err(_) => false,
                     },
@@ -199,15 +173,6 @@ impl RootReader {
             _ => Change::Changed,
         }
     }
-}
-
-fn open_dir(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat(
-        dir,
-        OsStr::from_bytes(name),
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
 }
 
 fn same_bytes(a: &mut dyn Read, b: &mut dyn Read) -> bool {

@@ -20,17 +20,7 @@ pub fn replace_link_with_file(
     gid: Option<u32>,
     mtime: proxsave_archive::entry::Timestamp,
 ) -> std::io::Result<()> {
-    let mut dir = rustix::io::dup(root)?;
-    if let Some(parent) = dup.parent() {
-        for c in parent.components() {
-            dir = rustix::fs::openat(
-                &dir,
-                OsStr::from_bytes(c),
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-        }
-    }
+    let dir = proxsave_archive::dirfd::open_parent(root.as_fd(), dup)?;
     let name = OsStr::from_bytes(dup.file_name());
     // Replacing an entry changes the folder's mtime; keep the one the restore just set.
     let dir_stat = rustix::fs::fstat(&dir)?;

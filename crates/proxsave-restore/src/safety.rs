@@ -12,11 +12,12 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use proxsave_archive::compression::{self, Compression};
+use proxsave_archive::dirfd;
 use proxsave_archive::entry::Timestamp;
 use proxsave_archive::extract::{ExtractOptions, ExtractReport, Extractor, Selection};
 use proxsave_archive::path::ArchivePath;
@@ -72,32 +73,11 @@ struct Sidecar {
 }
 
 fn open_root(root: &Path) -> Result<OwnedFd, RestoreError> {
-    rustix::fs::open(
-        root,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| RestoreError::io(root, e.into()))
+    dirfd::open_root(root).map_err(|e| RestoreError::io(root, e))
 }
 
-fn open_dir(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat(
-        dir,
-        OsStr::from_bytes(name),
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-}
-
-/// Opens the parent directory of `path` without following symlinks.
 fn open_parent(root: &OwnedFd, path: &ArchivePath) -> rustix::io::Result<OwnedFd> {
-    let mut cur = rustix::io::dup(root)?;
-    if let Some(parent) = path.parent() {
-        for comp in parent.components() {
-            cur = open_dir(cur.as_fd(), comp)?;
-        }
-    }
-    Ok(cur)
+    dirfd::open_parent(root.as_fd(), path)
 }
 
 fn meta_of(stat: &rustix::fs::Stat) -> InodeMeta {

@@ -3,20 +3,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use proxsave_archive::Error as ArchiveError;
 use proxsave_archive::progress::CancelToken;
 use proxsave_archive::read::StreamOptions;
 use proxsave_categories::Mode;
-use proxsave_restore::RestoreError;
 use proxsave_restore::applier::has_applier;
 use proxsave_restore::compare::Change;
-use proxsave_restore::engine::{self, Target};
+use proxsave_restore::engine::Target;
 use proxsave_restore::host::{Host, HostActions, SystemClock};
 use proxsave_restore::plan::{self, ClusterMode, PbsBehavior, Request};
 use proxsave_restore::workspace::Workspace;
 
 use crate::cli::DiffArgs;
-use crate::commands::open_backup;
+use crate::commands::{open_backup, scan_backup};
 use crate::effects::{ProcMounts, ProcessRunner};
 use crate::output::print_json;
 use crate::{CmdResult, Exit, keys, progress};
@@ -24,20 +22,8 @@ use crate::{CmdResult, Exit, keys, progress};
 pub fn run(args: DiffArgs, cancel: &CancelToken) -> CmdResult {
     let backup = open_backup(&args.backup)?;
     let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
-    let label = backup.display_name().to_string();
-    let bar = progress::bar("reading");
-    let (scan, key) = keys::with_key_kept(&args.key, &label, |key, unlock| {
-        let opts = StreamOptions {
-            key: Some(key),
-            unlock: Some(unlock),
-            progress: bar.clone(),
-            threaded: true,
-        };
-        engine::scan(&backup, &opts, cancel).map_err(|e| match e {
-            RestoreError::Archive(a) => a,
-            other => ArchiveError::Extract(other.to_string()),
-        })
-    })?;
+    let (scan, key) = scan_backup(&backup, &args.key, cancel, "reading")?;
+    let bar = progress::bar("comparing");
     let host_role = plan::detect_role(&root);
     let request = Request {
         mode: Some(args.mode.unwrap_or(if args.categories.is_empty() {

@@ -20,6 +20,30 @@ pub fn open_backup(path: &Path) -> anyhow::Result<Backup> {
     Backup::open(path).with_context(|| format!("cannot open backup {}", path.display()))
 }
 
+/// Reads the whole backup once (verifying it, finding its categories), asking for a key in a
+/// terminal when needed. Returns the scan and the key that worked, for the next read.
+pub fn scan_backup(
+    backup: &Backup,
+    key: &crate::cli::KeyArgs,
+    cancel: &proxsave_archive::progress::CancelToken,
+    verb: &str,
+) -> Result<(proxsave_restore::engine::Scan, proxsave_archive::key::Key), crate::Exit> {
+    let label = backup.display_name().to_string();
+    let bar = crate::progress::bar(verb);
+    crate::keys::with_key_kept(key, &label, |key, unlock| {
+        let opts = proxsave_archive::read::StreamOptions {
+            key: Some(key),
+            unlock: Some(unlock),
+            progress: bar.clone(),
+            threaded: true,
+        };
+        proxsave_restore::engine::scan(backup, &opts, cancel).map_err(|e| match e {
+            proxsave_restore::RestoreError::Archive(a) => a,
+            other => proxsave_archive::Error::Extract(other.to_string()),
+        })
+    })
+}
+
 /// Prints the backup's layout warnings on stderr.
 pub fn print_warnings(warnings: &[String]) {
     for w in warnings {

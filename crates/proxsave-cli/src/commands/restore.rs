@@ -5,12 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use proxsave_archive::Error as ArchiveError;
 use proxsave_archive::backup::Backup;
 use proxsave_archive::progress::CancelToken;
 use proxsave_archive::read::StreamOptions;
 use proxsave_categories::{HostRole, Kind, Mode, categories_for_mode};
-use proxsave_restore::RestoreError;
 use proxsave_restore::applier::has_applier;
 use proxsave_restore::engine::{self, ExecuteOptions, Scan, Target};
 use proxsave_restore::host::{Host, HostActions, SystemClock};
@@ -24,7 +22,7 @@ use proxsave_restore::workspace::Workspace;
 
 use crate::answers::{Answers, HostActionsArg};
 use crate::cli::{KeyArgs, RestoreArgs};
-use crate::commands::{list, open_backup};
+use crate::commands::{list, open_backup, scan_backup};
 use crate::config::Config;
 use crate::console::Console;
 use crate::effects::{ProcMounts, ProcessRunner};
@@ -684,20 +682,7 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
 
     // Phase 2–4: key, verification and analysis in one read.
     let label = backup.display_name().to_string();
-    let bar = progress::bar("analysing");
-    let (scan, key) = keys::with_key_kept(&s.key, &label, |key, unlock| {
-        let opts = StreamOptions {
-            key: Some(key),
-            unlock: Some(unlock),
-            progress: bar.clone(),
-            threaded: true,
-        };
-        engine::scan(&backup, &opts, cancel).map_err(|e| match e {
-            RestoreError::Archive(a) => a,
-            other => ArchiveError::Extract(other.to_string()),
-        })
-    })?;
-    drop(bar);
+    let (scan, key) = scan_backup(&backup, &s.key, cancel, "analysing")?;
     console.line(&format!("Backup: {} ({})", label, backup.path.display()));
     console.line(&format!("Checksum verified: {}", scan.stream.sha256));
     for w in scan.stream.warnings.iter().chain(&scan.analysis.warnings) {
