@@ -658,3 +658,66 @@ fn each_kind_of_damage_has_its_own_error_and_writes_nothing() {
         assert_fails(&b, &[], "zstd", work);
     }
 }
+
+#[test]
+fn inspect_with_a_key_lists_the_categories_and_decrypt_failures_leave_no_folder() {
+    require_tools!("tar", "sha256sum", "xz", "age", "age-keygen");
+    let case = host_case();
+    let (key, recipient) = age_keygen(case.dir.path(), "k.txt");
+    let (other, _) = age_keygen(case.dir.path(), "other.txt");
+    let made = make_backup(
+        &case.tar,
+        &BackupSpec {
+            encryption: Encryption::Recipients(vec![recipient]),
+            ..BackupSpec::default()
+        },
+    );
+    let bundle = made.write_bundle(case.dir.path());
+    let b = bundle.to_str().unwrap();
+    let out = run([
+        "inspect",
+        "--json",
+        "--backup",
+        b,
+        "--identity",
+        key.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cats: Vec<&str> = v["contents"]["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for id in [
+        "pve_cluster",
+        "storage_pve",
+        "network",
+        "ssh",
+        "scripts",
+        "user_data",
+    ] {
+        assert!(cats.contains(&id), "{id} in {cats:?}");
+    }
+    assert_eq!(v["contents"]["backup_type"], "pve");
+    assert_eq!(v["contents"]["cluster_mode"], "cluster");
+
+    let out_dir = case.dir.path().join("new-folder/decrypted");
+    let out = run([
+        "decrypt",
+        "--backup",
+        b,
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--identity",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("does not match this backup"));
+    assert!(
+        !case.dir.path().join("new-folder").exists(),
+        "decrypt left {} behind",
+        out_dir.display()
+    );
+}

@@ -181,6 +181,10 @@ pub struct InspectArgs {
     /// Do not compute the checksum of the stored bytes (manifest only).
     #[arg(long)]
     pub no_checksum: bool,
+    /// Also read the whole backup and list the restore categories it holds (implied by a
+    /// key option).
+    #[arg(long)]
+    pub categories: bool,
     #[command(flatten)]
     pub key: KeyArgs,
 }

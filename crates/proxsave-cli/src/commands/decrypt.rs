@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use proxsave_archive::backup::Backup;
 use proxsave_archive::ops;
 use proxsave_archive::progress::CancelToken;
@@ -60,20 +59,18 @@ pub fn run(args: DecryptArgs, cancel: &CancelToken) -> CmdResult {
         .out
         .clone()
         .unwrap_or_else(|| config.base_dir.join("decrypt"));
-    let created = !out_dir.exists();
-    if created {
-        std::fs::create_dir_all(&out_dir)
-            .with_context(|| format!("creating {}", out_dir.display()))?;
-    } else if !out_dir.is_dir() {
-        return Err(Exit::Failure(anyhow::anyhow!(
-            "{} is not a folder",
-            out_dir.display()
-        )));
-    }
-    let dest = if created {
-        Some(Destination::prepare_created(&out_dir))
-    } else {
+    // An existing folder may hold other files (only the new bundle is ever added to it); a
+    // missing one is created and, on failure, removed again up to what existed before.
+    let dest = if out_dir.exists() {
+        if !out_dir.is_dir() {
+            return Err(Exit::Failure(anyhow::anyhow!(
+                "{} is not a folder",
+                out_dir.display()
+            )));
+        }
         None
+    } else {
+        Some(Destination::prepare(&out_dir)?)
     };
     let label = backup.display_name().to_string();
     let bar = progress::bar("decrypting");

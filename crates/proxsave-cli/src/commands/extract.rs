@@ -69,14 +69,6 @@ impl Destination {
         }
     }
 
-    /// A folder the caller just created itself (removed on failure).
-    pub fn prepare_created(path: &Path) -> Destination {
-        Destination {
-            path: path.to_path_buf(),
-            created: Some(path.to_path_buf()),
-        }
-    }
-
     /// Puts the folder back as it was found.
     pub fn restore_original_state(&self) {
         match &self.created {

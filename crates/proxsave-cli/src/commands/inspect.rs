@@ -1,11 +1,12 @@
-//! `proxsave inspect`: manifest, encryption and checksum status, without a key.
+//! `proxsave inspect`: manifest, encryption and checksum status, without a key; with a key
+//! (or for an unencrypted backup with `--categories`), also what the backup holds.
 
 use proxsave_archive::backup::{Backup, ManifestSource};
 use proxsave_archive::progress::CancelToken;
 use serde::Serialize;
 
 use crate::cli::InspectArgs;
-use crate::commands::open_backup;
+use crate::commands::{open_backup, scan_backup};
 use crate::output::{human_bytes, print_json};
 use crate::{CmdResult, Exit};
 
@@ -30,7 +31,18 @@ struct Report<'a> {
     manifest: &'a proxsave_archive::manifest::Manifest,
     encrypted: bool,
     integrity: &'a Integrity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contents: Option<Contents>,
     warnings: &'a [String],
+}
+
+#[derive(Serialize)]
+struct Contents {
+    backup_type: proxsave_categories::BackupType,
+    cluster_mode: Option<String>,
+    hostname: Option<String>,
+    entries: u64,
+    categories: Vec<&'static str>,
 }
 
 fn integrity(backup: &Backup, compute: bool) -> Integrity {
@@ -77,10 +89,25 @@ fn integrity(backup: &Backup, compute: bool) -> Integrity {
     out
 }
 
-pub fn run(args: InspectArgs, _cancel: &CancelToken) -> CmdResult {
+pub fn run(args: InspectArgs, cancel: &CancelToken) -> CmdResult {
     let backup = open_backup(&args.backup)?;
     let integrity = integrity(&backup, !args.no_checksum);
     let encrypted = backup.declared_encrypted();
+    let wants_contents =
+        args.categories || args.key.passphrase_file.is_some() || !args.key.identity.is_empty();
+    let contents = if wants_contents {
+        let (scan, _) = scan_backup(&backup, &args.key, cancel, "reading")?;
+        let a = &scan.analysis;
+        Some(Contents {
+            backup_type: a.backup_type,
+            cluster_mode: a.cluster_mode.clone(),
+            hostname: a.hostname.clone(),
+            entries: a.entries,
+            categories: a.available.iter().map(|c| c.id).collect(),
+        })
+    } else {
+        None
+    };
     if args.json {
         print_json(
             "inspect",
@@ -93,6 +120,7 @@ pub fn run(args: InspectArgs, _cancel: &CancelToken) -> CmdResult {
                 manifest: &backup.manifest,
                 encrypted,
                 integrity: &integrity,
+                contents,
                 warnings: &backup.warnings,
             },
         )?;
@@ -179,6 +207,18 @@ pub fn run(args: InspectArgs, _cancel: &CancelToken) -> CmdResult {
                 integrity.status.to_uppercase(),
                 integrity.detail.as_deref().unwrap_or("")
             ),
+        }
+        if let Some(c) = &contents {
+            println!(
+                "Contents:     {} entries; backup type {:?}{}",
+                c.entries,
+                c.backup_type,
+                c.cluster_mode
+                    .as_deref()
+                    .map(|m| format!(", {m}"))
+                    .unwrap_or_default()
+            );
+            println!("Categories:   {}", c.categories.join(", "));
         }
         for w in &backup.warnings {
             println!("Warning:      {w}");
