@@ -11,7 +11,7 @@ use crate::backup::Backup;
 use crate::entry::{EntryHeader, EntryKind, Timestamp};
 use crate::error::{Error, Result};
 use crate::extract::{ExtractOptions, ExtractReport, Extractor, Selection};
-use crate::path::{ArchivePath, escape_bytes};
+use crate::path::ArchivePath;
 use crate::pathmatch::Selector;
 use crate::progress::CancelToken;
 use crate::read::{self, StreamOptions, StreamSummary};
@@ -401,9 +401,4 @@ pub fn decrypt(
     drop(reader);
     drop(tmp); // removes the plaintext staging file
     Ok(out)
-}
-
-/// A user-facing name of an entry (escaped), for messages.
-pub fn entry_name(raw: &[u8]) -> String {
-    escape_bytes(raw)
 }

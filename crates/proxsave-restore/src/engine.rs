@@ -14,7 +14,6 @@ use proxsave_archive::path::ArchivePath;
 use proxsave_archive::progress::CancelToken;
 use proxsave_archive::read::{self, StreamOptions, StreamSummary};
 use proxsave_categories::Analyzer;
-use serde::Serialize;
 
 use crate::applier::{ApplyContext, appliers};
 use crate::compare::{Change, RootReader};
@@ -1054,36 +1053,4 @@ fn normalize_lexically(p: &str) -> Option<ArchivePath> {
         }
     }
     ArchivePath::from_user(&parts.join("/")).ok()
-}
-
-/// The facts of a plan and scan that a person reviews before confirming.
-#[derive(Clone, Debug, Serialize)]
-pub struct PlanFiles {
-    /// Root-tier paths (after guards).
-    pub root: Vec<String>,
-    /// Paths exported.
-    pub export: Vec<String>,
-    /// Paths staged.
-    pub staged: Vec<String>,
-}
-
-/// Lists the entries of the scan by tier, for plans.
-pub fn plan_files(plan: &Plan, scan: &Scan) -> PlanFiles {
-    let mut pf = PlanFiles {
-        root: Vec::new(),
-        export: Vec::new(),
-        staged: Vec::new(),
-    };
-    for e in &scan.entries {
-        for t in plan.route(&e.path) {
-            let shown = system_path(&e.path);
-            match t {
-                Tier::Normal if system_guard(&e.path).is_none() => pf.root.push(shown),
-                Tier::Normal => {}
-                Tier::Export => pf.export.push(shown),
-                Tier::Staged => pf.staged.push(shown),
-            }
-        }
-    }
-    pf
 }

@@ -198,11 +198,6 @@ impl Host {
         }
     }
 
-    /// True when the root is the running system's `/`.
-    pub fn is_live_root(&self) -> bool {
-        self.root == Path::new("/")
-    }
-
     /// Runs `cmd` (or records it when actions are deferred).
     ///
     /// # Errors

@@ -177,16 +177,6 @@ impl<'h> ServiceGuard<'h> {
         std::mem::take(&mut self.actions)
     }
 
-    /// Actions so far.
-    pub fn actions(&self) -> &[ServiceAction] {
-        &self.actions
-    }
-
-    /// True if anything was stopped.
-    pub fn stopped_any(&self) -> bool {
-        !self.stopped.is_empty()
-    }
-
     fn restart_all(&mut self) {
         if self.finished {
             return;
