@@ -265,6 +265,11 @@ fn pve_full_recovery_writes_the_database_and_restarts_pve_services() {
         listing.contains(&"var/lib/pve-cluster/config.db".to_string()),
         "{listing:?}"
     );
+    assert_ne!(
+        old_db,
+        lab.src("var/lib/pve-cluster/config.db"),
+        "the fixture must overwrite an existing database"
+    );
     assert!(
         r["rollback_command"]
             .as_str()
@@ -276,7 +281,6 @@ fn pve_full_recovery_writes_the_database_and_restarts_pve_services() {
         fs::metadata(sb).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let _ = old_db;
     // The restore log, guide format.
     let log = fs::read_to_string(r["log"].as_str().unwrap()).unwrap();
     assert!(log.starts_with("=== RESTORE LOG ===\nStarted: "), "{log}");

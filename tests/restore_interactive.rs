@@ -4,7 +4,7 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use proxsave_archive::key::derive_identity;
@@ -240,7 +240,6 @@ fn cancel_at_the_mode_menu_and_at_the_plan_exit_130_and_write_nothing() {
         assert_eq!(proxsave_testkit::fixture::snapshot(&lab.root), before);
         assert!(!lab.base.join("export").exists());
     }
-    let _ = Path::new("");
 }
 
 /// rexpect hands over each byte as a `char`; turn that back into UTF-8 text.
