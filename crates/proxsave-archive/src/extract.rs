@@ -46,8 +46,9 @@ use crate::path::{ArchivePath, escape_bytes};
 use crate::policy::{Action, Decision, DiskNode, EmptyView, FsView, Policy, STAGE_PREFIX};
 use crate::progress::CancelToken;
 
-/// Free space always left on the target filesystem while staging (64 MiB).
-pub const STAGE_RESERVE: u64 = 64 << 20;
+/// Free space left on the target filesystem while staging, by default (1 MiB). Callers that
+/// measured their need beforehand (the restore engine) may lower it.
+pub const STAGE_RESERVE: u64 = 1 << 20;
 
 /// How one entry ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -143,6 +144,8 @@ pub struct ExtractOptions {
     pub record_written: bool,
     /// Checked between entries and buffers.
     pub cancel: CancelToken,
+    /// Free space always left on the target filesystem while staging.
+    pub reserve: u64,
 }
 
 impl Default for ExtractOptions {
@@ -152,6 +155,7 @@ impl Default for ExtractOptions {
             strict: false,
             record_written: false,
             cancel: CancelToken::new(),
+            reserve: STAGE_RESERVE,
         }
     }
 }
@@ -554,6 +558,7 @@ impl Extractor {
         selection: Selection,
     ) -> Result<Status> {
         self.opts.cancel.check()?;
+        crate::checkpoint::checkpoint("extract", &header.display_name());
         self.report.total += 1;
         if let Selection::Skip(reason) = selection {
             if header.kind == EntryKind::Directory
@@ -691,13 +696,14 @@ impl Extractor {
         // (or just huge) archive fill it before the checksum has even been checked.
         if let Ok(fs) = rustix::fs::fstatvfs(&stage.fd) {
             let free = fs.f_bavail.saturating_mul(fs.f_frsize);
-            if header.size.saturating_add(STAGE_RESERVE) > free {
+            if header.size.saturating_add(self.opts.reserve) > free {
                 return Err(Error::Extract(format!(
-                    "not enough free space on the target filesystem to stage {} ({} bytes needed, {} free, {} kept in reserve)",
+                    "not enough free space in {} to stage {} ({} bytes needed, {} free, {} kept in reserve)",
+                    disk.root_path.display(),
                     header.display_name(),
                     header.size,
                     free,
-                    STAGE_RESERVE
+                    self.opts.reserve
                 )));
             }
         }
@@ -784,6 +790,7 @@ impl Extractor {
         for op in ops {
             let op = op.map_err(|e| Error::io(&disk.root_path, e))?;
             let op = &op;
+            crate::checkpoint::checkpoint("commit", op.path());
             let result = match op {
                 Op::Dir { path, meta } => committer.make_dir(path).map(|()| {
                     dir_meta.push((path.clone(), *meta));

@@ -20,6 +20,7 @@
 
 pub mod backup;
 pub mod bundle;
+pub mod checkpoint;
 pub mod checksum;
 pub mod compression;
 pub mod dirfd;

@@ -303,6 +303,7 @@ fn opts(strict: bool, preserve_owner: bool) -> ExtractOptions {
         strict,
         record_written: true,
         cancel: CancelToken::new(),
+        ..ExtractOptions::default()
     }
 }
 

@@ -13,6 +13,7 @@ mod keys;
 mod output;
 mod progress;
 mod term;
+mod testhook;
 
 // Linking the domain crates registers their categories (and appliers).
 use proxsave_net as _;
@@ -58,6 +59,7 @@ fn tame_allocator() {
 
 fn main() -> ExitCode {
     tame_allocator();
+    testhook::install();
     let cli = Cli::parse_with_aliases();
     let cancel = term::install_interrupt_handler();
     let result = match cli.command {

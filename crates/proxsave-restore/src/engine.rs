@@ -22,6 +22,7 @@ use crate::host::Host;
 use crate::plan::{Plan, Tier};
 use crate::prompt::{Level, Prompter, Question};
 use crate::report::{FileOutcome, FileStatus, Outcome, Report, system_path};
+use crate::runstate::{Phase, RunState, SpaceNeed};
 use crate::safety;
 use crate::services::ServiceGuard;
 use crate::workspace::Workspace;
@@ -40,6 +41,8 @@ pub struct Seen {
     pub kind: EntryKind,
     /// Link text of symlinks (needed to repair dedup links without another read).
     pub link: Option<Vec<u8>>,
+    /// Data size of regular files (for the free-space check).
+    pub size: u64,
 }
 
 /// The result of the analysis read (which also verified the whole backup).
@@ -96,6 +99,7 @@ pub fn scan(
             path,
             kind: h.kind,
             link,
+            size: if h.kind == EntryKind::File { h.size } else { 0 },
         });
     }
     let summary = stream.finish()?;
@@ -118,6 +122,104 @@ pub struct ExecuteOptions {
     pub dry_run: bool,
     /// Set on Ctrl+C.
     pub cancel: CancelToken,
+    /// The run's state file (crash recovery); `None` writes none (dry runs, embedders that
+    /// do their own bookkeeping).
+    pub state: Option<std::sync::Arc<RunState>>,
+}
+
+/// Moves the run's state file to `phase`; a failure is a warning once files are in place.
+fn mark(opts: &ExecuteOptions, report: &mut Report, phase: Phase) {
+    if let Some(st) = &opts.state
+        && let Err(e) = st.phase(phase)
+    {
+        report
+            .warnings
+            .push(format!("cannot record the run's phase: {e}"));
+    }
+}
+
+/// Block size the free-space estimate rounds file sizes to.
+const SPACE_BLOCK: u64 = 4096;
+
+/// What the run needs on each filesystem: the root tier's files (staged beside the old
+/// ones until the commit, dedup duplicates materialised), the export folder's, the stage
+/// folder's, the safety backup and the log.
+pub fn space_needs(
+    plan: &Plan,
+    scan: &Scan,
+    root: &Path,
+    targets: &[ArchivePath],
+    work_dir: &Path,
+    export_dir: &Path,
+) -> Vec<SpaceNeed> {
+    use crate::runstate::blocks;
+    let dedup = dedup_pairs(scan);
+    let sizes: BTreeMap<&ArchivePath, u64> = scan
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::File)
+        .map(|e| (&e.path, e.size))
+        .collect();
+    let cost = |e: &Seen| -> u64 {
+        match e.kind {
+            EntryKind::File => blocks(e.size, SPACE_BLOCK),
+            EntryKind::Directory => SPACE_BLOCK,
+            EntryKind::Symlink => dedup
+                .get(&e.path)
+                .and_then(|(canon, _)| sizes.get(canon))
+                .map_or(0, |s| blocks(*s, SPACE_BLOCK)),
+            _ => 0,
+        }
+    };
+    let (mut root_b, mut root_i, mut exp_b, mut exp_i, mut stage_b, mut stage_i) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    for e in &scan.entries {
+        let route = plan.route(&e.path);
+        for tier in &route {
+            match tier {
+                Tier::Normal if system_guard(&e.path).is_none() => {
+                    root_b += cost(e);
+                    root_i += 1;
+                }
+                Tier::Normal => {}
+                Tier::Export => {
+                    exp_b += cost(e);
+                    exp_i += 1;
+                }
+                Tier::Staged => {
+                    stage_b += cost(e);
+                    stage_i += 1;
+                }
+            }
+        }
+    }
+    let safety = if targets.is_empty() {
+        0
+    } else {
+        crate::runstate::safety_backup_size(root, targets)
+    };
+    let listing: u64 = targets.iter().map(|t| t.as_bytes().len() as u64 + 1).sum();
+    let log = 64 * 1024 + 256 * scan.entries.len() as u64;
+    vec![
+        SpaceNeed {
+            dir: root.to_path_buf(),
+            what: "the restored files".into(),
+            bytes: root_b,
+            inodes: root_i,
+        },
+        SpaceNeed {
+            dir: export_dir.to_path_buf(),
+            what: "the export folder".into(),
+            bytes: exp_b,
+            inodes: exp_i,
+        },
+        SpaceNeed {
+            dir: work_dir.to_path_buf(),
+            what: "the work directory (safety backup, stage folder, log)".into(),
+            bytes: stage_b + safety + listing + log,
+            inodes: stage_i + 8,
+        },
+    ]
 }
 
 /// Why the target root refuses an entry of the root tier, whatever the root's path:
@@ -367,6 +469,22 @@ fn run(
         .iter()
         .any(|e| plan.route(&e.path).contains(&Tier::Staged));
 
+    // 0. Room for everything, measured before anything is written.
+    if !opts.dry_run {
+        crate::runstate::check_space(&space_needs(
+            plan,
+            scan,
+            &host.root,
+            &targets,
+            &ws.dir,
+            &opts.export_dir,
+        ))?;
+        if let Some(st) = &opts.state {
+            st.record_targets(&targets)?;
+            st.phase(Phase::SafetyBackup)?;
+        }
+    }
+
     // 1. Safety backup of everything the root tier will touch.
     if !opts.dry_run && !targets.is_empty() {
         prompter.say(
@@ -398,6 +516,9 @@ fn run(
                     ),
                 );
                 report.rollback_command = Some(cmd);
+                if let Some(st) = &opts.state {
+                    st.update(|d| d.safety_backup = Some(sb.path.clone()))?;
+                }
                 report.safety_backup = Some(sb);
             }
             Err(e) => {
@@ -423,6 +544,9 @@ fn run(
 
     // 2. Stop services (restarted by the guard on every exit path).
     let mut guard = ServiceGuard::new(host);
+    if !opts.dry_run {
+        mark(opts, report, Phase::StoppingServices);
+    }
     if !opts.dry_run && !plan.services_to_stop.is_empty() {
         if plan.needs_cluster_restore {
             prompter.say(
@@ -511,6 +635,7 @@ fn run(
 
     // 4. Appliers for staged categories.
     if !opts.dry_run {
+        mark(opts, report, Phase::Applying);
         let staged: Vec<&'static str> = plan.in_tier(Tier::Staged).map(|c| c.id).collect();
         let mut handled: HashSet<&str> = HashSet::new();
         if let Some(stage_dir) = report.stage_dir.clone() {
@@ -559,6 +684,9 @@ fn run(
     }
 
     // 5. Restart what was stopped.
+    if !opts.dry_run {
+        mark(opts, report, Phase::Restarting);
+    }
     report.services = guard.restore();
     Ok(())
 }
@@ -593,12 +721,31 @@ fn extract_tiers(
     };
     if !opts.dry_run {
         tiers.root = Some(Extractor::new(&host.root, eopts())?);
+        mark(opts, report, Phase::Extracting);
         if exports {
+            if let Some(st) = &opts.state {
+                let created = !opts.export_dir.exists();
+                st.update(|d| {
+                    d.export_dir = Some(opts.export_dir.clone());
+                    d.export_created = created;
+                })?;
+            }
             tiers.export_created = make_dir_0700(&opts.export_dir)?;
             tiers.export = Some(Extractor::new(&opts.export_dir, eopts())?);
         }
         if stages {
-            let dir = ws.private_dir("restore-stage-")?;
+            // Named in the state file before it exists, so a crash never hides it.
+            let dir = ws.file_path("restore-stage-", "");
+            if let Some(st) = &opts.state {
+                st.update(|d| d.work_stage = Some(dir.clone()))?;
+            }
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|e| RestoreError::io(&dir, e))?;
+            }
             tiers.stage = Some(Extractor::new(&dir, eopts())?);
             tiers.stage_dir = Some(dir);
         }
@@ -760,7 +907,9 @@ fn extract_tiers(
     // Verified: commit every tier.
     let mut merged: BTreeMap<String, (FileOutcome, u8)> = BTreeMap::new();
     if let Some(x) = tiers.root.take() {
+        mark(opts, report, Phase::Committing);
         let r = x.commit()?;
+        mark(opts, report, Phase::Committed);
         outcome_from(&r, Tier::Normal, FileStatus::Restored, &mut merged);
         report.warnings.extend(r.warnings.iter().cloned());
         // Entries refused or unusable at the root tier without a path.

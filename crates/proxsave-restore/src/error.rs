@@ -50,6 +50,76 @@ pub enum RestoreError {
     /// The user interrupted the run (Ctrl+C).
     #[error("interrupted")]
     Interrupted,
+    /// Another proxsave run holds the lock on the root or the work directory.
+    #[error("{}", busy_message(what, path, *pid))]
+    Busy {
+        /// `the target root` or `the work directory`.
+        what: &'static str,
+        /// The locked folder.
+        path: PathBuf,
+        /// The holder's process id, when it can be found.
+        pid: Option<u32>,
+    },
+    /// A filesystem has less free space than the restore needs; nothing was written.
+    #[error(
+        "not enough free space for {what} in {}: {} needed, {} free ({} short); nothing was written",
+        dir.display(),
+        human_bytes(*needed),
+        human_bytes(*free),
+        human_bytes(needed.saturating_sub(*free))
+    )]
+    NoSpace {
+        /// The folder whose filesystem lacks space.
+        dir: PathBuf,
+        /// What needs the space (e.g. `the restored files and the safety backup`).
+        what: String,
+        /// Bytes needed, margin included.
+        needed: u64,
+        /// Bytes available to us.
+        free: u64,
+    },
+    /// A filesystem has fewer free inodes than the restore creates entries.
+    #[error(
+        "not enough free inodes for {what} in {}: {needed} needed, {free} free; nothing was written",
+        dir.display()
+    )]
+    NoInodes {
+        /// The folder whose filesystem lacks inodes.
+        dir: PathBuf,
+        /// What needs them.
+        what: String,
+        /// Inodes needed.
+        needed: u64,
+        /// Inodes available.
+        free: u64,
+    },
+}
+
+fn busy_message(what: &str, path: &Path, pid: Option<u32>) -> String {
+    let holder = match pid {
+        Some(p) => format!("another proxsave run (pid {p})"),
+        None => "another proxsave run".to_string(),
+    };
+    format!(
+        "{holder} is using {what} {}; wait for it to finish (one restore at a time per root and per work directory)",
+        path.display()
+    )
+}
+
+/// `1.5 MiB`, `42 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 impl RestoreError {
@@ -69,6 +139,11 @@ impl RestoreError {
                 | RestoreError::Prompt(PromptError::Aborted)
                 | RestoreError::Archive(proxsave_archive::Error::Cancelled)
         )
+    }
+
+    /// True when another run holds a lock we need: exit code 2.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, RestoreError::Busy { .. })
     }
 
     /// True when a needed decision was not given in a non-interactive run: exit code 2.

@@ -20,6 +20,7 @@ pub mod host;
 pub mod plan;
 pub mod prompt;
 pub mod report;
+pub mod runstate;
 pub mod safety;
 pub mod services;
 pub mod workspace;

@@ -183,6 +183,7 @@ fn a_panicking_applier_still_gets_services_restarted() {
                 keep_stage: false,
                 dry_run: false,
                 cancel: CancelToken::new(),
+                state: None,
             },
         )
     }));
@@ -246,6 +247,7 @@ fn appliers_receive_the_stage_and_applied_categories_are_not_reported_as_staged_
             keep_stage: false,
             dry_run: false,
             cancel: CancelToken::new(),
+            state: None,
         },
     );
     assert!(err.is_none(), "{err:?}");
@@ -309,6 +311,7 @@ fn a_failed_safety_backup_asks_and_no_means_nothing_is_written() {
                 keep_stage: false,
                 dry_run: false,
                 cancel: CancelToken::new(),
+                state: None,
             },
         );
         (r, prompter)
@@ -334,6 +337,7 @@ fn a_failed_safety_backup_asks_and_no_means_nothing_is_written() {
             keep_stage: false,
             dry_run: false,
             cancel: CancelToken::new(),
+            state: None,
         },
     );
     assert!(err.unwrap().is_missing_decision());

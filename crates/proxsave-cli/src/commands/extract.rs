@@ -120,6 +120,7 @@ pub fn run(args: ExtractArgs, cancel: &CancelToken) -> CmdResult {
             strict: !args.skip_refused,
             record_written: args.json,
             cancel: cancel.clone(),
+            ..ExtractOptions::default()
         };
         ops::extract(&backup, &dest.path, &selector, &opts, extract_opts)
     });

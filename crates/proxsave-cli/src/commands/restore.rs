@@ -17,6 +17,7 @@ use proxsave_restore::plan::{
 };
 use proxsave_restore::prompt::{PromptError, Prompter, Question};
 use proxsave_restore::report::{FileStatus, Outcome, Report};
+use proxsave_restore::runstate::{self, RunState};
 use proxsave_restore::safety;
 use proxsave_restore::workspace::Workspace;
 
@@ -679,6 +680,26 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
     } else {
         Workspace::ensure(&s.work_dir, stamp).map_err(|e| Exit::Failure(e.into()))?
     };
+    // One restore at a time per root and per work dir; then what a dead run left behind.
+    let (_lock, run_state) = if args.dry_run {
+        (None, None)
+    } else {
+        let lock = runstate::lock(&workspace.dir, Some(&root)).map_err(|e| {
+            if e.is_busy() {
+                Exit::Usage(e.to_string())
+            } else {
+                Exit::Failure(e.into())
+            }
+        })?;
+        let recovery = runstate::recover(&lock, Some(&root), &workspace.stamp)
+            .map_err(|e| Exit::Failure(e.into()))?;
+        for l in recovery.lines() {
+            console.line(&l);
+        }
+        let state = RunState::begin(&lock, &workspace, &root, "restore", now.to_rfc3339())
+            .map_err(|e| Exit::Failure(e.into()))?;
+        (Some(lock), Some(Arc::new(state)))
+    };
 
     // Phase 2–4: key, verification and analysis in one read.
     let label = backup.display_name().to_string();
@@ -807,9 +828,14 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
         keep_stage: s.keep_stage,
         dry_run: args.dry_run,
         cancel: cancel.clone(),
+        state: run_state.clone(),
     };
     let (report, err) = engine::execute(&target, &scan, &plan, &mut console, &opts);
     drop(bar);
+    drop(opts);
+    if let Some(st) = run_state.and_then(|s| Arc::try_unwrap(s).ok()) {
+        st.finish();
+    }
     if args.json {
         print_json(if args.dry_run { "plan" } else { "restore" }, &report)?;
     }
