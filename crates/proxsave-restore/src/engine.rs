@@ -76,6 +76,7 @@ pub fn scan(
         let Ok(Some(path)) = ArchivePath::parse(&h.raw_path) else {
             continue;
         };
+        proxsave_archive::checkpoint::checkpoint("scan", &path);
         analyzer.observe(&path);
         let wants_meta = analyzer.wants_content(&path, h.kind, h.size);
         let wants_dedup = h.kind == EntryKind::File

@@ -194,6 +194,7 @@ pub fn create(
     let mut entries = 0u64;
     let mut bytes = 0u64;
     for p in &save {
+        proxsave_archive::checkpoint::checkpoint("safety", p);
         let parent = open_parent(&fd, p).map_err(|e| format!("{p}: {e}"))?;
         let name = OsStr::from_bytes(p.file_name());
         let st = rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW)

@@ -10,11 +10,14 @@
 //! - [`hosts`]: realistic target roots ([`hosts::HostRoot`]) for restores, PBS/dual/standalone
 //!   source trees, and [`hosts::make_host_backup`].
 //! - [`fakes`]: fake host commands ([`fakes::FakeBin`]) that record calls and answer from rules.
+//! - [`paused`]: runs `proxsave` until a checkpoint (`PROXSAVE_TEST_STOP_AT`) to deliver a real
+//!   signal at an exact point.
 
 pub mod evil;
 pub mod fakes;
 pub mod fixture;
 pub mod hosts;
+pub mod paused;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
