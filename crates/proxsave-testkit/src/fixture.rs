@@ -169,9 +169,14 @@ impl HostTree {
     fn stamp(&mut self) -> ((i64, u32), (i64, u32)) {
         self.seq += 1;
         let base = self.time_base + i64::from(self.seq) * 61;
+        // u64: trees of tens of thousands of entries must not overflow.
+        let seq = u64::from(self.seq);
         (
-            (base + 7, 100_000_000 + self.seq * 1_234_567 % 899_999_999),
-            (base, 512_345_678 - self.seq * 7_654_321 % 500_000_000),
+            (
+                base + 7,
+                100_000_000 + (seq * 1_234_567 % 899_999_999) as u32,
+            ),
+            (base, 512_345_678 - (seq * 7_654_321 % 500_000_000) as u32),
         )
     }
 
