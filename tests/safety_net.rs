@@ -291,7 +291,7 @@ fn kill_9_at_random_points_is_recovered_and_rolled_back_exactly() {
     let mut rng = Rng(seed());
     let mut points: Vec<(String, u64)> = Vec::new();
     for (name, ns) in &segs {
-        let k = if ns.len() > 1000 { 6 } else { 3 };
+        let k = if ns.len() > 1000 { 8 } else { 4 };
         for _ in 0..k.min(ns.len()) {
             points.push((name.clone(), ns[rng.below(ns.len() as u64) as usize]));
         }
@@ -312,7 +312,7 @@ fn kill_9_at_random_points_is_recovered_and_rolled_back_exactly() {
         );
         let mut run = Paused::spawn(
             &mut lab.restore(&work, &export),
-            &[*n],
+            &n.to_string(),
             lab.dir.path(),
             "run",
         );
@@ -420,7 +420,12 @@ fn a_second_restore_is_refused_naming_the_first_ones_pid_and_nothing_is_lost() {
         .unwrap();
 
     let (w1, e1) = (lab.path("work-1"), lab.path("export-1"));
-    let mut first = Paused::spawn(&mut lab.restore(&w1, &e1), &[hold], lab.dir.path(), "first");
+    let mut first = Paused::spawn(
+        &mut lab.restore(&w1, &e1),
+        &hold.to_string(),
+        lab.dir.path(),
+        "first",
+    );
     assert!(matches!(first.wait_stopped(), Reached::Stopped));
     let pid = first.pid().to_string();
 

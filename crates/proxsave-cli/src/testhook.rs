@@ -7,7 +7,9 @@
 //! - `PROXSAVE_TEST_CHECKPOINTS=FILE`: appends `N<TAB>phase<TAB>detail` per checkpoint.
 //! - `PROXSAVE_TEST_STOP_AT=N[,M…]`: at the N-th (M-th, …) checkpoint the process sends
 //!   itself `SIGSTOP`; the test sees it stopped (`waitpid(WUNTRACED)`), delivers the signal
-//!   it wants (`SIGKILL`, `SIGINT`, `SIGTERM`) and resumes it with `SIGCONT`.
+//!   it wants (`SIGKILL`, `SIGINT`, `SIGTERM`) and resumes it with `SIGCONT`. An item
+//!   `phase:N` counts only the checkpoints of that phase (`extract:1`: the first entry
+//!   extracted).
 //!
 //! Without them nothing is installed and checkpoints cost a disabled `tracing` call.
 
@@ -25,6 +27,8 @@ use tracing_subscriber::prelude::*;
 struct Checkpoints {
     count: AtomicU64,
     stop_at: Vec<u64>,
+    /// (phase, n, seen so far)
+    stop_at_phase: Mutex<Vec<(String, u64, u64)>>,
     log: Option<Mutex<File>>,
 }
 
@@ -60,16 +64,25 @@ impl<S: Subscriber> Layer<S> for Checkpoints {
             return;
         }
         let n = self.count.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut f = Fields::default();
+        event.record(&mut f);
         if let Some(log) = &self.log {
-            let mut f = Fields::default();
-            event.record(&mut f);
             let detail = f.detail.replace(['\t', '\n'], " ");
             if let Ok(mut file) = log.lock() {
                 let _ = writeln!(file, "{n}\t{}\t{detail}", f.phase);
                 let _ = file.flush();
             }
         }
-        if self.stop_at.contains(&n) {
+        let mut by_phase = false;
+        if let Ok(mut list) = self.stop_at_phase.lock() {
+            for (phase, at, seen) in list.iter_mut() {
+                if *phase == f.phase {
+                    *seen += 1;
+                    by_phase |= *seen == *at;
+                }
+            }
+        }
+        if by_phase || self.stop_at.contains(&n) {
             let _ = rustix::process::kill_process(
                 rustix::process::getpid(),
                 rustix::process::Signal::STOP,
@@ -80,10 +93,19 @@ impl<S: Subscriber> Layer<S> for Checkpoints {
 
 /// Installs the checkpoint counter when the test variables ask for it.
 pub fn install() {
-    let stop_at: Vec<u64> = std::env::var("PROXSAVE_TEST_STOP_AT")
-        .ok()
-        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_default();
+    let spec = std::env::var("PROXSAVE_TEST_STOP_AT").unwrap_or_default();
+    let mut stop_at: Vec<u64> = Vec::new();
+    let mut stop_at_phase = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+        match item.split_once(':') {
+            Some((phase, n)) => {
+                if let Ok(n) = n.parse() {
+                    stop_at_phase.push((phase.to_string(), n, 0));
+                }
+            }
+            None => stop_at.extend(item.parse::<u64>().ok()),
+        }
+    }
     let log = std::env::var_os("PROXSAVE_TEST_CHECKPOINTS").and_then(|p| {
         std::fs::OpenOptions::new()
             .create(true)
@@ -92,12 +114,13 @@ pub fn install() {
             .ok()
             .map(Mutex::new)
     });
-    if stop_at.is_empty() && log.is_none() {
+    if stop_at.is_empty() && stop_at_phase.is_empty() && log.is_none() {
         return;
     }
     let layer = Checkpoints {
         count: AtomicU64::new(0),
         stop_at,
+        stop_at_phase: Mutex::new(stop_at_phase),
         log,
     };
     let _ = tracing_subscriber::registry().with(layer).try_init();

@@ -103,28 +103,43 @@ pub fn pipe(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
 
 /// Sets atime and mtime (seconds, nanoseconds) without following symlinks.
 pub fn set_times(path: &Path, atime: (i64, u32), mtime: (i64, u32)) {
-    let at = format!("@{}.{:09}", atime.0, atime.1);
-    let mt = format!("@{}.{:09}", mtime.0, mtime.1);
-    run(Command::new("touch")
-        .args(["-h", "-a", "-d", &at])
-        .arg(path));
-    run(Command::new("touch")
-        .args(["-h", "-m", "-d", &mt])
-        .arg(path));
+    let ts = |(secs, nanos): (i64, u32)| rustix::fs::Timespec {
+        tv_sec: secs,
+        tv_nsec: i64::from(nanos),
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &rustix::fs::Timestamps {
+            last_access: ts(atime),
+            last_modification: ts(mtime),
+        },
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap_or_else(|e| panic!("set times of {}: {e}", path.display()));
 }
 
 /// Changes owner (numeric) without following symlinks; only as root.
 pub fn set_owner(path: &Path, uid: u32, gid: u32) {
     if is_root() {
-        run(Command::new("chown")
-            .arg("-h")
-            .arg(format!("{uid}:{gid}"))
-            .arg(path));
+        rustix::fs::chownat(
+            rustix::fs::CWD,
+            path,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
     }
 }
 
 /// True when running as root.
 pub fn is_root() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(is_root_now)
+}
+
+fn is_root_now() -> bool {
     // SAFETY-free check through /proc: the effective uid is the second Uid field.
     fs::read_to_string("/proc/self/status")
         .ok()

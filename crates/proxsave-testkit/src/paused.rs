@@ -69,14 +69,14 @@ fn raw_status(st: rustix::process::WaitStatus) -> ExitStatus {
 }
 
 impl Paused {
-    /// Spawns `cmd` with `PROXSAVE_TEST_STOP_AT=stops` (comma list), output into files in
-    /// `out_dir` named `<name>.stdout` / `<name>.stderr`.
-    pub fn spawn(cmd: &mut Command, stops: &[u64], out_dir: &Path, name: &str) -> Paused {
+    /// Spawns `cmd` with `PROXSAVE_TEST_STOP_AT=stops`: a comma list of checkpoint numbers
+    /// (`6325`) or per-phase numbers (`extract:1`, the first checkpoint of that phase);
+    /// output into files in `out_dir` named `<name>.stdout` / `<name>.stderr`.
+    pub fn spawn(cmd: &mut Command, stops: &str, out_dir: &Path, name: &str) -> Paused {
         let stdout = out_dir.join(format!("{name}.stdout"));
         let stderr = out_dir.join(format!("{name}.stderr"));
-        let list: Vec<String> = stops.iter().map(u64::to_string).collect();
         let child = cmd
-            .env("PROXSAVE_TEST_STOP_AT", list.join(","))
+            .env("PROXSAVE_TEST_STOP_AT", stops)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).expect("stdout file"))
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))
