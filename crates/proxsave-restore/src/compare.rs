@@ -40,7 +40,10 @@ impl Change {
     }
 }
 
-/// A read-only view of the target root through descriptors (never following symlinks).
+/// A read-only view of the target root through descriptors, never following a symlink: it
+/// describes what the restore will find at each path (the restore replaces a link, it never
+/// writes through one), so a link is compared as a link and a path below a link (or below
+/// anything but a folder) is "changed", never read.
 pub struct RootReader {
     root: OwnedFd,
     compare_owner: bool,
@@ -63,6 +66,12 @@ impl RootReader {
         dirfd::open_parent(self.root.as_fd(), path).ok()
     }
 
+    /// The folder holding `path`: `Err(true)` when a component is missing, `Err(false)` when
+    /// something else (a symlink, a file) is in the way.
+    fn parent_or_why(&self, path: &ArchivePath) -> Result<OwnedFd, bool> {
+        dirfd::open_parent(self.root.as_fd(), path).map_err(|e| e == rustix::io::Errno::NOENT)
+    }
+
     /// Reads the current content of a regular file at `path` (no link followed), up to
     /// `limit` bytes. `None` if it is not a regular file or is larger.
     pub fn read_file(&self, path: &ArchivePath, limit: u64) -> Option<Vec<u8>> {
@@ -78,16 +87,18 @@ impl RootReader {
         Some(out)
     }
 
-    /// True if anything (not following links) exists at `path`.
+    /// True if anything (not following links) exists at `path`, or if something that is not
+    /// a folder (a symlink, a file) stands where one of its parent folders should be.
     pub fn exists(&self, path: &ArchivePath) -> bool {
-        self.parent(path).is_some_and(|parent| {
-            rustix::fs::statat(
+        match self.parent_or_why(path) {
+            Ok(parent) => rustix::fs::statat(
                 &parent,
                 OsStr::from_bytes(path.file_name()),
                 AtFlags::SYMLINK_NOFOLLOW,
             )
-            .is_ok()
-        })
+            .is_ok(),
+            Err(missing) => !missing,
+        }
     }
 
     /// SHA-256 (hex) and mode of the regular file at `path` (no link followed).
@@ -109,8 +120,11 @@ impl RootReader {
         header: &EntryHeader,
         data: Option<&mut dyn Read>,
     ) -> Change {
-        let Some(parent) = self.parent(path) else {
-            return Change::New;
+        let parent = match self.parent_or_why(path) {
+            Ok(p) => p,
+            Err(true) => return Change::New,
+            // A link or a file where a folder should be: not followed, and not "new" either.
+            Err(false) => return Change::Changed,
         };
         let name = OsStr::from_bytes(path.file_name());
         let Ok(st) = rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) else {
@@ -207,4 +221,90 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proxsave_archive::entry::Timestamp;
+    use std::os::unix::fs::{MetadataExt, symlink};
+
+    fn header(path: &str, data: &[u8], meta: &std::fs::Metadata) -> EntryHeader {
+        EntryHeader {
+            raw_path: path.as_bytes().to_vec(),
+            kind: EntryKind::File,
+            link_target: None,
+            mode: meta.mode() & 0o7777,
+            uid: u64::from(meta.uid()),
+            gid: u64::from(meta.gid()),
+            uname: None,
+            gname: None,
+            size: data.len() as u64,
+            mtime: Timestamp {
+                secs: meta.mtime(),
+                nanos: meta.mtime_nsec() as u32,
+            },
+            atime: None,
+            device: None,
+            has_xattrs: false,
+            offset: 0,
+        }
+    }
+
+    /// Outside the root: `outside/hosts` and `outside/ssh/sshd_config` with the very bytes
+    /// and metadata the "backup" has; inside, links to them.
+    #[test]
+    fn links_in_the_root_are_never_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(outside.join("ssh")).unwrap();
+        let data = b"127.0.0.1 localhost\n";
+        std::fs::write(outside.join("hosts"), data).unwrap();
+        std::fs::write(outside.join("ssh/sshd_config"), data).unwrap();
+        std::fs::write(root.join("etc/real"), data).unwrap();
+        symlink(outside.join("hosts"), root.join("etc/hosts")).unwrap();
+        symlink(outside.join("ssh"), root.join("etc/ssh")).unwrap();
+        let r = RootReader::open(&root).unwrap();
+        let p = |s: &str| ArchivePath::from_user(s).unwrap();
+        let cmp = |path: &str| {
+            let h = header(
+                path,
+                data,
+                &std::fs::metadata(outside.join("hosts")).unwrap(),
+            );
+            r.compare(&p(path), &h, Some(&mut &data[..]))
+        };
+        assert_eq!(cmp("etc/hosts"), Change::Changed);
+        assert_eq!(cmp("etc/ssh/sshd_config"), Change::Changed);
+        assert_eq!(cmp("etc/missing/file"), Change::New);
+        assert!(r.read_file(&p("etc/hosts"), 1 << 20).is_none());
+        assert!(r.read_file(&p("etc/ssh/sshd_config"), 1 << 20).is_none());
+        assert!(r.file_digest(&p("etc/hosts")).is_none());
+        assert!(r.file_digest(&p("etc/ssh/sshd_config")).is_none());
+        assert!(r.exists(&p("etc/hosts")) && r.exists(&p("etc/ssh/sshd_config")));
+        assert!(!r.exists(&p("etc/missing/file")));
+        // The same bytes inside the root are read.
+        assert_eq!(r.read_file(&p("etc/real"), 1 << 20).unwrap(), data);
+    }
+
+    #[test]
+    fn a_fifo_where_a_file_is_expected_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.path().join("etc/hosts"),
+            FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let r = RootReader::open(dir.path()).unwrap();
+        let p = ArchivePath::from_user("etc/hosts").unwrap();
+        assert!(r.read_file(&p, 1 << 20).is_none());
+        assert!(r.file_digest(&p).is_none());
+        assert!(r.exists(&p));
+    }
 }

@@ -82,3 +82,49 @@ pub fn replace_link_with_file(
     );
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proxsave_archive::entry::Timestamp;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn nothing_outside_the_root_is_replaced_or_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join("usr/local")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        symlink("../bin/x", outside.join("x")).unwrap();
+        // The folder holding the duplicate is a link out of the root.
+        symlink(&outside, root.join("usr/local/sbin")).unwrap();
+        let fd = proxsave_archive::dirfd::open_root(&root).unwrap();
+        let dup = ArchivePath::from_user("usr/local/sbin/x").unwrap();
+        let t = Timestamp { secs: 0, nanos: 0 };
+        let e = replace_link_with_file(&fd, &dup, b"data", 0o755, None, None, t).unwrap_err();
+        // A link opened as a folder with O_NOFOLLOW: ENOTDIR on Linux (ELOOP elsewhere).
+        assert!(
+            [rustix::io::Errno::NOTDIR, rustix::io::Errno::LOOP]
+                .map(|e| Some(e.raw_os_error()))
+                .contains(&e.raw_os_error()),
+            "{e}"
+        );
+        assert!(
+            std::fs::symlink_metadata(outside.join("x"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+        // A duplicate that is a regular file by now is left alone.
+        std::fs::remove_file(root.join("usr/local/sbin")).unwrap();
+        std::fs::create_dir(root.join("usr/local/sbin")).unwrap();
+        std::fs::write(root.join("usr/local/sbin/x"), b"mine").unwrap();
+        assert!(replace_link_with_file(&fd, &dup, b"data", 0o755, None, None, t).is_err());
+        assert_eq!(
+            std::fs::read(root.join("usr/local/sbin/x")).unwrap(),
+            b"mine"
+        );
+    }
+}

@@ -388,6 +388,7 @@ pub fn execute(
         files: Vec::new(),
         counts: Default::default(),
         warnings: plan.warnings.clone(),
+        errors: Vec::new(),
         log: None,
         error: None,
         sha256: Some(scan.stream.sha256.clone()),
@@ -406,26 +407,27 @@ pub fn execute(
     report.duration_secs = started.elapsed().as_secs_f64();
     report.deferred = host.deferred();
     report.recount(scan.entries.len() as u64);
+    // --- Outcome. A cancellation observed at any point, even during the commit or after the
+    // last step, makes the run aborted (130): the report then lists the state it left.
+    let cancelled = opts.cancel.is_cancelled();
+    let result = match result {
+        Ok(()) if cancelled => Err(RestoreError::Interrupted),
+        other => other,
+    };
+    if !opts.dry_run {
+        report.errors = report.problems();
+    }
     let err = match result {
         Ok(()) => {
             report.outcome = if opts.dry_run {
                 Outcome::DryRun
-            } else if report.counts.failed > 0
-                || report.counts.refused > 0
-                || !report.staged_not_applied.is_empty()
-                || report.services.iter().any(|s| {
-                    s.result != "ok" && s.result != "deferred" && s.result != "not mounted"
-                })
-                || !report.warnings.is_empty()
-            {
-                Outcome::Warnings
             } else {
-                Outcome::Success
+                report.completed_outcome()
             };
             None
         }
         Err(e) => {
-            report.outcome = if e.is_abort() {
+            report.outcome = if e.is_abort() || cancelled {
                 Outcome::Aborted
             } else {
                 Outcome::Failed
@@ -434,6 +436,7 @@ pub fn execute(
             Some(e)
         }
     };
+    // --- End of outcome.
     if !opts.dry_run {
         let log = ws.file_path("restore_", ".log");
         if let Err(e) = report.write_log(&log) {
@@ -976,7 +979,7 @@ fn extract_tiers(
     let failed = report
         .files
         .iter()
-        .filter(|f| f.status == FileStatus::Failed)
+        .filter(|f| matches!(f.status, FileStatus::Failed | FileStatus::Refused))
         .count();
     if failed == 0 {
         prompter.say(
@@ -987,7 +990,7 @@ fn extract_tiers(
         prompter.say(
             Level::Warning,
             &format!(
-                "Restored {restored} files/directories; {failed} item(s) failed (see detailed log)"
+                "Restored {restored} files/directories; {failed} item(s) failed or were refused (see detailed log)"
             ),
         );
     }
@@ -1146,8 +1149,14 @@ fn dedup_repair(
     )
     .map_err(|e| RestoreError::io(root, e.into()))?;
     let mut fixed = 0u64;
+    // The files are committed: an interruption stops the repair (the remaining duplicates are
+    // reported) but does not lose the report of what was written; the caller sees the cancel.
+    let mut interrupted = false;
     while let Some(h) = stream.next_entry()? {
-        cancel.check()?;
+        if cancel.is_cancelled() {
+            interrupted = true;
+            break;
+        }
         let Ok(Some(path)) = ArchivePath::parse(&h.raw_path) else {
             continue;
         };
@@ -1177,10 +1186,16 @@ fn dedup_repair(
             }
         }
     }
-    stream.finish()?;
+    if !interrupted {
+        stream.finish()?;
+    }
     for (canon, dups) in wanted {
         for (dup, _) in dups {
-            report.warnings.push(format!("/{dup}: duplicate of /{canon}, which is not in the archive; left as a symbolic link"));
+            report.warnings.push(if interrupted {
+                format!("/{dup}: duplicate of /{canon}, not materialised (interrupted); left as a symbolic link")
+            } else {
+                format!("/{dup}: duplicate of /{canon}, which is not in the archive; left as a symbolic link")
+            });
         }
     }
     if fixed > 0 {

@@ -1,8 +1,10 @@
 //! The restore plan: which categories go where, which decisions it needs, which services it
 //! stops. Building a plan is pure (no I/O); see [`build`].
 
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
+use proxsave_archive::dirfd;
 use proxsave_archive::path::ArchivePath;
 use proxsave_archive::pathmatch::{PatternError, Selector};
 use proxsave_categories::{
@@ -212,9 +214,21 @@ pub fn compatibility(host: HostRole, backup: BackupType) -> Compatibility {
 
 /// Detects the role of the system under `root`: PVE if `etc/pve`, `usr/bin/qm`,
 /// `usr/sbin/qm` or `usr/bin/pct`/`usr/sbin/pct` exists; PBS if `etc/proxmox-backup` or
-/// `usr/sbin/proxmox-backup-proxy` exists. Reads nothing else.
+/// `usr/sbin/proxmox-backup-proxy` exists. Reads nothing else, and only through a descriptor
+/// of the root: symbolic links are resolved inside it as the system itself would once booted
+/// ([`proxsave_archive::dirfd::resolve_in_root`]), so a link pointing outside the root (at a
+/// real PVE host's `/etc/pve`, say) counts only if its target exists *inside* the root. An
+/// unreadable root is [`HostRole::Unknown`].
 pub fn detect_role(root: &Path) -> HostRole {
-    let exists = |p: &str| root.join(p).symlink_metadata().is_ok();
+    match dirfd::open_root(root) {
+        Ok(fd) => detect_role_at(fd.as_fd()),
+        Err(_) => HostRole::Unknown,
+    }
+}
+
+/// [`detect_role`] for an open root.
+pub fn detect_role_at(root: BorrowedFd<'_>) -> HostRole {
+    let exists = |p: &str| dirfd::stat_in_root(root, p.as_bytes()).is_ok();
     let pve = [
         "etc/pve",
         "usr/bin/qm",
@@ -228,6 +242,17 @@ pub fn detect_role(root: &Path) -> HostRole {
         .iter()
         .any(|p| exists(p));
     HostRole::from_parts(pve, pbs)
+}
+
+/// The first line of the target system's `etc/hostname`, read through a descriptor of the root
+/// (links resolved inside it, as [`detect_role`] does); `None` when absent, not a regular file,
+/// larger than 4 KiB or empty.
+pub fn host_name(root: &Path) -> Option<String> {
+    let fd = dirfd::open_root(root).ok()?;
+    let bytes = dirfd::read_in_root(fd.as_fd(), b"etc/hostname", 4096).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let first = text.lines().next()?.trim();
+    (!first.is_empty()).then(|| first.to_string())
 }
 
 /// PVE services stopped (in this order) for a cluster database restore; restarted in the

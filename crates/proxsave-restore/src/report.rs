@@ -83,20 +83,50 @@ pub struct Counts {
     pub failed: u64,
 }
 
-/// How the run ended.
+/// How the run ended. The CLI's exit code follows it: 0 for [`Outcome::Success`],
+/// [`Outcome::Warnings`] and [`Outcome::DryRun`]; 1 for [`Outcome::CompletedWithErrors`] and
+/// [`Outcome::Failed`]; 130 for [`Outcome::Aborted`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// Everything went as planned.
+    /// Everything asked for happened.
     Success,
-    /// Completed, with warnings to read.
+    /// Everything asked for happened, with warnings to read (staged categories not applied, a
+    /// host name that differs, no safety backup by the user's choice, …).
     Warnings,
+    /// Ran to the end, but some of what was asked for did not happen (see
+    /// [`Report::errors`]): entries failed or were refused, an applier failed, or a service
+    /// that was stopped did not start again.
+    CompletedWithErrors,
     /// A dry run (nothing written).
     DryRun,
     /// Stopped by an error (what was done is listed).
     Failed,
-    /// Stopped by the user (what was done is listed).
+    /// Stopped by the user at any point, even after the files were written (what was done is
+    /// listed).
     Aborted,
+}
+
+impl Outcome {
+    /// The outcome in words (`completed with errors`).
+    pub fn words(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Warnings => "completed with warnings",
+            Outcome::CompletedWithErrors => "completed with errors",
+            Outcome::DryRun => "dry run",
+            Outcome::Failed => "failed",
+            Outcome::Aborted => "aborted",
+        }
+    }
+
+    /// True when the run did not do everything asked for (exit code not 0).
+    pub fn is_error(self) -> bool {
+        matches!(
+            self,
+            Outcome::CompletedWithErrors | Outcome::Failed | Outcome::Aborted
+        )
+    }
 }
 
 /// The report of a restore (also for dry runs and failed runs).
@@ -134,6 +164,8 @@ pub struct Report {
     pub counts: Counts,
     /// Warnings.
     pub warnings: Vec<String>,
+    /// What was asked for and did not happen, one line each (see [`Report::problems`]).
+    pub errors: Vec<String>,
     /// The restore log file.
     pub log: Option<PathBuf>,
     /// The error that stopped the run, if any.
@@ -169,6 +201,58 @@ impl Report {
             }
         }
         self.counts = c;
+    }
+
+    /// What was asked for and did not happen: failed and refused entries (counted; the
+    /// entries are in [`Report::files`]), failed appliers, and services stopped for the restore
+    /// that did not start again. Uses [`Report::counts`] (call [`Report::recount`] first).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let entries = |n: u64| if n == 1 { "entry" } else { "entries" };
+        let c = &self.counts;
+        if c.failed > 0 {
+            out.push(format!(
+                "{} {} FAILED to be written",
+                c.failed,
+                entries(c.failed)
+            ));
+        }
+        if c.refused > 0 {
+            out.push(format!(
+                "{} {} refused by a safety rule (not written)",
+                c.refused,
+                entries(c.refused)
+            ));
+        }
+        for a in self.applied.iter().filter(|a| a.status == "failed") {
+            out.push(format!("applying {} failed: {}", a.category, a.detail));
+        }
+        for s in self.services.iter().filter(|s| service_not_restarted(s)) {
+            out.push(format!(
+                "service {} was not started again: {}",
+                s.target, s.result
+            ));
+        }
+        out
+    }
+
+    /// The outcome of a run that went to its end (no error stopped it, nobody interrupted it):
+    /// [`Outcome::CompletedWithErrors`] when [`Report::errors`] is not empty,
+    /// [`Outcome::Warnings`] when there is anything else to read, else [`Outcome::Success`].
+    pub fn completed_outcome(&self) -> Outcome {
+        if !self.errors.is_empty() {
+            Outcome::CompletedWithErrors
+        } else if !self.staged_not_applied.is_empty()
+            || !self.warnings.is_empty()
+            || self
+                .services
+                .iter()
+                .any(|s| !matches!(s.result.as_str(), "ok" | "deferred" | "not mounted"))
+        {
+            Outcome::Warnings
+        } else {
+            Outcome::Success
+        }
     }
 
     /// The restore log text (the guide's format, plus refused/failed sections).
@@ -235,6 +319,10 @@ impl Report {
         if let Some(e) = &self.error {
             let _ = writeln!(s, "  Error: {e}");
         }
+        let _ = writeln!(s, "  Outcome: {}", self.outcome.words());
+        for e in &self.errors {
+            let _ = writeln!(s, "  - {e}");
+        }
         s
     }
 
@@ -252,6 +340,12 @@ impl Report {
         self.log = Some(path.to_path_buf());
         Ok(())
     }
+}
+
+/// True for a service the restore stopped and could not start again (the host is left with it
+/// down).
+pub fn service_not_restarted(s: &ServiceAction) -> bool {
+    s.action == "start" && !matches!(s.result.as_str(), "ok" | "deferred")
 }
 
 /// `/etc/hosts` for `etc/hosts`.

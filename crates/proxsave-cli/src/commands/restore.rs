@@ -10,6 +10,7 @@ use proxsave_archive::progress::CancelToken;
 use proxsave_archive::read::StreamOptions;
 use proxsave_categories::{HostRole, Kind, Mode, categories_for_mode};
 use proxsave_restore::applier::has_applier;
+use proxsave_restore::compare::Change;
 use proxsave_restore::engine::{self, ExecuteOptions, Scan, Target};
 use proxsave_restore::host::{Host, HostActions, SystemClock};
 use proxsave_restore::plan::{
@@ -379,7 +380,8 @@ fn show_plan(
 }
 
 /// Access control (TFA/WebAuthn origins, certificates) is tied to the host name: warn when the
-/// backup's differs from the target's (`<root>/etc/hostname`).
+/// backup's differs from the target's (`etc/hostname` of the root, read through the root's
+/// descriptor: a link pointing outside the root is resolved inside it, never followed out).
 fn hostname_warning(plan: &Plan, scan: &Scan, root: &Path) -> Option<String> {
     if !(plan.has("pve_access_control") || plan.has("pbs_access_control")) {
         return None;
@@ -392,12 +394,7 @@ fn hostname_warning(plan: &Plan, scan: &Scan, root: &Path) -> Option<String> {
             .to_ascii_lowercase()
     };
     let backup = short(scan.analysis.hostname.as_deref()?);
-    let here = short(
-        std::fs::read_to_string(root.join("etc/hostname"))
-            .ok()?
-            .lines()
-            .next()?,
-    );
+    let here = short(&plan::host_name(root)?);
     (!backup.is_empty() && !here.is_empty() && backup != here).then(|| {
         format!(
             "the backup comes from host {backup} but this host is {here}: TFA/WebAuthn and certificates tied to the host name may not work after restoring access control"
@@ -423,6 +420,9 @@ fn confirm_restore(console: &Console) -> Result<(), Exit> {
     }
 }
 
+/// Refused/failed entries listed one by one in the summary (all of them are in the log).
+const LISTED_PROBLEMS: usize = 50;
+
 fn summary(console: &Console, report: &Report) {
     console.line("");
     console.line(RULE);
@@ -430,21 +430,37 @@ fn summary(console: &Console, report: &Report) {
         Outcome::DryRun => "DRY RUN COMPLETED (nothing was written)",
         Outcome::Aborted => "RESTORE ABORTED",
         Outcome::Failed => "RESTORE FAILED",
-        _ => "RESTORE COMPLETED",
+        Outcome::CompletedWithErrors => "RESTORE COMPLETED WITH ERRORS",
+        Outcome::Success | Outcome::Warnings => "RESTORE COMPLETED",
     });
     console.line(RULE);
     console.line("");
+    let wrote = report
+        .files
+        .iter()
+        .any(|f| f.status == FileStatus::Restored && f.change != Some(Change::Unchanged));
     match report.outcome {
         Outcome::Success => console.line("Restore completed successfully."),
         Outcome::Warnings => console.line("Restore completed with warnings."),
-        Outcome::DryRun => {}
-        Outcome::Aborted => {
-            console.line("Restore aborted by the user; what was done is listed below.")
+        Outcome::CompletedWithErrors => {
+            console.line("Restore completed with errors; not everything asked for happened:")
         }
+        Outcome::DryRun => {}
+        Outcome::Aborted if wrote => console.line(
+            "Restore aborted by the user AFTER files were written into the root; what was done is listed below.",
+        ),
+        Outcome::Aborted => console.line(
+            "Restore aborted by the user before anything was written into the root; what was done is listed below.",
+        ),
         Outcome::Failed => console.line(&format!(
             "Restore failed: {}",
             report.error.as_deref().unwrap_or("unknown error")
         )),
+    }
+    if report.outcome != Outcome::DryRun {
+        for e in &report.errors {
+            console.line(&format!("  - {e}"));
+        }
     }
     let c = &report.counts;
     if report.outcome == Outcome::DryRun {
@@ -468,11 +484,19 @@ fn summary(console: &Console, report: &Report) {
         "Restored {} entries ({} new, {} changed, {} metadata only, {} unchanged); exported {}, staged {}, skipped {}, refused {}, failed {}.",
         c.restored, c.new, c.changed, c.metadata, c.unchanged, c.exported, c.staged, c.skipped, c.refused, c.failed
     ));
-    for f in report
+    // Failed entries first: they are the ones a person must look at.
+    let problems: Vec<_> = report
         .files
         .iter()
-        .filter(|f| matches!(f.status, FileStatus::Refused | FileStatus::Failed))
-    {
+        .filter(|f| f.status == FileStatus::Failed)
+        .chain(
+            report
+                .files
+                .iter()
+                .filter(|f| f.status == FileStatus::Refused),
+        )
+        .collect();
+    for f in problems.iter().take(LISTED_PROBLEMS) {
         console.line(&format!(
             "  {} {}: {}",
             if f.status == FileStatus::Refused {
@@ -482,6 +506,12 @@ fn summary(console: &Console, report: &Report) {
             },
             f.path,
             f.reason.as_deref().unwrap_or("")
+        ));
+    }
+    if problems.len() > LISTED_PROBLEMS {
+        console.line(&format!(
+            "  … and {} more refused or failed entries (all listed in the restore log)",
+            problems.len() - LISTED_PROBLEMS
         ));
     }
     if let Some(log) = &report.log {
@@ -530,7 +560,10 @@ fn summary(console: &Console, report: &Report) {
     for w in &report.warnings {
         console.line(&format!("WARNING: {w}"));
     }
-    if matches!(report.outcome, Outcome::Success | Outcome::Warnings) {
+    if matches!(
+        report.outcome,
+        Outcome::Success | Outcome::Warnings | Outcome::CompletedWithErrors
+    ) {
         console.line("");
         console.line("IMPORTANT: You may need to restart services for changes to take effect.");
         if report.plan.needs_cluster_restore {
@@ -840,10 +873,25 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
         print_json(if args.dry_run { "plan" } else { "restore" }, &report)?;
     }
     summary(&console, &report);
+    restore_exit(&report, err.as_ref(), cancel.is_cancelled())
+}
+
+/// The exit code of a restore that reached the engine: 130 when the user interrupted it at
+/// any point (even after the files were written), 2 for a missing decision, 1 for a failure
+/// or a run that completed with errors, 0 only when everything asked for happened (warnings
+/// and dry runs included).
+fn restore_exit(
+    report: &Report,
+    err: Option<&proxsave_restore::RestoreError>,
+    cancelled: bool,
+) -> CmdResult {
+    if cancelled || report.outcome == Outcome::Aborted || err.is_some_and(|e| e.is_abort()) {
+        return Err(Exit::Aborted);
+    }
     match err {
-        None => Ok(()),
-        Some(e) if e.is_abort() || cancel.is_cancelled() => Err(Exit::Aborted),
         Some(e) if e.is_missing_decision() => Err(Exit::Usage(e.to_string())),
         Some(_) => Err(Exit::Code(1)),
+        None if report.outcome.is_error() => Err(Exit::Code(1)),
+        None => Ok(()),
     }
 }
