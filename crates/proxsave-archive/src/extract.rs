@@ -508,11 +508,17 @@ impl Extractor {
             Mode::empty(),
         )
         .map_err(|e| Error::io(root, e.into()))?;
-        let root_fd = Arc::new(fd);
-        Ok(Extractor {
+        Ok(Extractor::with_root_fd(fd, root, opts))
+    }
+
+    /// An extractor writing into the directory already open as `root` (`root_path` names it
+    /// in messages). For callers that checked the directory's identity on this descriptor.
+    pub fn with_root_fd(root: OwnedFd, root_path: &Path, opts: ExtractOptions) -> Extractor {
+        let root_fd = Arc::new(root);
+        Extractor {
             disk: Some(Disk {
                 root: root_fd.clone(),
-                root_path: root.to_path_buf(),
+                root_path: root_path.to_path_buf(),
                 stage: None,
             }),
             policy: Policy::new(ViewKind::Root(RootView { root: root_fd })),
@@ -522,7 +528,7 @@ impl Extractor {
             opts,
             buf: Vec::new(),
             done: false,
-        })
+        }
     }
 
     /// An extractor that writes nothing and reports what extraction into an empty root

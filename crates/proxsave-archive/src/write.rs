@@ -26,7 +26,7 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Creates `<dest>.tmp-<pid>` with `mode` (exclusive create).
+    /// Creates `<dest>.tmp-<pid>` with exactly `mode` whatever the umask (exclusive create).
     ///
     /// # Errors
     /// I/O errors creating the file.
@@ -40,8 +40,14 @@ impl AtomicFile {
             .read(true)
             .write(true)
             .create_new(true)
-            .mode(mode)
+            .mode(mode & 0o600)
             .open(&tmp)?;
+        // Created owner-only first, then given its exact mode (the umask cannot widen or
+        // narrow it).
+        if let Err(e) = rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(mode)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
         Ok(AtomicFile {
             file: Some(file),
             tmp,
@@ -112,9 +118,9 @@ fn member(name: &str, size: u64, mode: u32) -> WriteHeader {
     }
 }
 
-/// Writes a bundle at `dest` with upstream's member order: `<archive_name>.metadata`
-/// (the manifest, 0600), `<archive_name>.sha256` (0640), then the archive (0640) copied from
-/// `archive` (`archive_size` bytes).
+/// Writes a bundle at `dest` (mode 0600: `decrypt` writes plaintext) with upstream's member
+/// order: `<archive_name>.metadata` (the manifest, 0600), `<archive_name>.sha256` (0640),
+/// then the archive (0600) copied from `archive` (`archive_size` bytes).
 ///
 /// # Errors
 /// I/O errors; nothing is left at `dest` on failure.
@@ -125,7 +131,7 @@ pub fn write_bundle(
     archive: &mut dyn Read,
     archive_size: u64,
 ) -> io::Result<PathBuf> {
-    let mut out = AtomicFile::create(dest, 0o640)?;
+    let mut out = AtomicFile::create(dest, 0o600)?;
     {
         let mut tar = TarWriter::new(BufWriter::with_capacity(1 << 20, out.file()), false);
         let json = manifest.to_json();
@@ -142,7 +148,7 @@ pub fn write_bundle(
             &member(&format!("{archive_name}.sha256"), line.len() as u64, 0o640),
             &mut line.as_bytes(),
         )?;
-        tar.append(&member(archive_name, archive_size, 0o640), archive)?;
+        tar.append(&member(archive_name, archive_size, 0o600), archive)?;
         tar.finish()?.flush()?;
     }
     out.commit()

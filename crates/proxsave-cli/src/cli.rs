@@ -116,7 +116,8 @@ pub struct RestoreArgs {
     /// Private work folder for safety backups, stage folders and logs [default: /tmp/proxsave].
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
-    /// Export folder [default: <BASE_DIR>/proxmox-config-export-YYYYMMDD-HHMMSS].
+    /// Export folder [default: <ROOT>/<BASE_DIR>/proxmox-config-export-YYYYMMDD-HHMMSS,
+    /// inside the --root folder].
     #[arg(long, value_name = "DIR")]
     pub export_dir: Option<PathBuf>,
     /// proxsave configuration (backup.env) for backup sources and BASE_DIR.
@@ -128,9 +129,14 @@ pub struct RestoreArgs {
     /// Go on even if the backup's role (PVE/PBS) does not match the host's.
     #[arg(long)]
     pub continue_incompatible: bool,
-    /// Roll the root back to this safety backup (restore_backup_*.tar.gz) and exit.
+    /// Roll back to this safety backup (restore_backup_*.tar.gz) and exit: the root it was
+    /// taken of (recorded beside it) is put back; `--root`, if given, must be that root.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["backup", "mode", "categories", "dry_run"])]
     pub rollback: Option<PathBuf>,
+    /// With --rollback: roll back the --root given even though it is not the root the
+    /// safety backup was taken of (another path, or another folder at that path).
+    #[arg(long, requires_all = ["rollback", "root"])]
+    pub force_root: bool,
 }
 
 /// `diff`.
@@ -266,7 +272,8 @@ pub struct DecryptArgs {
     /// The backup (asked for interactively when missing).
     #[arg(long, value_name = "PATH")]
     pub backup: Option<PathBuf>,
-    /// Output folder [default: <BASE_DIR>/decrypt].
+    /// Output folder [default: the current folder]. The bundle holds plaintext: it is
+    /// written 0600.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// proxsave configuration (backup.env).

@@ -3,10 +3,13 @@
 //! folder, commit, dedup repair, appliers, service restart, report.
 
 use std::collections::{BTreeMap, HashSet};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use proxsave_archive::backup::Backup;
+use proxsave_archive::dirfd;
 use proxsave_archive::entry::{EntryHeader, EntryKind};
 use proxsave_archive::extract::{ExtractOptions, ExtractReport, Extractor, Selection, Status};
 use proxsave_archive::ops::Spool;
@@ -14,6 +17,7 @@ use proxsave_archive::path::ArchivePath;
 use proxsave_archive::progress::CancelToken;
 use proxsave_archive::read::{self, StreamOptions, StreamSummary};
 use proxsave_categories::Analyzer;
+use rustix::io::Errno;
 
 use crate::applier::{ApplyContext, appliers};
 use crate::compare::{Change, RootReader};
@@ -302,6 +306,62 @@ fn make_dir_0700(path: &Path) -> Result<bool, RestoreError> {
     Ok(true)
 }
 
+/// Opens (creating it 0700 when missing) the export folder. Inside the root it is reached
+/// through the root's descriptor one folder at a time and a symlink on the way is refused,
+/// so an export never lands outside the root. Returns whether the folder was created.
+fn open_export_dir(root: &Path, dir: &Path) -> Result<(bool, OwnedFd), RestoreError> {
+    let rel = match safety::export_place(root, dir) {
+        safety::ExportPlace::Root => {
+            return Err(RestoreError::io(
+                dir,
+                std::io::Error::other("the export folder cannot be the target root itself"),
+            ));
+        }
+        safety::ExportPlace::Outside => {
+            let created = make_dir_0700(dir)?;
+            let fd = dirfd::open_root(dir).map_err(|e| RestoreError::io(dir, e))?;
+            return Ok((created, fd));
+        }
+        safety::ExportPlace::Inside(rel) => rel,
+    };
+    let fail = |e: std::io::Error| RestoreError::io(dir, e);
+    let mut cur = dirfd::open_root(root).map_err(|e| RestoreError::io(root, e))?;
+    let mut created = false;
+    let mut so_far = String::new();
+    for comp in rel.components() {
+        if !so_far.is_empty() {
+            so_far.push('/');
+        }
+        so_far.push_str(&String::from_utf8_lossy(comp));
+        created = false;
+        let next = match dirfd::open_dir(cur.as_fd(), comp) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                rustix::fs::mkdirat(
+                    &cur,
+                    std::ffi::OsStr::from_bytes(comp),
+                    rustix::fs::Mode::from_raw_mode(0o700),
+                )
+                .map_err(|e| fail(e.into()))?;
+                created = true;
+                dirfd::open_dir(cur.as_fd(), comp).map_err(|e| fail(e.into()))?
+            }
+            Err(Errno::LOOP | Errno::NOTDIR) => {
+                return Err(fail(std::io::Error::other(format!(
+                    "/{so_far} in the target root is a symbolic link or not a folder; the export is never written through it"
+                ))));
+            }
+            Err(e) => return Err(fail(e.into())),
+        };
+        cur = next;
+    }
+    if created {
+        rustix::fs::fchmod(&cur, rustix::fs::Mode::from_raw_mode(0o700))
+            .map_err(|e| fail(e.into()))?;
+    }
+    Ok((created, cur))
+}
+
 fn outcome_from(
     report: &ExtractReport,
     tier: Tier,
@@ -495,13 +555,22 @@ fn run(
             Level::Info,
             "Creating safety backup of the current configuration...",
         );
-        match safety::create(&host.root, &targets, ws) {
+        let export_entries: Vec<ArchivePath> = if exports {
+            scan.entries
+                .iter()
+                .filter(|e| plan.route(&e.path).contains(&Tier::Export))
+                .map(|e| e.path.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let export = exports.then(|| safety::ExportTargets {
+            dir: &opts.export_dir,
+            entries: &export_entries,
+        });
+        match safety::create(&host.root, &targets, export.as_ref(), ws) {
             Ok(sb) => {
-                let cmd = format!(
-                    "proxsave restore --rollback {} --root {}",
-                    sb.path.display(),
-                    host.root.display()
-                );
+                let cmd = safety::rollback_command(&sb.path);
                 prompter.say(
                     Level::Info,
                     &format!(
@@ -734,8 +803,9 @@ fn extract_tiers(
                     d.export_created = created;
                 })?;
             }
-            tiers.export_created = make_dir_0700(&opts.export_dir)?;
-            tiers.export = Some(Extractor::new(&opts.export_dir, eopts())?);
+            let (created, fd) = open_export_dir(&host.root, &opts.export_dir)?;
+            tiers.export_created = created;
+            tiers.export = Some(Extractor::with_root_fd(fd, &opts.export_dir, eopts()));
         }
         if stages {
             // Named in the state file before it exists, so a crash never hides it.

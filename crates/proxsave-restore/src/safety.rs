@@ -5,22 +5,29 @@
 //! symlink: files with content, symlinks as symlinks, directories as entries. Times are kept
 //! to the nanosecond. It is a gzip-compressed tar (`restore_backup_<stamp>.tar.gz`, mode
 //! 0600, in the private work directory) that `tar -xzf FILE -C ROOT` can restore; a sidecar
-//! `FILE.created` (0600, JSON) lists the paths the restore *created*, and the root folder's
-//! own metadata, so that [`rollback`] can return the root to its exact prior state.
+//! `FILE.created` (0600, JSON) records the root it was taken of (canonical path, device and
+//! inode of the root folder, the folder's own metadata), the paths the restore *created*,
+//! and the export folder when it lies inside the root.
+//!
+//! A rollback is bound to that root: [`SafetyRecord::bind_root`] opens the recorded root
+//! (or the one the caller names) and refuses another folder — another path, or the same
+//! path now holding another directory — unless forced. [`SafetyRecord::preview`] says what
+//! [`SafetyRecord::rollback`] will restore and remove; everything goes through the root
+//! descriptor that was checked, never through a symlink.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
 
 use proxsave_archive::compression::{self, Compression};
 use proxsave_archive::dirfd;
-use proxsave_archive::entry::Timestamp;
+use proxsave_archive::entry::{EntryKind, Timestamp};
 use proxsave_archive::extract::{ExtractOptions, ExtractReport, Extractor, Selection};
-use proxsave_archive::path::ArchivePath;
+use proxsave_archive::path::{ArchivePath, escape_bytes};
 use proxsave_archive::progress::CancelToken;
 use proxsave_archive::tar::{TarReader, WriteHeader, WriteKind};
 use proxsave_archive::write::{AtomicFile, TarGzWriter};
@@ -44,6 +51,10 @@ pub struct SafetyBackup {
     pub bytes: u64,
     /// Paths that did not exist and will be created by the restore.
     pub created: Vec<String>,
+    /// The export folder (relative to the root) when it lies inside the root and the restore
+    /// creates it: a rollback removes it with everything in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export_dir: Option<String>,
 }
 
 /// Metadata of one inode.
@@ -65,11 +76,70 @@ pub struct InodeMeta {
     pub atime_nanos: u32,
 }
 
-#[derive(Serialize, Deserialize)]
+/// Sidecar format written by this version. Version 1 (no `version` key) stored paths as
+/// escaped display text and no root identity.
+const SIDECAR_VERSION: u32 = 2;
+
+fn version_one() -> u32 {
+    1
+}
+
+/// A path as stored in the sidecar: text when it is UTF-8 (kept verbatim, JSON escapes what
+/// it needs), the raw bytes otherwise.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+enum StoredPath {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl StoredPath {
+    fn of(bytes: &[u8]) -> StoredPath {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => StoredPath::Text(s.to_string()),
+            Err(_) => StoredPath::Bytes(bytes.to_vec()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            StoredPath::Text(s) => s.as_bytes(),
+            StoredPath::Bytes(b) => b,
+        }
+    }
+
+    fn shown(&self) -> String {
+        escape_bytes(self.bytes())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ExportRecord {
+    /// The export folder, relative to the root.
+    dir: StoredPath,
+    /// The export folder and those of its parents the restore created.
+    created: Vec<StoredPath>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Sidecar {
+    #[serde(default = "version_one")]
+    version: u32,
+    /// The root as the restore was given it (for people reading the file).
     root: String,
+    /// The canonical path of the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    root_path: Option<StoredPath>,
+    /// `st_dev` of the root folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    root_dev: Option<u64>,
+    /// `st_ino` of the root folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    root_ino: Option<u64>,
     root_meta: Option<InodeMeta>,
-    created: Vec<String>,
+    created: Vec<StoredPath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    export: Option<ExportRecord>,
 }
 
 fn open_root(root: &Path) -> Result<OwnedFd, RestoreError> {
@@ -90,6 +160,12 @@ fn meta_of(stat: &rustix::fs::Stat) -> InodeMeta {
         atime_secs: stat.st_atime,
         atime_nanos: stat.st_atime_nsec as u32,
     }
+}
+
+// `st_dev`/`st_ino` are `u64` on the 64-bit targets proxsave runs on, narrower elsewhere.
+#[allow(clippy::useless_conversion)]
+fn identity(stat: &rustix::fs::Stat) -> (u64, u64) {
+    (u64::from(stat.st_dev), u64::from(stat.st_ino))
 }
 
 /// What exists at `path` (no symlink followed), if anything.
@@ -125,6 +201,10 @@ pub fn survey(
     targets: &[ArchivePath],
 ) -> Result<(Vec<ArchivePath>, Vec<ArchivePath>), RestoreError> {
     let fd = open_root(root)?;
+    Ok(survey_fd(&fd, targets))
+}
+
+fn survey_fd(fd: &OwnedFd, targets: &[ArchivePath]) -> (Vec<ArchivePath>, Vec<ArchivePath>) {
     let mut save = BTreeSet::new();
     let mut created = BTreeSet::new();
     for t in targets {
@@ -142,7 +222,7 @@ pub fn survey(
                 }
                 break;
             }
-            match probe(&fd, &p) {
+            match probe(fd, &p) {
                 Existing::Found(st) => {
                     let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
                     save.insert(p.clone());
@@ -167,7 +247,68 @@ pub fn survey(
             }
         }
     }
-    Ok((save.into_iter().collect(), created.into_iter().collect()))
+    (save.into_iter().collect(), created.into_iter().collect())
+}
+
+/// Where an export folder lies with respect to a root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExportPlace {
+    /// Outside the root.
+    Outside,
+    /// Inside the root, at this path relative to it.
+    Inside(ArchivePath),
+    /// The root folder itself.
+    Root,
+}
+
+fn place_of(rest: &Path) -> ExportPlace {
+    match ArchivePath::parse(rest.as_os_str().as_bytes()) {
+        Ok(Some(p)) => ExportPlace::Inside(p),
+        Ok(None) => ExportPlace::Root,
+        Err(_) => ExportPlace::Outside,
+    }
+}
+
+/// Where `dir` (absolute, or relative to the current folder; it need not exist) lies with
+/// respect to `root`. For a root other than `/`, a path spelled below the root is inside it
+/// whatever lies on the way (symlinks there are refused when the folder is created, never
+/// followed); otherwise the existing part of the path is resolved.
+pub fn export_place(root: &Path, dir: &Path) -> ExportPlace {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if root != Path::new("/")
+        && !abs.components().any(|c| c == Component::ParentDir)
+        && let Ok(rest) = abs.strip_prefix(&root)
+    {
+        return place_of(rest);
+    }
+    // Resolve the deepest existing ancestor, keep the rest as spelled.
+    let mut base = abs;
+    let mut tail: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(&base) {
+            let full = tail.iter().rev().fold(real, |acc, t| acc.join(t));
+            return match full.strip_prefix(&root) {
+                Ok(rest) => place_of(rest),
+                Err(_) => ExportPlace::Outside,
+            };
+        }
+        match (base.parent(), base.file_name()) {
+            (Some(parent), Some(name)) => {
+                tail.push(name.to_os_string());
+                base = parent.to_path_buf();
+            }
+            _ => return ExportPlace::Outside,
+        }
+    }
+}
+
+/// The export folder of a restore and the entries it will write there (relative to it).
+pub struct ExportTargets<'a> {
+    /// The export folder.
+    pub dir: &'a Path,
+    /// Paths written below it.
+    pub entries: &'a [ArchivePath],
 }
 
 fn ts(secs: i64, nanos: i64) -> Timestamp {
@@ -177,17 +318,62 @@ fn ts(secs: i64, nanos: i64) -> Timestamp {
     }
 }
 
-/// Creates the safety backup of what a restore writing `targets` into `root` would change.
+/// Creates the safety backup of what a restore writing `targets` into `root` (and, when it
+/// lies inside the root, exporting into `export`) would change.
 ///
 /// # Errors
 /// A message saying what failed (the caller asks whether to continue without it).
 pub fn create(
     root: &Path,
     targets: &[ArchivePath],
+    export: Option<&ExportTargets<'_>>,
     ws: &Workspace,
 ) -> Result<SafetyBackup, String> {
-    let (save, created) = survey(root, targets).map_err(|e| e.to_string())?;
     let fd = open_root(root).map_err(|e| e.to_string())?;
+    let root_stat = rustix::fs::fstat(&fd).map_err(|e| format!("{}: {e}", root.display()))?;
+    let canonical = std::fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let mut all: Vec<ArchivePath> = targets.to_vec();
+    let mut export_record = None;
+    if let Some(ex) = export
+        && let ExportPlace::Inside(rel) = export_place(&canonical, ex.dir)
+    {
+        // The first missing folder on the way to the export folder, if any.
+        let mut first_missing = None;
+        let mut blocked = false;
+        for p in rel.ancestors().chain(std::iter::once(rel.clone())) {
+            match probe(&fd, &p) {
+                Existing::Found(st)
+                    if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
+                Existing::Missing => {
+                    first_missing = Some(p);
+                    break;
+                }
+                _ => {
+                    blocked = true; // the restore refuses to create it
+                    break;
+                }
+            }
+        }
+        match first_missing {
+            Some(first) => {
+                let created: Vec<StoredPath> = rel
+                    .ancestors()
+                    .chain(std::iter::once(rel.clone()))
+                    .filter(|a| a.starts_with(&first))
+                    .map(|a| StoredPath::of(a.as_bytes()))
+                    .collect();
+                export_record = Some(ExportRecord {
+                    dir: StoredPath::of(rel.as_bytes()),
+                    created,
+                });
+            }
+            // An existing export folder: save and list what the export writes, like the root
+            // tier's files.
+            None if !blocked => all.extend(ex.entries.iter().map(|e| rel.join(e.as_bytes()))),
+            None => {}
+        }
+    }
+    let (save, created) = survey_fd(&fd, &all);
     let path = ws.file_path("restore_backup_", ".tar.gz");
     let mut out =
         TarGzWriter::create(&path, 0o600).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -246,12 +432,20 @@ pub fn create(
     let path = out
         .finish()
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let root_meta = rustix::fs::fstat(&fd).ok().map(|st| meta_of(&st));
     let sidecar = sidecar_path(&path);
+    let (dev, ino) = identity(&root_stat);
     let doc = Sidecar {
+        version: SIDECAR_VERSION,
         root: root.display().to_string(),
-        root_meta,
-        created: created.iter().map(|c| c.to_string()).collect(),
+        root_path: Some(StoredPath::of(canonical.as_os_str().as_bytes())),
+        root_dev: Some(dev),
+        root_ino: Some(ino),
+        root_meta: Some(meta_of(&root_stat)),
+        created: created
+            .iter()
+            .map(|c| StoredPath::of(c.as_bytes()))
+            .collect(),
+        export: export_record,
     };
     let mut f =
         AtomicFile::create(&sidecar, 0o600).map_err(|e| format!("{}: {e}", sidecar.display()))?;
@@ -264,7 +458,8 @@ pub fn create(
         sidecar,
         entries,
         bytes,
-        created: doc.created,
+        created: created.iter().map(|c| c.to_string()).collect(),
+        export_dir: doc.export.as_ref().map(|e| e.dir.shown()),
     })
 }
 
@@ -275,96 +470,684 @@ pub fn sidecar_path(backup: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// `path` quoted for a POSIX shell (as is when nothing needs quoting).
+pub fn shell_quote(path: &OsStr) -> String {
+    let b = path.as_bytes();
+    let plain = |c: &u8| c.is_ascii_alphanumeric() || b"/._-+,:=@%".contains(c);
+    if !b.is_empty() && b.iter().all(plain) {
+        return escape_bytes(b);
+    }
+    match std::str::from_utf8(b) {
+        Ok(s) if !s.chars().any(char::is_control) => format!("'{}'", s.replace('\'', r"'\''")),
+        _ => {
+            // bash/zsh ANSI-C quoting for bytes a terminal cannot show.
+            let mut out = String::from("$'");
+            for &c in b {
+                match c {
+                    b'\'' | b'\\' => {
+                        out.push('\\');
+                        out.push(c as char);
+                    }
+                    0x20..=0x7e => out.push(c as char),
+                    _ => out.push_str(&format!("\\x{c:02x}")),
+                }
+            }
+            out.push('\'');
+            out
+        }
+    }
+}
+
+/// The command that rolls back to `backup` (absolute path, shell-quoted). The root is the
+/// one recorded in the backup's sidecar.
+pub fn rollback_command(backup: &Path) -> String {
+    let abs = std::path::absolute(backup).unwrap_or_else(|_| backup.to_path_buf());
+    format!(
+        "proxsave restore --rollback {}",
+        shell_quote(abs.as_os_str())
+    )
+}
+
+/// The root a safety backup was taken of, as its sidecar records it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordedRoot {
+    /// The root's path.
+    pub path: PathBuf,
+    /// False for sidecars of older versions, which stored the path as given (not
+    /// canonicalised).
+    pub canonical: bool,
+    /// Device of the root folder (newer sidecars only).
+    pub dev: Option<u64>,
+    /// Inode of the root folder (newer sidecars only).
+    pub ino: Option<u64>,
+}
+
+/// A root that is not the one the safety backup was taken of.
+#[derive(Clone, Debug, Serialize)]
+pub struct RootMismatch {
+    /// The recorded root.
+    pub recorded: PathBuf,
+    /// Its device and inode, when recorded.
+    pub recorded_id: Option<(u64, u64)>,
+    /// The root asked for (canonical).
+    pub given: PathBuf,
+    /// Its device and inode now.
+    pub given_id: (u64, u64),
+    /// The paths differ.
+    pub path_differs: bool,
+    /// The device or inode differs.
+    pub identity_differs: bool,
+}
+
+fn show_id(id: Option<(u64, u64)>) -> String {
+    match id {
+        Some((d, i)) => format!("device {d}, inode {i}"),
+        None => "device/inode not recorded".into(),
+    }
+}
+
+impl RootMismatch {
+    /// Which of path and device/inode differ, in words.
+    pub fn what_differs(&self) -> &'static str {
+        match (self.path_differs, self.identity_differs) {
+            (true, true) => "the path and the device/inode differ",
+            (true, false) => "the path differs",
+            (false, true) => {
+                "the device/inode differs (the folder at that path was replaced, or is another filesystem)"
+            }
+            (false, false) => "nothing differs",
+        }
+    }
+}
+
+impl std::fmt::Display for RootMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path_differs {
+            write!(
+                f,
+                "the safety backup was taken of {} ({}), not of {} ({}): {}",
+                self.recorded.display(),
+                show_id(self.recorded_id),
+                self.given.display(),
+                show_id(Some(self.given_id)),
+                self.what_differs()
+            )
+        } else {
+            write!(
+                f,
+                "the safety backup was taken of the folder at {} ({}), but {} is now another folder ({}): {}",
+                self.recorded.display(),
+                show_id(self.recorded_id),
+                self.given.display(),
+                show_id(Some(self.given_id)),
+                self.what_differs()
+            )
+        }
+    }
+}
+
+/// Why a rollback cannot be bound to a root.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// No sidecar: the root must be named.
+    #[error("{} is missing: the root the safety backup was taken of is unknown", sidecar.display())]
+    NoRecordedRoot {
+        /// The missing sidecar.
+        sidecar: PathBuf,
+    },
+    /// Another root than the recorded one.
+    #[error("{0}")]
+    Mismatch(RootMismatch),
+    /// The root cannot be opened.
+    #[error(transparent)]
+    Io(#[from] RestoreError),
+}
+
+/// The root a rollback works on: opened once, checked on that descriptor.
+#[derive(Debug)]
+pub struct BoundRoot {
+    /// Canonical path.
+    pub path: PathBuf,
+    /// Device of the root folder.
+    pub dev: u64,
+    /// Inode of the root folder.
+    pub ino: u64,
+    /// Things the user should know about the check.
+    pub notes: Vec<String>,
+    /// Set when the root is not the recorded one and the caller forced it.
+    pub forced: Option<RootMismatch>,
+    fd: OwnedFd,
+}
+
+/// A path left alone, and why.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PathNote {
+    /// The path (`/etc/hosts`).
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a rollback would do.
+#[derive(Clone, Debug, Serialize)]
+pub struct RollbackPreview {
+    /// The safety backup.
+    pub backup: PathBuf,
+    /// The root rolled back.
+    pub root: PathBuf,
+    /// Entries put back as saved (files, links, folders), in backup order.
+    pub restore: Vec<String>,
+    /// Paths the restore created that exist now and are removed (deepest first).
+    pub remove: Vec<String>,
+    /// Folders removed with everything in them (export folders the restore created).
+    pub remove_trees: Vec<String>,
+    /// Paths that will be refused, and why (e.g. a parent that is now a symlink).
+    pub refused: Vec<PathNote>,
+    /// True when no sidecar was found (created files cannot be removed).
+    pub sidecar_missing: bool,
+}
+
 /// What a rollback did.
 #[derive(Clone, Debug, Serialize)]
 pub struct RollbackReport {
-    /// Created paths removed.
+    /// The root rolled back.
+    pub root: PathBuf,
+    /// Created paths removed (and export folders removed with their contents).
     pub removed: Vec<String>,
     /// Created paths left in place (e.g. a folder that is not empty any more).
-    pub kept: Vec<String>,
-    /// The extraction of the saved files.
+    pub kept: Vec<PathNote>,
+    /// Created paths not touched because reaching them is unsafe or their name is unusable.
+    pub refused: Vec<PathNote>,
+    /// The extraction of the saved files (refused and failed entries listed by name).
     pub restored: ExtractReport,
     /// True when no sidecar was found (created files could not be removed).
     pub sidecar_missing: bool,
 }
 
-/// Returns `root` to the state saved in `backup`: removes what the restore created, puts
-/// back every saved file, link and directory with its exact metadata, then the root
-/// folder's own metadata.
-///
-/// # Errors
-/// Unreadable backup or sidecar, a root that cannot be opened.
-pub fn rollback(
-    backup: &Path,
-    root: &Path,
-    cancel: &CancelToken,
-) -> Result<RollbackReport, RestoreError> {
-    let sidecar_file = sidecar_path(backup);
-    let sidecar: Option<Sidecar> =
-        match std::fs::read(&sidecar_file) {
+impl RollbackReport {
+    /// True when nothing was refused and nothing failed.
+    pub fn complete(&self) -> bool {
+        self.refused.is_empty() && self.restored.refused == 0 && self.restored.failed == 0
+    }
+}
+
+/// A safety backup and its sidecar, read for a rollback.
+#[derive(Debug)]
+pub struct SafetyRecord {
+    backup: PathBuf,
+    sidecar_file: PathBuf,
+    sidecar: Option<Sidecar>,
+}
+
+fn shown(p: &ArchivePath) -> String {
+    format!("/{p}")
+}
+
+/// How the parent of a path below the root can be reached now.
+enum Reach {
+    Parent(OwnedFd),
+    Missing,
+    Blocked(String),
+}
+
+fn reach_parent(root: BorrowedFd<'_>, path: &ArchivePath) -> Reach {
+    let Ok(mut cur) = rustix::io::dup(root) else {
+        return Reach::Blocked("cannot duplicate the root descriptor".into());
+    };
+    let Some(parent) = path.parent() else {
+        return Reach::Parent(cur);
+    };
+    let mut so_far: Vec<u8> = Vec::new();
+    for comp in parent.components() {
+        if !so_far.is_empty() {
+            so_far.push(b'/');
+        }
+        so_far.extend_from_slice(comp);
+        let here = escape_bytes(&so_far);
+        match dirfd::open_dir(cur.as_fd(), comp) {
+            Ok(next) => cur = next,
+            Err(Errno::NOENT) => return Reach::Missing,
+            Err(e @ (Errno::LOOP | Errno::NOTDIR)) => {
+                let is_link = rustix::fs::statat(
+                    cur.as_fd(),
+                    OsStr::from_bytes(comp),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+                .unwrap_or(e == Errno::LOOP);
+                return Reach::Blocked(if is_link {
+                    format!(
+                        "parent /{here} is now a symbolic link; nothing is changed through links"
+                    )
+                } else {
+                    format!("parent /{here} is not a folder")
+                });
+            }
+            Err(e) => return Reach::Blocked(format!("parent /{here}: {e}")),
+        }
+    }
+    Reach::Parent(cur)
+}
+
+/// Something the rollback removes.
+struct Removal {
+    path: ArchivePath,
+    tree: bool,
+    is_dir: bool,
+}
+
+/// Removes `name` in `dir` and, for a folder, everything in it, never following a symlink.
+fn remove_tree(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<()> {
+    let st = rustix::fs::statat(dir, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+        return rustix::fs::unlinkat(dir, OsStr::from_bytes(name), AtFlags::empty());
+    }
+    let sub = dirfd::open_dir(dir, name)?;
+    let mut names = Vec::new();
+    let mut listing = rustix::fs::Dir::new(rustix::io::dup(&sub)?)?;
+    while let Some(entry) = listing.read() {
+        let n = entry?.file_name().to_bytes().to_vec();
+        if n != b"." && n != b".." {
+            names.push(n);
+        }
+    }
+    for n in names {
+        remove_tree(sub.as_fd(), &n)?;
+    }
+    rustix::fs::unlinkat(dir, OsStr::from_bytes(name), AtFlags::REMOVEDIR)
+}
+
+impl SafetyRecord {
+    /// Reads the sidecar beside `backup` (its absence is allowed and reported).
+    ///
+    /// # Errors
+    /// A missing or unreadable backup, an unreadable or malformed sidecar, or one written
+    /// by a newer version.
+    pub fn load(backup: &Path) -> Result<SafetyRecord, RestoreError> {
+        let meta = std::fs::metadata(backup).map_err(|e| RestoreError::io(backup, e))?;
+        if !meta.is_file() {
+            return Err(RestoreError::io(
+                backup,
+                std::io::Error::other("not a safety backup file"),
+            ));
+        }
+        let sidecar_file = sidecar_path(backup);
+        let sidecar: Option<Sidecar> = match std::fs::read(&sidecar_file) {
             Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
                 RestoreError::io(&sidecar_file, std::io::Error::other(e.to_string()))
             })?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(RestoreError::io(&sidecar_file, e)),
         };
-    let fd = open_root(root)?;
-    let mut removed = Vec::new();
-    let mut kept = Vec::new();
-    if let Some(sc) = &sidecar {
-        let mut created: Vec<ArchivePath> = sc
-            .created
-            .iter()
-            .filter_map(|c| ArchivePath::from_user(c).ok())
-            .collect();
-        created.sort_by_key(|p| std::cmp::Reverse(p.depth()));
-        for p in created {
-            if let Existing::Found(st) = probe(&fd, &p) {
-                let parent = open_parent(&fd, &p)
-                    .map_err(|e| RestoreError::io(&root.join(p.as_os_str()), e.into()))?;
-                let flags = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                    AtFlags::REMOVEDIR
+        if let Some(sc) = &sidecar
+            && sc.version > SIDECAR_VERSION
+        {
+            return Err(RestoreError::io(
+                &sidecar_file,
+                std::io::Error::other(format!(
+                    "sidecar format {} is newer than this proxsave understands ({SIDECAR_VERSION})",
+                    sc.version
+                )),
+            ));
+        }
+        Ok(SafetyRecord {
+            backup: backup.to_path_buf(),
+            sidecar_file,
+            sidecar,
+        })
+    }
+
+    /// The safety backup.
+    pub fn backup(&self) -> &Path {
+        &self.backup
+    }
+
+    /// True when the `.created` sidecar was found.
+    pub fn has_sidecar(&self) -> bool {
+        self.sidecar.is_some()
+    }
+
+    /// The root recorded in the sidecar.
+    pub fn recorded_root(&self) -> Option<RecordedRoot> {
+        let sc = self.sidecar.as_ref()?;
+        Some(match &sc.root_path {
+            Some(p) => RecordedRoot {
+                path: PathBuf::from(std::ffi::OsString::from_vec(p.bytes().to_vec())),
+                canonical: true,
+                dev: sc.root_dev,
+                ino: sc.root_ino,
+            },
+            None => RecordedRoot {
+                path: PathBuf::from(&sc.root),
+                canonical: false,
+                dev: sc.root_dev,
+                ino: sc.root_ino,
+            },
+        })
+    }
+
+    /// Opens the root to roll back: `given`, or the recorded one when `None`. A root that is
+    /// not the recorded one (another canonical path, or another device/inode at the same
+    /// path) is refused unless `force`.
+    ///
+    /// # Errors
+    /// [`BindError`].
+    pub fn bind_root(&self, given: Option<&Path>, force: bool) -> Result<BoundRoot, BindError> {
+        let recorded = self.recorded_root();
+        let asked = match (given, &recorded) {
+            (Some(g), _) => g.to_path_buf(),
+            (None, Some(r)) => r.path.clone(),
+            (None, None) => {
+                return Err(BindError::NoRecordedRoot {
+                    sidecar: self.sidecar_file.clone(),
+                });
+            }
+        };
+        let canonical = std::fs::canonicalize(&asked).map_err(|e| RestoreError::io(&asked, e))?;
+        let fd = open_root(&canonical)?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| RestoreError::io(&canonical, e.into()))?;
+        let id = identity(&st);
+        let mut notes = Vec::new();
+        let mut forced = None;
+        match &recorded {
+            None => notes.push(format!(
+                "{} is missing: the root cannot be checked against the one the backup was taken of, and files the restore added are not removed",
+                self.sidecar_file.display()
+            )),
+            Some(r) => {
+                let recorded_path = if r.canonical {
+                    r.path.clone()
                 } else {
-                    AtFlags::empty()
+                    std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone())
                 };
-                match rustix::fs::unlinkat(&parent, OsStr::from_bytes(p.file_name()), flags) {
-                    Ok(()) => removed.push(p.to_string()),
-                    Err(_) => kept.push(p.to_string()),
+                let recorded_id = r.dev.zip(r.ino);
+                if recorded_id.is_none() {
+                    notes.push(
+                        "the sidecar records no device/inode of the root (written by an older proxsave): only the path was compared".into(),
+                    );
+                }
+                let mismatch = RootMismatch {
+                    path_differs: recorded_path != canonical,
+                    identity_differs: recorded_id.is_some_and(|r| r != id),
+                    recorded: recorded_path,
+                    recorded_id,
+                    given: canonical.clone(),
+                    given_id: id,
+                };
+                if mismatch.path_differs || mismatch.identity_differs {
+                    if !force {
+                        return Err(BindError::Mismatch(mismatch));
+                    }
+                    forced = Some(mismatch);
                 }
             }
         }
+        Ok(BoundRoot {
+            path: canonical,
+            dev: id.0,
+            ino: id.1,
+            notes,
+            forced,
+            fd,
+        })
     }
-    let file = File::open(backup).map_err(|e| RestoreError::io(backup, e))?;
-    let (_, decoder) = compression::open_decoder(
-        BufReader::new(file),
-        Some(Compression::Gzip),
-        &backup.display().to_string(),
-    )
-    .map_err(proxsave_archive::Error::from)?;
-    let mut tar = TarReader::new(BufReader::with_capacity(256 << 10, decoder));
-    let mut extractor = Extractor::new(
-        root,
-        ExtractOptions {
-            cancel: cancel.clone(),
-            ..ExtractOptions::default()
-        },
-    )?;
-    while let Some(h) = tar.next_entry().map_err(proxsave_archive::Error::from)? {
-        extractor.add(&h, &mut tar, Selection::Include)?;
+
+    /// The created paths (and export folders) to remove, and those refused, as the root is
+    /// now.
+    fn removals(&self, root: BorrowedFd<'_>) -> (Vec<Removal>, Vec<PathNote>) {
+        let Some(sc) = &self.sidecar else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut refused = Vec::new();
+        // path -> removed as a whole tree
+        let mut wanted: BTreeMap<ArchivePath, bool> = BTreeMap::new();
+        let mut candidates: Vec<(&StoredPath, bool)> = Vec::new();
+        if let Some(ex) = &sc.export {
+            for c in &ex.created {
+                candidates.push((c, c == &ex.dir));
+            }
+        }
+        candidates.extend(sc.created.iter().map(|c| (c, false)));
+        for (stored, tree) in candidates {
+            if sc.version < 2 && stored.bytes().contains(&b'\\') {
+                refused.push(PathNote {
+                    path: format!("/{}", stored.shown()),
+                    reason:
+                        "recorded by an older proxsave in an ambiguous (escaped) form; not removed"
+                            .into(),
+                });
+                continue;
+            }
+            match ArchivePath::parse(stored.bytes()) {
+                Ok(Some(p)) => {
+                    let e = wanted.entry(p).or_insert(false);
+                    *e |= tree;
+                }
+                Ok(None) => refused.push(PathNote {
+                    path: stored.shown(),
+                    reason: "names the root folder itself; never removed".into(),
+                }),
+                Err(e) => refused.push(PathNote {
+                    path: stored.shown(),
+                    reason: format!("unusable name ({e}): it would escape the root; not removed"),
+                }),
+            }
+        }
+        let mut out = Vec::new();
+        for (path, tree) in wanted {
+            let parent = match reach_parent(root, &path) {
+                Reach::Parent(fd) => fd,
+                Reach::Missing => continue,
+                Reach::Blocked(reason) => {
+                    refused.push(PathNote {
+                        path: shown(&path),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            match rustix::fs::statat(
+                &parent,
+                OsStr::from_bytes(path.file_name()),
+                AtFlags::SYMLINK_NOFOLLOW,
+            ) {
+                Ok(st) => out.push(Removal {
+                    is_dir: FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+                    path,
+                    tree,
+                }),
+                Err(Errno::NOENT) => {}
+                Err(e) => refused.push(PathNote {
+                    path: shown(&path),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        // Whole trees first, then single paths deepest first.
+        out.sort_by(|a, b| {
+            b.tree
+                .cmp(&a.tree)
+                .then(b.path.depth().cmp(&a.path.depth()))
+                .then(a.path.cmp(&b.path))
+        });
+        (out, refused)
     }
-    tar.finish().map_err(proxsave_archive::Error::from)?;
-    let restored = extractor.commit()?;
-    if let Some(meta) = sidecar.as_ref().and_then(|s| s.root_meta) {
-        let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(meta.mode));
+
+    fn open_tar(&self) -> Result<TarReader<BufReader<Box<dyn Read>>>, RestoreError> {
+        let file = File::open(&self.backup).map_err(|e| RestoreError::io(&self.backup, e))?;
+        let (_, decoder) = compression::open_decoder(
+            BufReader::new(file),
+            Some(Compression::Gzip),
+            &self.backup.display().to_string(),
+        )
+        .map_err(proxsave_archive::Error::from)?;
+        let decoder: Box<dyn Read> = Box::new(decoder);
+        Ok(TarReader::new(BufReader::with_capacity(256 << 10, decoder)))
+    }
+
+    /// What [`SafetyRecord::rollback`] would do to `root` as it is now. Writes nothing.
+    ///
+    /// # Errors
+    /// An unreadable or corrupt safety backup.
+    pub fn preview(&self, root: &BoundRoot) -> Result<RollbackPreview, RestoreError> {
+        let (removals, mut refused) = self.removals(root.fd.as_fd());
+        let mut restore = Vec::new();
+        let mut tar = self.open_tar()?;
+        while let Some(h) = tar.next_entry().map_err(proxsave_archive::Error::from)? {
+            let path = match ArchivePath::parse(&h.raw_path) {
+                Ok(Some(p)) => p,
+                Ok(None) => continue,
+                Err(e) => {
+                    refused.push(PathNote {
+                        path: escape_bytes(&h.raw_path),
+                        reason: format!("unusable name ({e})"),
+                    });
+                    continue;
+                }
+            };
+            let blocked = match reach_parent(root.fd.as_fd(), &path) {
+                Reach::Blocked(reason) => Some(reason),
+                Reach::Missing => None,
+                Reach::Parent(parent) if h.kind == EntryKind::Directory => rustix::fs::statat(
+                    &parent,
+                    OsStr::from_bytes(path.file_name()),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .ok()
+                .filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+                .map(|_| "a symbolic link now exists where the backup has a folder".to_string()),
+                Reach::Parent(_) => None,
+            };
+            match blocked {
+                Some(reason) => refused.push(PathNote {
+                    path: shown(&path),
+                    reason,
+                }),
+                None => restore.push(shown(&path)),
+            }
+        }
+        tar.finish().map_err(proxsave_archive::Error::from)?;
+        Ok(RollbackPreview {
+            backup: self.backup.clone(),
+            root: root.path.clone(),
+            restore,
+            remove: removals
+                .iter()
+                .filter(|r| !r.tree)
+                .map(|r| shown(&r.path))
+                .collect(),
+            remove_trees: removals
+                .iter()
+                .filter(|r| r.tree)
+                .map(|r| shown(&r.path))
+                .collect(),
+            refused,
+            sidecar_missing: self.sidecar.is_none(),
+        })
+    }
+
+    /// Returns `root` to the state saved in the backup: reads and stages every saved entry
+    /// (nothing changes if the backup is unreadable), removes what the restore created (the
+    /// export folder with its contents), puts back every saved file, link and folder with
+    /// its exact metadata, then the root folder's own metadata. Paths that cannot be reached
+    /// safely are refused by name and the rest is rolled back.
+    ///
+    /// # Errors
+    /// An unreadable or corrupt safety backup (nothing changed), Ctrl+C while reading it
+    /// (nothing changed), errors of the root folder itself.
+    pub fn rollback(
+        &self,
+        root: &BoundRoot,
+        cancel: &CancelToken,
+    ) -> Result<RollbackReport, RestoreError> {
+        let fd = rustix::io::dup(&root.fd).map_err(|e| RestoreError::io(&root.path, e.into()))?;
+        let mut extractor = Extractor::with_root_fd(
+            fd,
+            &root.path,
+            ExtractOptions {
+                cancel: cancel.clone(),
+                ..ExtractOptions::default()
+            },
+        );
+        // Stage everything first: a damaged backup or Ctrl+C leaves the root as it was.
+        let staged = (|| -> Result<(), RestoreError> {
+            let mut tar = self.open_tar()?;
+            while let Some(h) = tar.next_entry().map_err(proxsave_archive::Error::from)? {
+                extractor.add(&h, &mut tar, Selection::Include)?;
+            }
+            tar.finish().map_err(proxsave_archive::Error::from)?;
+            Ok(())
+        })();
+        if let Err(e) = staged {
+            drop(extractor.abort());
+            self.restore_root_meta(root); // staging touched the root folder's times
+            return Err(e);
+        }
+        let (removals, refused) = self.removals(root.fd.as_fd());
+        let mut removed = Vec::new();
+        let mut kept = Vec::new();
+        for r in removals {
+            let name = r.path.file_name();
+            let result = match reach_parent(root.fd.as_fd(), &r.path) {
+                Reach::Parent(parent) if r.tree => remove_tree(parent.as_fd(), name),
+                Reach::Parent(parent) => rustix::fs::unlinkat(
+                    &parent,
+                    OsStr::from_bytes(name),
+                    if r.is_dir {
+                        AtFlags::REMOVEDIR
+                    } else {
+                        AtFlags::empty()
+                    },
+                ),
+                Reach::Missing => Err(Errno::NOENT),
+                Reach::Blocked(reason) => {
+                    kept.push(PathNote {
+                        path: shown(&r.path),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            match result {
+                Ok(()) => removed.push(shown(&r.path)),
+                Err(Errno::NOENT) => {}
+                Err(Errno::NOTEMPTY | Errno::EXIST) => kept.push(PathNote {
+                    path: shown(&r.path),
+                    reason: "folder not empty: it holds files added after the restore".into(),
+                }),
+                Err(e) => kept.push(PathNote {
+                    path: shown(&r.path),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        let restored = extractor.commit();
+        self.restore_root_meta(root);
+        Ok(RollbackReport {
+            root: root.path.clone(),
+            removed,
+            kept,
+            refused,
+            restored: restored?,
+            sidecar_missing: self.sidecar.is_none(),
+        })
+    }
+
+    fn restore_root_meta(&self, root: &BoundRoot) {
+        let Some(meta) = self.sidecar.as_ref().and_then(|s| s.root_meta) else {
+            return;
+        };
+        let fd = &root.fd;
+        let _ = rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode));
         if rustix::process::geteuid().is_root() {
             let _ = rustix::fs::fchown(
-                &fd,
+                fd,
                 Some(rustix::fs::Uid::from_raw(meta.uid)),
                 Some(rustix::fs::Gid::from_raw(meta.gid)),
             );
         }
         let _ = rustix::fs::futimens(
-            &fd,
+            fd,
             &Timestamps {
                 last_access: Timespec {
                     tv_sec: meta.atime_secs,
@@ -377,10 +1160,68 @@ pub fn rollback(
             },
         );
     }
-    Ok(RollbackReport {
-        removed,
-        kept,
-        restored,
-        sidecar_missing: sidecar.is_none(),
-    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_quotes_only_what_needs_it() {
+        assert_eq!(
+            shell_quote(OsStr::new("/tmp/proxsave/restore_backup_1.tar.gz")),
+            "/tmp/proxsave/restore_backup_1.tar.gz"
+        );
+        assert_eq!(shell_quote(OsStr::new("/a b/it's")), r"'/a b/it'\''s'");
+        assert_eq!(shell_quote(OsStr::from_bytes(b"/a\nb")), r"$'/a\x0ab'");
+    }
+
+    #[test]
+    fn old_sidecars_parse_and_new_paths_round_trip() {
+        let old: Sidecar = serde_json::from_str(
+            r#"{"root":"/tmp/r","root_meta":null,"created":["etc/x","etc/a\\b"]}"#,
+        )
+        .unwrap();
+        assert_eq!(old.version, 1);
+        assert!(old.root_dev.is_none());
+        assert_eq!(old.created[1].bytes(), br"etc/a\b");
+        let odd = StoredPath::of(b"etc/\xff\\x");
+        let json = serde_json::to_string(&odd).unwrap();
+        let back: StoredPath = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.bytes(), b"etc/\xff\\x");
+        let text = StoredPath::of(b"etc/a\\b\n");
+        let back: StoredPath =
+            serde_json::from_str(&serde_json::to_string(&text).unwrap()).unwrap();
+        assert_eq!(back.bytes(), b"etc/a\\b\n");
+    }
+
+    #[test]
+    fn export_places() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("r");
+        std::fs::create_dir(&root).unwrap();
+        assert_eq!(
+            export_place(&root, &root.join("opt/proxsave/x")),
+            ExportPlace::Inside(ArchivePath::from_user("opt/proxsave/x").unwrap())
+        );
+        assert_eq!(export_place(&root, &root), ExportPlace::Root);
+        assert_eq!(
+            export_place(&root, &d.path().join("export")),
+            ExportPlace::Outside
+        );
+        assert_eq!(
+            export_place(&root, &root.join("../export")),
+            ExportPlace::Outside
+        );
+        // A path spelled through a symlink that points into the root is inside.
+        std::os::unix::fs::symlink(&root, d.path().join("link")).unwrap();
+        assert_eq!(
+            export_place(&root, &d.path().join("link/e")),
+            ExportPlace::Inside(ArchivePath::from_user("e").unwrap())
+        );
+        assert_eq!(
+            export_place(Path::new("/"), Path::new("/")),
+            ExportPlace::Root
+        );
+    }
 }

@@ -1,4 +1,5 @@
-//! `proxsave decrypt`: write `<name>.decrypted.bundle.tar`, as upstream does.
+//! `proxsave decrypt`: write `<name>.decrypted.bundle.tar` (0600) into `--out` or the current
+//! folder.
 
 use std::path::PathBuf;
 
@@ -55,10 +56,13 @@ pub fn run(args: DecryptArgs, cancel: &CancelToken) -> CmdResult {
         Some(p) => open_backup(p)?,
         None => choose_backup(&config)?,
     };
-    let out_dir: PathBuf = args
-        .out
-        .clone()
-        .unwrap_or_else(|| config.base_dir.join("decrypt"));
+    // The bundle holds plaintext: by default it goes where the user is, never into a
+    // system folder.
+    let out_dir: PathBuf = match &args.out {
+        Some(d) => d.clone(),
+        None => std::env::current_dir()
+            .map_err(|e| anyhow::anyhow!("the current folder (give --out DIR): {e}"))?,
+    };
     // An existing folder may hold other files (only the new bundle is ever added to it); a
     // missing one is created and, on failure, removed again up to what existed before.
     let dest = if out_dir.exists() {

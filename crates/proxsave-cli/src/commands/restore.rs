@@ -19,7 +19,7 @@ use proxsave_restore::plan::{
 use proxsave_restore::prompt::{PromptError, Prompter, Question};
 use proxsave_restore::report::{FileStatus, Outcome, Report};
 use proxsave_restore::runstate::{self, RunState};
-use proxsave_restore::safety;
+use proxsave_restore::safety::{self, BindError, RollbackPreview, SafetyRecord};
 use proxsave_restore::workspace::Workspace;
 
 use crate::answers::{Answers, HostActionsArg};
@@ -536,6 +536,9 @@ fn summary(console: &Console, report: &Report) {
         ));
         if let Some(cmd) = &report.rollback_command {
             console.line(&format!("Roll back with: {cmd}"));
+            console.line(
+                "  (it shows what it will restore and remove, then asks; --yes skips the question)",
+            );
         }
         if report.outcome != Outcome::Aborted && report.outcome != Outcome::Failed {
             console.line(&format!(
@@ -582,59 +585,264 @@ fn summary(console: &Console, report: &Report) {
     }
 }
 
+/// How many paths of each kind a human preview lists (`--json` lists all).
+const PREVIEW_CAP: usize = 20;
+
+fn list_capped(console: &Console, title: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
+    }
+    console.line(title);
+    for i in items.iter().take(PREVIEW_CAP) {
+        console.line(&format!("  {i}"));
+    }
+    if items.len() > PREVIEW_CAP {
+        console.line(&format!(
+            "  … and {} more (--json lists all)",
+            items.len() - PREVIEW_CAP
+        ));
+    }
+}
+
+fn show_rollback_preview(console: &Console, bound: &safety::BoundRoot, p: &RollbackPreview) {
+    console.line(&format!(
+        "Rollback of {} to the safety backup {}",
+        p.root.display(),
+        p.backup.display()
+    ));
+    match &bound.forced {
+        Some(m) => console.line(&format!(
+            "WARNING: --force-root: {m}; rolling back {} anyway",
+            bound.path.display()
+        )),
+        None if !p.sidecar_missing => console.line(&format!(
+            "Root checked: {} is the folder the backup was taken of (device {}, inode {}).",
+            bound.path.display(),
+            bound.dev,
+            bound.ino
+        )),
+        None => {}
+    }
+    for n in &bound.notes {
+        console.line(&format!("NOTE: {n}"));
+    }
+    console.line("");
+    list_capped(
+        console,
+        &format!(
+            "Will restore {} saved entries (content, mode, owner, times):",
+            p.restore.len()
+        ),
+        &p.restore,
+    );
+    let mut remove: Vec<String> = p
+        .remove_trees
+        .iter()
+        .map(|t| format!("{t}  (export folder, with everything in it)"))
+        .collect();
+    remove.extend(p.remove.iter().cloned());
+    list_capped(
+        console,
+        &format!("Will remove {} paths the restore created:", remove.len()),
+        &remove,
+    );
+    let refused: Vec<String> = p
+        .refused
+        .iter()
+        .map(|r| format!("{}: {}", r.path, r.reason))
+        .collect();
+    list_capped(
+        console,
+        &format!("Will refuse {} paths (left as they are):", refused.len()),
+        &refused,
+    );
+    if p.restore.is_empty() && remove.is_empty() && refused.is_empty() {
+        console.line("Nothing to restore or remove.");
+    }
+    console.line("");
+}
+
+#[derive(serde::Serialize)]
+struct RollbackDoc<'a> {
+    preview: &'a RollbackPreview,
+    #[serde(flatten)]
+    report: &'a safety::RollbackReport,
+    complete: bool,
+}
+
 fn rollback(
     args: &RestoreArgs,
     file: &Path,
     console: &mut Console,
     cancel: &CancelToken,
 ) -> CmdResult {
-    let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let record = SafetyRecord::load(file).map_err(|e| Exit::Failure(e.into()))?;
+    let bound = match record.bind_root(args.root.as_deref(), args.force_root) {
+        Ok(b) => b,
+        Err(BindError::NoRecordedRoot { sidecar }) => {
+            return Err(Exit::Usage(format!(
+                "{} is missing, so the root the safety backup {} was taken of is unknown: name it with --root DIR (nothing was changed)",
+                sidecar.display(),
+                file.display()
+            )));
+        }
+        Err(BindError::Mismatch(m)) => {
+            let hint = if !m.path_differs {
+                format!(
+                    "if the folder now at {} really is the one to roll back, add {}--force-root",
+                    m.given.display(),
+                    if args.root.is_some() {
+                        String::new()
+                    } else {
+                        format!("--root {} ", safety::shell_quote(m.given.as_os_str()))
+                    }
+                )
+            } else if args.root.is_some() {
+                format!(
+                    "omit --root to roll back {}, or add --force-root to roll back {} anyway",
+                    m.recorded.display(),
+                    m.given.display()
+                )
+            } else {
+                // Without --root the recorded path is used, so only the identity can differ.
+                format!(
+                    "add --root {} --force-root to roll it back anyway",
+                    safety::shell_quote(m.given.as_os_str())
+                )
+            };
+            return Err(Exit::Usage(format!(
+                "refusing to roll back: {m}. Nothing was changed; {hint}."
+            )));
+        }
+        Err(BindError::Io(e)) => return Err(Exit::Failure(e.into())),
+    };
+    // The safety backup's folder is the work dir of the run it undoes: take that run's
+    // locks (one restore or rollback at a time) and clean what a dead run left, so the
+    // rollback is exact.
+    let work_dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let lock = runstate::lock(&work_dir, Some(&bound.path)).map_err(|e| {
+        if e.is_busy() {
+            Exit::Usage(e.to_string())
+        } else {
+            Exit::Failure(e.into())
+        }
+    })?;
+    let now = chrono::Local::now();
+    let stamp = now.format("%Y%m%d_%H%M%S").to_string();
+    let recovery =
+        runstate::recover(&lock, Some(&bound.path), &stamp).map_err(|e| Exit::Failure(e.into()))?;
+    for l in recovery.lines() {
+        console.line(&l);
+    }
+    let preview = record
+        .preview(&bound)
+        .map_err(|e| Exit::Failure(e.into()))?;
+    show_rollback_preview(console, &bound, &preview);
     if !args.yes {
         if !console.interactive {
+            if args.json {
+                print_json("rollback-plan", &preview)?;
+            }
             return Err(Exit::Usage(
-                "rolling back needs confirmation: add --yes".into(),
+                "rolling back needs confirmation: add --yes (nothing was changed)".into(),
             ));
         }
         let ok = console
             .confirm(&Question {
                 id: "rollback",
                 flag: Some("--yes"),
-                text: format!(
-                    "Roll back {} to the safety backup {}?",
-                    root.display(),
-                    file.display()
-                ),
+                text: format!("Roll back {} now?", bound.path.display()),
                 default: false,
                 strict_yes: true,
                 timeout: None,
             })
             .map_err(prompt_exit)?;
         if !ok {
+            console.line("Rollback cancelled; nothing was changed.");
             return Err(Exit::Aborted);
         }
     }
-    let report = safety::rollback(file, &root, cancel).map_err(|e| Exit::Failure(e.into()))?;
+    let ws = Workspace {
+        dir: work_dir.clone(),
+        stamp,
+    };
+    let _state = RunState::begin(&lock, &ws, &bound.path, "rollback", now.to_rfc3339())
+        .and_then(|st| st.phase(runstate::Phase::RollingBack).map(|()| st))
+        .map_err(|e| Exit::Failure(e.into()))?;
+    let report = match record.rollback(&bound, cancel) {
+        Ok(r) => r,
+        Err(e) if e.is_abort() || cancel.is_cancelled() => return Err(Exit::Aborted),
+        Err(e) => return Err(Exit::Failure(e.into())),
+    };
     if args.json {
-        print_json("rollback", &report)?;
+        print_json(
+            "rollback",
+            &RollbackDoc {
+                preview: &preview,
+                report: &report,
+                complete: report.complete(),
+            },
+        )?;
     }
     console.line(&format!(
         "Rolled back {}: {} entries restored, {} created paths removed{}.",
-        root.display(),
+        report.root.display(),
         report.restored.written,
         report.removed.len(),
         if report.kept.is_empty() {
             String::new()
         } else {
-            format!(", {} kept (not empty)", report.kept.len())
+            format!(", {} kept", report.kept.len())
         }
     ));
+    for r in &report.refused {
+        console.line(&format!("  refused {}: {}", r.path, r.reason));
+    }
+    for e in report
+        .restored
+        .refused_entries()
+        .chain(report.restored.failed_entries())
+    {
+        console.line(&format!(
+            "  {} {}: {}",
+            if e.status == proxsave_archive::extract::Status::Refused {
+                "refused"
+            } else {
+                "FAILED"
+            },
+            e.path
+                .as_deref()
+                .map_or_else(|| e.name.clone(), |p| format!("/{p}")),
+            e.reason.as_deref().unwrap_or("")
+        ));
+    }
+    for k in &report.kept {
+        console.line(&format!("  kept {}: {}", k.path, k.reason));
+    }
     if report.sidecar_missing {
         console.line("WARNING: no .created list beside the backup: files added by the restore were not removed.");
     }
-    if report.restored.refused > 0 || report.restored.failed > 0 {
+    if !report.complete() {
+        console.line("Rollback incomplete: the paths listed as refused or FAILED were left as they are; everything else was rolled back.");
         return Err(Exit::Code(1));
     }
     Ok(())
+}
+
+/// The default export folder's parent: `BASE_DIR`, inside the root when the root is not `/`.
+fn default_export_base(root: &Path, base_dir: &Path) -> PathBuf {
+    if root == Path::new("/") {
+        return base_dir.to_path_buf();
+    }
+    let rel: PathBuf = base_dir
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect();
+    root.join(rel)
 }
 
 pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
@@ -700,7 +908,7 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
     let now = chrono::Local::now();
     let stamp = now.format("%Y%m%d_%H%M%S").to_string();
     let export_dir = s.export_dir.clone().unwrap_or_else(|| {
-        config.base_dir.join(format!(
+        default_export_base(&root, &config.base_dir).join(format!(
             "proxmox-config-export-{}",
             now.format("%Y%m%d-%H%M%S")
         ))
