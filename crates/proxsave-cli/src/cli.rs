@@ -131,6 +131,10 @@ pub struct RestoreArgs {
     /// Roll the root back to this safety backup (restore_backup_*.tar.gz) and exit.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["backup", "mode", "categories", "dry_run"])]
     pub rollback: Option<PathBuf>,
+    /// Start the services an interrupted or killed restore left stopped (from the services
+    /// journal in --work-dir, for this --root) and exit; also done first by every restore.
+    #[arg(long, conflicts_with_all = ["backup", "mode", "categories", "dry_run", "rollback"])]
+    pub recover: bool,
 }
 
 /// `diff`.

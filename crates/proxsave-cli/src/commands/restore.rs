@@ -445,6 +445,31 @@ fn summary(console: &Console, report: &Report) {
             report.error.as_deref().unwrap_or("unknown error")
         )),
     }
+    if let Some(i) = &report.interrupted {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        console.line(&format!("Interrupted by {} during {}.", i.signal, i.during));
+        console.line(&format!("Services restarted: {}", list(&i.restarted)));
+        if !i.not_restarted.is_empty() {
+            console.line(&format!(
+                "Services NOT restarted: {}; start them, or run: {}",
+                list(&i.not_restarted),
+                super::recover::command(
+                    &report.root,
+                    report
+                        .log
+                        .as_deref()
+                        .and_then(Path::parent)
+                        .unwrap_or(Path::new(super::recover::DEFAULT_WORK_DIR))
+                )
+            ));
+        }
+    }
     let c = &report.counts;
     if report.outcome == Outcome::DryRun {
         for f in &report.files {
@@ -515,7 +540,7 @@ fn summary(console: &Console, report: &Report) {
         }
     }
     for s in &report.services {
-        if s.result != "ok" && s.result != "deferred" {
+        if !s.is_fine() {
             console.line(&format!("Service {} {}: {}", s.action, s.target, s.result));
         }
     }
@@ -609,6 +634,9 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
     if let Some(file) = &args.rollback {
         return rollback(&args, file, &mut console, cancel);
     }
+    if args.recover {
+        return super::recover::run(&args, &console, cancel);
+    }
     let s = settings(&args)?;
     let config = Config::load(args.config.as_deref())?;
     for (id, v) in [
@@ -679,6 +707,8 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
     } else {
         Workspace::ensure(&s.work_dir, stamp).map_err(|e| Exit::Failure(e.into()))?
     };
+    // Services an earlier, killed run of this root left stopped are started first.
+    super::recover::before_restore(&console, &root, &s.work_dir, args.dry_run, cancel);
 
     // Phase 2–4: key, verification and analysis in one read.
     let label = backup.display_name().to_string();
@@ -815,6 +845,7 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
     }
     summary(&console, &report);
     match err {
+        None if cancel.is_cancelled() => Err(Exit::Aborted),
         None => Ok(()),
         Some(e) if e.is_abort() || cancel.is_cancelled() => Err(Exit::Aborted),
         Some(e) if e.is_missing_decision() => Err(Exit::Usage(e.to_string())),
