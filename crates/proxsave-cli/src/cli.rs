@@ -137,6 +137,10 @@ pub struct RestoreArgs {
     /// safety backup was taken of (another path, or another folder at that path).
     #[arg(long, requires_all = ["rollback", "root"])]
     pub force_root: bool,
+    /// Start the services an interrupted or killed restore left stopped (from the services
+    /// journal in --work-dir, for this --root) and exit; also done first by every restore.
+    #[arg(long, conflicts_with_all = ["backup", "mode", "categories", "dry_run", "rollback"])]
+    pub recover: bool,
 }
 
 /// `diff`.

@@ -1,6 +1,7 @@
 //! The real effects the restore engine is generic over: processes, mount table.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -8,7 +9,12 @@ use std::time::{Duration, Instant};
 use proxsave_archive::progress::CancelToken;
 use proxsave_restore::host::{CommandOutput, CommandRunner, HostCommand, MountProbe};
 
-/// Runs host commands as child processes, killing them at their deadline or on Ctrl+C.
+/// Runs host commands as child processes, killing them at their deadline or when the token
+/// passed to [`CommandRunner::run`] is cancelled.
+///
+/// Each child leads its own process group: a Ctrl+C typed in the terminal reaches proxsave
+/// only (which decides what to stop), never a `systemctl` half-way; a deadline or cancellation
+/// kills the whole group (the command and anything it started).
 pub struct ProcessRunner {
     /// Extra environment for children (none by default).
     pub path: Option<std::ffi::OsString>,
@@ -25,6 +31,7 @@ impl CommandRunner for ProcessRunner {
         if let Some(p) = &self.path {
             command.env("PATH", p);
         }
+        command.process_group(0);
         let mut child = command.spawn()?;
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
@@ -46,6 +53,7 @@ impl CommandRunner for ProcessRunner {
             }
             if Instant::now() >= deadline || cancel.is_cancelled() {
                 timed_out = true;
+                kill_group(child.id());
                 let _ = child.kill();
                 break child.wait().ok();
             }
@@ -63,6 +71,16 @@ impl CommandRunner for ProcessRunner {
             stderr,
             timed_out,
         })
+    }
+}
+
+/// SIGKILL to the process group led by `pid` (our child, not yet reaped).
+fn kill_group(pid: u32) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }
 

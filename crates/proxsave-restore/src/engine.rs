@@ -23,9 +23,10 @@ use crate::applier::{ApplyContext, appliers};
 use crate::compare::{Change, RootReader};
 use crate::error::RestoreError;
 use crate::host::Host;
+use crate::journal::Journal;
 use crate::plan::{Plan, Tier};
 use crate::prompt::{Level, Prompter, Question};
-use crate::report::{FileOutcome, FileStatus, Outcome, Report, system_path};
+use crate::report::{FileOutcome, FileStatus, Interruption, Outcome, Report, system_path};
 use crate::runstate::{Phase, RunState, SpaceNeed};
 use crate::safety;
 use crate::services::ServiceGuard;
@@ -452,6 +453,7 @@ pub fn execute(
         log: None,
         error: None,
         sha256: Some(scan.stream.sha256.clone()),
+        interrupted: None,
     };
     let result = run(
         backup,
@@ -464,6 +466,15 @@ pub fn execute(
         opts,
         &mut report,
     );
+    // A cancellation noticed by nothing (e.g. during the commit or the restarts) still ends
+    // the run as interrupted.
+    let result = match result {
+        Ok(()) if opts.cancel.is_cancelled() => Err(RestoreError::Interrupted),
+        r => r,
+    };
+    if opts.cancel.is_cancelled() {
+        report.interrupted = Some(Interruption::from_token(&opts.cancel, &report.services));
+    }
     report.duration_secs = started.elapsed().as_secs_f64();
     report.deferred = host.deferred();
     report.recount(scan.entries.len() as u64);
@@ -492,7 +503,10 @@ pub fn execute(
             } else {
                 Outcome::Failed
             };
-            report.error = Some(e.to_string());
+            report.error = Some(match &report.interrupted {
+                Some(i) => i.to_string(),
+                None => e.to_string(),
+            });
             Some(e)
         }
     };
@@ -550,6 +564,7 @@ fn run(
     }
 
     // 1. Safety backup of everything the root tier will touch.
+    cancel.set_activity("creating the safety backup");
     if !opts.dry_run && !targets.is_empty() {
         prompter.say(
             Level::Info,
@@ -615,8 +630,14 @@ fn run(
         }
     }
 
-    // 2. Stop services (restarted by the guard on every exit path).
-    let mut guard = ServiceGuard::new(host);
+    // 2. Stop services (restarted by the guard on every exit path; each unit written to the
+    // services journal before its stop request, for `proxsave restore --recover`).
+    cancel.set_activity("stopping services");
+    let mut guard = ServiceGuard::new(host, cancel).with_journal(Journal::new(
+        &ws.dir,
+        &host.root,
+        report.started.clone(),
+    ));
     if !opts.dry_run {
         mark(opts, report, Phase::StoppingServices);
     }
@@ -628,6 +649,10 @@ fn run(
             );
         }
         for unit in &plan.services_to_stop {
+            if cancel.is_cancelled() {
+                report.services = guard.restore();
+                return Err(RestoreError::Interrupted);
+            }
             prompter.say(Level::Info, &format!("Stopping {unit}..."));
             if let Err(why) = guard.stop(unit, cancel) {
                 if cancel.is_cancelled() {
@@ -679,6 +704,9 @@ fn run(
             let path = host.root.join(m.trim_start_matches('/'));
             if let Err(why) = guard.unmount(path, cancel) {
                 report.services = guard.restore();
+                if cancel.is_cancelled() {
+                    return Err(RestoreError::Interrupted);
+                }
                 return Err(RestoreError::ServiceStop {
                     unit: format!("umount {m}"),
                     detail: why,
@@ -707,6 +735,7 @@ fn run(
     }
 
     // 4. Appliers for staged categories.
+    cancel.set_activity("applying staged categories");
     if !opts.dry_run {
         mark(opts, report, Phase::Applying);
         let staged: Vec<&'static str> = plan.in_tier(Tier::Staged).map(|c| c.id).collect();
@@ -784,6 +813,7 @@ fn extract_tiers(
         record_written: true,
         ..ExtractOptions::default()
     };
+    cancel.set_activity("extracting");
     let reader = RootReader::open(&host.root).map_err(|e| RestoreError::io(&host.root, e))?;
     let mut tiers = Tiers {
         root: None,
@@ -979,6 +1009,7 @@ fn extract_tiers(
         return Ok(());
     }
     // Verified: commit every tier.
+    cancel.set_activity("committing");
     let mut merged: BTreeMap<String, (FileOutcome, u8)> = BTreeMap::new();
     if let Some(x) = tiers.root.take() {
         mark(opts, report, Phase::Committing);

@@ -17,6 +17,7 @@ pub mod diff;
 pub mod engine;
 pub mod error;
 pub mod host;
+pub mod journal;
 pub mod plan;
 pub mod prompt;
 pub mod report;

@@ -129,6 +129,45 @@ impl Outcome {
     }
 }
 
+/// Why and when a run was interrupted, and what became of the services it had stopped.
+#[derive(Clone, Debug, Serialize)]
+pub struct Interruption {
+    /// What interrupted it (`SIGINT`, `SIGTERM`, or `cancellation`).
+    pub signal: String,
+    /// What the run was doing then (`stopping services`, `extracting`, `committing`, …).
+    pub during: String,
+    /// Units stopped by the run and started again.
+    pub restarted: Vec<String>,
+    /// Units stopped by the run and not started again, with why.
+    pub not_restarted: Vec<String>,
+}
+
+impl Interruption {
+    /// From the cancelled token and the service actions of the run.
+    pub fn from_token(
+        token: &proxsave_archive::progress::CancelToken,
+        services: &[ServiceAction],
+    ) -> Interruption {
+        let (restarted, not_restarted) = crate::services::restart_summary(services);
+        Interruption {
+            signal: token.cause().unwrap_or("cancellation").to_string(),
+            during: token
+                .interrupted_during()
+                .filter(|d| !d.is_empty())
+                .unwrap_or("preparing")
+                .to_string(),
+            restarted,
+            not_restarted,
+        }
+    }
+}
+
+impl std::fmt::Display for Interruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted by {} during {}", self.signal, self.during)
+    }
+}
+
 /// The report of a restore (also for dry runs and failed runs).
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -172,6 +211,8 @@ pub struct Report {
     pub error: Option<String>,
     /// The archive's SHA-256 as verified.
     pub sha256: Option<String>,
+    /// Set when a signal (or other cancellation) interrupted the run.
+    pub interrupted: Option<Interruption>,
 }
 
 impl Report {
@@ -244,10 +285,7 @@ impl Report {
             Outcome::CompletedWithErrors
         } else if !self.staged_not_applied.is_empty()
             || !self.warnings.is_empty()
-            || self
-                .services
-                .iter()
-                .any(|s| !matches!(s.result.as_str(), "ok" | "deferred" | "not mounted"))
+            || self.services.iter().any(|s| !s.is_fine())
         {
             Outcome::Warnings
         } else {
@@ -306,6 +344,26 @@ impl Report {
         section(&mut s, "SKIPPED FILES", FileStatus::Skipped, false);
         section(&mut s, "REFUSED FILES", FileStatus::Refused, false);
         section(&mut s, "FAILED FILES", FileStatus::Failed, false);
+        if !self.services.is_empty() {
+            let _ = writeln!(s, "SERVICES:");
+            for a in &self.services {
+                let _ = writeln!(s, "  {} {}: {}", a.action, a.target, a.result);
+            }
+            let _ = writeln!(s);
+        }
+        if let Some(i) = &self.interrupted {
+            let _ = writeln!(s, "INTERRUPTED: {i}");
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            let _ = writeln!(s, "  Services restarted: {}", list(&i.restarted));
+            let _ = writeln!(s, "  Services NOT restarted: {}", list(&i.not_restarted));
+            let _ = writeln!(s);
+        }
         let c = &self.counts;
         let _ = writeln!(s, "SUMMARY:");
         let _ = writeln!(s, "  Files extracted: {}", c.restored);
@@ -345,7 +403,7 @@ impl Report {
 /// True for a service the restore stopped and could not start again (the host is left with it
 /// down).
 pub fn service_not_restarted(s: &ServiceAction) -> bool {
-    s.action == "start" && !matches!(s.result.as_str(), "ok" | "deferred")
+    s.action == "start" && !s.is_fine()
 }
 
 /// `/etc/hosts` for `etc/hosts`.

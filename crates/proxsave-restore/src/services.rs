@@ -2,16 +2,27 @@
 //!
 //! [`ServiceGuard`] records every unit it stopped and every mount it unmounted; it restarts
 //! them when [`ServiceGuard::restore`] is called or, failing that, when it is dropped (error
-//! return, Ctrl+C, a panicking applier). Restarts use their own cancellation token, so they
-//! run even after the user interrupted the restore, each with a deadline.
+//! return, Ctrl+C, a panicking applier).
+//!
+//! Stop and start requests are never cut short by the user's cancellation, only by their own
+//! deadline: a Ctrl+C while `systemctl stop` runs lets that request finish, then the guard
+//! sees the cancellation and the restore winds down. A unit whose stop request went through is
+//! always started again; a unit whose stop request failed or timed out is started if
+//! `systemctl is-active` says it is not running. The guard tells the caller, through the
+//! user's [`CancelToken`], when services are down and when they are being restarted
+//! ([`Stage`]), so a second Ctrl+C can be explained instead of obeyed blindly.
+//!
+//! With a [`Journal`] the guard writes down each unit before stopping it, so a run killed
+//! outright leaves a record; [`recover`] starts what such a run left stopped.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use proxsave_archive::progress::CancelToken;
+use proxsave_archive::progress::{CancelToken, Stage};
 use serde::Serialize;
 
-use crate::host::{Host, HostCommand, Ran};
+use crate::host::{Host, HostActions, HostCommand, Ran};
+use crate::journal::{Journal, Leftover};
 
 /// One service action and its outcome.
 #[derive(Clone, Debug, Serialize)]
@@ -20,8 +31,24 @@ pub struct ServiceAction {
     pub action: &'static str,
     /// The unit or mount point.
     pub target: String,
-    /// `ok`, `deferred`, or the failure.
+    /// `ok`, `deferred`, [`ALREADY_ACTIVE`], `interrupted`, or the failure.
     pub result: String,
+}
+
+/// Result of a start that was not needed: the unit's stop never took effect.
+pub const ALREADY_ACTIVE: &str = "already active";
+/// Result of a stop cut short by the user (the unit is started again).
+pub const INTERRUPTED: &str = "interrupted";
+
+impl ServiceAction {
+    /// True for results that need no attention (`ok`, `deferred`, `not mounted`,
+    /// [`ALREADY_ACTIVE`]).
+    pub fn is_fine(&self) -> bool {
+        matches!(
+            self.result.as_str(),
+            "ok" | "deferred" | "not mounted" | ALREADY_ACTIVE
+        )
+    }
 }
 
 /// Deadline of `systemctl stop --no-block`.
@@ -31,29 +58,105 @@ pub const STOP_WAIT: Duration = Duration::from_secs(30);
 /// Deadline of each start attempt.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Deadline of each `systemctl is-active`.
+pub const IS_ACTIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn systemctl(args: &[&str], timeout: Duration) -> HostCommand {
     HostCommand::new("systemctl", args.iter().copied()).timeout(timeout)
+}
+
+/// What `systemctl is-active` prints for `unit` (`None` when it could not run).
+fn unit_state(host: &Host, unit: &str, token: &CancelToken) -> Option<String> {
+    match host.run(&systemctl(&["is-active", unit], IS_ACTIVE_TIMEOUT), token) {
+        Ok(Ran::Done(out)) => Some(out.stdout_text()),
+        _ => None,
+    }
+}
+
+/// The unit is down (or never existed): waiting for it is over.
+fn is_down(state: &str) -> bool {
+    matches!(state, "inactive" | "failed" | "unknown" | "dead" | "")
+}
+
+/// The unit runs (or is getting there): no start needed.
+fn is_running(state: &str) -> bool {
+    matches!(state, "active" | "reloading" | "activating")
+}
+
+/// Starts `unit`: `start`, `start`, `restart`, each with its deadline, 2 s apart. Returns
+/// `ok`, `deferred` or the last failure.
+fn start_unit(host: &Host, unit: &str, token: &CancelToken) -> String {
+    let mut result = String::new();
+    for (i, verb) in ["start", "start", "restart"].iter().enumerate() {
+        if i > 0 {
+            host.clock.sleep(Duration::from_secs(2));
+        }
+        match host.run(&systemctl(&[verb, unit], START_TIMEOUT), token) {
+            Ok(Ran::Done(out)) if out.success() => return "ok".into(),
+            Ok(Ran::Done(out)) => result = out.failure(),
+            Ok(Ran::Deferred) => return "deferred".into(),
+            Err(e) => result = e.to_string(),
+        }
+    }
+    result
+}
+
+/// Restart order: stop order, except that `pve-cluster` (which also mounts `/etc/pve`) comes
+/// first and the PBS API daemon `proxmox-backup` before the proxy that talks to it.
+fn restart_order<T>(mut units: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<T> {
+    if let Some(i) = units.iter().position(|u| name(u) == "pve-cluster") {
+        let u = units.remove(i);
+        units.insert(0, u);
+    }
+    if let (Some(a), Some(b)) = (
+        units.iter().position(|u| name(u) == "proxmox-backup-proxy"),
+        units.iter().position(|u| name(u) == "proxmox-backup"),
+    ) && a < b
+    {
+        units.swap(a, b);
+    }
+    units
+}
+
+/// A unit the guard asked to stop.
+struct Stopped {
+    unit: String,
+    /// The stop request succeeded: systemd has (or will have) stopped it.
+    accepted: bool,
 }
 
 /// Stops and restarts units through `systemctl` on the [`Host`].
 pub struct ServiceGuard<'h> {
     host: &'h Host,
-    stopped: Vec<String>,
+    progress: CancelToken,
+    stopped: Vec<Stopped>,
     unmounted: Vec<PathBuf>,
     actions: Vec<ServiceAction>,
+    journal: Option<Journal>,
     finished: bool,
 }
 
 impl<'h> ServiceGuard<'h> {
-    /// A guard with nothing stopped yet.
-    pub fn new(host: &'h Host) -> ServiceGuard<'h> {
+    /// A guard with nothing stopped yet. `cancel` is the user's token: the guard reports its
+    /// [`Stage`] and activity on it (restarts themselves ignore its cancellation).
+    pub fn new(host: &'h Host, cancel: &CancelToken) -> ServiceGuard<'h> {
         ServiceGuard {
             host,
+            progress: cancel.clone(),
             stopped: Vec::new(),
             unmounted: Vec::new(),
             actions: Vec::new(),
+            journal: None,
             finished: false,
         }
+    }
+
+    /// Records every stop in `journal` before requesting it (only when host actions run).
+    pub fn with_journal(mut self, journal: Journal) -> ServiceGuard<'h> {
+        if self.host.actions == HostActions::Run {
+            self.journal = Some(journal);
+        }
+        self
     }
 
     fn record(&mut self, action: &'static str, target: &str, result: String) {
@@ -64,56 +167,89 @@ impl<'h> ServiceGuard<'h> {
         });
     }
 
-    fn is_active(&self, unit: &str, cancel: &CancelToken) -> bool {
-        match self.host.run(
-            &systemctl(&["is-active", unit], Duration::from_secs(10)),
-            cancel,
-        ) {
-            Ok(Ran::Done(out)) => {
-                let state = out.stdout_text();
-                !matches!(
-                    state.as_str(),
-                    "inactive" | "failed" | "unknown" | "dead" | ""
-                )
-            }
-            _ => true,
-        }
-    }
-
     /// Stops `unit`: `systemctl stop --no-block`, then waits for it to become inactive, then
     /// kills it. A unit that is still active afterwards is an error; nothing has been written
     /// yet, and the caller aborts (the guard restarts what it stopped).
     ///
+    /// Nothing is requested once `cancel` is set. The request itself is not cut short by
+    /// `cancel` (only by its deadline); `cancel` is checked when it returns and while waiting,
+    /// and ends the wait with the error [`INTERRUPTED`] (the unit is started again later).
+    ///
     /// # Errors
     /// A message describing why the unit did not stop.
     pub fn stop(&mut self, unit: &str, cancel: &CancelToken) -> Result<(), String> {
+        if cancel.is_cancelled() {
+            return Err(INTERRUPTED.into());
+        }
+        if let Some(j) = &mut self.journal
+            && let Err(e) = j.stopping(unit)
+        {
+            let why = format!(
+                "cannot record it in the services journal {}: {e}",
+                j.path().display()
+            );
+            self.record("stop", unit, why.clone());
+            return Err(why);
+        }
+        if self.host.actions == HostActions::Run {
+            self.progress.set_stage(Stage::ServicesDown);
+        }
+        proxsave_archive::checkpoint::checkpoint("stop", &unit);
+        // Requests run to completion (or their deadline) whatever the user does.
+        let quiet = CancelToken::new();
         let request = systemctl(&["stop", "--no-block", unit], STOP_REQUEST_TIMEOUT);
-        match self.host.run(&request, cancel) {
+        match self.host.run(&request, &quiet) {
             Ok(Ran::Deferred) => {
                 self.record("stop", unit, "deferred".into());
                 return Ok(());
             }
             Ok(Ran::Done(out)) if !out.success() => {
+                // Refused or timed out: it may or may not be stopping; checked at restart.
+                self.stopped.push(Stopped {
+                    unit: unit.to_string(),
+                    accepted: false,
+                });
                 let why = out.failure();
                 self.record("stop", unit, why.clone());
                 return Err(why);
             }
-            Ok(Ran::Done(_)) => {}
+            Ok(Ran::Done(_)) => self.stopped.push(Stopped {
+                unit: unit.to_string(),
+                accepted: true,
+            }),
             Err(e) => {
+                self.stopped.push(Stopped {
+                    unit: unit.to_string(),
+                    accepted: false,
+                });
                 self.record("stop", unit, e.to_string());
                 return Err(e.to_string());
             }
         }
-        // From here on the unit may be stopping: remember it so it is restarted.
-        self.stopped.push(unit.to_string());
+        if cancel.is_cancelled() {
+            // Interrupted while the request ran: it went through, the unit is started again.
+            self.record("stop", unit, INTERRUPTED.into());
+            return Err(INTERRUPTED.into());
+        }
         let step = Duration::from_millis(500);
         let mut waited = Duration::ZERO;
-        while self.is_active(unit, cancel) {
+        loop {
+            let state = unit_state(self.host, unit, &quiet);
+            if state.as_deref().is_some_and(is_down) {
+                break;
+            }
+            if cancel.is_cancelled() {
+                self.record("stop", unit, INTERRUPTED.into());
+                return Err(INTERRUPTED.into());
+            }
             if waited >= STOP_WAIT {
                 let kill = systemctl(&["kill", "--signal=SIGKILL", unit], Duration::from_secs(10));
-                let _ = self.host.run(&kill, cancel);
+                let _ = self.host.run(&kill, &quiet);
                 self.host.clock.sleep(Duration::from_secs(1));
-                if self.is_active(unit, cancel) {
+                if !unit_state(self.host, unit, &quiet)
+                    .as_deref()
+                    .is_some_and(is_down)
+                {
                     let why = format!(
                         "still active {}s after the stop request, even after SIGKILL",
                         STOP_WAIT.as_secs()
@@ -122,10 +258,6 @@ impl<'h> ServiceGuard<'h> {
                     return Err(why);
                 }
                 break;
-            }
-            if cancel.is_cancelled() {
-                self.record("stop", unit, "interrupted".into());
-                return Err("interrupted".into());
             }
             self.host.clock.sleep(step);
             waited += step;
@@ -140,7 +272,7 @@ impl<'h> ServiceGuard<'h> {
     /// A message when `umount` fails.
     pub fn unmount(&mut self, path: PathBuf, cancel: &CancelToken) -> Result<(), String> {
         let shown = path.display().to_string();
-        if self.host.actions == crate::host::HostActions::Defer {
+        if self.host.actions == HostActions::Defer {
             self.host.defer_note(format!("umount {shown}"));
             self.record("unmount", &shown, "deferred".into());
             return Ok(());
@@ -149,8 +281,21 @@ impl<'h> ServiceGuard<'h> {
             self.record("unmount", &shown, "not mounted".into());
             return Ok(());
         }
+        if cancel.is_cancelled() {
+            return Err(INTERRUPTED.into());
+        }
+        if let Some(j) = &mut self.journal
+            && let Err(e) = j.unmounting(&shown)
+        {
+            let why = format!(
+                "cannot record it in the services journal {}: {e}",
+                j.path().display()
+            );
+            self.record("unmount", &shown, why.clone());
+            return Err(why);
+        }
         let cmd = HostCommand::new("umount", [shown.clone()]).timeout(Duration::from_secs(30));
-        match self.host.run(&cmd, cancel) {
+        match self.host.run(&cmd, &CancelToken::new()) {
             Ok(Ran::Done(out)) if out.success() => {
                 self.unmounted.push(path);
                 self.record("unmount", &shown, "ok".into());
@@ -182,46 +327,454 @@ impl<'h> ServiceGuard<'h> {
             return;
         }
         self.finished = true;
-        let fresh = CancelToken::new();
-        let mut order = std::mem::take(&mut self.stopped);
-        // PBS: the API daemon before the proxy that talks to it.
-        if let (Some(a), Some(b)) = (
-            order.iter().position(|u| u == "proxmox-backup-proxy"),
-            order.iter().position(|u| u == "proxmox-backup"),
-        ) && a < b
-        {
-            order.swap(a, b);
+        let order = restart_order(std::mem::take(&mut self.stopped), |s| s.unit.as_str());
+        self.unmounted.clear();
+        if !order.is_empty() {
+            self.progress.set_stage(Stage::Restarting);
+            self.progress.set_activity("restarting services");
         }
-        for unit in order {
-            let mut result = String::new();
-            for (i, verb) in ["start", "start", "restart"].iter().enumerate() {
-                if i > 0 {
-                    self.host.clock.sleep(Duration::from_secs(2));
+        // Restarts run to completion whatever the user does (a third Ctrl+C ends the program).
+        let quiet = CancelToken::new();
+        for s in order {
+            if !s.accepted
+                && unit_state(self.host, &s.unit, &quiet)
+                    .as_deref()
+                    .is_some_and(is_running)
+            {
+                if let Some(j) = &mut self.journal {
+                    let _ = j.started(&s.unit);
                 }
-                match self
-                    .host
-                    .run(&systemctl(&[verb, &unit], START_TIMEOUT), &fresh)
-                {
-                    Ok(Ran::Done(out)) if out.success() => {
-                        result = "ok".into();
-                        break;
-                    }
-                    Ok(Ran::Done(out)) => result = out.failure(),
-                    Ok(Ran::Deferred) => {
-                        result = "deferred".into();
-                        break;
-                    }
-                    Err(e) => result = e.to_string(),
+                self.record("start", &s.unit, ALREADY_ACTIVE.into());
+                continue;
+            }
+            proxsave_archive::checkpoint::checkpoint("start", &s.unit);
+            let result = start_unit(self.host, &s.unit, &quiet);
+            if result == "ok"
+                && let Some(j) = &mut self.journal
+            {
+                let _ = j.started(&s.unit);
+            }
+            self.record("start", &s.unit, result);
+        }
+        if let Some(j) = &mut self.journal {
+            match j.finish() {
+                Ok(true) => {}
+                Ok(false) => {
+                    let shown = j.path().display().to_string();
+                    self.record(
+                        "journal",
+                        &shown,
+                        "kept: some units are still stopped; `proxsave restore --recover` retries them".into(),
+                    );
+                }
+                Err(e) => {
+                    let shown = j.path().display().to_string();
+                    self.record("journal", &shown, format!("cannot remove it: {e}"));
                 }
             }
-            self.record("start", &unit, result);
         }
-        self.unmounted.clear();
+        if self.progress.stage() != Stage::Working {
+            self.progress.set_activity("finishing");
+            self.progress.set_stage(Stage::Working);
+        }
     }
 }
 
 impl Drop for ServiceGuard<'_> {
     fn drop(&mut self) {
         self.restart_all();
+    }
+}
+
+/// The units a run's actions restarted, and those it left stopped (`unit (why)`).
+pub fn restart_summary(actions: &[ServiceAction]) -> (Vec<String>, Vec<String>) {
+    let mut restarted = Vec::new();
+    let mut left = Vec::new();
+    for a in actions.iter().filter(|a| a.action == "start") {
+        match a.result.as_str() {
+            "ok" => restarted.push(a.target.clone()),
+            "deferred" | ALREADY_ACTIVE => {}
+            why => left.push(format!("{} ({why})", a.target)),
+        }
+    }
+    for a in actions.iter().filter(|a| a.action == "stop") {
+        let handled = actions
+            .iter()
+            .any(|b| b.action == "start" && b.target == a.target);
+        let listed = left
+            .iter()
+            .any(|l| l.split(' ').next() == Some(a.target.as_str()));
+        if !handled && a.result != "deferred" && !listed {
+            left.push(format!(
+                "{} (stop {}, no start attempted)",
+                a.target, a.result
+            ));
+        }
+    }
+    (restarted, left)
+}
+
+/// What happened to one leftover journal in [`recover`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveredHow {
+    /// Every unit runs again; the journal was removed.
+    Cleared,
+    /// Some unit could not be started; the journal is kept for another attempt.
+    Kept,
+    /// The journal is about another root: nothing was done.
+    OtherRoot,
+}
+
+/// One leftover journal handled by [`recover`].
+#[derive(Clone, Debug, Serialize)]
+pub struct RecoveredJournal {
+    /// The journal file.
+    pub path: PathBuf,
+    /// Process id of the run that wrote it.
+    pub pid: u32,
+    /// When that run started.
+    pub started: String,
+    /// The root it restored into.
+    pub root: PathBuf,
+    /// Units it left recorded as stopped, in restart order.
+    pub units: Vec<String>,
+    /// Mount points it unmounted (`pve-cluster` mounts `/etc/pve` again when it starts).
+    pub unmounted: Vec<String>,
+    /// What [`recover`] did with it.
+    pub outcome: RecoveredHow,
+    /// The starts it needed, in the order they ran.
+    pub actions: Vec<ServiceAction>,
+}
+
+/// What [`recover`] did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Recovery {
+    /// The leftover journals, oldest first.
+    pub journals: Vec<RecoveredJournal>,
+}
+
+impl Recovery {
+    /// Every start action, in the order they ran.
+    pub fn actions(&self) -> impl Iterator<Item = &ServiceAction> {
+        self.journals.iter().flat_map(|j| j.actions.iter())
+    }
+
+    /// True when nothing was left to recover for this root.
+    pub fn is_empty(&self) -> bool {
+        self.journals
+            .iter()
+            .all(|j| j.outcome == RecoveredHow::OtherRoot)
+    }
+}
+
+/// Starts what runs that no longer exist left stopped: for each leftover journal of
+/// `host.root` (others are reported, not applied), every unit recorded as stopping that
+/// `systemctl is-active` does not show running is started, `pve-cluster` first and
+/// `proxmox-backup` before `proxmox-backup-proxy`. A journal whose units all run again is
+/// removed; one with a unit that would not start is kept.
+pub fn recover(host: &Host, leftovers: &[Leftover]) -> Recovery {
+    let mut out = Recovery::default();
+    let quiet = CancelToken::new();
+    for lo in leftovers {
+        let units = restart_order(lo.doc.units_left(), |u| u.as_str());
+        let mut entry = RecoveredJournal {
+            path: lo.path.clone(),
+            pid: lo.doc.pid,
+            started: lo.doc.started.clone(),
+            root: lo.doc.root.clone(),
+            units: units.clone(),
+            unmounted: lo.doc.unmounted(),
+            outcome: RecoveredHow::Cleared,
+            actions: Vec::new(),
+        };
+        if lo.doc.root != host.root {
+            entry.outcome = RecoveredHow::OtherRoot;
+            out.journals.push(entry);
+            continue;
+        }
+        let mut journal = Journal::reopen(lo);
+        for unit in &units {
+            let result = if unit_state(host, unit, &quiet)
+                .as_deref()
+                .is_some_and(is_running)
+            {
+                ALREADY_ACTIVE.to_string()
+            } else {
+                start_unit(host, unit, &quiet)
+            };
+            if result == "ok" || result == ALREADY_ACTIVE {
+                let _ = journal.started(unit);
+            }
+            entry.actions.push(ServiceAction {
+                action: "start",
+                target: unit.clone(),
+                result,
+            });
+        }
+        entry.outcome = match journal.finish() {
+            Ok(true) => RecoveredHow::Cleared,
+            _ => RecoveredHow::Kept,
+        };
+        out.journals.push(entry);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{Clock, CommandOutput, CommandRunner, MountProbe};
+    use crate::journal;
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    type Answer = Box<dyn FnMut(&str, &CancelToken) -> CommandOutput + Send>;
+
+    /// Records `program args` lines and answers through a closure.
+    struct Script {
+        calls: Mutex<Vec<String>>,
+        answer: Mutex<Answer>,
+    }
+
+    impl CommandRunner for Script {
+        fn run(&self, cmd: &HostCommand, cancel: &CancelToken) -> std::io::Result<CommandOutput> {
+            let line = cmd.display();
+            self.calls.lock().unwrap().push(line.clone());
+            Ok((self.answer.lock().unwrap())(&line, cancel))
+        }
+    }
+
+    struct NoWait;
+    impl Clock for NoWait {
+        fn now(&self) -> chrono::DateTime<chrono::Local> {
+            chrono::Local::now()
+        }
+        fn sleep(&self, _d: Duration) {}
+    }
+
+    struct NoMounts;
+    impl MountProbe for NoMounts {
+        fn is_mount_point(&self, _p: &Path) -> bool {
+            false
+        }
+    }
+
+    fn out(code: i32, stdout: &str) -> CommandOutput {
+        CommandOutput {
+            code: Some(code),
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: Vec::new(),
+            timed_out: false,
+        }
+    }
+
+    fn host(root: &str, answer: Answer) -> (Host, Arc<Script>) {
+        let script = Arc::new(Script {
+            calls: Mutex::default(),
+            answer: Mutex::new(answer),
+        });
+        let host = Host::new(
+            PathBuf::from(root),
+            HostActions::Run,
+            script.clone(),
+            Arc::new(NoWait),
+            Arc::new(NoMounts),
+        );
+        (host, script)
+    }
+
+    fn calls(s: &Script) -> Vec<String> {
+        s.calls.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn a_signal_during_a_stop_request_lets_it_finish_then_the_unit_is_started_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = CancelToken::new();
+        let (u, d) = (user.clone(), dir.path().to_path_buf());
+        let (host, script) = host(
+            "/",
+            Box::new(move |line, token| {
+                if line == "systemctl stop --no-block pvedaemon" {
+                    // Written down before the request.
+                    let j = journal::scan(&d);
+                    assert_eq!(j.running[0].doc.units_left(), ["pve-cluster", "pvedaemon"]);
+                    assert_eq!(u.stage(), Stage::ServicesDown);
+                    // The signal arrives while the request runs: the request is not cut short.
+                    u.cancel_by("SIGINT");
+                    assert!(!token.is_cancelled());
+                }
+                if line.starts_with("systemctl start") {
+                    assert_eq!(u.stage(), Stage::Restarting);
+                    assert!(!token.is_cancelled());
+                }
+                out(
+                    0,
+                    if line.contains("is-active") {
+                        "inactive"
+                    } else {
+                        ""
+                    },
+                )
+            }),
+        );
+        let mut g = ServiceGuard::new(&host, &user).with_journal(Journal::new(
+            dir.path(),
+            Path::new("/"),
+            "t".into(),
+        ));
+        user.set_activity("stopping services");
+        assert_eq!(g.stop("pve-cluster", &user), Ok(()));
+        assert_eq!(g.stop("pvedaemon", &user), Err(INTERRUPTED.into()));
+        assert_eq!(g.stop("pveproxy", &user), Err(INTERRUPTED.into()));
+        let actions = g.restore();
+        assert_eq!(
+            calls(&script),
+            [
+                "systemctl stop --no-block pve-cluster",
+                "systemctl is-active pve-cluster",
+                "systemctl stop --no-block pvedaemon",
+                "systemctl start pve-cluster",
+                "systemctl start pvedaemon",
+            ]
+        );
+        let (restarted, left) = restart_summary(&actions);
+        assert_eq!(restarted, ["pve-cluster", "pvedaemon"]);
+        assert!(left.is_empty());
+        assert_eq!(user.interrupted_during(), Some("stopping services"));
+        assert_eq!(user.stage(), Stage::Working);
+        // Everything started: the journal is gone.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn interrupted_while_deactivating_is_started_a_failed_request_only_if_not_running() {
+        let user = CancelToken::new();
+        let u = user.clone();
+        let (host, script) = host(
+            "/",
+            Box::new(move |line, _| match line {
+                "systemctl stop --no-block proxmox-backup-proxy" => out(0, ""),
+                "systemctl is-active proxmox-backup-proxy" => {
+                    u.cancel();
+                    out(0, "deactivating")
+                }
+                // Refused: still running.
+                "systemctl stop --no-block pvedaemon" => out(1, ""),
+                "systemctl is-active pvedaemon" => out(0, "active"),
+                // Timed out: went down anyway.
+                "systemctl stop --no-block pveproxy" => CommandOutput {
+                    timed_out: true,
+                    ..CommandOutput::default()
+                },
+                "systemctl is-active pveproxy" => out(3, "inactive"),
+                _ => out(0, ""),
+            }),
+        );
+        let mut g = ServiceGuard::new(&host, &user);
+        assert!(g.stop("pvedaemon", &user).is_err());
+        assert_eq!(g.stop("pveproxy", &user), Err("timed out".into()));
+        assert_eq!(
+            g.stop("proxmox-backup-proxy", &user),
+            Err(INTERRUPTED.into())
+        );
+        let actions = g.restore();
+        let starts: Vec<String> = calls(&script)
+            .into_iter()
+            .filter(|c| c.starts_with("systemctl start"))
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                "systemctl start pveproxy",
+                "systemctl start proxmox-backup-proxy"
+            ]
+        );
+        let pvedaemon = actions
+            .iter()
+            .find(|a| a.action == "start" && a.target == "pvedaemon")
+            .unwrap();
+        assert_eq!(pvedaemon.result, ALREADY_ACTIVE);
+        assert!(pvedaemon.is_fine());
+    }
+
+    #[test]
+    fn recover_starts_what_a_dead_run_left_stopped_for_its_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::new(dir.path(), Path::new("/r"), "t".into());
+        j.stopping("proxmox-backup-proxy").unwrap();
+        j.stopping("proxmox-backup").unwrap();
+        j.stopping("pve-cluster").unwrap();
+        j.started("pve-cluster").unwrap();
+        // As if written by a process that is gone.
+        let mut doc = j.document().clone();
+        doc.pid = 4_194_304 + 11;
+        std::fs::remove_file(j.path()).unwrap();
+        let path = dir.path().join("services-9.journal");
+        std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+        let found = journal::scan(dir.path());
+        assert_eq!(found.dead.len(), 1);
+
+        let (other, script) = host("/other", Box::new(|_, _| out(0, "")));
+        let rec = recover(&other, &found.dead);
+        assert!(rec.is_empty());
+        assert_eq!(rec.journals[0].outcome, RecoveredHow::OtherRoot);
+        assert!(calls(&script).is_empty());
+        assert!(path.exists());
+
+        let (host, script) = host(
+            "/r",
+            Box::new(|line, _| {
+                out(
+                    0,
+                    if line.contains("is-active") {
+                        "inactive"
+                    } else {
+                        ""
+                    },
+                )
+            }),
+        );
+        let rec = recover(&host, &found.dead);
+        assert!(!rec.is_empty());
+        assert_eq!(rec.journals[0].outcome, RecoveredHow::Cleared);
+        assert_eq!(
+            calls(&script),
+            [
+                "systemctl is-active proxmox-backup",
+                "systemctl start proxmox-backup",
+                "systemctl is-active proxmox-backup-proxy",
+                "systemctl start proxmox-backup-proxy",
+            ]
+        );
+        assert!(!path.exists());
+        assert!(journal::scan(dir.path()).dead.is_empty());
+    }
+
+    #[test]
+    fn a_unit_that_will_not_start_keeps_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = CancelToken::new();
+        let (host, _script) = host(
+            "/",
+            Box::new(|line, _| match line {
+                l if l.contains("is-active") => out(3, "inactive"),
+                l if l.ends_with(" pvestatd") && !l.contains("stop") => out(1, ""),
+                _ => out(0, ""),
+            }),
+        );
+        let mut g = ServiceGuard::new(&host, &user).with_journal(Journal::new(
+            dir.path(),
+            Path::new("/"),
+            "t".into(),
+        ));
+        g.stop("pvestatd", &user).unwrap();
+        let actions = g.restore();
+        let (restarted, left) = restart_summary(&actions);
+        assert!(restarted.is_empty());
+        assert_eq!(left, ["pvestatd (exit code 1)"]);
+        let kept = journal::scan(dir.path());
+        assert_eq!(kept.running[0].doc.units_left(), ["pvestatd"]);
     }
 }

@@ -16,6 +16,7 @@
 //! | `calls.jsonl` | `{"cmd":"systemctl","args":["stop","--no-block","pve-cluster"]}` per call |
 //! | `rules/NNNNNN/` | one rule: `cmd`, `prefix` (JSON-escaped argument prefix), `stdout`, `stderr`, `exit_code`, `sleep_secs`, optional `times` |
 //! | `state/<unit>` | `active` / `inactive`, the default `systemctl` state machine |
+//! | `events`, `go` | FIFOs of gated calls (see [`FakeBin::gate`]) |
 //!
 //! ```no_run
 //! use proxsave_testkit::fakes::{FakeBin, Response};
@@ -150,6 +151,32 @@ impl Call {
     }
 }
 
+/// What a gated call reports on the `events` FIFO (see [`FakeBin::gate`]).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct GateEvent {
+    /// The command name.
+    pub cmd: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// `held` (waiting for [`FakeBin::release_gate`]) or `finished` (exiting).
+    pub event: String,
+}
+
+impl GateEvent {
+    /// The call.
+    pub fn call(&self) -> Call {
+        Call {
+            cmd: self.cmd.clone(),
+            args: self.args.clone(),
+        }
+    }
+
+    /// True for `held`.
+    pub fn held(&self) -> bool {
+        self.event == "held"
+    }
+}
+
 /// A folder of fake host commands with their call log, rules and `systemctl` unit states.
 #[derive(Clone, Debug)]
 pub struct FakeBin {
@@ -252,6 +279,62 @@ impl FakeBin {
         self.add_rule(cmd, args_prefix, Some(times), &response)
     }
 
+    /// Adds a gate: a matching call (the first `times` ones, or every one with `None`) is
+    /// recorded, then announces itself on the FIFO `<dir>/events` (a [`GateEvent`] line,
+    /// `{"cmd":…,"args":[…],"event":"held"}`) and waits until a line is written to the FIFO
+    /// `<dir>/go` ([`FakeBin::release_gate`]); then it carries on with the later rules or the
+    /// default behaviour (a gated `systemctl stop` still stops the unit) and, as it exits,
+    /// announces `"event":"finished"`. This is how a test holds a command "in flight" for as
+    /// long as it wants, and knows when it is over, without sleeping.
+    ///
+    /// Someone must read `events` ([`FakeBin::watch_gates`]) or a gated call blocks on it.
+    pub fn gate(&self, cmd: &str, args_prefix: &[&str], times: Option<u32>) -> &Self {
+        self.make_fifos();
+        self.add_rule_files(cmd, args_prefix, times, &[("gate", "")])
+    }
+
+    fn make_fifos(&self) {
+        for fifo in ["events", "go"] {
+            let p = self.dir.join(fifo);
+            if !p.exists() {
+                crate::run(Command::new("mkfifo").arg("-m").arg("600").arg(&p));
+            }
+        }
+    }
+
+    /// Reads the `events` FIFO for as long as the test runs, calling `on_event` when a gated
+    /// call starts waiting and when it has finished. Call it once per fake folder, before the
+    /// first gated call.
+    pub fn watch_gates(&self, mut on_event: impl FnMut(GateEvent) + Send + 'static) {
+        self.make_fifos();
+        let path = self.dir.join("events");
+        // Read-write: opening never blocks, and the FIFO never reports end-of-file.
+        let fifo = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(fifo).lines() {
+                let Ok(line) = line else { return };
+                let ev: GateEvent = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("bad gate event {line:?}: {e}"));
+                on_event(ev);
+            }
+        });
+    }
+
+    /// Lets the gated call that is waiting go on (blocks until one is waiting).
+    pub fn release_gate(&self) {
+        use std::io::Write;
+        let mut go = fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join("go"))
+            .expect("open the go FIFO");
+        go.write_all(b"go\n").expect("release a gated call");
+    }
+
     fn add_rule(
         &self,
         cmd: &str,
@@ -269,6 +352,26 @@ impl FakeBin {
             "bad sleep_secs {}",
             response.sleep_secs
         );
+        let code = format!("{}\n", response.exit_code);
+        let sleep = format!("{}\n", response.sleep_secs);
+        let mut files: Vec<(&str, &str)> = vec![
+            ("stdout", &response.stdout),
+            ("stderr", &response.stderr),
+            ("exit_code", &code),
+        ];
+        if response.sleep_secs > 0.0 {
+            files.push(("sleep_secs", &sleep));
+        }
+        self.add_rule_files(cmd, prefix, times, &files)
+    }
+
+    fn add_rule_files(
+        &self,
+        cmd: &str,
+        prefix: &[&str],
+        times: Option<u32>,
+        files: &[(&str, &str)],
+    ) -> &Self {
         let rules = self.dir.join("rules");
         let next = fs::read_dir(&rules)
             .expect("read rules")
@@ -287,11 +390,8 @@ impl FakeBin {
             .map(|a| format!("\"{}\"", json_escape(a)))
             .collect();
         w("prefix", &format!("{}\n", prefix_json.join(",")));
-        w("stdout", &response.stdout);
-        w("stderr", &response.stderr);
-        w("exit_code", &format!("{}\n", response.exit_code));
-        if response.sleep_secs > 0.0 {
-            w("sleep_secs", &format!("{}\n", response.sleep_secs));
+        for (name, data) in files {
+            w(name, data);
         }
         if let Some(n) = times {
             w("times", &format!("{n}\n"));
@@ -490,6 +590,15 @@ for r in "$fb_dir"/rules/[0-9]*; do
         IFS= read -r left <"$r/times"
         [ "$left" -gt 0 ] 2>/dev/null || continue
         echo $((left - 1)) >"$r/times"
+    fi
+    if [ -f "$r/gate" ]; then
+        gate_json="{\"cmd\":\"$cmd_esc\",\"args\":[$args_json],\"event\""
+        printf '%s\n' "$gate_json:\"held\"}" >"$fb_dir/events"
+        IFS= read -r _go <"$fb_dir/go"
+        # Announced even when the caller died meanwhile (output then fails, it does not kill).
+        trap '' PIPE
+        trap 'printf "%s\n" "$gate_json:\"finished\"}" >"$fb_dir/events"' EXIT
+        continue
     fi
     respond "$r"
 done
@@ -1033,6 +1142,41 @@ mod tests {
             let arg = format!("unit-{i} with a somewhat long argument");
             assert!(calls.iter().any(|c| c.args == ["status", arg.as_str()]));
         }
+    }
+
+    #[test]
+    fn a_gated_call_waits_for_release_then_behaves_as_usual() {
+        let (_d, fake) = fake();
+        fake.gate("systemctl", &["stop", "--no-block"], Some(1));
+        let (tx, rx) = std::sync::mpsc::channel();
+        fake.watch_gates(move |c| tx.send(c).unwrap());
+        let mut child = fake
+            .command("systemctl")
+            .args(["stop", "--no-block", "pve-cluster"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let ev = rx.recv_timeout(Duration::from_secs(30)).expect("announced");
+        assert!(ev.held());
+        assert_eq!(ev.call().line(), "systemctl stop --no-block pve-cluster");
+        // Held: recorded, not yet answered.
+        assert!(child.try_wait().unwrap().is_none());
+        assert_eq!(fake.unit_state("pve-cluster"), "active");
+        assert_eq!(fake.calls().len(), 1);
+        fake.release_gate();
+        let ev = rx.recv_timeout(Duration::from_secs(30)).expect("finished");
+        assert_eq!(ev.event, "finished");
+        assert_eq!(ev.call().line(), "systemctl stop --no-block pve-cluster");
+        assert!(child.wait().unwrap().success());
+        assert_eq!(fake.unit_state("pve-cluster"), "inactive");
+        // The gate was for one call only.
+        assert!(
+            run(&fake, "systemctl", &["stop", "--no-block", "pvedaemon"])
+                .status
+                .success()
+        );
+        assert_eq!(fake.unit_state("pvedaemon"), "inactive");
+        assert!(rx.try_recv().is_err());
     }
 
     #[test]

@@ -462,6 +462,31 @@ fn summary(console: &Console, report: &Report) {
             console.line(&format!("  - {e}"));
         }
     }
+    if let Some(i) = &report.interrupted {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        console.line(&format!("Interrupted by {} during {}.", i.signal, i.during));
+        console.line(&format!("Services restarted: {}", list(&i.restarted)));
+        if !i.not_restarted.is_empty() {
+            console.line(&format!(
+                "Services NOT restarted: {}; start them, or run: {}",
+                list(&i.not_restarted),
+                super::recover::command(
+                    &report.root,
+                    report
+                        .log
+                        .as_deref()
+                        .and_then(Path::parent)
+                        .unwrap_or(Path::new(super::recover::DEFAULT_WORK_DIR))
+                )
+            ));
+        }
+    }
     let c = &report.counts;
     if report.outcome == Outcome::DryRun {
         for f in &report.files {
@@ -549,7 +574,7 @@ fn summary(console: &Console, report: &Report) {
         }
     }
     for s in &report.services {
-        if s.result != "ok" && s.result != "deferred" {
+        if !s.is_fine() {
             console.line(&format!("Service {} {}: {}", s.action, s.target, s.result));
         }
     }
@@ -851,6 +876,9 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
     if let Some(file) = &args.rollback {
         return rollback(&args, file, &mut console, cancel);
     }
+    if args.recover {
+        return super::recover::run(&args, &console, cancel);
+    }
     let s = settings(&args)?;
     let config = Config::load(args.config.as_deref())?;
     for (id, v) in [
@@ -941,6 +969,8 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
             .map_err(|e| Exit::Failure(e.into()))?;
         (Some(lock), Some(Arc::new(state)))
     };
+    // Services an earlier, killed run of this root left stopped are started first.
+    super::recover::before_restore(&console, &root, &s.work_dir, args.dry_run, cancel);
 
     // Phase 2–4: key, verification and analysis in one read.
     let label = backup.display_name().to_string();
