@@ -6,14 +6,19 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use proxsave_testkit::fakes::{FakeBin, Response};
 use proxsave_testkit::fixture::{BackupSpec, Compressor, HostTree, snapshot};
 use proxsave_testkit::hosts::{HostRoot, host_spec, make_host_backup_in};
+use proxsave_testkit::paused::{Paused, Reached};
 use proxsave_testkit::require_tools;
+use rustix::process::Signal;
+
+fn run_text(lab: &Lab, name: &str) -> String {
+    fs::read_to_string(lab.dir.path().join(name)).unwrap_or_default()
+}
 
 struct Lab {
     dir: tempfile::TempDir,
@@ -765,14 +770,7 @@ fn rollback_returns_the_root_to_its_exact_prior_state() {
 fn ctrl_c_during_extraction_restarts_services_and_leaves_no_stage() {
     require_tools!("tar", "sha256sum");
     let dir = tempfile::tempdir().unwrap();
-    // A big file in a normal category makes extraction take long enough to interrupt.
-    let mut source = HostTree::pve_standalone_node(dir.path().join("source"));
-    source.file(
-        "root/big.img",
-        &proxsave_testkit::fixture::pseudo_random(400 << 20, 3),
-        0o600,
-        (0, 0),
-    );
+    let source = HostTree::pve_standalone_node(dir.path().join("source"));
     let spec = BackupSpec {
         compressor: Compressor::None,
         ..host_spec(&source)
@@ -788,34 +786,26 @@ fn ctrl_c_during_extraction_restarts_services_and_leaves_no_stage() {
         source,
         bundle,
     };
-    let mut child = lab
-        .command(&["--yes", "--host-actions", "run", "--mode", "full"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut seen = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.starts_with("Extracting selected categories") {
-            break;
-        }
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    for line in lines {
-        seen.push_str(&line.unwrap());
-        seen.push('\n');
-    }
-    let status = child.wait().unwrap();
+    // Held at the tenth entry the extraction stages (an exact point, not a timer), then a
+    // real SIGINT.
+    let mut run = Paused::spawn(
+        &mut lab.command(&["--yes", "--host-actions", "run", "--mode", "full"]),
+        "extract:10",
+        lab.dir.path(),
+        "run",
+    );
+    assert!(
+        matches!(run.wait_stopped(), Reached::Stopped),
+        "{}",
+        run.stderr_text()
+    );
+    run.signal(Signal::INT);
+    let status = run.finish();
+    let seen = format!(
+        "{}{}",
+        run_text(&lab, "run.stdout"),
+        run_text(&lab, "run.stderr")
+    );
     assert_eq!(status.code(), Some(130), "{seen}");
     assert!(seen.contains("RESTORE ABORTED"), "{seen}");
     assert!(seen.contains("Safety backup preserved at: "), "{seen}");

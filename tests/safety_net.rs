@@ -647,3 +647,85 @@ fn a_work_dir_too_small_fails_before_any_write_naming_it() {
             .all(|c| !c.starts_with(&["stop"]))
     );
 }
+
+#[test]
+fn sigint_and_sigterm_at_random_points_leave_services_up_and_nothing_behind() {
+    require_tools!("tar", "xz", "sha256sum");
+    let lab = lab(1_000, Compressor::Xz);
+    let pristine = snapshot(&lab.root);
+    let cps_file = lab.path("checkpoints.tsv");
+    let (work, export) = (lab.path("work-count"), lab.path("export-count"));
+    let out = lab
+        .restore(&work, &export)
+        .env("PROXSAVE_TEST_CHECKPOINTS", &cps_file)
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    common::assert_ok(&lab.rollback(&lab.safety_backups(&work)[0]));
+    assert_eq!(snapshot(&lab.root), pristine);
+    let segs = segments(&read_checkpoints(&cps_file));
+    let mut rng = Rng(seed() ^ 0x51_6e);
+    for (k, sig) in [(0, Signal::INT), (1, Signal::TERM)] {
+        let name = if k == 0 { "SIGINT" } else { "SIGTERM" };
+        // Ten points per signal, one or two in each phase.
+        let mut points = Vec::new();
+        while points.len() < 10 {
+            let (phase, ns) = &segs[rng.below(segs.len() as u64) as usize];
+            points.push((phase.clone(), ns[rng.below(ns.len() as u64) as usize]));
+        }
+        for (i, (phase, n)) in points.iter().enumerate() {
+            let ctx = format!("{name} #{i} at checkpoint {n} ({phase})");
+            let (work, export) = (
+                lab.path(&format!("work-{k}-{i}")),
+                lab.path(&format!("export-{k}-{i}")),
+            );
+            let mut run = Paused::spawn(
+                &mut lab.restore(&work, &export),
+                &n.to_string(),
+                lab.dir.path(),
+                "sig",
+            );
+            assert!(matches!(run.wait_stopped(), Reached::Stopped), "{ctx}");
+            run.signal(sig);
+            let st = run.finish();
+            let said = format!("{}{}", run.stdout_text(), run.stderr_text());
+            assert_eq!(st.code(), Some(130), "{ctx}:\n{said}");
+            assert!(
+                said.contains(name),
+                "{ctx}: the run does not say {name}:\n{said}"
+            );
+            for u in PVE_UNITS {
+                assert_eq!(
+                    lab.fake.unit_state(u),
+                    "active",
+                    "{ctx}: {u} left stopped\n{said}"
+                );
+            }
+            for d in [&lab.root, &export] {
+                let left = leftovers(d);
+                assert!(left.is_empty(), "{ctx}: left {left:?}\n{said}");
+            }
+            let left: Vec<PathBuf> = leftovers(&work)
+                .into_iter()
+                .filter(|p| {
+                    !p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("restore-stage-")
+                })
+                .collect();
+            assert!(left.is_empty(), "{ctx}: left {left:?}\n{said}");
+            if let Some(sb) = lab.safety_backups(&work).first() {
+                let out = lab.rollback(sb);
+                assert!(
+                    out.status.success(),
+                    "{ctx}: rollback:\n{}",
+                    common::stderr(&out)
+                );
+            }
+            assert_same(&snapshot(&lab.root), &pristine, &ctx);
+            let _ = fs::remove_dir_all(&work);
+            let _ = fs::remove_dir_all(&export);
+        }
+    }
+}

@@ -347,12 +347,16 @@ pub struct Mixed {
 /// What [`recover`] found and did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Recovery {
+    /// The work folder looked at.
+    pub work_dir: PathBuf,
     /// The dead run's last state, if it left one.
     pub dead: Option<StateDoc>,
     /// Stage folders and temporary files found, and what became of each.
     pub leftovers: Vec<Leftover>,
     /// Present when the dead run was killed while writing into the root.
     pub mixed: Option<Mixed>,
+    /// A dead run of another root, left as it was (only with `this_root_only`).
+    pub other_root: Option<StateDoc>,
 }
 
 impl Recovery {
@@ -364,6 +368,17 @@ impl Recovery {
     /// Human lines describing the recovery.
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some(d) = &self.other_root {
+            out.push(format!(
+                "WARNING: the work folder holds the state of an interrupted proxsave {} of {} (pid {}, started {}), not of this root: left as it is. To clean it: proxsave restore --recover --root {} --work-dir {}",
+                d.command,
+                d.root.display(),
+                d.pid,
+                d.started,
+                d.root.display(),
+                self.work_dir.display()
+            ));
+        }
         if let Some(d) = &self.dead {
             out.push(format!(
                 "Found leftovers of an interrupted proxsave {} (pid {}, started {}, root {}), killed {}.",
@@ -485,15 +500,25 @@ impl Sweeper<'_> {
 
 /// Finds and removes what a dead run left (see the module docs). Call with the lock of
 /// `work_dir` held (and the root's, when `root` is given). `root` is the root of the run
-/// about to start: stage folders at its top can only be leftovers.
+/// about to start: stage folders at its top can only be leftovers. With `this_root_only`
+/// (`restore --recover --root R`), a dead run of another root is reported and left alone;
+/// otherwise (a new run that will write its own state) its leftovers are cleaned too.
 ///
 /// # Errors
 /// Unreadable state file.
-pub fn recover(lock: &RunLock, root: Option<&Path>, stamp: &str) -> Result<Recovery, RestoreError> {
+pub fn recover(
+    lock: &RunLock,
+    root: Option<&Path>,
+    stamp: &str,
+    this_root_only: bool,
+) -> Result<Recovery, RestoreError> {
     let work_dir = lock.work_dir();
-    let mut rec = Recovery::default();
+    let mut rec = Recovery {
+        work_dir: work_dir.to_path_buf(),
+        ..Recovery::default()
+    };
     let state_path = work_dir.join(STATE_FILE);
-    let dead: Option<StateDoc> = match std::fs::read(&state_path) {
+    let mut dead: Option<StateDoc> = match std::fs::read(&state_path) {
         Ok(bytes) => match serde_json::from_slice(&bytes) {
             Ok(d) => Some(d),
             Err(e) => {
@@ -508,6 +533,17 @@ pub fn recover(lock: &RunLock, root: Option<&Path>, stamp: &str) -> Result<Recov
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(RestoreError::io(&state_path, e)),
     };
+    if this_root_only
+        && let (Some(d), Some(r)) = (&dead, root)
+        && d.root != r
+    {
+        rec.other_root = dead.take();
+        let mut sweep = Sweeper {
+            found: &mut rec.leftovers,
+        };
+        sweep.stage_folders(r, None, "stage folder in the target root");
+        return Ok(rec);
+    }
     let mut sweep = Sweeper {
         found: &mut rec.leftovers,
     };

@@ -132,7 +132,7 @@ impl Paused {
     }
 
     /// Waits for the end (resuming it first) and returns its status.
-    pub fn finish(self) -> ExitStatus {
+    pub fn finish(&mut self) -> ExitStatus {
         if let Some(st) = self.reaped {
             return st;
         }
@@ -141,7 +141,9 @@ impl Paused {
             match rustix::process::waitpid(Some(self.pid_t()), WaitOptions::empty()) {
                 Ok(Some((_, st))) if !st.stopped() => {
                     // Reaped here; dropping `Child` does not wait again.
-                    return raw_status(st);
+                    let st = raw_status(st);
+                    self.reaped = Some(st);
+                    return st;
                 }
                 Ok(_) => self.resume(),
                 Err(rustix::io::Errno::INTR) => continue,

@@ -170,8 +170,8 @@ pub fn run(args: &RestoreArgs, console: &Console, cancel: &CancelToken) -> CmdRe
             }
         })?;
         let stamp = chrono::Local::now().format("%Y%m%d_%H%M%S").to_string();
-        leftovers =
-            runstate::recover(&lock, Some(&root), &stamp).map_err(|e| Exit::Failure(e.into()))?;
+        leftovers = runstate::recover(&lock, Some(&root), &stamp, true)
+            .map_err(|e| Exit::Failure(e.into()))?;
         _lock = Some(lock);
     }
     let found = journal::scan(&work_dir);

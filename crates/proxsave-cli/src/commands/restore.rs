@@ -758,8 +758,8 @@ fn rollback(
     })?;
     let now = chrono::Local::now();
     let stamp = now.format("%Y%m%d_%H%M%S").to_string();
-    let recovery =
-        runstate::recover(&lock, Some(&bound.path), &stamp).map_err(|e| Exit::Failure(e.into()))?;
+    let recovery = runstate::recover(&lock, Some(&bound.path), &stamp, false)
+        .map_err(|e| Exit::Failure(e.into()))?;
     for l in recovery.lines() {
         console.line(&l);
     }
@@ -960,7 +960,7 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
                 Exit::Failure(e.into())
             }
         })?;
-        let recovery = runstate::recover(&lock, Some(&root), &workspace.stamp)
+        let recovery = runstate::recover(&lock, Some(&root), &workspace.stamp, false)
             .map_err(|e| Exit::Failure(e.into()))?;
         for l in recovery.lines() {
             console.line(&l);
