@@ -165,6 +165,13 @@ impl fmt::Display for ArchivePath {
     }
 }
 
+/// Serialised as its display text (`etc/hosts`, unusual bytes escaped).
+impl serde::Serialize for ArchivePath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Debug for ArchivePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ArchivePath({:?})", escape_bytes(&self.0))

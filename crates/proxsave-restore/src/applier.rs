@@ -1,41 +1,383 @@
-//! The applier extension point.
+//! The applier contract: how a staged category becomes a correct change on the host.
 //!
-//! Staged categories (storage, jobs, access control, network, accounts, …) are extracted into
-//! a private stage folder; an [`Applier`] registered by the domain crate that owns the
-//! category turns the staged files into changes on the host (through `pvesh`,
-//! `proxmox-backup-manager`, a safe file merge, a network apply with COMMIT…). Appliers run
-//! in their `order`, after the extraction was verified and committed.
+//! Staged categories (fstab, accounts, storage, network, …) are extracted into a private
+//! stage folder, never straight into the root. An [`Applier`] owns one or more of them and
+//! turns the staged files into changes, in phases, each optional:
 //!
-//! A staged category without an applier is reported as "staged, not applied" and its stage
-//! folder is kept for the administrator; it is never reported as restored.
+//! 1. [`Applier::plan`] — after the backup was read and verified, before anything is put in
+//!    place: from the plan, a read-only view of the stage ([`Stage`]) and of the root
+//!    ([`RootHandle`]) it says what it will do ([`ApplierPlan`]): the root paths it may write
+//!    or remove (they go into the safety backup, so `--rollback` covers them), the services it
+//!    needs stopped, the questions it will ask ([`Ask`]) and a description that `--dry-run`,
+//!    `--dry-run --json` and `diff` show.
+//! 2. [`Applier::preflight`] — after the confirmation, before it writes: checks such as
+//!    `visudo -c` or `findmnt --verify`. A veto skips the applier (or aborts the run, as the
+//!    [`Veto`] says) with its reason.
+//! 3. [`Applier::apply`] — writes, through the [`RootHandle`]'s safe file operations and the
+//!    host's command runner; returns a typed [`Status`] per category.
+//! 4. [`Applier::post_restart`] — after the services are back (health checks, COMMIT windows).
+//!
+//! Every question has a stable id declared up front in [`Applier::questions`], so an answers
+//! file is validated against what the appliers declare. The engine runs appliers from an
+//! explicit set ([`AppliersSet`]; the `inventory` registry is the default), isolates a panic in
+//! any of them (it becomes [`Status::Failed`]; services still restart; the report and the log
+//! are still written).
+//!
+//! # A minimal applier
+//!
+//! ```
+//! use proxsave_archive::path::ArchivePath;
+//! use proxsave_restore::applier::{
+//!     Applier, ApplierPlan, ApplyContext, ApplyError, Outcome, PlanContext, Status,
+//! };
+//!
+//! /// Installs the backup's `/etc/motd` as it is.
+//! struct Motd;
+//!
+//! impl Applier for Motd {
+//!     fn name(&self) -> &'static str { "example-motd" }
+//!     fn categories(&self) -> &'static [&'static str] { &["motd"] }
+//!     fn order(&self) -> u16 { 100 }
+//!
+//!     fn plan(&self, ctx: &PlanContext<'_>) -> Result<ApplierPlan, ApplyError> {
+//!         let motd = ArchivePath::from_user("etc/motd").expect("valid path");
+//!         let mut plan = ApplierPlan::default();
+//!         if ctx.stage.read(&motd)?.is_some() {
+//!             plan.actions.push("install /etc/motd from the backup".into());
+//!             plan.files.push(motd);
+//!         }
+//!         Ok(plan)
+//!     }
+//!
+//!     fn apply(&self, ctx: &mut ApplyContext<'_>, plan: &ApplierPlan) -> Result<Vec<Outcome>, ApplyError> {
+//!         for path in &plan.files {
+//!             if let Some(bytes) = ctx.stage.read(path)? {
+//!                 ctx.root.replace(path, &bytes, &Default::default())?;
+//!             }
+//!         }
+//!         Ok(vec![Outcome::new("motd", Status::Applied, "installed /etc/motd")])
+//!     }
+//! }
+//! # let _ = Motd;
+//! ```
+//! Register it for the `proxsave` binary with
+//! `inventory::submit! { proxsave_restore::applier::ApplierRegistration(&Motd) }`, or hand an
+//! [`AppliersSet`] of your own to [`crate::engine::ExecuteOptions`].
 
-use std::path::Path;
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
+use proxsave_archive::dirfd;
+use proxsave_archive::path::ArchivePath;
 use proxsave_archive::progress::CancelToken;
 use serde::Serialize;
 
 use crate::host::Host;
 use crate::plan::Plan;
 use crate::prompt::Prompter;
+pub use crate::roothandle::{FileSpec, Replaced, RootHandle};
+
+/// A question an applier may ask, declared once with a stable id.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct QuestionSpec {
+    /// Stable dotted id (`fstab.merge`); the key in `--answer ID=VALUE` and in the answers
+    /// file's `[answers]` table.
+    pub id: &'static str,
+    /// What is asked.
+    pub prompt: &'static str,
+    /// The accepted answers as shown (`yes`, `no`, `all`, `none`, `<mountpoint>,…`).
+    pub choices: &'static [&'static str],
+}
+
+/// A question as asked in one run: its spec, this run's default and what to show first.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ask {
+    /// The declared question.
+    pub spec: QuestionSpec,
+    /// The answer taken on Enter, on a countdown's end and under `--yes`; `None`: `--yes`
+    /// needs an explicit answer (exit 2 naming the id).
+    pub default: Option<String>,
+    /// Lines shown before the question (e.g. the proposals to choose from).
+    pub details: Vec<String>,
+}
+
+/// Where an answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnswerSource {
+    /// `--answer ID=VALUE`.
+    Flag,
+    /// The answers file's `[answers]` table.
+    AnswersFile,
+    /// Typed at the console.
+    Console,
+    /// The question's default (`--yes`, Enter, a countdown's end, or a dry run).
+    Default,
+}
+
+/// An answer and its source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Answer {
+    /// The value.
+    pub value: String,
+    /// Where it came from.
+    pub source: AnswerSource,
+}
+
+/// What an applier will do, from its plan phase.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ApplierPlan {
+    /// Human lines (`add 2 mounts to /etc/fstab: …`); never secrets.
+    pub actions: Vec<String>,
+    /// Root paths it may write or remove: saved in the safety backup, covered by rollback.
+    pub files: Vec<ArchivePath>,
+    /// Units to stop before it applies (restarted afterwards), in stop order.
+    pub services: Vec<String>,
+    /// The questions it will ask, with this run's defaults.
+    pub questions: Vec<Ask>,
+    /// Machine-readable details for `--json` (never secrets).
+    pub details: serde_json::Value,
+}
+
+/// Why a preflight stops an applier.
+#[derive(Clone, Debug, Serialize)]
+pub struct Veto {
+    /// Shown to the user and in the report.
+    pub reason: String,
+    /// True: the whole run stops before writing; false: only this applier is skipped.
+    pub abort_run: bool,
+}
+
+/// How one category ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    /// Done.
+    Applied,
+    /// Some of it was done (the detail says what not).
+    PartlyApplied,
+    /// Deliberately not done.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// Left to the administrator.
+    Deferred {
+        /// What to do.
+        todo: String,
+    },
+    /// It failed.
+    Failed {
+        /// The error.
+        error: String,
+    },
+}
+
+impl Status {
+    /// `applied`, `partly applied`, `skipped`, `deferred`, `failed`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Status::Applied => "applied",
+            Status::PartlyApplied => "partly applied",
+            Status::Skipped { .. } => "skipped",
+            Status::Deferred { .. } => "deferred",
+            Status::Failed { .. } => "failed",
+        }
+    }
+
+    /// True for [`Status::Failed`] and [`Status::PartlyApplied`].
+    pub fn is_error(&self) -> bool {
+        matches!(self, Status::Failed { .. } | Status::PartlyApplied)
+    }
+}
 
 /// What an applier did for one category.
 #[derive(Clone, Debug, Serialize)]
-pub struct Applied {
+pub struct Outcome {
     /// The category id.
     pub category: String,
-    /// `applied`, `skipped` or `failed`.
-    pub status: &'static str,
+    /// The applier's name.
+    pub applier: String,
+    /// How it ended.
+    #[serde(flatten)]
+    pub status: Status,
     /// Details shown to the user.
     pub detail: String,
 }
 
-/// Everything an applier may use.
-pub struct ApplyContext<'a> {
-    /// The plan.
+impl Outcome {
+    /// An outcome for `category` (the engine fills in the applier's name).
+    pub fn new(category: &str, status: Status, detail: impl Into<String>) -> Outcome {
+        Outcome {
+            category: category.to_string(),
+            applier: String::new(),
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Errors of the plan and apply phases.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// An I/O error on a path.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A given answer is not acceptable (exit 2 naming the question).
+    #[error("answer to `{id}`: {reason}")]
+    BadAnswer {
+        /// The question id.
+        id: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A question got no usable answer.
+    #[error(transparent)]
+    Prompt(#[from] crate::prompt::PromptError),
+    /// Anything else, said plainly.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<std::io::Error> for ApplyError {
+    fn from(e: std::io::Error) -> Self {
+        ApplyError::Io {
+            path: PathBuf::new(),
+            source: e,
+        }
+    }
+}
+
+/// A read-only view of the stage folder: files laid out as in the archive.
+#[derive(Debug)]
+pub struct Stage {
+    fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+/// Largest staged file an applier reads at once (config files are small).
+pub const STAGE_READ_LIMIT: u64 = 64 << 20;
+
+impl Stage {
+    /// Opens the stage folder.
+    ///
+    /// # Errors
+    /// It cannot be opened.
+    pub fn open(path: &Path) -> std::io::Result<Stage> {
+        Ok(Stage {
+            fd: dirfd::open_root(path)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What is staged at `path`: `None` when absent.
+    ///
+    /// # Errors
+    /// A symlink, a non-file, a file over [`STAGE_READ_LIMIT`], an unreadable file: the
+    /// error names the staged path.
+    pub fn read(&self, path: &ArchivePath) -> std::io::Result<Option<Vec<u8>>> {
+        let shown = self.path.join(path.as_os_str());
+        let named =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", shown.display()));
+        let parent = match dirfd::open_parent(self.fd.as_fd(), path) {
+            Ok(p) => p,
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(named(e.into())),
+        };
+        let fd = match dirfd::open_file(parent.as_fd(), path.file_name()) {
+            Ok(f) => f,
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(rustix::io::Errno::LOOP) => {
+                return Err(named(std::io::Error::other("a symbolic link, not a file")));
+            }
+            Err(e) => return Err(named(e.into())),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| named(e.into()))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(named(std::io::Error::other("not a regular file")));
+        }
+        if st.st_size as u64 > STAGE_READ_LIMIT {
+            return Err(named(std::io::Error::other("larger than 64 MiB")));
+        }
+        let mut out = Vec::with_capacity(st.st_size as usize);
+        std::fs::File::from(fd)
+            .read_to_end(&mut out)
+            .map_err(named)?;
+        Ok(Some(out))
+    }
+
+    /// The names in the staged folder `dir` (sorted; empty when absent).
+    ///
+    /// # Errors
+    /// The folder is a symlink or cannot be read.
+    pub fn list(&self, dir: &ArchivePath) -> std::io::Result<Vec<Vec<u8>>> {
+        let d = match dirfd::walk(self.fd.as_fd(), dir) {
+            Ok(d) => d,
+            Err(rustix::io::Errno::NOENT) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut names = Vec::new();
+        let mut rd = rustix::fs::Dir::read_from(&d)?;
+        while let Some(entry) = rd.read() {
+            let entry = entry?;
+            let n = entry.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                names.push(n.to_vec());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// True when something is staged at `path` (no link followed).
+    pub fn exists(&self, path: &ArchivePath) -> bool {
+        dirfd::open_parent(self.fd.as_fd(), path).is_ok_and(|p| {
+            rustix::fs::statat(
+                &p,
+                OsStr::from_bytes(path.file_name()),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .is_ok()
+        })
+    }
+}
+
+/// What the plan phase may look at.
+pub struct PlanContext<'a> {
+    /// The restore plan.
     pub plan: &'a Plan,
-    /// The stage folder (files laid out as in the archive, e.g. `etc/pve/storage.cfg`).
-    pub stage: &'a Path,
-    /// The host (root, command runner, clock).
+    /// The stage folder.
+    pub stage: &'a Stage,
+    /// The target root (read it only in this phase).
+    pub root: &'a RootHandle,
+    /// The host (its root path, whether host actions run).
+    pub host: &'a Host,
+}
+
+/// Everything the preflight, apply and post-restart phases may use.
+pub struct ApplyContext<'a> {
+    /// The restore plan.
+    pub plan: &'a Plan,
+    /// The stage folder.
+    pub stage: &'a Stage,
+    /// The target root with safe file operations.
+    pub root: &'a RootHandle,
+    /// The host (command runner, clock, run-or-defer).
     pub host: &'a Host,
     /// For questions and messages.
     pub prompter: &'a mut dyn Prompter,
@@ -43,39 +385,108 @@ pub struct ApplyContext<'a> {
     pub cancel: &'a CancelToken,
 }
 
-/// Applies staged categories; see the module docs.
+/// A staged category's applier; see the module docs.
 pub trait Applier: Send + Sync {
-    /// A short stable name (`pve-storage`).
+    /// A short stable name (`fstab-merge`).
     fn name(&self) -> &'static str;
     /// The categories it applies.
     fn categories(&self) -> &'static [&'static str];
     /// Run order among appliers (lower first).
     fn order(&self) -> u16;
-    /// Services to stop before applying (restarted afterwards).
-    fn services_to_stop(&self) -> &'static [&'static str] {
+    /// Every question it may ask.
+    fn questions(&self) -> &'static [QuestionSpec] {
         &[]
     }
-    /// Applies the categories of `ctx.plan` it owns.
-    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Vec<Applied>;
+    /// What it will do.
+    ///
+    /// # Errors
+    /// The staged files cannot be read, or an answer given up front is not acceptable.
+    fn plan(&self, _ctx: &PlanContext<'_>) -> Result<ApplierPlan, ApplyError> {
+        Ok(ApplierPlan::default())
+    }
+    /// Checks after the confirmation, before any write of this applier.
+    ///
+    /// # Errors
+    /// A [`Veto`] with its reason.
+    fn preflight(&self, _ctx: &mut ApplyContext<'_>, _plan: &ApplierPlan) -> Result<(), Veto> {
+        Ok(())
+    }
+    /// Applies; one [`Outcome`] per category it handled.
+    ///
+    /// # Errors
+    /// The whole applier failed (every category it owns is reported failed).
+    fn apply(
+        &self,
+        ctx: &mut ApplyContext<'_>,
+        plan: &ApplierPlan,
+    ) -> Result<Vec<Outcome>, ApplyError>;
+    /// After the services are back.
+    fn post_restart(&self, _ctx: &mut ApplyContext<'_>, _plan: &ApplierPlan) -> Vec<Outcome> {
+        Vec::new()
+    }
 }
 
-/// Registration of an applier with `inventory`.
+/// Registration of an applier with `inventory` (what the `proxsave` binary runs).
 pub struct ApplierRegistration(pub &'static dyn Applier);
 
 inventory::collect!(ApplierRegistration);
 
+/// The appliers a restore runs, in order.
+#[derive(Clone)]
+pub struct AppliersSet(Vec<&'static dyn Applier>);
+
+impl AppliersSet {
+    /// Every applier registered with `inventory`.
+    pub fn registered() -> AppliersSet {
+        AppliersSet::new(
+            inventory::iter::<ApplierRegistration>()
+                .map(|r| r.0)
+                .collect(),
+        )
+    }
+
+    /// Exactly these appliers (sorted by order, then name).
+    pub fn new(mut all: Vec<&'static dyn Applier>) -> AppliersSet {
+        all.sort_by_key(|a| (a.order(), a.name()));
+        AppliersSet(all)
+    }
+
+    /// No applier.
+    pub fn none() -> AppliersSet {
+        AppliersSet(Vec::new())
+    }
+
+    /// The appliers, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'static dyn Applier> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// True if one of them handles `category`.
+    pub fn handles(&self, category: &str) -> bool {
+        self.0.iter().any(|a| a.categories().contains(&category))
+    }
+
+    /// Every question they declare.
+    pub fn questions(&self) -> Vec<QuestionSpec> {
+        self.0
+            .iter()
+            .flat_map(|a| a.questions().iter().copied())
+            .collect()
+    }
+}
+
+impl Default for AppliersSet {
+    fn default() -> Self {
+        AppliersSet::registered()
+    }
+}
+
 /// All registered appliers, in order.
 pub fn appliers() -> Vec<&'static dyn Applier> {
-    let mut all: Vec<&'static dyn Applier> = inventory::iter::<ApplierRegistration>()
-        .map(|r| r.0)
-        .collect();
-    all.sort_by_key(|a| (a.order(), a.name()));
-    all
+    AppliersSet::registered().0
 }
 
 /// True if a registered applier handles `category`.
 pub fn has_applier(category: &str) -> bool {
-    appliers()
-        .iter()
-        .any(|a| a.categories().contains(&category))
+    AppliersSet::registered().handles(category)
 }

@@ -1,4 +1,6 @@
-//! Materialising upstream's dedup symlinks back into regular files.
+//! Materialising upstream's dedup symlinks back into regular files: the one place that
+//! knows them (which entries are duplicates, how they compare, and their repair from the
+//! archive's bytes after each tier's commit).
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -6,8 +8,20 @@ use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use proxsave_archive::backup::Backup;
+use proxsave_archive::entry::EntryKind;
+use proxsave_archive::extract::{ExtractReport, Status};
 use proxsave_archive::path::ArchivePath;
+use proxsave_archive::progress::CancelToken;
+use proxsave_archive::read::{self, StreamOptions};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use crate::engine::Scan;
+use crate::error::RestoreError;
+use crate::report::Report;
 
 /// Replaces the symlink at `dup` (below `root`) with a regular file holding `data`, atomically
 /// (temporary file + rename), never following a link on the way.
@@ -127,4 +141,197 @@ mod tests {
             b"mine"
         );
     }
+}
+
+// --- Upstream's dedup links in a restore: which they are, and their repair after a commit.
+
+/// Dedup duplicates of the scan: duplicate path → (canonical path, recorded mode).
+pub(crate) fn dedup_pairs(scan: &Scan) -> BTreeMap<ArchivePath, (ArchivePath, u32)> {
+    let mut out = BTreeMap::new();
+    let Some(manifest) = &scan.dedup_manifest else {
+        return out;
+    };
+    let Ok(records) = serde_json::from_slice::<Vec<DedupRecord>>(manifest) else {
+        return out;
+    };
+    let links: BTreeMap<&ArchivePath, &Vec<u8>> = scan
+        .entries
+        .iter()
+        .filter_map(|e| e.link.as_ref().map(|l| (&e.path, l)))
+        .collect();
+    for rec in records {
+        let Ok(dup) = ArchivePath::from_user(&rec.path) else {
+            continue;
+        };
+        let Some(text) = links.get(&dup) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(text);
+        let base = dup.parent().map(|p| p.to_string()).unwrap_or_default();
+        let joined = if base.is_empty() {
+            text.into_owned()
+        } else {
+            format!("{base}/{text}")
+        };
+        if let Some(canon) = normalize_lexically(&joined) {
+            out.insert(dup, (canon, rec.mode.unwrap_or(0o600)));
+        }
+    }
+    out
+}
+
+#[derive(serde::Deserialize)]
+struct DedupRecord {
+    path: String,
+    #[serde(default)]
+    mode: Option<u32>,
+    #[serde(default)]
+    uid: Option<u32>,
+    #[serde(default)]
+    gid: Option<u32>,
+}
+
+/// Turns the dedup symlinks written in this run back into regular files with the canonical
+/// file's bytes *from the archive* (never from the live target), as upstream restore does.
+pub(crate) fn dedup_repair(
+    backup: &Backup,
+    stream_opts: &StreamOptions<'_>,
+    scan: &Scan,
+    root: &Path,
+    written: &ExtractReport,
+    cancel: &CancelToken,
+    report: &mut Report,
+) -> Result<(), RestoreError> {
+    let Some(manifest) = &scan.dedup_manifest else {
+        return Ok(());
+    };
+    let records: Vec<DedupRecord> = match serde_json::from_slice(manifest) {
+        Ok(r) => r,
+        Err(e) => {
+            report.warnings.push(format!(
+                "dedup manifest unreadable ({e}); duplicate files stay symbolic links"
+            ));
+            return Ok(());
+        }
+    };
+    let written_links: HashSet<String> = written
+        .entries
+        .iter()
+        .filter(|e| e.status == Status::Written && e.kind == EntryKind::Symlink)
+        .filter_map(|e| e.path.clone())
+        .collect();
+    // duplicate path -> (canonical path, record)
+    let mut wanted: BTreeMap<ArchivePath, Vec<(ArchivePath, &DedupRecord)>> = BTreeMap::new();
+    let links: BTreeMap<ArchivePath, String> = scan
+        .entries
+        .iter()
+        .filter(|e| written_links.contains(&e.path.to_string()))
+        .filter_map(|e| {
+            e.link
+                .as_ref()
+                .map(|l| (e.path.clone(), String::from_utf8_lossy(l).into_owned()))
+        })
+        .collect();
+    for rec in &records {
+        let Ok(dup) = ArchivePath::from_user(&rec.path) else {
+            continue;
+        };
+        if !written_links.contains(&dup.to_string()) {
+            continue;
+        }
+        let Some(text) = links.get(&dup) else {
+            continue;
+        };
+        let base = dup.parent().map(|p| p.to_string()).unwrap_or_default();
+        let joined = if base.is_empty() {
+            text.clone()
+        } else {
+            format!("{base}/{text}")
+        };
+        let Some(canon) = normalize_lexically(&joined) else {
+            continue;
+        };
+        wanted.entry(canon).or_default().push((dup, rec));
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    // Second read: only the canonical files' bytes.
+    let mut stream = read::open_stream(backup, stream_opts)?;
+    let root_fd = rustix::fs::open(
+        root,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| RestoreError::io(root, e.into()))?;
+    let mut fixed = 0u64;
+    // The files are committed: an interruption stops the repair (the remaining duplicates are
+    // reported) but does not lose the report of what was written; the caller sees the cancel.
+    let mut interrupted = false;
+    while let Some(h) = stream.next_entry()? {
+        if cancel.is_cancelled() {
+            interrupted = true;
+            break;
+        }
+        let Ok(Some(path)) = ArchivePath::parse(&h.raw_path) else {
+            continue;
+        };
+        let Some(dups) = wanted.remove(&path) else {
+            continue;
+        };
+        if h.kind != EntryKind::File {
+            continue;
+        }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(stream.data(), &mut data)
+            .map_err(|e| stream.explain(proxsave_archive::Error::Read(e)))?;
+        for (dup, rec) in dups {
+            match replace_link_with_file(
+                &root_fd,
+                &dup,
+                &data,
+                rec.mode.unwrap_or(0o600),
+                rec.uid,
+                rec.gid,
+                h.mtime,
+            ) {
+                Ok(()) => fixed += 1,
+                Err(e) => report
+                    .warnings
+                    .push(format!("/{dup}: duplicate not materialised: {e}")),
+            }
+        }
+    }
+    if !interrupted {
+        stream.finish()?;
+    }
+    for (canon, dups) in wanted {
+        for (dup, _) in dups {
+            report.warnings.push(if interrupted {
+                format!("/{dup}: duplicate of /{canon}, not materialised (interrupted); left as a symbolic link")
+            } else {
+                format!("/{dup}: duplicate of /{canon}, which is not in the archive; left as a symbolic link")
+            });
+        }
+    }
+    if fixed > 0 {
+        report
+            .warnings
+            .retain(|w| !w.contains("duplicate not materialised"));
+    }
+    Ok(())
+}
+
+fn normalize_lexically(p: &str) -> Option<ArchivePath> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    ArchivePath::from_user(&parts.join("/")).ok()
 }

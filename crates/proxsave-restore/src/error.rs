@@ -50,6 +50,22 @@ pub enum RestoreError {
     /// The user interrupted the run (Ctrl+C).
     #[error("interrupted")]
     Interrupted,
+    /// An answer given to an applier's question is not acceptable (exit 2).
+    #[error("answer to `{id}`: {reason}")]
+    BadAnswer {
+        /// The question id.
+        id: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// An applier's preflight vetoed the whole run before anything was put in place.
+    #[error("{applier}: preflight failed: {reason}; nothing was put in place")]
+    Preflight {
+        /// The applier.
+        applier: String,
+        /// Why.
+        reason: String,
+    },
     /// Another proxsave run holds the lock on the root or the work directory.
     #[error("{}", busy_message(what, path, *pid))]
     Busy {
@@ -152,6 +168,7 @@ impl RestoreError {
             self,
             RestoreError::Prompt(PromptError::Missing { .. })
                 | RestoreError::Plan(PlanError::Missing(_))
+                | RestoreError::BadAnswer { .. }
         )
     }
 }

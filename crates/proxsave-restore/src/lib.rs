@@ -21,6 +21,7 @@ pub mod journal;
 pub mod plan;
 pub mod prompt;
 pub mod report;
+pub mod roothandle;
 pub mod runstate;
 pub mod safety;
 pub mod services;

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::applier::{Answer, AnswerSource, Ask};
+
 /// How loud a message is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -65,6 +67,33 @@ pub trait Prompter {
 
     /// Shows a message.
     fn say(&mut self, level: Level, message: &str);
+
+    /// Asks an applier's question (see [`crate::applier::Ask`]). The default answers from
+    /// [`Prompter::preset`], else takes the question's default, else
+    /// [`PromptError::Missing`].
+    ///
+    /// # Errors
+    /// [`PromptError::Aborted`] or [`PromptError::Missing`].
+    fn ask(&mut self, q: &Ask) -> Result<Answer, PromptError> {
+        if let Some(a) = self.preset(q.spec.id) {
+            return Ok(a);
+        }
+        match &q.default {
+            Some(d) => Ok(Answer {
+                value: d.clone(),
+                source: AnswerSource::Default,
+            }),
+            None => Err(PromptError::Missing {
+                id: q.spec.id,
+                flag: Some("--answer"),
+            }),
+        }
+    }
+
+    /// The answer given up front for question `id` (a flag, the answers file), if any.
+    fn preset(&self, _id: &str) -> Option<Answer> {
+        None
+    }
 }
 
 /// A prompter with fixed answers and a record of what was said (for library users and tests).
@@ -76,6 +105,8 @@ pub struct ScriptedPrompter {
     pub messages: Vec<(Level, String)>,
     /// Question ids asked, in order.
     pub asked: Vec<&'static str>,
+    /// Answers to applier questions by id (`fstab.merge` → `all`).
+    pub values: Vec<(&'static str, String)>,
 }
 
 impl Prompter for ScriptedPrompter {
@@ -93,5 +124,15 @@ impl Prompter for ScriptedPrompter {
 
     fn say(&mut self, level: Level, message: &str) {
         self.messages.push((level, message.to_string()));
+    }
+
+    fn preset(&self, id: &str) -> Option<Answer> {
+        self.values
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, v)| Answer {
+                value: v.clone(),
+                source: AnswerSource::Flag,
+            })
     }
 }

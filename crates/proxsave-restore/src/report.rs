@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::applier::Applied;
+use crate::applier::Outcome as ApplierOutcome;
 use crate::compare::Change;
+use crate::engine::{PlannedApplier, QuestionRecord};
 use crate::plan::{Plan, Tier};
 use crate::safety::SafetyBackup;
 use crate::services::ServiceAction;
@@ -192,7 +193,11 @@ pub struct Report {
     /// Staged categories no applier handled (their files are in `stage_dir`).
     pub staged_not_applied: Vec<String>,
     /// What appliers did.
-    pub applied: Vec<Applied>,
+    pub applied: Vec<ApplierOutcome>,
+    /// What each applier planned (paths, services, actions).
+    pub appliers: Vec<PlannedApplier>,
+    /// The questions of this run (asked, answered up front, or defaulted).
+    pub questions: Vec<QuestionRecord>,
     /// Services stopped and started.
     pub services: Vec<ServiceAction>,
     /// Host actions deferred (not run) as to-dos.
@@ -265,8 +270,17 @@ impl Report {
                 entries(c.refused)
             ));
         }
-        for a in self.applied.iter().filter(|a| a.status == "failed") {
-            out.push(format!("applying {} failed: {}", a.category, a.detail));
+        for a in self.applied.iter().filter(|a| a.status.is_error()) {
+            let why = match &a.status {
+                crate::applier::Status::Failed { error } => error.clone(),
+                _ => a.detail.clone(),
+            };
+            out.push(format!(
+                "applying {} ({}) {}: {why}",
+                a.category,
+                a.applier,
+                a.status.word()
+            ));
         }
         for s in self.services.iter().filter(|s| service_not_restarted(s)) {
             out.push(format!(

@@ -7,10 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proxsave_archive::backup::Backup;
+use proxsave_archive::path::ArchivePath;
 use proxsave_archive::progress::CancelToken;
 use proxsave_archive::read::StreamOptions;
 use proxsave_categories::Mode;
-use proxsave_restore::applier::{Applied, Applier, ApplierRegistration, ApplyContext, has_applier};
+use proxsave_restore::applier::{
+    Applier, ApplierPlan, ApplierRegistration, AppliersSet, ApplyContext, ApplyError, Outcome,
+    Status, has_applier,
+};
 use proxsave_restore::engine::{self, ExecuteOptions, Target};
 use proxsave_restore::host::{
     Clock, CommandOutput, CommandRunner, Host, HostActions, HostCommand, MountProbe,
@@ -75,7 +79,11 @@ impl Applier for PanickingJobs {
     fn order(&self) -> u16 {
         10
     }
-    fn apply(&self, _ctx: &mut ApplyContext<'_>) -> Vec<Applied> {
+    fn apply(
+        &self,
+        _ctx: &mut ApplyContext<'_>,
+        _plan: &ApplierPlan,
+    ) -> Result<Vec<Outcome>, ApplyError> {
         panic!("applier bug");
     }
 }
@@ -93,17 +101,27 @@ impl Applier for Notifications {
     fn order(&self) -> u16 {
         20
     }
-    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Vec<Applied> {
-        let staged = ctx.stage.join("etc/pve/notifications.cfg");
-        vec![Applied {
-            category: "pve_notifications".into(),
-            status: if staged.is_file() {
-                "applied"
+    fn apply(
+        &self,
+        ctx: &mut ApplyContext<'_>,
+        _plan: &ApplierPlan,
+    ) -> Result<Vec<Outcome>, ApplyError> {
+        let path = ArchivePath::from_user("etc/pve/notifications.cfg").expect("path");
+        let staged = ctx.stage.read(&path)?;
+        Ok(vec![Outcome::new(
+            "pve_notifications",
+            if staged.is_some() {
+                Status::Applied
             } else {
-                "failed"
+                Status::Failed {
+                    error: "not staged".into(),
+                }
             },
-            detail: format!("read {}", staged.display()),
-        }]
+            format!(
+                "read {}",
+                ctx.stage.path().join("etc/pve/notifications.cfg").display()
+            ),
+        )])
     }
 }
 inventory::submit! { ApplierRegistration(&Notifications) }
@@ -184,6 +202,7 @@ fn a_panicking_applier_still_gets_services_restarted() {
                 dry_run: false,
                 cancel: CancelToken::new(),
                 state: None,
+                appliers: AppliersSet::registered(),
             },
         )
     }));
@@ -248,11 +267,17 @@ fn appliers_receive_the_stage_and_applied_categories_are_not_reported_as_staged_
             dry_run: false,
             cancel: CancelToken::new(),
             state: None,
+            appliers: AppliersSet::registered(),
         },
     );
     assert!(err.is_none(), "{err:?}");
     assert_eq!(report.applied.len(), 1);
-    assert_eq!(report.applied[0].status, "applied", "{:?}", report.applied);
+    assert_eq!(
+        report.applied[0].status,
+        Status::Applied,
+        "{:?}",
+        report.applied
+    );
     assert_eq!(report.staged_not_applied, ["network"]);
     // Kept because network was not applied.
     assert!(
@@ -312,6 +337,7 @@ fn a_failed_safety_backup_asks_and_no_means_nothing_is_written() {
                 dry_run: false,
                 cancel: CancelToken::new(),
                 state: None,
+                appliers: AppliersSet::registered(),
             },
         );
         (r, prompter)
@@ -338,6 +364,7 @@ fn a_failed_safety_backup_asks_and_no_means_nothing_is_written() {
             dry_run: false,
             cancel: CancelToken::new(),
             state: None,
+            appliers: AppliersSet::registered(),
         },
     );
     assert!(err.unwrap().is_missing_decision());

@@ -11,7 +11,10 @@ use proxsave_archive::backup::Backup;
 use proxsave_archive::progress::CancelToken;
 use proxsave_archive::read::StreamOptions;
 use proxsave_categories::Mode;
-use proxsave_restore::applier::{Applied, Applier, ApplierRegistration, ApplyContext, has_applier};
+use proxsave_restore::applier::{
+    Applier, ApplierPlan, ApplierRegistration, AppliersSet, ApplyContext, ApplyError, Status,
+    has_applier,
+};
 use proxsave_restore::engine::{self, ExecuteOptions, Scan, Target};
 use proxsave_restore::host::{
     Clock, CommandOutput, CommandRunner, Host, HostActions, HostCommand, MountProbe,
@@ -87,12 +90,18 @@ impl Applier for FailingNetwork {
     fn order(&self) -> u16 {
         10
     }
-    fn apply(&self, _ctx: &mut ApplyContext<'_>) -> Vec<Applied> {
-        vec![Applied {
-            category: "network".into(),
-            status: "failed",
-            detail: "ifreload -a: exit code 1".into(),
-        }]
+    fn apply(
+        &self,
+        _ctx: &mut ApplyContext<'_>,
+        _plan: &ApplierPlan,
+    ) -> Result<Vec<proxsave_restore::applier::Outcome>, ApplyError> {
+        Ok(vec![proxsave_restore::applier::Outcome::new(
+            "network",
+            Status::Failed {
+                error: "ifreload -a: exit code 1".into(),
+            },
+            "",
+        )])
     }
 }
 inventory::submit! { ApplierRegistration(&FailingNetwork) }
@@ -109,13 +118,17 @@ impl Applier for InterruptedNotifications {
     fn order(&self) -> u16 {
         20
     }
-    fn apply(&self, ctx: &mut ApplyContext<'_>) -> Vec<Applied> {
+    fn apply(
+        &self,
+        ctx: &mut ApplyContext<'_>,
+        _plan: &ApplierPlan,
+    ) -> Result<Vec<proxsave_restore::applier::Outcome>, ApplyError> {
         ctx.cancel.cancel();
-        vec![Applied {
-            category: "pve_notifications".into(),
-            status: "applied",
-            detail: "done just before Ctrl+C".into(),
-        }]
+        Ok(vec![proxsave_restore::applier::Outcome::new(
+            "pve_notifications",
+            Status::Applied,
+            "done just before Ctrl+C",
+        )])
     }
 }
 inventory::submit! { ApplierRegistration(&InterruptedNotifications) }
@@ -217,6 +230,7 @@ fn restore(
             dry_run: false,
             cancel: token,
             state: None,
+            appliers: AppliersSet::registered(),
         },
     );
     (report, err, runner)

@@ -1100,6 +1100,7 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
         dry_run: args.dry_run,
         cancel: cancel.clone(),
         state: run_state.clone(),
+        appliers: proxsave_restore::applier::AppliersSet::registered(),
     };
     let (report, err) = engine::execute(&target, &scan, &plan, &mut console, &opts);
     drop(bar);

@@ -1,0 +1,302 @@
+//! Running the appliers' phases: plan (from the committed stage, before anything is put in
+//! place), preflight and apply (after the root's commit), post-restart (after the services
+//! are back). A panic in any phase of any applier is caught: that applier's categories are
+//! reported failed, and the run goes on to restart services and write its report.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use proxsave_archive::progress::CancelToken;
+use serde::Serialize;
+
+use crate::applier::{
+    AnswerSource, Applier, ApplierPlan, AppliersSet, ApplyContext, ApplyError, Outcome,
+    PlanContext, RootHandle, Stage, Status,
+};
+use crate::error::RestoreError;
+use crate::host::Host;
+use crate::plan::{Plan, Tier};
+use crate::prompt::{Level, Prompter};
+use crate::report::Report;
+
+/// One applier's plan in the report (`--dry-run --json` lists them).
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedApplier {
+    /// The applier's name.
+    pub name: String,
+    /// Its categories in this plan.
+    pub categories: Vec<String>,
+    /// What it will do.
+    #[serde(flatten)]
+    pub plan: ApplierPlan,
+}
+
+/// A question of this run, for the report: what was (or would be) asked and answered.
+#[derive(Clone, Debug, Serialize)]
+pub struct QuestionRecord {
+    /// Stable id.
+    pub id: String,
+    /// The prompt.
+    pub prompt: String,
+    /// Accepted answers.
+    pub choices: Vec<String>,
+    /// This run's default.
+    pub default: Option<String>,
+    /// The answer, when known (given up front, or asked).
+    pub answer: Option<String>,
+    /// Where the answer came from (`flag`, `answers-file`, `console`, `default`).
+    pub source: Option<AnswerSource>,
+}
+
+pub(crate) struct Planned {
+    pub applier: &'static dyn Applier,
+    pub plan: ApplierPlan,
+    pub categories: Vec<&'static str>,
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+fn failed_all(a: &dyn Applier, categories: &[&str], error: String) -> Vec<Outcome> {
+    categories
+        .iter()
+        .map(|c| Outcome {
+            category: c.to_string(),
+            applier: a.name().to_string(),
+            status: Status::Failed {
+                error: error.clone(),
+            },
+            detail: String::new(),
+        })
+        .collect()
+}
+
+/// Plans every applier of `set` that owns a category the plan stages.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn plan_all(
+    set: &AppliersSet,
+    plan: &Plan,
+    stage: &Stage,
+    root: &RootHandle,
+    host: &Host,
+    prompter: &mut dyn Prompter,
+    report: &mut Report,
+) -> Result<Vec<Planned>, RestoreError> {
+    let staged: Vec<&'static str> = plan.in_tier(Tier::Staged).map(|c| c.id).collect();
+    let mut out = Vec::new();
+    for a in set.iter() {
+        let categories: Vec<&'static str> = a
+            .categories()
+            .iter()
+            .copied()
+            .filter(|c| staged.contains(c))
+            .collect();
+        if categories.is_empty() {
+            continue;
+        }
+        let ctx = PlanContext {
+            plan,
+            stage,
+            root,
+            host,
+        };
+        match catch_unwind(AssertUnwindSafe(|| a.plan(&ctx))) {
+            Ok(Ok(p)) => {
+                for q in &p.questions {
+                    let preset = prompter.preset(q.spec.id);
+                    report.questions.push(QuestionRecord {
+                        id: q.spec.id.to_string(),
+                        prompt: q.spec.prompt.to_string(),
+                        choices: q.spec.choices.iter().map(|c| c.to_string()).collect(),
+                        default: q.default.clone(),
+                        answer: preset.as_ref().map(|x| x.value.clone()),
+                        source: preset.map(|x| x.source),
+                    });
+                }
+                report.appliers.push(PlannedApplier {
+                    name: a.name().to_string(),
+                    categories: categories.iter().map(|c| c.to_string()).collect(),
+                    plan: p.clone(),
+                });
+                out.push(Planned {
+                    applier: a,
+                    plan: p,
+                    categories,
+                });
+            }
+            Ok(Err(ApplyError::BadAnswer { id, reason })) => {
+                return Err(RestoreError::BadAnswer { id, reason });
+            }
+            Ok(Err(ApplyError::Prompt(e))) => return Err(e.into()),
+            Ok(Err(e)) => {
+                report
+                    .applied
+                    .extend(failed_all(a, &categories, format!("planning failed: {e}")));
+            }
+            Err(p) => {
+                report.applied.extend(failed_all(
+                    a,
+                    &categories,
+                    format!("the applier panicked while planning: {}", panic_text(p)),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Preflight and apply, in order.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn apply_all(
+    planned: &[Planned],
+    plan: &Plan,
+    stage: &Stage,
+    root: &RootHandle,
+    host: &Host,
+    prompter: &mut dyn Prompter,
+    cancel: &CancelToken,
+    report: &mut Report,
+) -> Result<(), RestoreError> {
+    for p in planned {
+        if cancel.is_cancelled() {
+            return Err(RestoreError::Interrupted);
+        }
+        let a = p.applier;
+        cancel.set_activity("applying staged categories");
+        let mut ctx = ApplyContext {
+            plan,
+            stage,
+            root,
+            host,
+            prompter: &mut *prompter,
+            cancel,
+        };
+        match catch_unwind(AssertUnwindSafe(|| a.preflight(&mut ctx, &p.plan))) {
+            Ok(Ok(())) => {}
+            Ok(Err(veto)) if veto.abort_run => {
+                return Err(RestoreError::Preflight {
+                    applier: a.name().to_string(),
+                    reason: veto.reason,
+                });
+            }
+            Ok(Err(veto)) => {
+                ctx.prompter.say(
+                    Level::Warning,
+                    &format!("{}: skipped: {}", a.name(), veto.reason),
+                );
+                report.applied.extend(p.categories.iter().map(|c| Outcome {
+                    category: c.to_string(),
+                    applier: a.name().to_string(),
+                    status: Status::Skipped {
+                        reason: veto.reason.clone(),
+                    },
+                    detail: String::new(),
+                }));
+                continue;
+            }
+            Err(panic) => {
+                report.applied.extend(failed_all(
+                    a,
+                    &p.categories,
+                    format!(
+                        "the applier panicked in its preflight: {}",
+                        panic_text(panic)
+                    ),
+                ));
+                continue;
+            }
+        }
+        let result = catch_unwind(AssertUnwindSafe(|| a.apply(&mut ctx, &p.plan)));
+        let outcomes = match result {
+            Ok(Ok(mut v)) => {
+                for o in &mut v {
+                    o.applier = a.name().to_string();
+                }
+                v
+            }
+            Ok(Err(ApplyError::Prompt(crate::prompt::PromptError::Aborted))) => {
+                return Err(RestoreError::Interrupted);
+            }
+            Ok(Err(ApplyError::BadAnswer { id, reason })) => {
+                return Err(RestoreError::BadAnswer { id, reason });
+            }
+            Ok(Err(e)) => failed_all(a, &p.categories, e.to_string()),
+            Err(panic) => failed_all(
+                a,
+                &p.categories,
+                format!("the applier panicked: {}", panic_text(panic)),
+            ),
+        };
+        for o in &outcomes {
+            let level = if o.status.is_error() {
+                Level::Warning
+            } else {
+                Level::Info
+            };
+            ctx.prompter.say(
+                level,
+                format!(
+                    "{} ({}): {} {}",
+                    o.category,
+                    a.name(),
+                    o.status.word(),
+                    o.detail
+                )
+                .trim_end(),
+            );
+        }
+        report.applied.extend(outcomes);
+    }
+    Ok(())
+}
+
+/// The post-restart phase of every applier that applied.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn post_restart_all(
+    planned: &[Planned],
+    plan: &Plan,
+    stage: &Stage,
+    root: &RootHandle,
+    host: &Host,
+    prompter: &mut dyn Prompter,
+    cancel: &CancelToken,
+    report: &mut Report,
+) {
+    for p in planned {
+        let a = p.applier;
+        let applied = report.applied.iter().any(|o| {
+            o.applier == a.name()
+                && !matches!(o.status, Status::Failed { .. } | Status::Skipped { .. })
+        });
+        if !applied {
+            continue;
+        }
+        let mut ctx = ApplyContext {
+            plan,
+            stage,
+            root,
+            host,
+            prompter: &mut *prompter,
+            cancel,
+        };
+        match catch_unwind(AssertUnwindSafe(|| a.post_restart(&mut ctx, &p.plan))) {
+            Ok(mut v) => {
+                for o in &mut v {
+                    o.applier = a.name().to_string();
+                }
+                report.applied.extend(v);
+            }
+            Err(panic) => report.applied.extend(failed_all(
+                a,
+                &p.categories,
+                format!(
+                    "the applier panicked after the restart: {}",
+                    panic_text(panic)
+                ),
+            )),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Preparing the host once the backup was read and verified, before anything is put in
+//! place: the safety backup of every root path the restore and its appliers write, then the
+//! services stopped (each recorded in the services journal first).
+
+use proxsave_archive::path::ArchivePath;
+use proxsave_archive::progress::CancelToken;
+
+use super::{ExecuteOptions, Scan};
+use crate::error::RestoreError;
+use crate::host::Host;
+use crate::plan::{Plan, Tier};
+use crate::prompt::{Level, Prompter, Question};
+use crate::report::Report;
+use crate::safety;
+use crate::services::ServiceGuard;
+use crate::workspace::Workspace;
+
+/// Saves every path of `targets` that exists (and the export folder's place, when it lies
+/// in the root). A failure asks whether to go on without it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn safety_backup(
+    host: &Host,
+    ws: &Workspace,
+    scan: &Scan,
+    plan: &Plan,
+    targets: &[ArchivePath],
+    exports: bool,
+    opts: &ExecuteOptions,
+    prompter: &mut dyn Prompter,
+    report: &mut Report,
+) -> Result<(), RestoreError> {
+    prompter.say(
+        Level::Info,
+        "Creating safety backup of the current configuration...",
+    );
+    let export_entries: Vec<ArchivePath> = if exports {
+        scan.entries
+            .iter()
+            .filter(|e| plan.route(&e.path).contains(&Tier::Export))
+            .map(|e| e.path.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let export = exports.then(|| safety::ExportTargets {
+        dir: &opts.export_dir,
+        entries: &export_entries,
+    });
+    match safety::create(&host.root, targets, export.as_ref(), ws) {
+        Ok(sb) => {
+            let cmd = safety::rollback_command(&sb.path);
+            prompter.say(
+                Level::Info,
+                &format!(
+                    "Safety backup created: {} ({} entries, {:.2} MB)",
+                    sb.path.display(),
+                    sb.entries,
+                    sb.bytes as f64 / 1_048_576.0
+                ),
+            );
+            prompter.say(
+                    Level::Info,
+                    &format!(
+                        "You can restore from this backup if needed using:\n  {cmd}\n  (or: tar -xzf {} -C {}, which does not remove files the restore adds)",
+                        sb.path.display(),
+                        host.root.display()
+                    ),
+                );
+            report.rollback_command = Some(cmd);
+            if let Some(st) = &opts.state {
+                st.update(|d| d.safety_backup = Some(sb.path.clone()))?;
+            }
+            report.safety_backup = Some(sb);
+        }
+        Err(e) => {
+            prompter.say(
+                Level::Warning,
+                &format!("Failed to create safety backup: {e}"),
+            );
+            let go = prompter.confirm(&Question {
+                id: "continue_without_safety_backup",
+                flag: None,
+                text: "Continue without safety backup?".into(),
+                default: false,
+                strict_yes: true,
+                timeout: None,
+            })?;
+            if !go {
+                return Err(RestoreError::SafetyBackup(e));
+            }
+            report.warnings.push(format!("no safety backup: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// Stops `units` (then the plan's unmounts). A unit that does not stop aborts the run
+/// before anything is put in place; the guard restarts what was stopped.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stop_services(
+    guard: &mut ServiceGuard<'_>,
+    units: &[String],
+    plan: &Plan,
+    host: &Host,
+    prompter: &mut dyn Prompter,
+    report: &mut Report,
+    cancel: &CancelToken,
+) -> Result<(), RestoreError> {
+    if units.is_empty() && plan.unmounts.is_empty() {
+        return Ok(());
+    }
+    if plan.needs_cluster_restore {
+        prompter.say(
+            Level::Info,
+            "Preparing system for cluster database restore: stopping PVE services and unmounting /etc/pve",
+        );
+    }
+    for unit in units {
+        if cancel.is_cancelled() {
+            return Err(RestoreError::Interrupted);
+        }
+        prompter.say(Level::Info, &format!("Stopping {unit}..."));
+        if let Err(why) = guard.stop(unit, cancel) {
+            if cancel.is_cancelled() {
+                return Err(RestoreError::Interrupted);
+            }
+            let is_pbs = crate::plan::PBS_SERVICES.contains(&unit.as_str());
+            if is_pbs {
+                prompter.say(
+                    Level::Warning,
+                    &format!("Unable to stop PBS services automatically: {unit}: {why}"),
+                );
+                let go = prompter.confirm(&Question {
+                    id: "continue_with_pbs_services_running",
+                    flag: None,
+                    text: "Continue restore with PBS services still running?".into(),
+                    default: false,
+                    strict_yes: false,
+                    timeout: None,
+                });
+                match go {
+                    Ok(true) => {
+                        report
+                            .warnings
+                            .push(format!("{unit} could not be stopped: {why}"));
+                        continue;
+                    }
+                    Ok(false) => {
+                        return Err(RestoreError::ServiceStop {
+                            unit: unit.to_string(),
+                            detail: why,
+                        });
+                    }
+                    Err(e) => {
+                        return Err(e.into());
+                    }
+                }
+            }
+            return Err(RestoreError::ServiceStop {
+                unit: unit.to_string(),
+                detail: why,
+            });
+        }
+    }
+    for m in &plan.unmounts {
+        let path = host.root.join(m.trim_start_matches('/'));
+        if let Err(why) = guard.unmount(path, cancel) {
+            if cancel.is_cancelled() {
+                return Err(RestoreError::Interrupted);
+            }
+            return Err(RestoreError::ServiceStop {
+                unit: format!("umount {m}"),
+                detail: why,
+            });
+        }
+    }
+    Ok(())
+}

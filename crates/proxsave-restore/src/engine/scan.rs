@@ -1,0 +1,96 @@
+//! The analysis read: verifies the backup, finds its categories and remembers its entries.
+
+use proxsave_archive::backup::Backup;
+use proxsave_archive::entry::EntryKind;
+use proxsave_archive::path::ArchivePath;
+use proxsave_archive::progress::CancelToken;
+use proxsave_archive::read::{self, StreamOptions, StreamSummary};
+use proxsave_categories::Analyzer;
+
+use crate::error::RestoreError;
+
+/// Where the dedup manifest lives inside archives.
+pub const DEDUP_MANIFEST: &str = "var/lib/proxsave-info/dedup_manifest.json";
+/// Largest dedup manifest read.
+pub const DEDUP_MANIFEST_LIMIT: u64 = 16 << 20;
+
+/// One entry seen by the analysis read.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// Normalised path.
+    pub path: ArchivePath,
+    /// Type.
+    pub kind: EntryKind,
+    /// Link text of symlinks (needed to repair dedup links without another read).
+    pub link: Option<Vec<u8>>,
+    /// Data size of regular files (for the free-space check).
+    pub size: u64,
+}
+
+/// The result of the analysis read (which also verified the whole backup).
+pub struct Scan {
+    /// Categories, backup type, cluster mode, host name.
+    pub analysis: proxsave_categories::Analysis,
+    /// Every usable entry path, in archive order.
+    pub entries: Vec<Seen>,
+    /// The dedup manifest's bytes, if the archive has one.
+    pub dedup_manifest: Option<Vec<u8>>,
+    /// What the read proved (checksum etc.).
+    pub stream: StreamSummary,
+}
+
+/// Reads the whole backup once: verifies it, finds the available categories and the
+/// backup's type, and remembers the entry list.
+///
+/// # Errors
+/// Any read-path error.
+pub fn scan(
+    backup: &Backup,
+    opts: &StreamOptions<'_>,
+    cancel: &CancelToken,
+) -> Result<Scan, RestoreError> {
+    let mut stream = read::open_stream(backup, opts)?;
+    let mut analyzer = Analyzer::new();
+    let mut entries = Vec::new();
+    let mut dedup_manifest = None;
+    while let Some(h) = stream.next_entry()? {
+        cancel.check()?;
+        let Ok(Some(path)) = ArchivePath::parse(&h.raw_path) else {
+            continue;
+        };
+        proxsave_archive::checkpoint::checkpoint("scan", &path);
+        analyzer.observe(&path);
+        let wants_meta = analyzer.wants_content(&path, h.kind, h.size);
+        let wants_dedup = h.kind == EntryKind::File
+            && path.as_bytes() == DEDUP_MANIFEST.as_bytes()
+            && h.size <= DEDUP_MANIFEST_LIMIT;
+        if wants_meta || wants_dedup {
+            let mut buf = Vec::with_capacity(h.size as usize);
+            std::io::Read::read_to_end(stream.data(), &mut buf)
+                .map_err(|e| stream.explain(proxsave_archive::Error::Read(e)))?;
+            if wants_meta {
+                analyzer.observe_metadata(&buf);
+            }
+            if wants_dedup {
+                dedup_manifest = Some(buf);
+            }
+        }
+        let link = (h.kind == EntryKind::Symlink)
+            .then(|| h.link_target.clone())
+            .flatten();
+        entries.push(Seen {
+            path,
+            kind: h.kind,
+            link,
+            size: if h.kind == EntryKind::File { h.size } else { 0 },
+        });
+    }
+    let summary = stream.finish()?;
+    let analysis = analyzer.finish(&backup.manifest);
+    Ok(Scan {
+        analysis,
+        entries,
+        dedup_manifest,
+        stream: summary,
+    })
+}
