@@ -25,6 +25,7 @@ pub mod roothandle;
 pub mod runstate;
 pub mod safety;
 pub mod services;
+pub mod system;
 pub mod workspace;
 
 pub use error::RestoreError;
