@@ -23,6 +23,7 @@ pub mod report;
 pub mod runstate;
 pub mod safety;
 pub mod services;
+pub mod system;
 pub mod workspace;
 
 pub use error::RestoreError;
