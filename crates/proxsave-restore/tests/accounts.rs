@@ -15,7 +15,9 @@ use proxsave_restore::system::accounts::{
 use proxsave_testkit::require_tools;
 
 fn data(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/accounts").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/accounts")
+        .join(name);
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -97,7 +99,10 @@ fn older_hosts_admins_are_merged_into_a_fresh_pve_root() {
     );
     let group = edited(
         &data("host_group"),
-        &[("adm:x:4:", "adm:x:4:alice"), ("sudo:x:27:", "sudo:x:27:alice,bob")],
+        &[
+            ("adm:x:4:", "adm:x:4:alice"),
+            ("sudo:x:27:", "sudo:x:27:alice,bob"),
+        ],
         &[
             "alice:x:1000:",
             "bob:x:1001:",
@@ -107,8 +112,16 @@ fn older_hosts_admins_are_merged_into_a_fresh_pve_root() {
     );
     let gshadow = edited(
         &data("host_gshadow"),
-        &[("adm:*::", "adm:*::alice"), ("sudo:*::", "sudo:*::alice,bob")],
-        &["alice:!::", "bob:!::", "frank:!::", "devs:!:alice:alice,bob"],
+        &[
+            ("adm:*::", "adm:*::alice"),
+            ("sudo:*::", "sudo:*::alice,bob"),
+        ],
+        &[
+            "alice:!::",
+            "bob:!::",
+            "frank:!::",
+            "devs:!:alice:alice,bob",
+        ],
     );
     let subids = edited(
         &data("host_subuid"),
@@ -167,7 +180,10 @@ fn older_hosts_admins_are_merged_into_a_fresh_pve_root() {
         "uid 1002: this host has carol (uid 1002), the backup has dave (uid 1002)",
         "gid 1020: this host has group storage (gid 1020), the backup has group media (gid 1020)",
     ] {
-        assert!(summary.contains(expected), "{expected:?} not in:\n{summary}");
+        assert!(
+            summary.contains(expected),
+            "{expected:?} not in:\n{summary}"
+        );
     }
     let json = serde_json::to_value(report).expect("report serialises");
     assert_eq!(json["conflicts"][0]["kind"], "same_uid_other_name");
@@ -181,7 +197,10 @@ fn older_hosts_admins_are_merged_into_a_fresh_pve_root() {
 
     // The applier resolves `shadow` in the merged group file.
     let merged = merged_side(&host, &outcome);
-    assert_eq!(merged.group.as_ref().and_then(|g| gid_of(g, "shadow")), Some(42));
+    assert_eq!(
+        merged.group.as_ref().and_then(|g| gid_of(g, "shadow")),
+        Some(42)
+    );
 
     // A second merge with the same backup changes nothing.
     let again = done(merge(&merged, &backup, &defs));
@@ -288,10 +307,7 @@ fn findings(tool: &str, root: &Path) -> HashMap<String, usize> {
 }
 
 /// The findings `after` has more of than `before`.
-fn new_findings(
-    before: &HashMap<String, usize>,
-    after: &HashMap<String, usize>,
-) -> Vec<String> {
+fn new_findings(before: &HashMap<String, usize>, after: &HashMap<String, usize>) -> Vec<String> {
     let mut new: Vec<String> = after
         .iter()
         .filter(|(line, n)| **n > before.get(*line).copied().unwrap_or(0))
@@ -342,7 +358,10 @@ fn pwck_and_grpck_find_nothing_new_after_the_merge() {
     broken.set(AccountFile::Passwd, &passwd);
     let (pw, gr) = check_roots(&host, &broken);
     assert!(!pw.is_empty(), "pwck should flag the doubled user");
-    assert!(!gr.is_empty(), "grpck should flag the missing gshadow lines");
+    assert!(
+        !gr.is_empty(),
+        "grpck should flag the missing gshadow lines"
+    );
 }
 
 fn visudo_passes(file: &Path) -> bool {

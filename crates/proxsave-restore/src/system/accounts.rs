@@ -271,9 +271,14 @@ fn is_canonical_decimal(field: &str) -> bool {
         && (field.len() == 1 || !field.starts_with('0'))
 }
 
-/// The id in field `index` of a line that did not parse, when it is one.
+/// The id in field `index` of a line that did not parse, read leniently (leading zeros,
+/// surrounding spaces), so that the id it seems to use is never given to someone else.
 fn best_effort_id(text: &str, index: usize) -> Option<u32> {
-    text.split(':').nth(index).and_then(parse_id)
+    let field = text.split(':').nth(index)?.trim();
+    if field.is_empty() || !field.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    field.parse().ok()
 }
 
 fn fields<const N: usize>(line: &str, what: &str) -> Result<[String; N], String> {
@@ -2304,4 +2309,448 @@ fn sudoers_action(s: &StagedSudoers<'_>) -> SudoersAction {
 /// the checked file on the live system, not inside the root.
 pub fn visudo_check_command(file: &str) -> crate::host::HostCommand {
     crate::host::HostCommand::new("visudo", ["-c", "-f", file])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(passwd: &str, group: &str, shadow: &str, gshadow: Option<&str>) -> AccountFiles {
+        let mut f = AccountFiles::from_texts([
+            (AccountFile::Passwd, passwd),
+            (AccountFile::Group, group),
+            (AccountFile::Shadow, shadow),
+        ]);
+        if let Some(g) = gshadow {
+            f.set(AccountFile::Gshadow, g);
+        }
+        f
+    }
+
+    fn host() -> AccountFiles {
+        files(
+            "root:x:0:0:root:/root:/bin/bash\nbackup:x:34:34:backup:/var/backups:/usr/sbin/nologin\nalice:x:1000:1000::/home/alice:/bin/bash\n",
+            "root:x:0:\nsudo:x:27:\nbackup:x:34:\nalice:x:1000:\n",
+            "root:$y$root:19000:0:99999:7:::\nbackup:*:19000:0:99999:7:::\nalice:$y$alice:19000:0:99999:7:::\n",
+            Some("root:*::\nsudo:*::\nbackup:*::\nalice:!::\n"),
+        )
+    }
+
+    fn done(m: Merged) -> MergeOutcome {
+        match m {
+            Merged::Done(o) => *o,
+            Merged::Skipped(r) => panic!("skipped: {r}"),
+        }
+    }
+
+    fn merge_default(current: &AccountFiles, backup: &AccountFiles) -> MergeOutcome {
+        done(merge(current, backup, &LoginDefs::default()))
+    }
+
+    #[test]
+    fn ids_must_be_canonical_decimals() {
+        assert_eq!(parse_id("0"), Some(0));
+        assert_eq!(parse_id("1000"), Some(1000));
+        assert_eq!(parse_id("4294967294"), Some(4_294_967_294));
+        for bad in [
+            "",
+            "01000",
+            "+5",
+            "-1",
+            " 1",
+            "1e3",
+            "4294967295",
+            "99999999999",
+        ] {
+            assert_eq!(parse_id(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_follow_shadows_rule() {
+        for ok in ["alice", "_apt", "www-data", "a.b", "host$", "Bob", "1a"] {
+            assert!(is_valid_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-x",
+            "a b",
+            "a:b",
+            "a,b",
+            "a/b",
+            ".",
+            "..",
+            "123",
+            "a$b",
+            "$",
+            &"x".repeat(33),
+        ] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unparsable_lines_are_kept_and_named() {
+        let text = "root:x:0:0:root:/root:/bin/bash\ngarbage\n+::::::\n\nbob:x:01001:1001::/:/bin/sh\ncarol:x:1002:1002::/home/carol:/bin/sh";
+        let file = PasswdFile::parse(text);
+        assert_eq!(file.to_string(), text);
+        assert_eq!(file.lines().len(), 6);
+        let lines: Vec<usize> = file.warnings().iter().map(|w| w.line).collect();
+        assert_eq!(lines, [2, 3, 5]);
+        assert!(file.warnings()[1].message.contains("NIS"));
+        assert!(file.warnings()[2].message.contains("uid `01001`"));
+        assert_eq!(file.entries().count(), 2);
+    }
+
+    #[test]
+    fn shadow_warnings_and_debug_never_show_the_hash() {
+        let file = ShadowFile::parse("alice:$6$secret$hash:x:0:99999:7:::\nbob:$6$secret$hash\n");
+        for w in file.warnings() {
+            assert!(!w.message.contains("secret"), "{}", w.message);
+        }
+        assert_eq!(file.warnings().len(), 2);
+        let entry = ShadowEntry::parse_line("carol:$6$secret$hash:19000:0:99999:7:::")
+            .ok()
+            .flatten();
+        assert!(entry.is_some());
+        assert!(!format!("{entry:?}{file:?}").contains("secret"));
+    }
+
+    #[test]
+    fn login_defs_values_as_shadow_reads_them() {
+        let defs = LoginDefs::parse(
+            "# comment\nUID_MIN 500\nUID_MIN\t0x3e8\nUID_MAX \"070000\"\nGID_MIN 2000\nGID_MAX 1000\nBROKEN\n",
+        );
+        assert_eq!(defs.get("UID_MIN"), Some("0x3e8"));
+        assert_eq!(defs.number("UID_MIN"), Ok(Some(1000)));
+        assert_eq!(defs.number("UID_MAX"), Ok(Some(0o70000)));
+        let (ranges, warnings) = defs.id_ranges();
+        assert_eq!((ranges.uid_min, ranges.uid_max), (1000, 0o70000));
+        assert_eq!((ranges.gid_min, ranges.gid_max), (1000, 60000));
+        assert_eq!(ranges.sys_uid_max, 999);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("GID_MIN 2000 > GID_MAX 1000"));
+        assert_eq!(defs.warnings().len(), 1);
+        assert_eq!(defs.warnings()[0].line, 7);
+        let (zero, warnings) = LoginDefs::parse("UID_MIN 0\nUID_MAX nine\n").id_ranges();
+        assert_eq!((zero.uid_min, zero.uid_max), (1000, 60000));
+        assert_eq!(warnings.len(), 2);
+        assert_eq!(LoginDefs::default().id_ranges().0, IdRanges::default());
+    }
+
+    #[test]
+    fn modes_and_owner_lookups() {
+        assert_eq!(AccountFile::Shadow.mode().mode, 0o640);
+        assert_eq!(AccountFile::Shadow.mode().group, "shadow");
+        assert_eq!(AccountFile::Gshadow.path(), "etc/gshadow");
+        assert_eq!(
+            debian_mode("etc/sudoers.d/alice").map(|m| m.mode),
+            Some(0o440)
+        );
+        assert_eq!(debian_mode("etc/sudoers").map(|m| m.mode), Some(0o440));
+        assert_eq!(debian_mode("etc/subgid").map(|m| m.mode), Some(0o644));
+        assert_eq!(debian_mode("etc/sudoers.d/a/b"), None);
+        assert_eq!(debian_mode("etc/hosts"), None);
+        let group = GroupFile::parse("root:x:0:\nbroken\nshadow:x:42:\nshadow:x:43:\n");
+        assert_eq!(gid_of(&group, "shadow"), Some(42));
+        assert_eq!(gid_of(&group, "nope"), None);
+        let passwd = PasswdFile::parse("root:x:0:0::/root:/bin/sh\n");
+        assert_eq!(uid_of(&passwd, "root"), Some(0));
+    }
+
+    #[test]
+    fn a_host_without_its_base_files_is_not_merged_into() {
+        let backup = files(
+            "bob:x:1001:1001::/home/bob:/bin/sh\n",
+            "bob:x:1001:\n",
+            "",
+            None,
+        );
+        let mut current = host();
+        current.shadow = Some(ShadowFile::parse(""));
+        let Merged::Skipped(reason) = merge(&current, &backup, &LoginDefs::default()) else {
+            panic!("merged into a host without shadow");
+        };
+        assert!(reason.contains("etc/shadow is empty"), "{reason}");
+        current.group = None;
+        let Merged::Skipped(reason) = merge(&current, &backup, &LoginDefs::default()) else {
+            panic!("merged into a host without group");
+        };
+        assert!(reason.contains("no etc/group"), "{reason}");
+    }
+
+    #[test]
+    fn memberships_go_by_group_name_never_by_gid() {
+        // The backup's gid 27 is `admins`; this host's gid 27 is `sudo`.
+        let backup = files(
+            "bob:x:1001:1001::/home/bob:/bin/sh\n",
+            "admins:x:27:bob\nbob:x:1001:\nroot:x:0:bob\n",
+            "bob:$y$bob:19000:0:99999:7:::\n",
+            None,
+        );
+        let current = {
+            let mut h = host();
+            h.set(
+                AccountFile::Group,
+                "root:x:0:\nsudo:x:27:\nbackup:x:34:\nalice:x:1000:\n",
+            );
+            h
+        };
+        let out = merge_default(&current, &backup);
+        let group = out.file(AccountFile::Group).unwrap_or_default();
+        assert!(group.contains("\nsudo:x:27:\n"), "{group}");
+        assert!(group.starts_with("root:x:0:\n"), "{group}");
+        assert!(group.ends_with("bob:x:1001:\n"), "{group}");
+        let refused: Vec<&str> = out
+            .report
+            .refused
+            .iter()
+            .map(|r| r.subject.as_str())
+            .collect();
+        assert_eq!(refused, ["group admins (gid 27)", "bob in group root"]);
+    }
+
+    #[test]
+    fn root_system_names_and_clashes_are_never_imported() {
+        let backup = files(
+            concat!(
+                "root:x:1005:1005::/root:/bin/sh\n",
+                "backup:x:1006:1006::/home/backup:/bin/sh\n",
+                "alice:x:1007:1007::/home/alice:/bin/sh\n",
+                "zed:x:1000:1000::/home/zed:/bin/sh\n",
+                "bad name:x:1008:1008::/:/bin/sh\n",
+                "ok:x:1009:1009::/home/ok:/bin/sh\n",
+                "dup:x:1009:1009::/:/bin/sh\n",
+                "high:x:60001:60001::/:/bin/sh\n",
+            ),
+            "ok:x:1009:\n",
+            "",
+            None,
+        );
+        let out = merge_default(&host(), &backup);
+        let kinds: Vec<ConflictKind> = out.report.conflicts.iter().map(|c| c.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                ConflictKind::SystemAccount,
+                ConflictKind::SameNameOtherUid,
+                ConflictKind::SameUidOtherName
+            ]
+        );
+        let refused: Vec<&str> = out
+            .report
+            .refused
+            .iter()
+            .map(|r| r.subject.as_str())
+            .collect();
+        assert_eq!(refused, ["user root", "user bad name", "user dup"]);
+        assert_eq!(out.report.system_users_ignored, 1);
+        let added: Vec<&str> = out
+            .report
+            .users_added
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect();
+        assert_eq!(added, ["ok"]);
+        assert_eq!(out.report.users_locked, ["ok"]);
+        let shadow = out.file(AccountFile::Shadow).unwrap_or_default();
+        assert!(shadow.ends_with("\nok:!::0:99999:7:::\n"), "{shadow}");
+    }
+
+    #[test]
+    fn a_primary_group_that_cannot_be_brought_is_a_conflict() {
+        let backup = files(
+            concat!(
+                "bob:x:1001:34::/home/bob:/bin/sh\n",
+                "carl:x:1002:1000::/home/carl:/bin/sh\n",
+                "dina:x:1003:1003::/home/dina:/bin/sh\n",
+                "eve:x:1004:100::/home/eve:/bin/sh\n",
+            ),
+            "backup:x:34:\nalice:x:1000:\nusers:x:100:\n",
+            "",
+            None,
+        );
+        let out = merge_default(&host(), &backup);
+        let text: Vec<String> = out
+            .report
+            .conflicts
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(out.report.users_added.len(), 2, "{text:?}");
+        // bob: backup's gid 34 is `backup`, the same here: fine. carl: `alice` 1000, same here.
+        let conflicts: Vec<(&str, ConflictKind)> = out
+            .report
+            .conflicts
+            .iter()
+            .map(|c| (c.subject.as_str(), c.kind))
+            .collect();
+        assert_eq!(
+            conflicts,
+            [
+                ("user dina", ConflictKind::PrimaryGroup),
+                ("user eve", ConflictKind::PrimaryGroup)
+            ],
+            "{text:?}"
+        );
+        assert!(text[0].contains("without a group"), "{}", text[0]);
+        assert!(
+            text[1].contains("outside this host's GID_MIN..GID_MAX"),
+            "{}",
+            text[1]
+        );
+    }
+
+    #[test]
+    fn a_matched_user_keeps_its_password_when_the_backup_has_none() {
+        let backup = files(
+            "alice:x:1000:1000:Alice:/home/alice:/bin/zsh\n",
+            "alice:x:1000:\n",
+            "",
+            None,
+        );
+        let out = merge_default(&host(), &backup);
+        assert_eq!(out.report.files_changed, [AccountFile::Passwd]);
+        assert!(out.report.users_locked.is_empty());
+        let passwd = out.file(AccountFile::Passwd).unwrap_or_default();
+        assert!(passwd.ends_with("alice:x:1000:1000:Alice:/home/alice:/bin/zsh\n"));
+    }
+
+    #[test]
+    fn orphan_shadow_lines_and_unparsed_host_lines_block_an_import() {
+        let mut current = host();
+        current.set(
+            AccountFile::Passwd,
+            "root:x:0:0:root:/root:/bin/bash\nbroken:x:1001\nodd:x:01002:1:::\n",
+        );
+        current.set(
+            AccountFile::Shadow,
+            "root:*:19000:0:99999:7:::\nghost:!:19000:0:99999:7:::\n",
+        );
+        let backup = files(
+            concat!(
+                "broken:x:1005:1005::/:/bin/sh\n",
+                "ghost:x:1006:1006::/:/bin/sh\n",
+                "taker:x:1002:1002::/:/bin/sh\n",
+            ),
+            "broken:x:1005:\nghost:x:1006:\ntaker:x:1002:\n",
+            "",
+            None,
+        );
+        let out = merge_default(&current, &backup);
+        let kinds: Vec<ConflictKind> = out.report.conflicts.iter().map(|c| c.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                ConflictKind::UnparsedHostLine,
+                ConflictKind::OrphanShadowLine,
+                ConflictKind::SameUidOtherName
+            ],
+            "{:?}",
+            out.report.conflicts
+        );
+        let host_warnings: Vec<usize> = out
+            .report
+            .warnings
+            .iter()
+            .filter(|w| w.side == Side::Host)
+            .map(|w| w.line)
+            .collect();
+        assert_eq!(host_warnings, [2, 3]);
+        assert!(out.files.is_empty());
+    }
+
+    #[test]
+    fn appended_lines_follow_a_file_without_a_final_newline() {
+        let mut current = host();
+        current.set(AccountFile::Passwd, "root:x:0:0:root:/root:/bin/bash");
+        let backup = files(
+            "bob:x:1001:1001::/home/bob:/bin/sh\n",
+            "bob:x:1001:\n",
+            "",
+            None,
+        );
+        let out = merge_default(&current, &backup);
+        assert_eq!(
+            out.file(AccountFile::Passwd),
+            Some("root:x:0:0:root:/root:/bin/bash\nbob:x:1001:1001::/home/bob:/bin/sh\n")
+        );
+    }
+
+    #[test]
+    fn no_gshadow_here_means_none_is_created() {
+        let mut current = host();
+        current.gshadow = None;
+        let backup = files(
+            "bob:x:1001:1001::/home/bob:/bin/sh\n",
+            "bob:x:1001:\nsudo:x:27:bob\n",
+            "",
+            Some("bob:!::\nsudo:*::bob\n"),
+        );
+        let out = merge_default(&current, &backup);
+        assert_eq!(out.file(AccountFile::Gshadow), None);
+        assert_eq!(out.report.memberships_added.len(), 1);
+    }
+
+    #[test]
+    fn subordinate_ids_by_owner_and_overlap() {
+        let mut current = host();
+        current.set(AccountFile::Subuid, "alice:100000:65536\n");
+        let mut backup = files(
+            "alice:x:1000:1000::/home/alice:/bin/bash\nbob:x:1001:1001::/home/bob:/bin/sh\ncarl:x:1002:1002::/:/bin/sh\n",
+            "alice:x:1000:\nbob:x:1001:\ncarl:x:1002:\n",
+            "",
+            None,
+        );
+        backup.set(
+            AccountFile::Subuid,
+            "alice:200000:65536\n1001:150000:65536\ncarl:300000:65536\ncarl:310000:10\nnobody:400000:1\n",
+        );
+        backup.set(AccountFile::Subgid, "1001:165536:65536\n");
+        let out = merge_default(&current, &backup);
+        assert_eq!(
+            out.file(AccountFile::Subuid),
+            Some("alice:100000:65536\ncarl:300000:65536\n")
+        );
+        // No subgid here yet: created.
+        assert_eq!(out.file(AccountFile::Subgid), Some("1001:165536:65536\n"));
+        let kinds: Vec<ConflictKind> = out.report.conflicts.iter().map(|c| c.kind).collect();
+        assert_eq!(
+            kinds,
+            [ConflictKind::SubidOwner, ConflictKind::SubidOverlap]
+        );
+        assert_eq!(out.report.refused.len(), 1);
+        assert!(
+            out.report.refused[0]
+                .reason
+                .contains("overlaps carl:300000:65536")
+        );
+    }
+
+    #[test]
+    fn sudoers_drop_in_names_sudo_ignores() {
+        assert_eq!(ignored_drop_in_name("alice"), None);
+        assert_eq!(ignored_drop_in_name("README"), None);
+        assert!(ignored_drop_in_name("alice.conf").is_some());
+        assert!(ignored_drop_in_name("alice~").is_some());
+        assert!(ignored_drop_in_name("").is_some());
+        let plan = plan_sudoers(&[StagedSudoers {
+            path: "etc/sudoers.d/latin1",
+            kind: StagedKind::Regular,
+            content: b"# caf\xe9\n",
+            current: None,
+        }]);
+        assert_eq!(
+            plan.items[0].action,
+            SudoersAction::Skip {
+                reason: "not valid UTF-8".into()
+            }
+        );
+        let json = serde_json::to_value(&plan).unwrap_or_default();
+        assert_eq!(json["items"][0]["action"], "skip");
+        assert_eq!(json["items"][0]["path"], "etc/sudoers.d/latin1");
+        let check = visudo_check_command("/stage/etc/sudoers");
+        assert_eq!(check.program, "visudo");
+        assert_eq!(check.args, ["-c", "-f", "/stage/etc/sudoers"]);
+    }
 }
