@@ -1100,14 +1100,28 @@ impl Merged {
     }
 }
 
-/// The merged files and the report.
-#[derive(Clone, Debug)]
+/// The merged files and the report. `Debug` shows file sizes, not contents (hashes).
+#[derive(Clone)]
 pub struct MergeOutcome {
     /// The new text of each file that changes, in [`AccountFile::ALL`] order. A file not
     /// listed stays as it is. Holds password hashes: never log or serialise it.
     pub files: Vec<(AccountFile, String)>,
     /// What was done, for people ([`MergeReport::summary`]) and JSON.
     pub report: MergeReport,
+}
+
+impl fmt::Debug for MergeOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sizes: Vec<(AccountFile, usize)> = self
+            .files
+            .iter()
+            .map(|(file, text)| (*file, text.len()))
+            .collect();
+        f.debug_struct("MergeOutcome")
+            .field("files", &sizes)
+            .field("report", &self.report)
+            .finish()
+    }
 }
 
 impl MergeOutcome {
@@ -2414,6 +2428,16 @@ mod tests {
             .flatten();
         assert!(entry.is_some());
         assert!(!format!("{entry:?}{file:?}").contains("secret"));
+        let current = host();
+        let backup = files(
+            "bob:x:1001:1001::/home/bob:/bin/sh\n",
+            "bob:x:1001:\n",
+            "bob:$6$secret$hash:19000:0:99999:7:::\n",
+            None,
+        );
+        let merged = merge(&current, &backup, &LoginDefs::default());
+        assert!(merged.outcome().is_some());
+        assert!(!format!("{merged:?}{current:?}").contains("secret"));
     }
 
     #[test]
