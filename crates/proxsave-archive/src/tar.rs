@@ -893,7 +893,15 @@ impl<W: Write> TarWriter<W> {
         }
         let mtime_fits = header.mtime.secs >= 0 && (header.mtime.secs as u64) <= USTAR_MAX_SIZE;
         if (self.subsecond && header.mtime.nanos != 0) || !mtime_fits {
-            pax.push(("mtime", header.mtime.to_pax().into_bytes()));
+            // Without sub-second times, a time that needs a PAX record anyway (before 1970 or
+            // after 2242) is whole seconds too, like every other time of such an archive. It
+            // used to keep its nanoseconds (found by the property tests, tests/proptest_tar.rs).
+            let mtime = if self.subsecond {
+                header.mtime
+            } else {
+                Timestamp::from_secs(header.mtime.secs)
+            };
+            pax.push(("mtime", mtime.to_pax().into_bytes()));
         }
         if self.subsecond
             && let Some(atime) = header.atime
@@ -1152,6 +1160,21 @@ mod tests {
         let entries = read_all(&data);
         assert_eq!(entries[0].0.mtime.nanos, 0);
         assert_eq!(entries[0].0.atime, None);
+    }
+
+    #[test]
+    fn whole_second_mode_keeps_out_of_range_mtimes_whole() {
+        for secs in [-2, USTAR_MAX_SIZE as i64 + 1] {
+            let mut h = header("a", WriteKind::File, 0);
+            h.mtime = Timestamp {
+                secs,
+                nanos: 750_000_000,
+            };
+            let mut w = TarWriter::new(Vec::new(), false);
+            w.append(&h, &mut io::empty()).unwrap();
+            let entries = read_all(&w.finish().unwrap());
+            assert_eq!(entries[0].0.mtime, Timestamp::from_secs(secs), "{secs}");
+        }
     }
 
     #[test]
