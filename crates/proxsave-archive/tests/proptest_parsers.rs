@@ -19,6 +19,18 @@ use proxsave_archive::path::{
 };
 use proxsave_archive::pathmatch::{Selector, glob_match};
 
+/// The team's rule is bounded, seeded randomness: a fixed seed (unless `PROPTEST_RNG_SEED`
+/// asks for another, to explore), and no regression files (each bug these tests found has a
+/// unit test of its own).
+fn config(cases: u32) -> ProptestConfig {
+    let mut c = ProptestConfig::with_cases(cases);
+    if matches!(c.rng_seed, proptest::test_runner::RngSeed::Random) {
+        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x7072_6f78_7361_7665);
+    }
+    c.failure_persistence = None;
+    c
+}
+
 // ================================================================================================
 // ArchivePath
 // ================================================================================================
@@ -103,7 +115,7 @@ fn unescape(text: &str) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(config(256))]
 
     /// `parse` never panics and follows the documented normal form exactly.
     #[test]
@@ -451,7 +463,7 @@ fn path_and_its_pattern() -> impl Strategy<Value = (ArchivePath, String)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(config(512))]
 
     /// A pattern built from a path matches it; as a selector rule it selects the path and
     /// keeps every ancestor (`may_contain`).
@@ -472,10 +484,10 @@ proptest! {
     #[test]
     fn glob_matches_the_go_reference(pattern in glob_pattern(), name in glob_name()) {
         let ours = glob_match(&pattern, &name);
-        match reference_match(pattern.as_bytes(), &name) {
-            Ok(expected) => prop_assert_eq!(ours.clone().ok(), Some(expected)),
-            // Go refuses some classes we read leniently (`[]a]`, `[-a]`, `[a-]`).
-            Err(()) => {}
+        // Go refuses some classes we read leniently (`[]a]`, `[-a]`, `[a-]`): no answer to
+        // compare with then.
+        if let Ok(expected) = reference_match(pattern.as_bytes(), &name) {
+            prop_assert_eq!(ours.clone().ok(), Some(expected));
         }
         if ours.is_err() {
             prop_assert!(reference_match(pattern.as_bytes(), &name).is_err());
@@ -676,7 +688,7 @@ fn near_time_text() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(config(256))]
 
     /// A time formatted as upstream writes it (RFC 3339 with nanoseconds) parses back to the
     /// same instant and offset, and is written back byte for byte.
@@ -732,7 +744,7 @@ fn hex64() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(config(256))]
 
     /// A sidecar as `sha256sum` and friends write it (any case, leading blanks, `*` binary
     /// marker, CRLF, more lines after) gives the digest in lower case.
@@ -1115,7 +1127,7 @@ fn json_token_soup() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(config(256))]
 
     /// Our Go-identical JSON parses back to the same manifest (created_at with its offset),
     /// is valid JSON, and is stable when written again.

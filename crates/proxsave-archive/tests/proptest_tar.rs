@@ -19,6 +19,18 @@ use proptest::prelude::*;
 use proxsave_archive::entry::{EntryHeader, EntryKind, Timestamp};
 use proxsave_archive::tar::{BLOCK, TarError, TarReader, TarWriter, WriteHeader, WriteKind};
 
+/// The team's rule is bounded, seeded randomness: a fixed seed (unless `PROPTEST_RNG_SEED`
+/// asks for another, to explore), and no regression files (each bug these tests found has a
+/// unit test of its own).
+fn config(cases: u32) -> ProptestConfig {
+    let mut c = ProptestConfig::with_cases(cases);
+    if matches!(c.rng_seed, proptest::test_runner::RngSeed::Random) {
+        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x7072_6f78_7361_7665);
+    }
+    c.failure_persistence = None;
+    c
+}
+
 // ------------------------------------------------------------------------------------------------
 // What the reader yields, minus the offset
 // ------------------------------------------------------------------------------------------------
@@ -71,6 +83,16 @@ enum ReadFail {
     Finish(TarError),
 }
 
+impl std::fmt::Display for ReadFail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadFail::Header(e) => write!(f, "next entry: {e}"),
+            ReadFail::Data(e) => write!(f, "entry data: {e}"),
+            ReadFail::Finish(e) => write!(f, "end of archive: {e}"),
+        }
+    }
+}
+
 /// Reads a whole archive (entries, data, end check). Every `next_entry` must consume at least
 /// one block, so the number of calls is bounded by the input size: more is an endless loop.
 fn read_all(bytes: &[u8]) -> Result<Vec<Seen>, ReadFail> {
@@ -112,7 +134,7 @@ fn read_all(bytes: &[u8]) -> Result<Vec<Seen>, ReadFail> {
 }
 
 fn read_ok(bytes: &[u8]) -> Result<Vec<Seen>, TestCaseError> {
-    read_all(bytes).map_err(|e| TestCaseError::fail(format!("reading failed: {e:?}")))
+    read_all(bytes).map_err(|e| TestCaseError::fail(format!("reading failed: {e}")))
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -640,7 +662,7 @@ fn any_archive() -> impl Strategy<Value = (Vec<u8>, Vec<Seen>)> {
 // ------------------------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(config(256))]
 
     /// What our writer writes, the reader gives back: names of any bytes and length, modes,
     /// ids of any size, owner names, sub-second and pre-1970 times, symlinks, data.
