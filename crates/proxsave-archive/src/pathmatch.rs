@@ -2,9 +2,16 @@
 //!
 //! [`glob_match`] follows Go's `path.Match` (the matcher upstream category patterns are
 //! written for): `*` matches any run of characters except `/`, `?` one character except `/`,
-//! `[...]` a class (`[a-z]`, `[^0-9]`), `\` escapes. [`Selector`] turns what a user types after
-//! `ls`, `extract` or `--categories` into a filter: `etc/hosts`, `./etc/hosts` and `/etc/hosts`
-//! are the same, and naming a directory selects everything below it.
+//! `[...]` a class (`[a-z]`, `[^0-9]`), `\` escapes. Names are bytes; a byte that does not
+//! start a valid UTF-8 character is one character (U+FFFD), as in Go. Two differences from
+//! Go, neither of which upstream's patterns meet: a class never matches `/` either (so each
+//! part of a pattern between `/` matches one component of a name), and a class may start
+//! with `]` or have `-` at either end, taken literally (`[]a]`, `[-_]`), where Go reports a
+//! bad pattern.
+//!
+//! [`Selector`] turns what a user types after `ls`, `extract` or `--categories` into a filter:
+//! `etc/hosts`, `./etc/hosts` and `/etc/hosts` are the same, and naming a directory selects
+//! everything below it.
 
 use crate::path::ArchivePath;
 
@@ -75,24 +82,22 @@ fn class_len(body: &[u8]) -> Option<(bool, usize)> {
     None
 }
 
-fn char_len(name: &[u8]) -> usize {
-    match name.first() {
-        Some(&b) if b >= 0xf0 => 4,
-        Some(&b) if b >= 0xe0 => 3,
-        Some(&b) if b >= 0xc0 => 2,
-        _ => 1,
-    }
-    .min(name.len().max(1))
-}
-
+/// The character at the start of `bytes` and its length, as Go's `utf8.DecodeRune` reads it:
+/// a byte that does not start a valid UTF-8 sequence is one character, U+FFFD.
+///
+/// (This used to take the length from the lead byte alone, so `?` swallowed up to four bytes
+/// of an invalid sequence, `/` included: `?` matched `"\xf0/x"`. And a class compared an
+/// invalid byte by its value, so `[é]` matched a Latin-1 `\xe9`. Found by the property
+/// tests, tests/proptest_parsers.rs.)
 fn decode_char(bytes: &[u8]) -> (u32, usize) {
-    let len = char_len(bytes).min(bytes.len());
-    match std::str::from_utf8(&bytes[..len]) {
-        Ok(s) => match s.chars().next() {
-            Some(c) => (c as u32, len),
-            None => (0, 1),
-        },
-        Err(_) => (u32::from(bytes[0]), 1),
+    let head = &bytes[..bytes.len().min(4)];
+    match head
+        .utf8_chunks()
+        .next()
+        .and_then(|c| c.valid().chars().next())
+    {
+        Some(c) => (u32::from(c), c.len_utf8()),
+        None => (0xFFFD, 1),
     }
 }
 
@@ -116,7 +121,7 @@ fn match_from(pat: &[u8], name: &[u8]) -> bool {
             if name.is_empty() || name[0] == b'/' {
                 return false;
             }
-            let n = char_len(name);
+            let (_, n) = decode_char(name);
             match_from(rest, &name[n..])
         }
         Some((b'[', rest)) => {
@@ -166,6 +171,38 @@ fn class_matches(mut body: &[u8], c: u32) -> bool {
         }
     }
     false
+}
+
+/// A valid pattern cut into the parts that match one name component each: at every `/` it
+/// matches, written `/` or `\/`. A `/` inside a class does not cut (a class never matches
+/// `/`).
+///
+/// (`may_contain` used to cut at the `/` characters of the text, so the ancestors of what
+/// `a\/b*` or `d/a[x/]b/c` select were not kept. Found by the property tests,
+/// tests/proptest_parsers.rs.)
+fn pattern_components(pat: &[u8]) -> Vec<&[u8]> {
+    let mut comps = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < pat.len() {
+        match pat[i] {
+            b'/' => {
+                comps.push(&pat[start..i]);
+                start = i + 1;
+                i += 1;
+            }
+            b'\\' if pat.get(i + 1) == Some(&b'/') => {
+                comps.push(&pat[start..i]);
+                start = i + 2;
+                i += 2;
+            }
+            b'\\' => i += 2,
+            b'[' => i += 1 + class_len(&pat[i + 1..]).map_or(0, |(_, len)| len),
+            _ => i += 1,
+        }
+    }
+    comps.push(&pat[start..]);
+    comps
 }
 
 /// One user-given path or glob, normalised.
@@ -260,15 +297,15 @@ impl Selector {
             let prefix = path.as_bytes();
             let text = rule.text.as_bytes();
             if rule.glob {
-                // Compare the leading literal components only.
+                // Compare the leading components only.
                 let depth = path.depth();
-                let pat_comps: Vec<&str> = rule.text.split('/').collect();
+                let pat_comps = pattern_components(rule.text.as_bytes());
                 if pat_comps.len() <= depth {
                     return false;
                 }
                 path.components()
                     .zip(pat_comps.iter())
-                    .all(|(c, p)| match_from(p.as_bytes(), c))
+                    .all(|(c, p)| match_from(p, c))
             } else {
                 text.len() > prefix.len() && text.starts_with(prefix) && text[prefix.len()] == b'/'
             }
@@ -307,6 +344,39 @@ mod tests {
         assert!(!m("*", "a/b"));
         assert!(glob_match("[abc", b"a").is_err());
         assert!(glob_match("abc\\", b"a").is_err());
+    }
+
+    #[test]
+    fn question_mark_never_swallows_a_slash_after_invalid_utf8() {
+        assert!(!glob_match("?", b"\xf0/x").unwrap());
+        assert!(!glob_match("a?", b"a\xe2/").unwrap());
+        assert!(glob_match("??", b"\xffa").unwrap());
+        assert!(glob_match("a?c", b"a\xf0c").unwrap());
+        assert!(glob_match("?/x", b"\xf0/x").unwrap());
+    }
+
+    #[test]
+    fn class_reads_an_invalid_byte_as_the_replacement_character() {
+        assert!(!glob_match("[é]", b"\xe9").unwrap());
+        assert!(glob_match("[^é]", b"\xe9").unwrap());
+        assert!(glob_match("[\u{fffd}]", b"\xe9").unwrap());
+        assert!(glob_match("[é]", "é".as_bytes()).unwrap());
+    }
+
+    #[test]
+    fn may_contain_cuts_patterns_at_escaped_slashes_not_inside_classes() {
+        let escaped = Selector::new(&["a\\/b*"]).unwrap();
+        assert!(escaped.matches(&ArchivePath::from_user("a/bc").unwrap()));
+        assert!(escaped.may_contain(&ArchivePath::from_user("a").unwrap()));
+        let class = Selector::new(&["d/a[x/]b/c"]).unwrap();
+        assert!(class.matches(&ArchivePath::from_user("d/axb/c").unwrap()));
+        assert!(class.may_contain(&ArchivePath::from_user("d").unwrap()));
+        assert!(class.may_contain(&ArchivePath::from_user("d/axb").unwrap()));
+        assert!(!class.may_contain(&ArchivePath::from_user("d/ayb").unwrap()));
+        assert_eq!(
+            pattern_components(b"a\\\\/b\\/[/]c/"),
+            [&b"a\\\\"[..], b"b", b"[/]c", b""]
+        );
     }
 
     #[test]

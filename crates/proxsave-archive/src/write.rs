@@ -243,11 +243,13 @@ impl<W: Write> TarWriter<W> {
         if h.uid > USTAR_MAX_ID {
             pax.push(("uid", h.uid.to_string().into_bytes()));
         }
-        ustar.set_uid(h.uid);
+        // Base-256 in 8 bytes holds 56 bits; beyond that only the PAX record can say it.
+        const BASE256_MAX: u64 = (1 << 56) - 1;
+        ustar.set_uid(if h.uid > BASE256_MAX { 0 } else { h.uid });
         if h.gid > USTAR_MAX_ID {
             pax.push(("gid", h.gid.to_string().into_bytes()));
         }
-        ustar.set_gid(h.gid);
+        ustar.set_gid(if h.gid > BASE256_MAX { 0 } else { h.gid });
         for (key, name) in [("uname", &h.uname), ("gname", &h.gname)] {
             let Some(name) = name else { continue };
             if name.len() < USTAR_OWNER_NAME {
@@ -269,7 +271,13 @@ impl<W: Write> TarWriter<W> {
         ustar.set_size(size);
         let mtime_fits = h.mtime.secs >= 0 && (h.mtime.secs as u64) <= USTAR_MAX_SIZE;
         if (self.subsecond && h.mtime.nanos != 0) || !mtime_fits {
-            pax.push(("mtime", h.mtime.to_pax().into_bytes()));
+            // Whole-second mode promises whole seconds even when the time needs PAX.
+            let t = if self.subsecond {
+                h.mtime
+            } else {
+                Timestamp::from_secs(h.mtime.secs)
+            };
+            pax.push(("mtime", t.to_pax().into_bytes()));
         }
         ustar.set_mtime(u64::try_from(h.mtime.secs).unwrap_or(0));
         if self.subsecond
@@ -452,6 +460,31 @@ mod tests {
         }
         r.finish().unwrap();
         out
+    }
+
+    #[test]
+    fn whole_second_mode_keeps_out_of_range_mtimes_whole() {
+        // Found by the property tests: a pre-1970 time needs a PAX record, which kept its
+        // nanoseconds although this mode promises whole seconds.
+        let mut w = TarWriter::new(Vec::new(), false);
+        let h = WriteHeader {
+            path: b"a".to_vec(),
+            kind: WriteKind::File,
+            link: None,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            uname: None,
+            gname: None,
+            size: 0,
+            mtime: Timestamp { secs: -2, nanos: 1 },
+            atime: None,
+        };
+        w.append(&h, &mut std::io::empty()).expect("append");
+        let bytes = w.finish().expect("finish");
+        let mut r = crate::tar::TarReader::new(&bytes[..]);
+        let e = r.next_entry().expect("read").expect("entry");
+        assert_eq!(e.mtime, Timestamp { secs: -2, nanos: 0 });
     }
 
     #[test]
