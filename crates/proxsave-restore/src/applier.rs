@@ -367,6 +367,9 @@ pub struct PlanContext<'a> {
     pub root: &'a RootHandle,
     /// The host (its root path, whether host actions run).
     pub host: &'a Host,
+    /// Answers given up front (`--answer`, the answers file) by question id: an applier
+    /// checks them here, so a bad one stops the run (exit 2) before anything is written.
+    pub preset: &'a dyn Fn(&str) -> Option<Answer>,
 }
 
 /// Everything the preflight, apply and post-restart phases may use.

@@ -9,7 +9,7 @@ use proxsave_archive::progress::CancelToken;
 use serde::Serialize;
 
 use crate::applier::{
-    AnswerSource, Applier, ApplierPlan, AppliersSet, ApplyContext, ApplyError, Outcome,
+    Answer, AnswerSource, Applier, ApplierPlan, AppliersSet, ApplyContext, ApplyError, Outcome,
     PlanContext, RootHandle, Stage, Status,
 };
 use crate::error::RestoreError;
@@ -45,6 +45,29 @@ pub struct QuestionRecord {
     pub answer: Option<String>,
     /// Where the answer came from (`flag`, `answers-file`, `console`, `default`).
     pub source: Option<AnswerSource>,
+}
+
+/// Passes everything to the real prompter and remembers the answers to applier questions.
+struct Recording<'p> {
+    inner: &'p mut dyn Prompter,
+    answers: Vec<(String, Answer)>,
+}
+
+impl Prompter for Recording<'_> {
+    fn confirm(&mut self, q: &crate::prompt::Question) -> Result<bool, crate::prompt::PromptError> {
+        self.inner.confirm(q)
+    }
+    fn say(&mut self, level: Level, message: &str) {
+        self.inner.say(level, message);
+    }
+    fn ask(&mut self, q: &crate::applier::Ask) -> Result<Answer, crate::prompt::PromptError> {
+        let a = self.inner.ask(q)?;
+        self.answers.push((q.spec.id.to_string(), a.clone()));
+        Ok(a)
+    }
+    fn preset(&self, id: &str) -> Option<Answer> {
+        self.inner.preset(id)
+    }
 }
 
 pub(crate) struct Planned {
@@ -97,11 +120,13 @@ pub(crate) fn plan_all(
         if categories.is_empty() {
             continue;
         }
+        let preset_of = |id: &str| prompter.preset(id);
         let ctx = PlanContext {
             plan,
             stage,
             root,
             host,
+            preset: &preset_of,
         };
         match catch_unwind(AssertUnwindSafe(|| a.plan(&ctx))) {
             Ok(Ok(p)) => {
@@ -166,12 +191,16 @@ pub(crate) fn apply_all(
         }
         let a = p.applier;
         cancel.set_activity("applying staged categories");
+        let mut recording = Recording {
+            inner: &mut *prompter,
+            answers: Vec::new(),
+        };
         let mut ctx = ApplyContext {
             plan,
             stage,
             root,
             host,
-            prompter: &mut *prompter,
+            prompter: &mut recording,
             cancel,
         };
         match catch_unwind(AssertUnwindSafe(|| a.preflight(&mut ctx, &p.plan))) {
@@ -249,6 +278,12 @@ pub(crate) fn apply_all(
             );
         }
         report.applied.extend(outcomes);
+        for (id, answer) in std::mem::take(&mut recording.answers) {
+            if let Some(q) = report.questions.iter_mut().find(|q| q.id == id) {
+                q.answer = Some(answer.value);
+                q.source = Some(answer.source);
+            }
+        }
     }
     Ok(())
 }
