@@ -4,6 +4,7 @@
 //! Linking this crate registers the eleven PVE categories with `proxsave-categories`.
 
 mod categories;
+pub mod domain;
 
 /// Ids of the categories this crate registers, in registry order.
 pub const CATEGORY_IDS: [&str; 11] = [

@@ -14,6 +14,7 @@ pub mod applier;
 pub mod compare;
 mod dedup;
 pub mod diff;
+pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod host;
