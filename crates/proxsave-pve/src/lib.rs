@@ -3,6 +3,10 @@
 //!
 //! Linking this crate registers the eleven PVE categories with `proxsave-categories`.
 
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod categories;
 pub mod domain;
 

@@ -10,6 +10,10 @@
 //! clock, mount probe, run-or-defer host actions) and a [`prompt::Prompter`]. It never prints,
 //! prompts, reads the environment or spawns processes itself.
 
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod applier;
 pub mod compare;
 mod dedup;
