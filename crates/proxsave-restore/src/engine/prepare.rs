@@ -69,7 +69,8 @@ pub(crate) fn safety_backup(
                 );
             report.rollback_command = Some(cmd);
             if let Some(st) = &opts.state {
-                st.update(|d| d.safety_backup = Some(sb.path.clone()))?;
+                let sb_path = crate::runstate::utf8(&sb.path)?;
+                st.update(|d| d.safety_backup = Some(sb_path))?;
             }
             report.safety_backup = Some(sb);
         }
