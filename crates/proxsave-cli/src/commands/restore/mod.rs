@@ -12,7 +12,7 @@ use proxsave_restore::applier::has_applier;
 use proxsave_restore::engine::{self, ExecuteOptions, Scan, Target};
 use proxsave_restore::host::{Host, HostActions, SystemClock};
 use proxsave_restore::plan::{self, Compatibility, Decision, Plan, PlanError, Request};
-use proxsave_restore::prompt::{Prompter, Question};
+use proxsave_restore::prompt::{PromptError, Prompter, Question};
 use proxsave_restore::report::{Outcome, Report};
 use proxsave_restore::runstate::{self, RunState};
 use proxsave_restore::safety::{self, BindError, SafetyRecord};
@@ -27,14 +27,14 @@ use crate::effects::{ProcMounts, ProcessRunner};
 use crate::output::print_json;
 use crate::{CmdResult, Exit, keys, progress, term};
 
-mod decisions;
+pub(crate) mod decisions;
 mod render;
 mod settings;
 
 use decisions::{
     ask_decision, choose_backup, choose_categories, choose_mode, confirm_restore, prompt_exit,
 };
-use render::{RollbackDoc, show_plan, show_rollback_preview, summary};
+use render::{RollbackDoc, show_decisions_ahead, show_plan, show_rollback_preview, summary};
 use settings::settings;
 
 /// Access control (TFA/WebAuthn origins, certificates) is tied to the host name: warn when the
@@ -244,23 +244,9 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
     if args.recover {
         return super::recover::run(&args, &console, cancel);
     }
-    let s = settings(&args)?;
+    let mut s = settings(&args)?;
     let config = Config::load(args.config.as_deref())?;
-    for (id, v) in [
-        ("continue_incompatible", s.continue_incompatible),
-        (
-            "continue_without_safety_backup",
-            s.continue_without_safety_backup,
-        ),
-        (
-            "continue_with_pbs_services_running",
-            s.continue_with_pbs_services_running,
-        ),
-    ] {
-        if let Some(v) = v {
-            console.answers.insert(id, v);
-        }
-    }
+    console.answers = std::mem::take(&mut s.answers);
 
     // Phase 1: the backup.
     let backup = match &s.backup {
@@ -426,6 +412,7 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
     // Phase 7: plan and confirmation.
     if !(args.json && args.dry_run) {
         show_plan(&console, &plan, &scan, &root, &export_dir, args.dry_run);
+        show_decisions_ahead(&console, &plan, &console.answers);
     }
     if !args.dry_run {
         if interactive {
@@ -467,7 +454,10 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
         state: run_state.clone(),
         appliers: proxsave_restore::applier::AppliersSet::registered(),
     };
-    let (report, err) = engine::execute(&target, &scan, &plan, &mut console, &opts);
+    let (mut report, err) = engine::execute(&target, &scan, &plan, &mut console, &opts);
+    // The engine's own questions (asked, or answered up front) lead the list.
+    let engine_questions = decisions::engine_records(&console);
+    report.questions.splice(0..0, engine_questions);
     drop(bar);
     drop(opts);
     if let Some(st) = run_state.and_then(|s| Arc::try_unwrap(s).ok()) {
@@ -493,6 +483,9 @@ fn restore_exit(
         return Err(Exit::Aborted);
     }
     match err {
+        Some(proxsave_restore::RestoreError::Prompt(PromptError::Missing { id, .. })) => {
+            Err(Exit::Usage(decisions::missing_answer(id)))
+        }
         Some(e) if e.is_missing_decision() => Err(Exit::Usage(e.to_string())),
         Some(_) => Err(Exit::Code(1)),
         None if report.outcome.is_error() => Err(Exit::Code(1)),

@@ -4,13 +4,124 @@
 use std::path::Path;
 
 use proxsave_categories::Mode;
+use proxsave_restore::applier::{AnswerSource, AppliersSet};
 use proxsave_restore::compare::Change;
-use proxsave_restore::engine::Scan;
+use proxsave_restore::engine::{PlannedApplier, QuestionRecord, Scan};
 use proxsave_restore::plan::{ClusterMode, PbsBehavior, Plan, Tier};
 use proxsave_restore::report::{FileStatus, Outcome, Report};
 use proxsave_restore::safety::{self, RollbackPreview};
 
+use super::decisions::AnswerStore;
 use crate::console::Console;
+
+/// Where an answer came from, as shown.
+fn source_text(s: AnswerSource) -> &'static str {
+    match s {
+        AnswerSource::Flag => "flag",
+        AnswerSource::AnswersFile => "answers file",
+        AnswerSource::Console => "typed",
+        AnswerSource::Default => "default",
+    }
+}
+
+/// Before the confirmation: the appliers that will handle staged categories (they have not
+/// planned yet: they plan from the verified backup, and ask their questions then) and the
+/// answers given up front. Nothing when there are neither.
+pub(super) fn show_decisions_ahead(console: &Console, plan: &Plan, answers: &AnswerStore) {
+    let staged: Vec<&str> = plan.in_tier(Tier::Staged).map(|c| c.id).collect();
+    let appliers: Vec<String> = AppliersSet::registered()
+        .iter()
+        .filter_map(|a| {
+            let mine: Vec<&str> = a
+                .categories()
+                .iter()
+                .copied()
+                .filter(|c| staged.contains(c))
+                .collect();
+            (!mine.is_empty()).then(|| format!("  • {}: {}", a.name(), mine.join(", ")))
+        })
+        .collect();
+    if !appliers.is_empty() {
+        console.line(
+            "Appliers (they plan once the backup is verified, and ask their questions then):",
+        );
+        for a in &appliers {
+            console.line(a);
+        }
+        console.line("");
+    }
+    if !answers.is_empty() {
+        console.line("Answers given up front:");
+        for (id, a) in answers.iter() {
+            console.line(&format!(
+                "  • {id} = {} ({})",
+                a.value,
+                source_text(a.source)
+            ));
+        }
+        console.line("");
+    }
+}
+
+/// The appliers' plans (dry run): what each will do, the files it writes, the services it
+/// stops.
+fn show_appliers(console: &Console, appliers: &[PlannedApplier]) {
+    if appliers.is_empty() {
+        return;
+    }
+    console.line("");
+    console.line("Appliers:");
+    for a in appliers {
+        console.line(&format!("  {} ({})", a.name, a.categories.join(", ")));
+        for action in &a.plan.actions {
+            console.line(&format!("    - {action}"));
+        }
+        if a.plan.actions.is_empty() {
+            console.line("    - nothing to do");
+        }
+        if !a.plan.files.is_empty() {
+            let files: Vec<String> = a.plan.files.iter().map(|f| format!("/{f}")).collect();
+            console.line(&format!("    files: {}", files.join(", ")));
+        }
+        if !a.plan.services.is_empty() {
+            console.line(&format!("    services: {}", a.plan.services.join(", ")));
+        }
+    }
+}
+
+/// The questions of the run with their defaults and the answers known so far (dry run).
+fn show_questions(console: &Console, questions: &[QuestionRecord]) {
+    if questions.is_empty() {
+        return;
+    }
+    console.line("");
+    console.line("Questions:");
+    for q in questions {
+        let choices = if q.choices.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", q.choices.join(" | "))
+        };
+        console.line(&format!("  {}: {}{choices}", q.id, q.prompt));
+        let default = match &q.default {
+            Some(d) => format!("default {d}"),
+            None => "no default".to_string(),
+        };
+        let answer = match (&q.answer, q.source) {
+            (Some(a), Some(s)) => format!("answer {a} ({})", source_text(s)),
+            (Some(a), None) => format!("answer {a}"),
+            (None, _) if q.default.is_some() => format!(
+                "not answered yet: asked when the restore runs (--yes takes the default; --answer {}=VALUE answers it now)",
+                q.id
+            ),
+            (None, _) => format!(
+                "not answered yet: asked when the restore runs (--yes needs --answer {}=VALUE)",
+                q.id
+            ),
+        };
+        console.line(&format!("    {default}; {answer}"));
+    }
+}
 
 pub(super) const RULE: &str = "═══════════════════════════════════════════════════════════════";
 
@@ -194,6 +305,8 @@ pub(super) fn summary(console: &Console, report: &Report) {
             "Would restore {} entries ({} new, {} changed, {} metadata only, {} unchanged), export {}, stage {}; {} skipped.",
             c.restored, c.new, c.changed, c.metadata, c.unchanged, c.exported, c.staged, c.skipped
         ));
+        show_appliers(console, &report.appliers);
+        show_questions(console, &report.questions);
         return;
     }
     console.line(&format!(

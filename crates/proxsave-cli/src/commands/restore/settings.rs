@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use proxsave_categories::Mode;
 use proxsave_restore::plan::{ClusterMode, PbsBehavior};
 
+use super::decisions::{AnswerStore, known_questions};
 use crate::Exit;
 use crate::answers::{Answers, HostActionsArg};
 use crate::cli::{KeyArgs, RestoreArgs};
@@ -22,9 +23,9 @@ pub(super) struct Settings {
     pub export_dir: Option<PathBuf>,
     pub keep_stage: bool,
     pub key: KeyArgs,
-    pub continue_incompatible: Option<bool>,
-    pub continue_without_safety_backup: Option<bool>,
-    pub continue_with_pbs_services_running: Option<bool>,
+    /// Answers to questions by id: `--answer` and `--continue-incompatible` over the file's
+    /// `[answers]` table and its top-level `continue_*` keys.
+    pub answers: AnswerStore,
 }
 
 pub(super) fn settings(args: &RestoreArgs) -> Result<Settings, Exit> {
@@ -32,6 +33,11 @@ pub(super) fn settings(args: &RestoreArgs) -> Result<Settings, Exit> {
         Some(p) => Answers::load(p).map_err(Exit::Usage)?,
         None => Answers::default(),
     };
+    let mut store = AnswerStore::new(known_questions());
+    store.add_file(&answers).map_err(Exit::Usage)?;
+    store
+        .add_flags(&args.answer, args.continue_incompatible)
+        .map_err(Exit::Usage)?;
     let mut key = args.key.clone();
     if key.passphrase_file.is_none() {
         key.passphrase_file = answers.passphrase_file.clone();
@@ -66,12 +72,6 @@ pub(super) fn settings(args: &RestoreArgs) -> Result<Settings, Exit> {
         export_dir: args.export_dir.clone().or(answers.export_dir),
         keep_stage: args.keep_stage || answers.keep_stage.unwrap_or(false),
         key,
-        continue_incompatible: if args.continue_incompatible {
-            Some(true)
-        } else {
-            answers.continue_incompatible
-        },
-        continue_without_safety_backup: answers.continue_without_safety_backup,
-        continue_with_pbs_services_running: answers.continue_with_pbs_services_running,
+        answers: store,
     })
 }
