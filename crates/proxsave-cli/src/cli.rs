@@ -139,7 +139,8 @@ pub struct RestoreArgs {
     /// Keep the stage folder even when everything staged was applied.
     #[arg(long)]
     pub keep_stage: bool,
-    /// Go on even if the backup's role (PVE/PBS) does not match the host's.
+    /// Go on even if the backup's role (PVE/PBS) does not match the host's (the same as
+    /// `--answer continue_incompatible=yes`).
     #[arg(long)]
     pub continue_incompatible: bool,
     /// Roll back to this safety backup (restore_backup_*.tar.gz) and exit: the root it was

@@ -1,5 +1,9 @@
 //! `proxsave restore` (and `--restore`): the guide's interactive flow, or a non-interactive
 //! run from flags and an answers file.
+//!
+//! This module is the flow (and `--rollback`); [`settings`] merges the flags with the answers
+//! file, [`decisions`] holds the menus and the questions answered by id (`--answer`,
+//! `[answers]`, the console), [`render`] what is shown: the plan, the summary, the dry run.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
