@@ -217,6 +217,10 @@ impl Console {
 }
 
 impl Prompter for Console {
+    fn interactive(&self) -> bool {
+        self.interactive
+    }
+
     fn confirm(&mut self, q: &Question) -> Result<bool, PromptError> {
         if let Some(a) = self.answers.get(q.id).cloned() {
             self.line(&format!("{}: {}", q.text, answered_up_front(&a)));

@@ -130,6 +130,18 @@ pub(crate) fn plan_all(
         };
         match catch_unwind(AssertUnwindSafe(|| a.plan(&ctx))) {
             Ok(Ok(p)) => {
+                // A question that will have no answer stops the run now, before any write.
+                if let Some(q) = p
+                    .questions
+                    .iter()
+                    .find(|q| q.default.is_none() && prompter.preset(q.spec.id).is_none())
+                    && !prompter.interactive()
+                {
+                    return Err(RestoreError::Prompt(crate::prompt::PromptError::Missing {
+                        id: q.spec.id,
+                        flag: Some("--answer"),
+                    }));
+                }
                 for q in &p.questions {
                     let preset = prompter.preset(q.spec.id);
                     report.questions.push(QuestionRecord {
@@ -249,6 +261,7 @@ pub(crate) fn apply_all(
             Ok(Err(ApplyError::Prompt(crate::prompt::PromptError::Aborted))) => {
                 return Err(RestoreError::Interrupted);
             }
+            Ok(Err(ApplyError::Prompt(e))) => return Err(RestoreError::Prompt(e)),
             Ok(Err(ApplyError::BadAnswer { id, reason })) => {
                 return Err(RestoreError::BadAnswer { id, reason });
             }
