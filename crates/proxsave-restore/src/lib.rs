@@ -15,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod applier;
+pub mod appliers;
 pub mod compare;
 mod dedup;
 pub mod diff;

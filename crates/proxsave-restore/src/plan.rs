@@ -275,6 +275,9 @@ pub struct Plan {
     pub host_role: HostRole,
     /// The backup's type.
     pub backup_type: BackupType,
+    /// The backed-up host's name (backup metadata, else manifest), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_hostname: Option<String>,
     /// Host vs backup.
     pub compatibility: Compatibility,
     /// Selected categories with their tier, in registry order.
@@ -590,6 +593,7 @@ pub fn build(
         mode,
         host_role: host,
         backup_type: analysis.backup_type,
+        backup_hostname: analysis.hostname.clone(),
         compatibility,
         categories,
         paths,

@@ -1,0 +1,12 @@
+//! The appliers of the common categories (any Debian host), registered with `inventory` so
+//! every program linking this crate runs them by default ([`crate::applier::AppliersSet`]).
+//!
+//! Each one turns a staged category into a change on the host through the
+//! [applier contract](crate::applier): it reads the stage and the root in its plan phase,
+//! asks its declared questions, and writes through the root handle's atomic replace. The
+//! domain logic (parsers, merges) lives in [`crate::system`]; these modules are the glue.
+//!
+//! - [`fstab`]: `fstab-merge`, the smart `/etc/fstab` merge (`filesystem`, question
+//!   `fstab.merge`).
+
+pub mod fstab;
