@@ -53,7 +53,7 @@ use crate::plan::Plan;
 use crate::prompt::{Level, PromptError};
 use crate::system::fstab::{
     Choice, Finding, Fstab, INVENTORY_DIR, INVENTORY_FILES, Inventory, MergeResult, ProposalKind,
-    RootMatch, StableRef, VerifyReport, blocking_findings, merge, stable_ref_present,
+    RootMatch, SkipReason, StableRef, VerifyReport, blocking_findings, merge, stable_ref_present,
 };
 
 /// The category this applier handles.
@@ -390,6 +390,21 @@ fn verify(ctx: &ApplyContext<'_>, old: &str, new: &str) -> Result<Verified, Appl
     })
 }
 
+/// Why a merge without proposals adds nothing.
+fn nothing_to_add(r: &MergeResult) -> String {
+    if r.skipped
+        .iter()
+        .any(|s| s.reason == SkipReason::AlreadyRestored)
+    {
+        "the backup's safe mounts are already in /etc/fstab".into()
+    } else {
+        format!(
+            "none of the backup's {} mount(s) is safe to add here",
+            r.skipped.len()
+        )
+    }
+}
+
 fn skipped(reason: impl Into<String>) -> Vec<Outcome> {
     vec![Outcome::new(
         CATEGORY,
@@ -438,9 +453,8 @@ impl Applier for FstabMerge {
         };
         let mut plan = ApplierPlan::default();
         if r.proposals.is_empty() {
-            plan.actions.push(format!(
-                "keep /{FSTAB} as it is: none of the backup's mounts is safe to add here"
-            ));
+            plan.actions
+                .push(format!("keep /{FSTAB} as it is: {}", nothing_to_add(&r)));
         } else {
             let how = match &preset {
                 Some(a) => format!("answer `{}` given", a.value),
@@ -494,18 +508,10 @@ impl Applier for FstabMerge {
             ctx.prompter.say(Level::Warning, &format!("fstab: {w}"));
         }
         if first.proposals.is_empty() {
-            let already = first
-                .skipped
-                .iter()
-                .any(|s| matches!(s.reason, crate::system::fstab::SkipReason::AlreadyRestored));
-            return Ok(skipped(if already {
-                "nothing to add: the backup's safe mounts are already in /etc/fstab".to_string()
-            } else {
-                format!(
-                    "nothing to add: none of the backup's {} mount(s) is safe here",
-                    first.skipped.len()
-                )
-            }));
+            return Ok(skipped(format!(
+                "nothing to add: {}",
+                nothing_to_add(&first)
+            )));
         }
         let answer = ctx.prompter.ask(&ask_of(&first))?;
         let merged = inputs.merge(ctx.root, parse_choice(&answer.value)?)?;

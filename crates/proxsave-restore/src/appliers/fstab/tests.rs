@@ -301,7 +301,8 @@ fn plan_lists_proposals_and_skips_without_options_and_defaults_to_none_elsewhere
 fn plan_skips_a_missing_empty_non_utf8_or_linked_staged_fstab_with_the_reason() {
     let w = World::new(&current(), "");
     let staged = w.stage.join("etc/fstab");
-    let cases: Vec<(Box<dyn Fn() + '_>, &str)> = vec![
+    type Setup<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(Setup<'_>, &str)> = vec![
         (
             Box::new(|| std::fs::remove_file(&staged).expect("rm")),
             "the backup has no /etc/fstab",
