@@ -2,7 +2,9 @@
 //! onto a fresh PVE root (its own root, EFI and swap UUIDs, `/dev/disk/by-uuid` links for the
 //! disks it has) from backups with NFS and CIFS mounts (a `password=` in the options), a data
 //! disk by UUID that exists here and one that does not, and `/dev/sdb1` remapped through the
-//! backup's `lsblk` JSON. Fake `systemctl` on `PATH` (recording), the real `findmnt`.
+//! backup's `lsblk` JSON. Fake `systemctl` on `PATH` (recording), the real `findmnt`. The
+//! `fstab.merge` question: its default under `--yes`, `--answer`, the answers file's
+//! `[answers]` table, and an answer that is not a safe proposal (exit 2, nothing written).
 
 mod common;
 
@@ -464,4 +466,107 @@ fn another_machines_backup_adds_nothing_under_yes() {
     assert_eq!(lab.daemon_reloads(), 0);
     // Only the fstab applier's safety copy may differ: the root is as it was.
     assert_eq!(lab.target.snapshot(), before);
+}
+
+/// The block [`added_block`] restricted to some of its mounts, in its order.
+fn block_of(host: &str, lines: &[&str]) -> String {
+    let mut s = format!("\n# --- proxsave: mounts restored from backup of {host} ---\n");
+    for l in lines {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s.push_str("# --- end proxsave ---\n");
+    s
+}
+
+#[test]
+fn the_answers_file_or_a_flag_chooses_what_another_machines_backup_adds() {
+    require_tools!("tar", "sha256sum", "findmnt");
+    // `[answers]` "fstab.merge" = "all": every safe proposal, though the root differs.
+    let lab = Lab::new("pve-old.example.lan", OLD_ROOT);
+    let answers = lab.dir.path().join("answers.toml");
+    fs::write(&answers, "[answers]\n\"fstab.merge\" = \"all\"\n").unwrap();
+    let out = lab.restore(&["--answers", answers.to_str().unwrap()]);
+    common::assert_ok(&out);
+    let r = Lab::report(&out);
+    assert_eq!(outcome(&r)["status"], "applied");
+    let q = &r["questions"][0];
+    assert_eq!(
+        (&q["id"], &q["default"], &q["answer"], &q["source"]),
+        (
+            &"fstab.merge".into(),
+            &"none".into(),
+            &"all".into(),
+            &"answers-file".into()
+        )
+    );
+    assert_eq!(
+        String::from_utf8(lab.fstab()).unwrap(),
+        format!("{}{}", target_fstab(), added_block("pve-old.example.lan"))
+    );
+    assert_eq!(lab.baks().len(), 1);
+    assert_eq!(lab.daemon_reloads(), 1);
+
+    // `--answer` with two mountpoints (spelt loosely): only those, in the file's order.
+    let lab = Lab::new("pve-old.example.lan", OLD_ROOT);
+    let out = lab.restore(&["--answer", "fstab.merge=/var/lib/vz-extra/, /mnt/data"]);
+    common::assert_ok(&out);
+    let r = Lab::report(&out);
+    let o = outcome(&r);
+    assert_eq!(o["status"], "applied");
+    assert!(
+        o["detail"].as_str().unwrap().starts_with(&format!(
+            "added 2 mounts to /etc/fstab: UUID={DATA} → /mnt/data (ext4), UUID={SCRATCH} → /var/lib/vz-extra (ext4) [was /dev/sdb1 in the backup]; "
+        )),
+        "{o}"
+    );
+    assert_eq!(r["questions"][0]["source"], "flag");
+    assert_eq!(
+        String::from_utf8(lab.fstab()).unwrap(),
+        format!(
+            "{}{}",
+            target_fstab(),
+            block_of(
+                "pve-old.example.lan",
+                &[
+                    &format!("UUID={DATA} /mnt/data ext4 defaults,nofail 0 2"),
+                    &format!("# /dev/sdb1 in the backup (line 12) is UUID={SCRATCH} here"),
+                    &format!("UUID={SCRATCH} /var/lib/vz-extra ext4 noatime,nofail 0 2"),
+                ]
+            )
+        )
+    );
+}
+
+#[test]
+fn an_answer_that_is_not_a_safe_proposal_is_exit_2_before_anything_is_written() {
+    require_tools!("tar", "sha256sum", "findmnt");
+    let lab = Lab::new("pve-old.example.lan", OLD_ROOT);
+    let before = lab.target.snapshot();
+    for (answer, why) in [
+        (
+            "fstab.merge=/mnt/data,/mnt/archive",
+            format!(
+                "/mnt/archive is not a safe proposal (UUID={GONE} does not exist on this host)"
+            ),
+        ),
+        (
+            "fstab.merge=/",
+            "/ is not a safe proposal (a system mountpoint".to_string(),
+        ),
+        (
+            "fstab.merge=mnt/data",
+            "`mnt/data` is not an absolute mountpoint".to_string(),
+        ),
+    ] {
+        let out = lab.restore(&["--answer", answer]);
+        assert_eq!(common::code(&out), 2, "{answer}: {}", common::stderr(&out));
+        let err = common::stderr(&out);
+        assert!(
+            err.contains("fstab.merge") && err.contains(&why),
+            "{answer}: {err}"
+        );
+        assert_eq!(lab.target.snapshot(), before, "{answer}");
+        assert_eq!(lab.daemon_reloads(), 0);
+    }
 }

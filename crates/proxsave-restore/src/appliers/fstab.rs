@@ -66,7 +66,7 @@ pub const FSTAB: &str = "etc/fstab";
 pub const QUESTION: QuestionSpec = QuestionSpec {
     id: "fstab.merge",
     prompt: "Which of the backup's mounts that are safe on this host should be added to /etc/fstab?",
-    choices: &["all", "none", "<mountpoint>[,<mountpoint>…]"],
+    choices: &["all", "none", "<mountpoint>,…"],
 };
 
 /// The `fstab.merge` applier; see the module docs.
