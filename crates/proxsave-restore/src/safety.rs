@@ -309,6 +309,61 @@ pub struct ExportTargets<'a> {
     pub dir: &'a Path,
     /// Paths written below it.
     pub entries: &'a [ArchivePath],
+    /// The export folder as it was before the run created anything ([`export_before`]): the
+    /// run creates it (and its missing parents) before the safety backup is written.
+    pub before: ExportBefore,
+}
+
+/// An export folder inside the root as it was before the run ([`export_before`]): what a
+/// rollback must remove or put back.
+#[derive(Clone, Debug)]
+pub struct ExportBefore {
+    state: ExportState,
+    /// The root folder's metadata then (creating the export folder changes its times).
+    root_meta: Option<InodeMeta>,
+}
+
+#[derive(Clone, Debug)]
+enum ExportState {
+    /// Missing from this folder (relative to the root) on: the run creates them.
+    Missing(ArchivePath),
+    /// It exists: the files the export writes are saved like the root's.
+    Existing,
+    /// Outside the root, the root itself, or a non-folder on the way (refused when the run
+    /// tries to create it).
+    NotInside,
+}
+
+/// Probes the export folder `dir` of a restore into `root` before the run creates it.
+pub fn export_before(root: &Path, dir: &Path) -> ExportBefore {
+    let not_inside = ExportBefore {
+        state: ExportState::NotInside,
+        root_meta: None,
+    };
+    let Ok(fd) = open_root(root) else {
+        return not_inside;
+    };
+    let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let ExportPlace::Inside(rel) = export_place(&canonical, dir) else {
+        return not_inside;
+    };
+    let root_meta = rustix::fs::fstat(&fd).ok().map(|st| meta_of(&st));
+    for p in rel.ancestors().chain(std::iter::once(rel.clone())) {
+        match probe(&fd, &p) {
+            Existing::Found(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
+            Existing::Missing => {
+                return ExportBefore {
+                    state: ExportState::Missing(p),
+                    root_meta,
+                };
+            }
+            _ => return not_inside,
+        }
+    }
+    ExportBefore {
+        state: ExportState::Existing,
+        root_meta,
+    }
 }
 
 fn ts(secs: i64, nanos: i64) -> Timestamp {
@@ -334,32 +389,22 @@ pub fn create(
     let canonical = std::fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?;
     let mut all: Vec<ArchivePath> = targets.to_vec();
     let mut export_record = None;
+    let mut root_meta_before = None;
     if let Some(ex) = export
         && let ExportPlace::Inside(rel) = export_place(&canonical, ex.dir)
     {
-        // The first missing folder on the way to the export folder, if any.
-        let mut first_missing = None;
-        let mut blocked = false;
-        for p in rel.ancestors().chain(std::iter::once(rel.clone())) {
-            match probe(&fd, &p) {
-                Existing::Found(st)
-                    if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
-                Existing::Missing => {
-                    first_missing = Some(p);
-                    break;
+        // As it was before the run created it.
+        match &ex.before.state {
+            ExportState::Missing(first) => {
+                // The run created the first missing folder in its parent: when that is the
+                // root, the root's times as they were before.
+                if first.parent().is_none() {
+                    root_meta_before = ex.before.root_meta;
                 }
-                _ => {
-                    blocked = true; // the restore refuses to create it
-                    break;
-                }
-            }
-        }
-        match first_missing {
-            Some(first) => {
                 let created: Vec<StoredPath> = rel
                     .ancestors()
                     .chain(std::iter::once(rel.clone()))
-                    .filter(|a| a.starts_with(&first))
+                    .filter(|a| a.starts_with(first))
                     .map(|a| StoredPath::of(a.as_bytes()))
                     .collect();
                 export_record = Some(ExportRecord {
@@ -369,8 +414,10 @@ pub fn create(
             }
             // An existing export folder: save and list what the export writes, like the root
             // tier's files.
-            None if !blocked => all.extend(ex.entries.iter().map(|e| rel.join(e.as_bytes()))),
-            None => {}
+            ExportState::Existing => {
+                all.extend(ex.entries.iter().map(|e| rel.join(e.as_bytes())));
+            }
+            ExportState::NotInside => {}
         }
     }
     let (save, created) = survey_fd(&fd, &all);
@@ -440,7 +487,7 @@ pub fn create(
         root_path: Some(StoredPath::of(canonical.as_os_str().as_bytes())),
         root_dev: Some(dev),
         root_ino: Some(ino),
-        root_meta: Some(meta_of(&root_stat)),
+        root_meta: Some(root_meta_before.unwrap_or_else(|| meta_of(&root_stat))),
         created: created
             .iter()
             .map(|c| StoredPath::of(c.as_bytes()))

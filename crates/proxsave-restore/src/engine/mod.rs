@@ -283,6 +283,10 @@ fn run(
         report.started.clone(),
     ));
     let mut planned: Vec<appliers::Planned> = Vec::new();
+    // The extraction creates the export folder before the safety backup is written; the
+    // backup records it as it was before.
+    let export_before = (exports && !opts.dry_run)
+        .then(|| crate::safety::export_before(&host.root, &opts.export_dir));
 
     // 2. One read feeding every tier; between the verification and the root's commit: the
     // appliers' plans, the safety backup, the services stopped.
@@ -319,7 +323,15 @@ fn run(
             cancel.set_activity("creating the safety backup");
             if !all.is_empty() {
                 prepare::safety_backup(
-                    host, ws, scan, plan, &all, exports, opts, prompter, report,
+                    host,
+                    ws,
+                    scan,
+                    plan,
+                    &all,
+                    export_before.as_ref(),
+                    opts,
+                    prompter,
+                    report,
                 )?;
             }
             cancel.set_activity("stopping services");

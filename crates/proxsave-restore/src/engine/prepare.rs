@@ -24,7 +24,7 @@ pub(crate) fn safety_backup(
     scan: &Scan,
     plan: &Plan,
     targets: &[ArchivePath],
-    exports: bool,
+    export_before: Option<&safety::ExportBefore>,
     opts: &ExecuteOptions,
     prompter: &mut dyn Prompter,
     report: &mut Report,
@@ -33,7 +33,7 @@ pub(crate) fn safety_backup(
         Level::Info,
         "Creating safety backup of the current configuration...",
     );
-    let export_entries: Vec<ArchivePath> = if exports {
+    let export_entries: Vec<ArchivePath> = if export_before.is_some() {
         scan.entries
             .iter()
             .filter(|e| plan.route(&e.path).contains(&Tier::Export))
@@ -42,9 +42,10 @@ pub(crate) fn safety_backup(
     } else {
         Vec::new()
     };
-    let export = exports.then(|| safety::ExportTargets {
+    let export = export_before.map(|before| safety::ExportTargets {
         dir: &opts.export_dir,
         entries: &export_entries,
+        before: before.clone(),
     });
     match safety::create(&host.root, targets, export.as_ref(), ws) {
         Ok(sb) => {
