@@ -67,6 +67,17 @@ pub enum Tier {
     Export,
 }
 
+impl Tier {
+    /// `normal`, `staged`, `export` (as in JSON).
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Normal => "normal",
+            Tier::Staged => "staged",
+            Tier::Export => "export",
+        }
+    }
+}
+
 /// What the user asked for.
 #[derive(Clone, Debug, Default)]
 pub struct Request {
