@@ -85,7 +85,7 @@ pub(crate) fn command_deferred(cmd: &HostCommand) {
     );
 }
 
-/// A to-do that is not a command (`unmount /etc/pve`), deferred.
+/// A to-do that is not a command (`umount /srv/cluster`), deferred.
 pub(crate) fn note_deferred(note: &str) {
     tracing::info!(target: COMMAND, status = "deferred", command = note);
 }

@@ -21,8 +21,8 @@
 //! EVENTS:
 //!   phase: extracting
 //!   phase: safety-backup
-//!   ran: systemctl stop --no-block pve-cluster: exit 0 (3 ms)
-//!   service stop pve-cluster: ok
+//!   ran: systemctl stop --no-block cluster-db: exit 0 (3 ms)
+//!   service stop cluster-db: ok
 //!   …
 //!
 //! EXTRACTED FILES:
@@ -37,8 +37,8 @@
 //!   …
 //!
 //! SERVICES:
-//!   stop pve-cluster: ok
-//!   start pve-cluster: ok
+//!   stop cluster-db: ok
+//!   start cluster-db: ok
 //!
 //! SUMMARY:
 //!   Files extracted: 1
