@@ -264,7 +264,6 @@ pub(crate) fn dedup_repair(
         rustix::fs::Mode::empty(),
     )
     .map_err(|e| RestoreError::io(root, e.into()))?;
-    let mut fixed = 0u64;
     // The files are committed: an interruption stops the repair (the remaining duplicates are
     // reported) but does not lose the report of what was written; the caller sees the cancel.
     let mut interrupted = false;
@@ -295,10 +294,8 @@ pub(crate) fn dedup_repair(
                 rec.gid,
                 h.mtime,
             ) {
-                Ok(()) => fixed += 1,
-                Err(e) => report
-                    .warnings
-                    .push(format!("/{dup}: duplicate not materialised: {e}")),
+                Ok(()) => {}
+                Err(e) => report.warn(format!("/{dup}: duplicate not materialised: {e}")),
             }
         }
     }
@@ -314,11 +311,8 @@ pub(crate) fn dedup_repair(
             });
         }
     }
-    if fixed > 0 {
-        report
-            .warnings
-            .retain(|w| !w.contains("duplicate not materialised"));
-    }
+    // Each failure stays reported (it is no longer erased when another duplicate, or
+    // another tier's, was materialised).
     Ok(())
 }
 
