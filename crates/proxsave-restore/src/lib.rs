@@ -11,6 +11,7 @@
 //! prompts, reads the environment or spawns processes itself.
 
 pub mod applier;
+pub mod appliers;
 pub mod compare;
 mod dedup;
 pub mod diff;
