@@ -30,7 +30,7 @@ const BACKUP_GSHADOW: &str = "root:*::\nsudo:*::alice\nalice:!::\ndave:!::\n";
 
 const SUDOERS_HOST: &str = "Defaults\tenv_reset\nroot\tALL=(ALL:ALL) ALL\n%sudo\tALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n";
 const SUDOERS_BACKUP: &str = "Defaults\tenv_reset\nDefaults\tuse_pty\nroot\tALL=(ALL:ALL) ALL\n%sudo\tALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n";
-const DROP_IN_OK: &str = "alice ALL=(ALL) NOPASSWD: /usr/sbin/qm\n";
+const DROP_IN_OK: &str = "alice ALL=(ALL) NOPASSWD: /usr/bin/systemctl\n";
 const DROP_IN_BROKEN: &str = "bob ALL=(ALL) NOPASSWD ALL\n";
 
 /// A model of `visudo -c -f FILE`: a file holding `NOPASSWD ALL` (a missing `:`) is a syntax
