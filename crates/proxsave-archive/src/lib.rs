@@ -18,6 +18,10 @@
 //! The crate never prints, prompts or spawns processes; progress and secrets come in through
 //! [`progress::Progress`] and [`key::Key`].
 
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod backup;
 pub mod bundle;
 pub mod checkpoint;

@@ -13,6 +13,10 @@
 //! One matcher ([`Pattern::matches`]) serves both the availability analysis and the
 //! extraction filter; upstream has two that disagree on edge cases.
 
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod analysis;
 mod common;
 mod modes;

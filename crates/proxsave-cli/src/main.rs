@@ -3,6 +3,8 @@
 //! Exit codes (stable): 0 success (also "completed with warnings"), 1 failure, 2 usage error
 //! or a decision/key that is needed but was not given, 130 aborted by the user.
 
+#![deny(unsafe_code)]
+
 mod answers;
 mod cli;
 mod commands;
@@ -12,6 +14,7 @@ mod effects;
 mod keys;
 mod output;
 mod progress;
+mod sys;
 mod term;
 mod testhook;
 
@@ -46,19 +49,8 @@ impl<E: Into<anyhow::Error>> From<E> for Exit {
 /// Result type of the commands.
 pub type CmdResult = Result<(), Exit>;
 
-/// Large buffers (xz blocks of 24 MiB) go straight to `mmap` and back to the system when
-/// freed; glibc's default adaptive threshold otherwise keeps them in per-thread heaps and peak
-/// memory creeps up with archive size (measured in docs/benchmarks.md).
-fn tame_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; called before any thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}
-
 fn main() -> ExitCode {
-    tame_allocator();
+    sys::tame_allocator();
     testhook::install();
     let cli = Cli::parse_with_aliases();
     let cancel = term::install_interrupt_handler();

@@ -118,29 +118,20 @@ fn non_empty(activity: &str) -> &str {
 /// first signal cancels.
 pub fn install_interrupt_handler() -> CancelToken {
     let token = CancelToken::new();
-    // SAFETY: plain libc calls on a local, zero-initialised sigset_t; pthread_sigmask only
-    // changes this thread's mask. Child processes get an empty mask (std resets it on spawn).
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return token;
-        }
-        set
+    let Some(set) = crate::sys::block_interrupts() else {
+        return token;
     };
+    let set = std::sync::Arc::new(set);
+    let waiter = set.clone();
     let handler_token = token.clone();
     let spawned = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             let mut escalation = Escalation::default();
             loop {
-                let mut sig: libc::c_int = 0;
-                // SAFETY: `set` is a valid, initialised signal set; `sig` is a valid out-pointer.
-                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                let Some(sig) = waiter.wait() else {
                     continue;
-                }
+                };
                 let name = match sig {
                     libc::SIGINT => "SIGINT",
                     libc::SIGTERM => "SIGTERM",
@@ -157,10 +148,7 @@ pub fn install_interrupt_handler() -> CancelToken {
         });
     if spawned.is_err() {
         // No thread to take them: let the signals act as usual again.
-        // SAFETY: as above.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        }
+        set.unblock();
     }
     token
 }

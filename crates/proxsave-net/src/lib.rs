@@ -3,6 +3,10 @@
 //!
 //! Linking this crate registers the `network` category with `proxsave-categories`.
 
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use proxsave_categories::{Category, Flags, Handling, Kind, Pattern, Presets};
 
 use Pattern::{Dir, File};

@@ -3,7 +3,12 @@
 //!
 //! Linking this crate registers the eleven PVE categories with `proxsave-categories`.
 
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod categories;
+pub mod domain;
 
 /// Ids of the categories this crate registers, in registry order.
 pub const CATEGORY_IDS: [&str; 11] = [

@@ -41,18 +41,13 @@ pub fn is_secret(path: &ArchivePath) -> bool {
     let p = path.to_str().unwrap_or("");
     let name = p.rsplit('/').next().unwrap_or(p);
     p.contains("/priv/")
-        || p.starts_with("etc/pve/priv")
+        || crate::domain::is_secret(path)
         || matches!(
             p,
             "etc/shadow"
                 | "etc/gshadow"
                 | "etc/shadow-"
                 | "etc/gshadow-"
-                | "etc/proxmox-backup/shadow.json"
-                | "etc/proxmox-backup/token.shadow"
-                | "etc/proxmox-backup/tfa.json"
-                | "etc/proxmox-backup/tape-encryption-keys.json"
-                | "etc/proxmox-backup/notifications-priv.cfg"
                 | "etc/corosync/authkey"
                 | "etc/hostid"
         )
@@ -224,7 +219,7 @@ mod tests {
         assert_eq!(mask_line("keyboard: en-us"), "keyboard: en-us");
         assert_eq!(mask_line("\tserver 192.0.2.1"), "\tserver 192.0.2.1");
         assert!(is_secret(
-            &ArchivePath::from_user("etc/pve/priv/authkey.key").unwrap()
+            &ArchivePath::from_user("etc/cluster/priv/authkey.key").unwrap()
         ));
         assert!(is_secret(&ArchivePath::from_user("etc/shadow").unwrap()));
         assert!(is_secret(

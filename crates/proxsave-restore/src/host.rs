@@ -136,7 +136,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// Tells whether a path is a mount point (e.g. `/etc/pve` as pmxcfs).
+/// Tells whether a path is a mount point (e.g. a cluster filesystem).
 pub trait MountProbe: Send + Sync {
     /// True if `path` (absolute, on the running host) is a mount point.
     fn is_mount_point(&self, path: &Path) -> bool;
@@ -221,7 +221,7 @@ impl Host {
         }
     }
 
-    /// Records a to-do that is not a command (e.g. "unmount /etc/pve") when deferring.
+    /// Records a to-do that is not a command (e.g. "umount /srv/x") when deferring.
     pub fn defer_note(&self, note: String) {
         self.deferred
             .lock()

@@ -12,8 +12,8 @@
 //! ```json
 //! {"schema":"proxsave/services-journal/v1","pid":4242,"pid_start":987654,
 //!  "started":"2026-01-01T10:00:00+01:00","root":"/",
-//!  "entries":[{"kind":"unit","name":"pve-cluster","state":"stopping"},
-//!             {"kind":"mount","name":"/etc/pve","state":"unmounted"}]}
+//!  "entries":[{"kind":"unit","name":"cluster-db.service","state":"stopping"},
+//!             {"kind":"mount","name":"/srv/cluster","state":"unmounted"}]}
 //! ```
 
 use std::io::{self, Write};
@@ -47,7 +47,7 @@ pub enum State {
     Stopping,
     /// Started again.
     Started,
-    /// Unmounted (or about to be); `pve-cluster` mounts `/etc/pve` again when it starts.
+    /// Unmounted (or about to be); a restarted unit may mount it again.
     Unmounted,
 }
 
@@ -374,19 +374,19 @@ mod tests {
         // Nothing on disk before the first record.
         assert!(!j.path().exists());
         assert!(j.finish().unwrap());
-        j.stopping("pve-cluster").unwrap();
-        j.unmounting("/etc/pve").unwrap();
-        j.stopping("pvedaemon").unwrap();
+        j.stopping("cluster-db").unwrap();
+        j.unmounting("/srv/cluster").unwrap();
+        j.stopping("node-daemon").unwrap();
         let meta = std::fs::metadata(j.path()).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         let doc = read(j.path()).unwrap();
-        assert_eq!(doc.units_left(), ["pve-cluster", "pvedaemon"]);
-        assert_eq!(doc.unmounted(), ["/etc/pve"]);
+        assert_eq!(doc.units_left(), ["cluster-db", "node-daemon"]);
+        assert_eq!(doc.unmounted(), ["/srv/cluster"]);
         assert_eq!(doc.pid, std::process::id());
-        j.started("pve-cluster").unwrap();
-        assert!(!j.finish().unwrap(), "pvedaemon is still stopped");
-        assert_eq!(read(j.path()).unwrap().units_left(), ["pvedaemon"]);
-        j.started("pvedaemon").unwrap();
+        j.started("cluster-db").unwrap();
+        assert!(!j.finish().unwrap(), "node-daemon is still stopped");
+        assert_eq!(read(j.path()).unwrap().units_left(), ["node-daemon"]);
+        j.started("node-daemon").unwrap();
         assert!(j.finish().unwrap());
         assert!(!j.path().exists());
         // A file already there (a dead run with the same pid) is left alone.
@@ -405,7 +405,7 @@ mod tests {
     fn our_own_journal_is_running_a_dead_pid_is_a_leftover() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::new(dir.path(), Path::new("/r"), "t0".into());
-        j.stopping("proxmox-backup-proxy").unwrap();
+        j.stopping("api-proxy").unwrap();
         let found = scan(dir.path());
         assert_eq!(found.running.len(), 1);
         assert!(found.dead.is_empty());
@@ -438,7 +438,7 @@ mod tests {
         let found = scan(dir.path());
         // The second names our own pid, which is never a leftover of itself.
         assert_eq!(found.dead.len(), 1, "{found:?}");
-        assert_eq!(found.dead[0].doc.units_left(), ["proxmox-backup-proxy"]);
+        assert_eq!(found.dead[0].doc.units_left(), ["api-proxy"]);
         assert_eq!(found.dead[0].doc.root, Path::new("/r"));
         assert_eq!(found.unreadable.len(), 3, "{found:?}");
         assert!(found.unreadable[1].1.contains("invalid unit name"));

@@ -10,11 +10,16 @@
 //! clock, mount probe, run-or-defer host actions) and a [`prompt::Prompter`]. It never prints,
 //! prompts, reads the environment or spawns processes itself.
 
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod applier;
 pub mod appliers;
 pub mod compare;
 mod dedup;
 pub mod diff;
+pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod host;

@@ -8,7 +8,8 @@ use proxsave_archive::dirfd;
 use proxsave_archive::path::ArchivePath;
 use proxsave_archive::pathmatch::{PatternError, Selector};
 use proxsave_categories::{
-    Analysis, BackupType, Category, Handling, HostRole, Mode, by_id, categories_for_mode, registry,
+    Analysis, BackupType, Category, Handling, HostRole, Kind, Mode, by_id, categories_for_mode,
+    registry,
 };
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub enum ClusterMode {
     /// Do not write `config.db`; export the cluster files instead.
     Safe,
-    /// Restore `/var/lib/pve-cluster` (node must be isolated).
+    /// Restore the cluster database (the node must be isolated).
     Recovery,
 }
 
@@ -212,12 +213,11 @@ pub fn compatibility(host: HostRole, backup: BackupType) -> Compatibility {
     }
 }
 
-/// Detects the role of the system under `root`: PVE if `etc/pve`, `usr/bin/qm`,
-/// `usr/sbin/qm` or `usr/bin/pct`/`usr/sbin/pct` exists; PBS if `etc/proxmox-backup` or
-/// `usr/sbin/proxmox-backup-proxy` exists. Reads nothing else, and only through a descriptor
-/// of the root: symbolic links are resolved inside it as the system itself would once booted
-/// ([`proxsave_archive::dirfd::resolve_in_root`]), so a link pointing outside the root (at a
-/// real PVE host's `/etc/pve`, say) counts only if its target exists *inside* the root. An
+/// Detects the role of the system under `root` from the registered domains' role markers
+/// (paths such as a cluster filesystem's mount point or a product's binaries). Reads nothing
+/// else, and only through a descriptor of the root: symbolic links are resolved inside it as
+/// the system itself would once booted ([`proxsave_archive::dirfd::resolve_in_root`]), so a
+/// link pointing outside the root counts only if its target exists *inside* the root. An
 /// unreadable root is [`HostRole::Unknown`].
 pub fn detect_role(root: &Path) -> HostRole {
     match dirfd::open_root(root) {
@@ -229,18 +229,17 @@ pub fn detect_role(root: &Path) -> HostRole {
 /// [`detect_role`] for an open root.
 pub fn detect_role_at(root: BorrowedFd<'_>) -> HostRole {
     let exists = |p: &str| dirfd::stat_in_root(root, p.as_bytes()).is_ok();
-    let pve = [
-        "etc/pve",
-        "usr/bin/qm",
-        "usr/sbin/qm",
-        "usr/bin/pct",
-        "usr/sbin/pct",
-    ]
-    .iter()
-    .any(|p| exists(p));
-    let pbs = ["etc/proxmox-backup", "usr/sbin/proxmox-backup-proxy"]
-        .iter()
-        .any(|p| exists(p));
+    let mut pve = false;
+    let mut pbs = false;
+    for d in crate::domain::domains() {
+        if d.role_markers().iter().any(|p| exists(p)) {
+            match d.kind() {
+                Kind::Pve => pve = true,
+                Kind::Pbs => pbs = true,
+                Kind::Common => {}
+            }
+        }
+    }
     HostRole::from_parts(pve, pbs)
 }
 
@@ -254,12 +253,6 @@ pub fn host_name(root: &Path) -> Option<String> {
     let first = text.lines().next()?.trim();
     (!first.is_empty()).then(|| first.to_string())
 }
-
-/// PVE services stopped (in this order) for a cluster database restore; restarted in the
-/// same order.
-pub const PVE_SERVICES: [&str; 4] = ["pve-cluster", "pvedaemon", "pveproxy", "pvestatd"];
-/// PBS services stopped (in this order); restarted in reverse.
-pub const PBS_SERVICES: [&str; 2] = ["proxmox-backup-proxy", "proxmox-backup"];
 
 /// A category placed in a tier.
 #[derive(Clone, Debug, Serialize)]
@@ -296,7 +289,7 @@ pub struct Plan {
     pub cluster_backup: bool,
     /// SAFE/RECOVERY, when it applied.
     pub cluster_mode: Option<ClusterMode>,
-    /// The cluster database is written: PVE services are stopped and `/etc/pve` unmounted.
+    /// The cluster database is written: the domain stops its services and lifts its mounts.
     pub needs_cluster_restore: bool,
     /// PBS merge/clean, when it applied.
     pub pbs_behavior: Option<PbsBehavior>,
@@ -500,7 +493,15 @@ pub fn build(
         && (selector.is_none()
             || paths.iter().any(|p| {
                 let p = p.trim_start_matches(['.', '/']);
-                p.starts_with("var/lib/pve-cluster") || "var/lib/pve-cluster".starts_with(p)
+                selected
+                    .iter()
+                    .filter(|c| c.flags.cluster_db)
+                    .flat_map(|c| c.patterns.iter())
+                    .any(|pat| {
+                        let d = pat.display();
+                        let d = d.trim_start_matches('/').trim_end_matches('/');
+                        p.starts_with(d) || d.starts_with(p)
+                    })
             }));
     let cluster_mode = if writes_cluster_db && cluster_backup {
         Some(
@@ -550,15 +551,9 @@ pub fn build(
             .iter()
             .filter(normal_or_applied)
             .any(|p| p.category.touches_pbs());
-    let mut services_to_stop: Vec<&'static str> = Vec::new();
-    let mut unmounts = Vec::new();
-    if needs_cluster_restore {
-        services_to_stop.extend(PVE_SERVICES);
-        unmounts.push("/etc/pve");
-    }
-    if needs_pbs_services {
-        services_to_stop.extend(PBS_SERVICES);
-    }
+    // Filled from the registered domains once the plan exists (below).
+    let services_to_stop: Vec<&'static str> = Vec::new();
+    let unmounts = Vec::new();
 
     let compatibility = compatibility(host, analysis.backup_type);
     let mut warnings: Vec<String> = Vec::new();
@@ -591,7 +586,7 @@ pub fn build(
                 .into(),
         );
     }
-    Ok(Plan {
+    let mut plan = Plan {
         mode,
         host_role: host,
         backup_type: analysis.backup_type,
@@ -608,7 +603,12 @@ pub fn build(
         services_to_stop,
         unmounts,
         warnings,
-    })
+    };
+    for step in crate::domain::service_steps(&plan) {
+        plan.services_to_stop.extend(step.units);
+        plan.unmounts.extend(step.unmounts);
+    }
+    Ok(plan)
 }
 
 /// The decisions `request` still lacks for this analysis and host, in the order a person is

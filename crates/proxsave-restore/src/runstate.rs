@@ -18,6 +18,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use camino::{Utf8Path, Utf8PathBuf};
 use std::sync::Mutex;
 
 use proxsave_archive::checkpoint::checkpoint;
@@ -94,24 +96,24 @@ pub struct StateDoc {
     /// The run's stamp (`YYYYMMDD_HHMMSS`).
     pub stamp: String,
     /// The canonical target root.
-    pub root: PathBuf,
+    pub root: Utf8PathBuf,
     /// Where the run is.
     pub phase: Phase,
     /// The stage folder in the work directory, once named.
     #[serde(default)]
-    pub work_stage: Option<PathBuf>,
+    pub work_stage: Option<Utf8PathBuf>,
     /// The export folder, once named.
     #[serde(default)]
-    pub export_dir: Option<PathBuf>,
+    pub export_dir: Option<Utf8PathBuf>,
     /// True when the run creates the export folder.
     #[serde(default)]
     pub export_created: bool,
     /// The safety backup, once written.
     #[serde(default)]
-    pub safety_backup: Option<PathBuf>,
+    pub safety_backup: Option<Utf8PathBuf>,
     /// The list of root paths the run writes (one per line), once written.
     #[serde(default)]
-    pub targets: Option<PathBuf>,
+    pub targets: Option<Utf8PathBuf>,
 }
 
 /// The locks of one run: the work directory and the target root. Dropping releases them.
@@ -199,6 +201,22 @@ pub fn lock(work_dir: &Path, root: Option<&Path>) -> Result<RunLock, RestoreErro
     })
 }
 
+/// `p` as a UTF-8 path: the run state records paths as text.
+///
+/// # Errors
+/// [`RestoreError::Io`] naming a path that is not UTF-8.
+pub fn utf8(p: &Path) -> Result<Utf8PathBuf, RestoreError> {
+    Utf8PathBuf::from_path_buf(p.to_path_buf()).map_err(|p| {
+        RestoreError::io(
+            &p,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a UTF-8 path; the run state records paths as text",
+            ),
+        )
+    })
+}
+
 /// The live state file of this run.
 #[derive(Debug)]
 pub struct RunState {
@@ -226,7 +244,7 @@ impl RunState {
                 command: command.to_string(),
                 started,
                 stamp: ws.stamp.clone(),
-                root: root.to_path_buf(),
+                root: utf8(root)?,
                 phase: Phase::Prepare,
                 work_stage: None,
                 export_dir: None,
@@ -295,6 +313,7 @@ impl RunState {
             w.flush().map_err(|e| RestoreError::io(&path, e))?;
         }
         f.commit().map_err(|e| RestoreError::io(&path, e))?;
+        let path = utf8(&path)?;
         self.update(|d| d.targets = Some(path))
     }
 
@@ -372,10 +391,10 @@ impl Recovery {
             out.push(format!(
                 "WARNING: the work folder holds the state of an interrupted proxsave {} of {} (pid {}, started {}), not of this root: left as it is. To clean it: proxsave restore --recover --root {} --work-dir {}",
                 d.command,
-                d.root.display(),
+                d.root,
                 d.pid,
                 d.started,
-                d.root.display(),
+                d.root,
                 self.work_dir.display()
             ));
         }
@@ -385,7 +404,7 @@ impl Recovery {
                 d.command,
                 d.pid,
                 d.started,
-                d.root.display(),
+                d.root,
                 d.phase.describe()
             ));
         } else if !self.leftovers.is_empty() {
@@ -535,7 +554,7 @@ pub fn recover(
     };
     if this_root_only
         && let (Some(d), Some(r)) = (&dead, root)
-        && d.root != r
+        && d.root.as_std_path() != r
     {
         rec.other_root = dead.take();
         let mut sweep = Sweeper {
@@ -549,14 +568,18 @@ pub fn recover(
     };
     if let Some(d) = &dead {
         // The dead run's root: its extractor's stage folder and commit temporaries.
-        sweep.stage_folders(&d.root, Some(d.pid), "stage folder in the target root");
+        sweep.stage_folders(
+            d.root.as_std_path(),
+            Some(d.pid),
+            "stage folder in the target root",
+        );
         if let Some(t) = &d.targets {
-            sweep_commit_temps(&mut sweep, &d.root, t, d.pid);
+            sweep_commit_temps(&mut sweep, d.root.as_std_path(), t.as_std_path(), d.pid);
         }
         if let Some(s) = &d.work_stage
             && let Ok(fd) = dirfd::open_root(work_dir)
             && let Some(name) = s.file_name()
-            && s.parent() == Some(work_dir)
+            && s.parent().map(Utf8Path::as_std_path) == Some(work_dir)
             && is_dir_at(fd.as_fd(), name.as_bytes())
         {
             sweep.remove(
@@ -567,14 +590,18 @@ pub fn recover(
             );
         }
         if let Some(e) = &d.export_dir {
-            sweep.stage_folders(e, Some(d.pid), "stage folder in the export folder");
+            sweep.stage_folders(
+                e.as_std_path(),
+                Some(d.pid),
+                "stage folder in the export folder",
+            );
             if d.export_created && std::fs::read_dir(e).is_ok_and(|mut it| it.next().is_none()) {
                 let r = match std::fs::remove_dir(e) {
                     Ok(()) => "removed".to_string(),
                     Err(err) => format!("NOT removed: {err}"),
                 };
                 sweep.found.push(Leftover {
-                    path: e.clone(),
+                    path: e.clone().into_std_path_buf(),
                     what: "empty export folder".into(),
                     result: r,
                 });
@@ -597,7 +624,7 @@ pub fn recover(
         if d.phase == Phase::Committing
             && let Some(t) = &d.targets
         {
-            rec.mixed = mixed_list(work_dir, d, t, stamp);
+            rec.mixed = mixed_list(work_dir, d, t.as_std_path(), stamp);
         }
         if let Some(t) = &d.targets {
             let _ = std::fs::remove_file(t);
@@ -669,11 +696,15 @@ fn mixed_list(work_dir: &Path, d: &StateDoc, targets: &Path, stamp: &str) -> Opt
     }
     let list = f.commit().ok()?;
     Some(Mixed {
-        root: d.root.clone(),
+        root: d.root.clone().into_std_path_buf(),
         count: lines.len(),
         sample: lines.iter().take(10).cloned().collect(),
         list,
-        safety_backup: d.safety_backup.clone().filter(|p| p.exists()),
+        safety_backup: d
+            .safety_backup
+            .clone()
+            .map(Utf8PathBuf::into_std_path_buf)
+            .filter(|p| p.exists()),
     })
 }
 

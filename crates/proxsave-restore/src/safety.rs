@@ -318,8 +318,59 @@ fn ts(secs: i64, nanos: i64) -> Timestamp {
     }
 }
 
+/// The root folder and the export folder's place in it as they were before a run touched
+/// anything: a run stages inside the root (and creates its export folder) before the backup
+/// is verified, so the safety backup, taken after, records these instead of what it sees.
+#[derive(Clone, Debug, Default)]
+pub struct Before {
+    root_meta: Option<InodeMeta>,
+    /// Whether the export folder's place was looked at (it lies inside the root).
+    export_seen: bool,
+    /// The first folder on the way to the export folder that did not exist.
+    export_first_missing: Option<ArchivePath>,
+    /// Existing folders on the way to the export folder, with their metadata then.
+    dirs: std::collections::BTreeMap<ArchivePath, InodeMeta>,
+}
+
+impl Before {
+    /// Looks at `root` and, when `export_dir` lies inside it, at the folders on the way.
+    pub fn capture(root: &Path, export_dir: Option<&Path>) -> Before {
+        let Ok(fd) = open_root(root) else {
+            return Before::default();
+        };
+        let mut b = Before {
+            root_meta: rustix::fs::fstat(&fd).ok().map(|st| meta_of(&st)),
+            ..Before::default()
+        };
+        let Some(dir) = export_dir else { return b };
+        let Ok(canonical) = std::fs::canonicalize(root) else {
+            return b;
+        };
+        if let ExportPlace::Inside(rel) = export_place(&canonical, dir) {
+            b.export_seen = true;
+            for p in rel.ancestors().chain(std::iter::once(rel.clone())) {
+                match probe(&fd, &p) {
+                    Existing::Found(st)
+                        if FileType::from_raw_mode(st.st_mode) == FileType::Directory =>
+                    {
+                        b.dirs.insert(p, meta_of(&st));
+                    }
+                    Existing::Missing => {
+                        b.export_first_missing = Some(p);
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        b
+    }
+}
+
 /// Creates the safety backup of what a restore writing `targets` into `root` (and, when it
-/// lies inside the root, exporting into `export`) would change.
+/// lies inside the root, exporting into `export`) would change. With `before` (captured
+/// before the run staged anything), the root folder and the export folder's place are
+/// recorded as they were then.
 ///
 /// # Errors
 /// A message saying what failed (the caller asks whether to continue without it).
@@ -327,6 +378,7 @@ pub fn create(
     root: &Path,
     targets: &[ArchivePath],
     export: Option<&ExportTargets<'_>>,
+    before: Option<&Before>,
     ws: &Workspace,
 ) -> Result<SafetyBackup, String> {
     let fd = open_root(root).map_err(|e| e.to_string())?;
@@ -340,7 +392,15 @@ pub fn create(
         // The first missing folder on the way to the export folder, if any.
         let mut first_missing = None;
         let mut blocked = false;
-        for p in rel.ancestors().chain(std::iter::once(rel.clone())) {
+        let known = before.filter(|b| b.export_seen);
+        if let Some(b) = known {
+            first_missing = b.export_first_missing.clone();
+        }
+        for p in rel
+            .ancestors()
+            .chain(std::iter::once(rel.clone()))
+            .filter(|_| known.is_none())
+        {
             match probe(&fd, &p) {
                 Existing::Found(st)
                     if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
@@ -398,6 +458,15 @@ pub fn create(
             mtime: ts(st.st_mtime, st.st_mtime_nsec as i64),
             atime: Some(ts(st.st_atime, st.st_atime_nsec as i64)),
         };
+        if let Some(m) = before.and_then(|b| b.dirs.get(p))
+            && FileType::from_raw_mode(st.st_mode) == FileType::Directory
+        {
+            header.mode = m.mode;
+            header.uid = u64::from(m.uid);
+            header.gid = u64::from(m.gid);
+            header.mtime = ts(m.mtime_secs, i64::from(m.mtime_nanos));
+            header.atime = Some(ts(m.atime_secs, i64::from(m.atime_nanos)));
+        }
         match FileType::from_raw_mode(st.st_mode) {
             FileType::Directory => {
                 header.kind = WriteKind::Directory;
@@ -440,7 +509,11 @@ pub fn create(
         root_path: Some(StoredPath::of(canonical.as_os_str().as_bytes())),
         root_dev: Some(dev),
         root_ino: Some(ino),
-        root_meta: Some(meta_of(&root_stat)),
+        root_meta: Some(
+            before
+                .and_then(|b| b.root_meta)
+                .unwrap_or_else(|| meta_of(&root_stat)),
+        ),
         created: created
             .iter()
             .map(|c| StoredPath::of(c.as_bytes()))

@@ -101,21 +101,10 @@ fn start_unit(host: &Host, unit: &str, token: &CancelToken) -> String {
     result
 }
 
-/// Restart order: stop order, except that `pve-cluster` (which also mounts `/etc/pve`) comes
-/// first and the PBS API daemon `proxmox-backup` before the proxy that talks to it.
-fn restart_order<T>(mut units: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<T> {
-    if let Some(i) = units.iter().position(|u| name(u) == "pve-cluster") {
-        let u = units.remove(i);
-        units.insert(0, u);
-    }
-    if let (Some(a), Some(b)) = (
-        units.iter().position(|u| name(u) == "proxmox-backup-proxy"),
-        units.iter().position(|u| name(u) == "proxmox-backup"),
-    ) && a < b
-    {
-        units.swap(a, b);
-    }
-    units
+/// Restart order: the registered domains' ranks (e.g. a unit that mounts what the others
+/// need comes back first), stop order otherwise.
+fn restart_order<T>(units: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<T> {
+    crate::domain::restart_order(units, name)
 }
 
 /// A unit the guard asked to stop.
@@ -314,8 +303,8 @@ impl<'h> ServiceGuard<'h> {
         }
     }
 
-    /// Restarts everything stopped, in stop order (pve-cluster first, which also remounts
-    /// `/etc/pve`; PBS: `proxmox-backup` before `proxmox-backup-proxy`). Returns all actions
+    /// Restarts everything stopped, in restart order (see [`crate::domain::restart_order`]).
+    /// Returns all actions
     /// taken by the guard.
     pub fn restore(mut self) -> Vec<ServiceAction> {
         self.restart_all();
@@ -439,7 +428,7 @@ pub struct RecoveredJournal {
     pub root: PathBuf,
     /// Units it left recorded as stopped, in restart order.
     pub units: Vec<String>,
-    /// Mount points it unmounted (`pve-cluster` mounts `/etc/pve` again when it starts).
+    /// Mount points it unmounted (a restarted unit may mount them again).
     pub unmounted: Vec<String>,
     /// What [`recover`] did with it.
     pub outcome: RecoveredHow,
@@ -470,8 +459,8 @@ impl Recovery {
 
 /// Starts what runs that no longer exist left stopped: for each leftover journal of
 /// `host.root` (others are reported, not applied), every unit recorded as stopping that
-/// `systemctl is-active` does not show running is started, `pve-cluster` first and
-/// `proxmox-backup` before `proxmox-backup-proxy`. A journal whose units all run again is
+/// `systemctl is-active` does not show running is started, in restart order. A journal whose
+/// units all run again is
 /// removed; one with a unit that would not start is kept.
 pub fn recover(host: &Host, leftovers: &[Leftover]) -> Recovery {
     let mut out = Recovery::default();
@@ -523,6 +512,29 @@ pub fn recover(host: &Host, leftovers: &[Leftover]) -> Recovery {
 
 #[cfg(test)]
 mod tests {
+    /// The restart ranks a real domain crate would give (the lib's own tests link none).
+    struct TestDomain;
+    impl crate::domain::Domain for TestDomain {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+        fn kind(&self) -> proxsave_categories::Kind {
+            proxsave_categories::Kind::Common
+        }
+        fn restart_rank(&self, unit: &str) -> Option<u8> {
+            match unit {
+                "cluster-db" => Some(0),
+                "node-daemon" => Some(1),
+                "web-proxy" => Some(2),
+                "stats-daemon" => Some(3),
+                "api-daemon" => Some(10),
+                "api-proxy" => Some(11),
+                _ => None,
+            }
+        }
+    }
+    inventory::submit! { crate::domain::DomainRegistration(&TestDomain) }
+
     use super::*;
     use crate::host::{Clock, CommandOutput, CommandRunner, MountProbe};
     use crate::journal;
@@ -596,10 +608,10 @@ mod tests {
         let (host, script) = host(
             "/",
             Box::new(move |line, token| {
-                if line == "systemctl stop --no-block pvedaemon" {
+                if line == "systemctl stop --no-block node-daemon" {
                     // Written down before the request.
                     let j = journal::scan(&d);
-                    assert_eq!(j.running[0].doc.units_left(), ["pve-cluster", "pvedaemon"]);
+                    assert_eq!(j.running[0].doc.units_left(), ["cluster-db", "node-daemon"]);
                     assert_eq!(u.stage(), Stage::ServicesDown);
                     // The signal arrives while the request runs: the request is not cut short.
                     u.cancel_by("SIGINT");
@@ -625,22 +637,22 @@ mod tests {
             "t".into(),
         ));
         user.set_activity("stopping services");
-        assert_eq!(g.stop("pve-cluster", &user), Ok(()));
-        assert_eq!(g.stop("pvedaemon", &user), Err(INTERRUPTED.into()));
-        assert_eq!(g.stop("pveproxy", &user), Err(INTERRUPTED.into()));
+        assert_eq!(g.stop("cluster-db", &user), Ok(()));
+        assert_eq!(g.stop("node-daemon", &user), Err(INTERRUPTED.into()));
+        assert_eq!(g.stop("web-proxy", &user), Err(INTERRUPTED.into()));
         let actions = g.restore();
         assert_eq!(
             calls(&script),
             [
-                "systemctl stop --no-block pve-cluster",
-                "systemctl is-active pve-cluster",
-                "systemctl stop --no-block pvedaemon",
-                "systemctl start pve-cluster",
-                "systemctl start pvedaemon",
+                "systemctl stop --no-block cluster-db",
+                "systemctl is-active cluster-db",
+                "systemctl stop --no-block node-daemon",
+                "systemctl start cluster-db",
+                "systemctl start node-daemon",
             ]
         );
         let (restarted, left) = restart_summary(&actions);
-        assert_eq!(restarted, ["pve-cluster", "pvedaemon"]);
+        assert_eq!(restarted, ["cluster-db", "node-daemon"]);
         assert!(left.is_empty());
         assert_eq!(user.interrupted_during(), Some("stopping services"));
         assert_eq!(user.stage(), Stage::Working);
@@ -655,30 +667,27 @@ mod tests {
         let (host, script) = host(
             "/",
             Box::new(move |line, _| match line {
-                "systemctl stop --no-block proxmox-backup-proxy" => out(0, ""),
-                "systemctl is-active proxmox-backup-proxy" => {
+                "systemctl stop --no-block api-proxy" => out(0, ""),
+                "systemctl is-active api-proxy" => {
                     u.cancel();
                     out(0, "deactivating")
                 }
                 // Refused: still running.
-                "systemctl stop --no-block pvedaemon" => out(1, ""),
-                "systemctl is-active pvedaemon" => out(0, "active"),
+                "systemctl stop --no-block node-daemon" => out(1, ""),
+                "systemctl is-active node-daemon" => out(0, "active"),
                 // Timed out: went down anyway.
-                "systemctl stop --no-block pveproxy" => CommandOutput {
+                "systemctl stop --no-block web-proxy" => CommandOutput {
                     timed_out: true,
                     ..CommandOutput::default()
                 },
-                "systemctl is-active pveproxy" => out(3, "inactive"),
+                "systemctl is-active web-proxy" => out(3, "inactive"),
                 _ => out(0, ""),
             }),
         );
         let mut g = ServiceGuard::new(&host, &user);
-        assert!(g.stop("pvedaemon", &user).is_err());
-        assert_eq!(g.stop("pveproxy", &user), Err("timed out".into()));
-        assert_eq!(
-            g.stop("proxmox-backup-proxy", &user),
-            Err(INTERRUPTED.into())
-        );
+        assert!(g.stop("node-daemon", &user).is_err());
+        assert_eq!(g.stop("web-proxy", &user), Err("timed out".into()));
+        assert_eq!(g.stop("api-proxy", &user), Err(INTERRUPTED.into()));
         let actions = g.restore();
         let starts: Vec<String> = calls(&script)
             .into_iter()
@@ -686,27 +695,24 @@ mod tests {
             .collect();
         assert_eq!(
             starts,
-            [
-                "systemctl start pveproxy",
-                "systemctl start proxmox-backup-proxy"
-            ]
+            ["systemctl start web-proxy", "systemctl start api-proxy"]
         );
-        let pvedaemon = actions
+        let node_daemon = actions
             .iter()
-            .find(|a| a.action == "start" && a.target == "pvedaemon")
+            .find(|a| a.action == "start" && a.target == "node-daemon")
             .unwrap();
-        assert_eq!(pvedaemon.result, ALREADY_ACTIVE);
-        assert!(pvedaemon.is_fine());
+        assert_eq!(node_daemon.result, ALREADY_ACTIVE);
+        assert!(node_daemon.is_fine());
     }
 
     #[test]
     fn recover_starts_what_a_dead_run_left_stopped_for_its_root_only() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::new(dir.path(), Path::new("/r"), "t".into());
-        j.stopping("proxmox-backup-proxy").unwrap();
-        j.stopping("proxmox-backup").unwrap();
-        j.stopping("pve-cluster").unwrap();
-        j.started("pve-cluster").unwrap();
+        j.stopping("api-proxy").unwrap();
+        j.stopping("api-daemon").unwrap();
+        j.stopping("cluster-db").unwrap();
+        j.started("cluster-db").unwrap();
         // As if written by a process that is gone.
         let mut doc = j.document().clone();
         doc.pid = 4_194_304 + 11;
@@ -742,10 +748,10 @@ mod tests {
         assert_eq!(
             calls(&script),
             [
-                "systemctl is-active proxmox-backup",
-                "systemctl start proxmox-backup",
-                "systemctl is-active proxmox-backup-proxy",
-                "systemctl start proxmox-backup-proxy",
+                "systemctl is-active api-daemon",
+                "systemctl start api-daemon",
+                "systemctl is-active api-proxy",
+                "systemctl start api-proxy",
             ]
         );
         assert!(!path.exists());
@@ -760,7 +766,7 @@ mod tests {
             "/",
             Box::new(|line, _| match line {
                 l if l.contains("is-active") => out(3, "inactive"),
-                l if l.ends_with(" pvestatd") && !l.contains("stop") => out(1, ""),
+                l if l.ends_with(" stats-daemon") && !l.contains("stop") => out(1, ""),
                 _ => out(0, ""),
             }),
         );
@@ -769,12 +775,12 @@ mod tests {
             Path::new("/"),
             "t".into(),
         ));
-        g.stop("pvestatd", &user).unwrap();
+        g.stop("stats-daemon", &user).unwrap();
         let actions = g.restore();
         let (restarted, left) = restart_summary(&actions);
         assert!(restarted.is_empty());
-        assert_eq!(left, ["pvestatd (exit code 1)"]);
+        assert_eq!(left, ["stats-daemon (exit code 1)"]);
         let kept = journal::scan(dir.path());
-        assert_eq!(kept.running[0].doc.units_left(), ["pvestatd"]);
+        assert_eq!(kept.running[0].doc.units_left(), ["stats-daemon"]);
     }
 }

@@ -206,9 +206,23 @@ fn a_panicking_applier_still_gets_services_restarted() {
             },
         )
     }));
-    assert!(result.is_err(), "the applier should have panicked");
+    // The panic is caught: the applier's category is reported failed, the run goes on.
+    let (report, _err) = result.expect("the engine isolates a panicking applier");
+    let jobs = report
+        .applied
+        .iter()
+        .find(|o| o.category == "pve_jobs")
+        .expect("an outcome for pve_jobs");
+    match &jobs.status {
+        Status::Failed { error } => assert!(error.contains("applier bug"), "{error}"),
+        other => panic!("pve_jobs: {other:?}"),
+    }
+    assert_eq!(
+        report.outcome,
+        proxsave_restore::report::Outcome::CompletedWithErrors
+    );
     let ran = s.runner.0.lock().unwrap().clone();
-    for unit in plan::PVE_SERVICES {
+    for unit in proxsave_pve::domain::PVE_SERVICES {
         let stop = ran
             .iter()
             .position(|c| c == &format!("systemctl stop --no-block {unit}"));

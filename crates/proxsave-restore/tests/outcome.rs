@@ -353,7 +353,7 @@ fn ctrl_c_right_after_the_commit_is_aborted_and_lists_what_was_written() {
     assert!(report.counts.restored > 0);
     assert!(report.safety_backup.is_some());
     let calls = runner.calls.lock().unwrap().clone();
-    for unit in plan::PVE_SERVICES {
+    for unit in proxsave_pve::domain::PVE_SERVICES {
         assert!(
             calls.contains(&format!("systemctl start {unit}")),
             "{unit}: {calls:#?}"

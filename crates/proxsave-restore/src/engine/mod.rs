@@ -73,26 +73,11 @@ fn mark(opts: &ExecuteOptions, report: &mut Report, phase: Phase) {
     }
 }
 
-/// Why the target root refuses an entry of the root tier, whatever the root's path:
-/// `/etc/pve` is pmxcfs (never written by extraction) and some PBS files are only ever
-/// applied through the API.
+/// Why the target root refuses an entry of the root tier, whatever the root's path: the
+/// registered domains' guards (e.g. a cluster filesystem that is never written from a
+/// tarball, files only ever applied through an API).
 pub fn system_guard(path: &ArchivePath) -> Option<&'static str> {
-    let p = path.as_bytes();
-    let under = |d: &[u8]| p == d || (p.starts_with(d) && p.get(d.len()) == Some(&b'/'));
-    if under(b"etc/pve") {
-        return Some("writes to /etc/pve are prohibited (pmxcfs); see the export folder");
-    }
-    if matches!(
-        p,
-        b"etc/proxmox-backup/domains.cfg"
-            | b"etc/proxmox-backup/user.cfg"
-            | b"etc/proxmox-backup/acl.cfg"
-            | b"var/lib/proxmox-backup/.clusterlock"
-    ) || under(b"var/lib/proxmox-backup/lock")
-    {
-        return Some("PBS runtime or access file; never written raw");
-    }
-    None
+    crate::domain::guard(path)
 }
 
 /// The root-tier paths a plan writes (after guards), sorted.
@@ -277,6 +262,11 @@ fn run(
         }
     }
     let root = RootHandle::open(&host.root).map_err(|e| RestoreError::io(&host.root, e))?;
+    // The root folder and the export folder's place as they are now: the read stages inside
+    // the root before the safety backup is taken.
+    let before = (!opts.dry_run).then(|| {
+        crate::safety::Before::capture(&host.root, exports.then_some(opts.export_dir.as_path()))
+    });
     let mut guard = ServiceGuard::new(host, cancel).with_journal(Journal::new(
         &ws.dir,
         &host.root,
@@ -319,7 +309,16 @@ fn run(
             cancel.set_activity("creating the safety backup");
             if !all.is_empty() {
                 prepare::safety_backup(
-                    host, ws, scan, plan, &all, exports, opts, prompter, report,
+                    host,
+                    ws,
+                    scan,
+                    plan,
+                    &all,
+                    exports,
+                    before.as_ref(),
+                    opts,
+                    prompter,
+                    report,
                 )?;
             }
             cancel.set_activity("stopping services");

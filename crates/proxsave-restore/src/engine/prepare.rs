@@ -25,6 +25,7 @@ pub(crate) fn safety_backup(
     plan: &Plan,
     targets: &[ArchivePath],
     exports: bool,
+    before: Option<&safety::Before>,
     opts: &ExecuteOptions,
     prompter: &mut dyn Prompter,
     report: &mut Report,
@@ -46,7 +47,7 @@ pub(crate) fn safety_backup(
         dir: &opts.export_dir,
         entries: &export_entries,
     });
-    match safety::create(&host.root, targets, export.as_ref(), ws) {
+    match safety::create(&host.root, targets, export.as_ref(), before, ws) {
         Ok(sb) => {
             let cmd = safety::rollback_command(&sb.path);
             prompter.say(
@@ -68,7 +69,8 @@ pub(crate) fn safety_backup(
                 );
             report.rollback_command = Some(cmd);
             if let Some(st) = &opts.state {
-                st.update(|d| d.safety_backup = Some(sb.path.clone()))?;
+                let sb_path = crate::runstate::utf8(&sb.path)?;
+                st.update(|d| d.safety_backup = Some(sb_path))?;
             }
             report.safety_backup = Some(sb);
         }
@@ -109,11 +111,10 @@ pub(crate) fn stop_services(
     if units.is_empty() && plan.unmounts.is_empty() {
         return Ok(());
     }
-    if plan.needs_cluster_restore {
-        prompter.say(
-            Level::Info,
-            "Preparing system for cluster database restore: stopping PVE services and unmounting /etc/pve",
-        );
+    for step in crate::domain::service_steps(plan) {
+        if let Some(note) = step.note {
+            prompter.say(Level::Info, note);
+        }
     }
     for unit in units {
         if cancel.is_cancelled() {
@@ -124,16 +125,12 @@ pub(crate) fn stop_services(
             if cancel.is_cancelled() {
                 return Err(RestoreError::Interrupted);
             }
-            let is_pbs = crate::plan::PBS_SERVICES.contains(&unit.as_str());
-            if is_pbs {
-                prompter.say(
-                    Level::Warning,
-                    &format!("Unable to stop PBS services automatically: {unit}: {why}"),
-                );
+            if let Some(f) = crate::domain::stop_failure(unit) {
+                prompter.say(Level::Warning, &format!("{}: {why}", f.warning));
                 let go = prompter.confirm(&Question {
-                    id: "continue_with_pbs_services_running",
+                    id: f.id,
                     flag: None,
-                    text: "Continue restore with PBS services still running?".into(),
+                    text: f.question.clone(),
                     default: false,
                     strict_yes: false,
                     timeout: None,

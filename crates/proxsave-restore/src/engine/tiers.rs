@@ -204,8 +204,9 @@ pub(crate) fn extract_tiers(
         if exports {
             if let Some(st) = &opts.state {
                 let created = !opts.export_dir.exists();
+                let export_dir = Some(crate::runstate::utf8(&opts.export_dir)?);
                 st.update(|d| {
-                    d.export_dir = Some(opts.export_dir.clone());
+                    d.export_dir = export_dir;
                     d.export_created = created;
                 })?;
             }
@@ -217,7 +218,8 @@ pub(crate) fn extract_tiers(
             // Named in the state file before it exists, so a crash never hides it.
             let dir = ws.file_path("restore-stage-", "");
             if let Some(st) = &opts.state {
-                st.update(|d| d.work_stage = Some(dir.clone()))?;
+                let stage = crate::runstate::utf8(&dir)?;
+                st.update(|d| d.work_stage = Some(stage))?;
             }
             {
                 use std::os::unix::fs::DirBuilderExt;

@@ -1,0 +1,80 @@
+//! What the restore engine needs to know about a Proxmox Backup Server host.
+
+use proxsave_archive::path::ArchivePath;
+use proxsave_categories::Kind;
+use proxsave_restore::domain::{Domain, DomainRegistration, ServiceStep, StopFailure};
+use proxsave_restore::plan::Plan;
+
+/// PBS services stopped (in this order); restarted API daemon first, then the proxy that
+/// talks to it.
+pub const PBS_SERVICES: [&str; 2] = ["proxmox-backup-proxy", "proxmox-backup"];
+
+/// The Proxmox Backup Server domain.
+pub struct Pbs;
+
+fn under(p: &[u8], dir: &[u8]) -> bool {
+    p == dir || (p.starts_with(dir) && p.get(dir.len()) == Some(&b'/'))
+}
+
+impl Domain for Pbs {
+    fn name(&self) -> &'static str {
+        "pbs"
+    }
+
+    fn kind(&self) -> Kind {
+        Kind::Pbs
+    }
+
+    fn role_markers(&self) -> &'static [&'static str] {
+        &["etc/proxmox-backup", "usr/sbin/proxmox-backup-proxy"]
+    }
+
+    fn services(&self, plan: &Plan) -> Option<ServiceStep> {
+        plan.needs_pbs_services.then(|| ServiceStep {
+            units: PBS_SERVICES.to_vec(),
+            unmounts: Vec::new(),
+            note: None,
+        })
+    }
+
+    fn guard(&self, path: &ArchivePath) -> Option<&'static str> {
+        let p = path.as_bytes();
+        (matches!(
+            p,
+            b"etc/proxmox-backup/domains.cfg"
+                | b"etc/proxmox-backup/user.cfg"
+                | b"etc/proxmox-backup/acl.cfg"
+                | b"var/lib/proxmox-backup/.clusterlock"
+        ) || under(p, b"var/lib/proxmox-backup/lock"))
+        .then_some("PBS runtime or access file; never written raw")
+    }
+
+    fn is_secret(&self, path: &ArchivePath) -> bool {
+        matches!(
+            path.as_bytes(),
+            b"etc/proxmox-backup/shadow.json"
+                | b"etc/proxmox-backup/token.shadow"
+                | b"etc/proxmox-backup/tfa.json"
+                | b"etc/proxmox-backup/tape-encryption-keys.json"
+                | b"etc/proxmox-backup/notifications-priv.cfg"
+        )
+    }
+
+    fn restart_rank(&self, unit: &str) -> Option<u8> {
+        match unit {
+            "proxmox-backup" => Some(10),
+            "proxmox-backup-proxy" => Some(11),
+            _ => None,
+        }
+    }
+
+    fn stop_failure(&self, unit: &str) -> Option<StopFailure> {
+        PBS_SERVICES.contains(&unit).then(|| StopFailure {
+            id: "continue_with_pbs_services_running",
+            warning: format!("Unable to stop PBS services automatically: {unit}"),
+            question: "Continue restore with PBS services still running?".into(),
+        })
+    }
+}
+
+inventory::submit! { DomainRegistration(&Pbs) }
