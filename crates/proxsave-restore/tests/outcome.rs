@@ -301,7 +301,7 @@ fn a_failed_applier_is_completed_with_errors() {
     assert_eq!(report.outcome, Outcome::CompletedWithErrors);
     assert_eq!(
         report.errors,
-        ["applying network failed: ifreload -a: exit code 1"]
+        ["applying network (test-failing-network) failed: ifreload -a: exit code 1"]
     );
 }
 

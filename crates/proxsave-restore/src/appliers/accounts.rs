@@ -750,7 +750,7 @@ fn apply_sudoers(
         }
         if path.starts_with(&format!("{SUDOERS_D}/")) {
             let dir = ap(SUDOERS_D)?;
-            if let Err(e) = ctx.root.create_dir_all(&dir, 0o755) {
+            if let Err(e) = ensure_sudoers_d(ctx.root, &dir) {
                 end.failed.push(format!("{path} not installed: {e}"));
                 continue;
             }
@@ -778,6 +778,19 @@ fn apply_sudoers(
             installed.join(", ")
         ));
     }
+    Ok(())
+}
+
+/// Creates `etc/sudoers.d` when it is missing, 0755 whatever the umask (as Debian has it);
+/// an existing folder is left as it is.
+fn ensure_sudoers_d(root: &RootHandle, dir: &ArchivePath) -> std::io::Result<()> {
+    if root.exists(dir) {
+        return Ok(());
+    }
+    root.create_dir_all(dir, 0o755)?;
+    let fd = dirfd::walk(root.dir().as_fd(), dir)?;
+    let mode = debian_mode(SUDOERS_D).map_or(0o755, |m| m.mode);
+    rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(mode))?;
     Ok(())
 }
 
