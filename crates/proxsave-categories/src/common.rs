@@ -11,7 +11,14 @@ inventory::submit! {
         description: "Mount points and filesystems (/etc/fstab) - WARNING: Critical for boot",
         kind: Kind::Common,
         handling: Handling::Normal,
-        patterns: &[File("etc/fstab")],
+        // The backup's disk inventory comes along (staged with the fstab, never written to
+        // the root): the fstab applier remaps `/dev/sdX` through it. The names are
+        // `proxsave_restore::system::fstab::INVENTORY_FILES`.
+        patterns: &[
+            File("etc/fstab"),
+            File("var/lib/proxsave-info/commands/system/lsblk_json.json"),
+            File("var/lib/proxsave-info/commands/system/blkid.txt"),
+        ],
         presets: Presets { storage: true, base: true },
         flags: Flags { fstab: true, ..Flags::NONE },
         order: 21,

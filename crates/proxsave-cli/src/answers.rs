@@ -14,13 +14,24 @@
 //! continue_incompatible = false  # backup of another role: stop
 //! continue_without_safety_backup = false
 //! continue_with_pbs_services_running = false
+//!
+//! [answers]                      # questions by id, as `--answer ID=VALUE`
+//! "fstab.merge" = "all"
+//! "accounts.merge" = true        # true/false mean yes/no
 //! ```
+//!
+//! The top-level `continue_*` keys are older spellings of the `[answers]` entries of the same
+//! id. Which ids exist is decided by the questions the program declares (see
+//! `commands::restore::decisions`); this module only reads the file and keeps where each
+//! answer is, so an unknown id is reported at its key's line and column.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use proxsave_categories::Mode;
 use proxsave_restore::plan::{ClusterMode, PbsBehavior};
 use serde::Deserialize;
+use toml::Spanned;
 
 /// `--host-actions`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -68,6 +79,130 @@ pub struct Answers {
     pub continue_without_safety_backup: Option<bool>,
     /// Go on when PBS services cannot be stopped.
     pub continue_with_pbs_services_running: Option<bool>,
+    /// The `[answers]` table as read (keys and values with their byte spans).
+    #[serde(rename = "answers")]
+    table: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+    /// The `[answers]` table: answers to questions by id, in file order.
+    #[serde(skip)]
+    pub answers: Vec<FileAnswer>,
+    /// The file these answers were read from.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+/// One entry of the `[answers]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileAnswer {
+    /// The question id (`fstab.merge`; an unquoted dotted key `fstab.merge = …` is the same).
+    pub id: String,
+    /// The answer; `true`/`false` are read as `yes`/`no`.
+    pub value: String,
+    /// Where the key is (1-based line and column, in characters).
+    pub key_at: (usize, usize),
+    /// Where the value is.
+    pub value_at: (usize, usize),
+}
+
+impl Answers {
+    /// `FILE:LINE:COLUMN` of a position in this file (for errors about its answers).
+    pub fn at(&self, (line, col): (usize, usize)) -> String {
+        let file = self
+            .path
+            .as_deref()
+            .map_or_else(|| "answers file".to_string(), |p| p.display().to_string());
+        format!("{file}:{line}:{col}")
+    }
+}
+
+/// The TOML type of a value, as said in errors.
+fn type_name(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "a number",
+        toml::Value::Float(_) => "a number",
+        toml::Value::Boolean(_) => "a boolean",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "an array",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+/// Flattens the `[answers]` table: string and boolean values, dotted keys joined with `.`.
+fn flatten_answers(
+    text: &str,
+    file: &Path,
+    table: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+) -> Result<Vec<FileAnswer>, String> {
+    fn leaf(
+        out: &mut Vec<(usize, FileAnswer)>,
+        id: String,
+        value: &toml::Value,
+        key: (usize, usize),
+        value_at: (usize, usize),
+        order: usize,
+        file: &Path,
+    ) -> Result<(), String> {
+        let value = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Boolean(true) => "yes".to_string(),
+            toml::Value::Boolean(false) => "no".to_string(),
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    leaf(out, format!("{id}.{k}"), v, key, value_at, order, file)?;
+                }
+                return Ok(());
+            }
+            other => {
+                let (line, col) = value_at;
+                return Err(format!(
+                    "{}:{line}:{col}: the answer to `{id}` is {}; answers are strings (\"all\", \"yes\", …) or true/false",
+                    file.display(),
+                    type_name(other)
+                ));
+            }
+        };
+        out.push((
+            order,
+            FileAnswer {
+                id,
+                value,
+                key_at: key,
+                value_at,
+            },
+        ));
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for (k, v) in table {
+        let key_at = line_col(text, k.span().start);
+        let value_at = line_col(text, v.span().start);
+        let order = k.span().start;
+        leaf(
+            &mut out,
+            k.into_inner(),
+            v.get_ref(),
+            key_at,
+            value_at,
+            order,
+            file,
+        )?;
+    }
+    // File order (the map is sorted by key); entries of one dotted table keep their order.
+    out.sort_by_key(|(order, _)| *order);
+    let out: Vec<FileAnswer> = out.into_iter().map(|(_, a)| a).collect();
+    // `"a.b" = …` and `a.b = …` are two keys to TOML but one question.
+    for (i, a) in out.iter().enumerate() {
+        if let Some(first) = out[..i].iter().find(|b| b.id == a.id) {
+            let (line, col) = a.key_at;
+            return Err(format!(
+                "{}:{line}:{col}: `{}` is answered twice in [answers] (first at line {})",
+                file.display(),
+                a.id,
+                first.key_at.0
+            ));
+        }
+    }
+    Ok(out)
 }
 
 impl Answers {
@@ -90,6 +225,10 @@ impl Answers {
             let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
             format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
         })?;
+        if let Some(table) = answers.table.take() {
+            answers.answers = flatten_answers(&text, path, table)?;
+        }
+        answers.path = Some(path.to_path_buf());
         let base = path.parent().unwrap_or(Path::new("."));
         let fix = |p: &mut Option<PathBuf>| {
             if let Some(v) = p
@@ -146,6 +285,55 @@ mod tests {
         );
         let e = load("categories = \"network\"\n").unwrap_err();
         assert!(e.starts_with("answers.toml:1:14:"), "{e}");
+    }
+
+    #[test]
+    fn the_answers_table_keeps_file_order_and_positions() {
+        let a = load(
+            "mode = \"full\"\n\n[answers]\n\"fstab.merge\" = \"all\"\n  accounts.merge = false\n'sudoers.apply'='no' # x\n",
+        )
+        .unwrap();
+        type Pos = (usize, usize);
+        let got: Vec<(&str, &str, Pos, Pos)> = a
+            .answers
+            .iter()
+            .map(|x| (x.id.as_str(), x.value.as_str(), x.key_at, x.value_at))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("fstab.merge", "all", (4, 1), (4, 17)),
+                // A dotted key is a table to TOML: its value's position is the key's.
+                ("accounts.merge", "no", (5, 3), (5, 3)),
+                ("sudoers.apply", "no", (6, 1), (6, 17)),
+            ]
+        );
+        assert_eq!(a.mode, Some(Mode::Full));
+    }
+
+    #[test]
+    fn answers_that_are_not_strings_or_booleans_are_refused_where_they_are() {
+        let e = load("[answers]\n\"fstab.merge\" = 3\n").unwrap_err();
+        assert_eq!(
+            e,
+            "answers.toml:2:17: the answer to `fstab.merge` is a number; answers are strings (\"all\", \"yes\", …) or true/false"
+        );
+        let e = load("[answers]\nx = [\"a\"]\n").unwrap_err();
+        assert!(
+            e.starts_with("answers.toml:2:5: the answer to `x` is an array"),
+            "{e}"
+        );
+        let e = load("answers = 1\n").unwrap_err();
+        assert!(e.starts_with("answers.toml:1:11:"), "{e}");
+    }
+
+    #[test]
+    fn an_id_answered_twice_is_refused_at_the_second() {
+        let e = load("[answers]\n\"a.b\" = \"x\"\na.b = \"x\"\n").unwrap_err();
+        assert_eq!(
+            e,
+            "answers.toml:3:1: `a.b` is answered twice in [answers] (first at line 2)"
+        );
     }
 
     #[test]
@@ -399,6 +587,61 @@ mod proptests {
         })
     }
 
+    /// One `[answers]` entry as generated: its id, how its key is written, its value as
+    /// written and the value read back.
+    #[derive(Clone, Debug)]
+    struct Entry {
+        id: String,
+        key: String,
+        value: String,
+        expected: String,
+    }
+
+    /// An `[answers]` table: distinct ids (none a dotted prefix of another, which TOML
+    /// refuses for bare keys), keys quoted, literal or bare (dotted bare keys are tables to
+    /// TOML), values strings of any characters or booleans, odd spacing and comments.
+    fn answers_table() -> impl Strategy<Value = (String, Vec<Entry>)> {
+        let id = "[a-z][a-z0-9_-]{0,6}(\\.[a-z][a-z0-9_-]{0,6}){0,2}";
+        let value = prop_oneof![
+            3 => ".{0,12}".prop_map(|v| (toml::Value::String(v.clone()).to_string(), v)),
+            1 => any::<bool>().prop_map(|b| (b.to_string(), if b { "yes" } else { "no" }.to_string())),
+        ];
+        let style = prop::sample::select(vec!["quoted", "literal", "bare"]);
+        let layout = (
+            prop::sample::select(vec!["", " ", "\t"]),
+            prop::sample::select(vec![" = ", "=", " =\t"]),
+            prop::sample::select(vec!["", " # note", "\t#"]),
+            prop::sample::select(vec!["\n", "\r\n", "\n\n"]),
+        );
+        vec((id, value, style, layout), 0..6)
+            .prop_filter("distinct ids, none a dotted prefix of another", |v| {
+                v.iter().enumerate().all(|(i, (a, ..))| {
+                    v.iter()
+                        .enumerate()
+                        .all(|(j, (b, ..))| i == j || (a != b && !b.starts_with(&format!("{a}."))))
+                })
+            })
+            .prop_map(|entries| {
+                let mut text = String::from("[answers]\n");
+                let mut out = Vec::new();
+                for (id, (written, expected), style, (indent, eq, comment, eol)) in entries {
+                    let key = match style {
+                        "quoted" => format!("\"{id}\""),
+                        "literal" => format!("'{id}'"),
+                        _ => id.clone(),
+                    };
+                    text.push_str(&format!("{indent}{key}{eq}{written}{comment}{eol}"));
+                    out.push(Entry {
+                        id,
+                        key,
+                        value: written,
+                        expected,
+                    });
+                }
+                (text, out)
+            })
+    }
+
     /// Regression: a file that is not UTF-8 had no line and column in its error.
     #[test]
     fn invalid_utf8_names_line_and_column() {
@@ -461,6 +704,37 @@ mod proptests {
             prop_assert_eq!(got.continue_incompatible, e.continue_incompatible);
             prop_assert_eq!(got.continue_without_safety_backup, e.continue_without_safety_backup);
             prop_assert_eq!(got.continue_with_pbs_services_running, e.continue_with_pbs_services_running);
+        }
+
+        /// A generated `[answers]` table after the top-level keys gives back every answer in
+        /// file order, each with the line and column of its key (where an unknown id is
+        /// reported) and of its value; the top-level keys are read as before.
+        #[test]
+        fn generated_answers_tables_round_trip(g in answers_file(), (table, entries) in answers_table()) {
+            let text = format!("{}{table}", g.text);
+            let (got, _dir) = load_bytes(text.as_bytes());
+            let got = got.map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            prop_assert_eq!(got.mode, g.expected.mode);
+            prop_assert_eq!(&got.categories, &g.expected.categories);
+            prop_assert_eq!(got.continue_incompatible, g.expected.continue_incompatible);
+            let ids: Vec<(&str, &str)> = got.answers.iter().map(|a| (a.id.as_str(), a.value.as_str())).collect();
+            let want: Vec<(&str, &str)> = entries.iter().map(|e| (e.id.as_str(), e.expected.as_str())).collect();
+            prop_assert_eq!(ids, want);
+            let lines: Vec<&str> = text.split('\n').collect();
+            let from = |(line, col): (usize, usize)| -> String {
+                lines.get(line - 1).map(|l| l.chars().skip(col - 1).collect()).unwrap_or_default()
+            };
+            for (a, e) in got.answers.iter().zip(&entries) {
+                let at_key = from(a.key_at);
+                let at_value = from(a.value_at);
+                prop_assert!(at_key.starts_with(&e.key), "key {:?} not at {:?}: {:?}", e.key, a.key_at, at_key);
+                if e.key.contains('.') && !e.key.starts_with(['"', '\'']) {
+                    // A dotted bare key is a table: its value's position is the key's.
+                    prop_assert_eq!(a.value_at, a.key_at);
+                } else {
+                    prop_assert!(at_value.starts_with(&e.value), "value {:?} not at {:?}: {:?}", e.value, a.value_at, at_value);
+                }
+            }
         }
     }
 }

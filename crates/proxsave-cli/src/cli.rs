@@ -67,6 +67,15 @@ fn parse_cluster(s: &str) -> Result<proxsave_restore::plan::ClusterMode, String>
         .ok_or_else(|| "expected safe or recovery".to_string())
 }
 
+fn parse_answer(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((id, value)) if !id.trim().is_empty() => {
+            Ok((id.trim().to_string(), value.to_string()))
+        }
+        _ => Err("expected ID=VALUE (e.g. fstab.merge=all)".to_string()),
+    }
+}
+
 fn parse_pbs(s: &str) -> Result<proxsave_restore::plan::PbsBehavior, String> {
     proxsave_restore::plan::PbsBehavior::parse(s)
         .ok_or_else(|| "expected merge or clean".to_string())
@@ -101,7 +110,11 @@ pub struct RestoreArgs {
     /// TOML file with every decision (see docs/cli.md).
     #[arg(long, value_name = "FILE.toml")]
     pub answers: Option<PathBuf>,
-    /// Non-interactive: take every decision from flags or --answers; a missing one is an error.
+    /// Answer the question ID up front (repeatable; wins over the answers file's [answers]).
+    #[arg(long = "answer", value_name = "ID=VALUE", value_parser = parse_answer)]
+    pub answer: Vec<(String, String)>,
+    /// Non-interactive: take every decision from flags or --answers (a question with a default
+    /// takes it); a missing one is an error naming it.
     #[arg(long)]
     pub yes: bool,
     /// Write nothing; show the plan and, per file, new / changed / unchanged.
@@ -126,7 +139,8 @@ pub struct RestoreArgs {
     /// Keep the stage folder even when everything staged was applied.
     #[arg(long)]
     pub keep_stage: bool,
-    /// Go on even if the backup's role (PVE/PBS) does not match the host's.
+    /// Go on even if the backup's role (PVE/PBS) does not match the host's (the same as
+    /// `--answer continue_incompatible=yes`).
     #[arg(long)]
     pub continue_incompatible: bool,
     /// Roll back to this safety backup (restore_backup_*.tar.gz) and exit: the root it was

@@ -11,7 +11,8 @@
 //!   `phase:N` counts only the checkpoints of that phase (`extract:1`: the first entry
 //!   extracted).
 //!
-//! Without them nothing is installed and checkpoints cost a disabled `tracing` call.
+//! Without them the layer is not installed, and the subscriber (see [`install`]) ignores
+//! checkpoints.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -24,7 +25,8 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
-struct Checkpoints {
+/// The checkpoint counter (a `tracing` layer).
+pub struct Checkpoints {
     count: AtomicU64,
     stop_at: Vec<u64>,
     /// (phase, n, seen so far)
@@ -91,8 +93,8 @@ impl<S: Subscriber> Layer<S> for Checkpoints {
     }
 }
 
-/// Installs the checkpoint counter when the test variables ask for it.
-pub fn install() {
+/// The checkpoint counter, when the test variables ask for it.
+pub fn layer() -> Option<Checkpoints> {
     let spec = std::env::var("PROXSAVE_TEST_STOP_AT").unwrap_or_default();
     let mut stop_at: Vec<u64> = Vec::new();
     let mut stop_at_phase = Vec::new();
@@ -115,13 +117,22 @@ pub fn install() {
             .map(Mutex::new)
     });
     if stop_at.is_empty() && stop_at_phase.is_empty() && log.is_none() {
-        return;
+        return None;
     }
-    let layer = Checkpoints {
+    Some(Checkpoints {
         count: AtomicU64::new(0),
         stop_at,
         stop_at_phase: Mutex::new(stop_at_phase),
         log,
-    };
-    let _ = tracing_subscriber::registry().with(layer).try_init();
+    })
+}
+
+/// Installs the process's subscriber: one registry with the checkpoint counter (when the
+/// test variables ask for it) and the restore log ([`proxsave_restore::log::RestoreLog`],
+/// which writes `restore_*.log` in the work directory as a restore runs).
+pub fn install() {
+    let _ = tracing_subscriber::registry()
+        .with(layer())
+        .with(proxsave_restore::log::RestoreLog::new())
+        .try_init();
 }

@@ -188,6 +188,17 @@ impl Status {
         }
     }
 
+    /// `applied`, `partly_applied`, `skipped`, `deferred`, `failed` (as in JSON).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Applied => "applied",
+            Status::PartlyApplied => "partly_applied",
+            Status::Skipped { .. } => "skipped",
+            Status::Deferred { .. } => "deferred",
+            Status::Failed { .. } => "failed",
+        }
+    }
+
     /// True for [`Status::Failed`] and [`Status::PartlyApplied`].
     pub fn is_error(&self) -> bool {
         matches!(self, Status::Failed { .. } | Status::PartlyApplied)

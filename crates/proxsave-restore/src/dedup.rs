@@ -208,7 +208,7 @@ pub(crate) fn dedup_repair(
     let records: Vec<DedupRecord> = match serde_json::from_slice(manifest) {
         Ok(r) => r,
         Err(e) => {
-            report.warnings.push(format!(
+            report.warn(format!(
                 "dedup manifest unreadable ({e}); duplicate files stay symbolic links"
             ));
             return Ok(());
@@ -307,7 +307,7 @@ pub(crate) fn dedup_repair(
     }
     for (canon, dups) in wanted {
         for (dup, _) in dups {
-            report.warnings.push(if interrupted {
+            report.warn(if interrupted {
                 format!("/{dup}: duplicate of /{canon}, not materialised (interrupted); left as a symbolic link")
             } else {
                 format!("/{dup}: duplicate of /{canon}, which is not in the archive; left as a symbolic link")

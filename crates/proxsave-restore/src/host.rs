@@ -14,6 +14,9 @@ use std::time::Duration;
 use proxsave_archive::progress::CancelToken;
 use serde::Serialize;
 
+/// What a secret argument shows as in logs, reports, errors and `tracing` events.
+pub const REDACTED: &str = "<redacted>";
+
 /// A command to run on the host.
 #[derive(Clone, Debug, Serialize)]
 pub struct HostCommand {
@@ -24,7 +27,7 @@ pub struct HostCommand {
     /// Deadline; the command is killed after it.
     #[serde(skip)]
     pub timeout: Duration,
-    /// Indexes of arguments to show as `********` in logs and reports.
+    /// Indexes of arguments to show as [`REDACTED`] in logs, reports, errors and events.
     #[serde(skip)]
     pub secret_args: Vec<usize>,
 }
@@ -55,7 +58,7 @@ impl HostCommand {
         let mut parts = vec![self.program.clone()];
         for (i, a) in self.args.iter().enumerate() {
             if self.secret_args.contains(&i) {
-                parts.push("********".into());
+                parts.push(REDACTED.into());
             } else if a.is_empty() || a.contains(char::is_whitespace) {
                 parts.push(format!("'{a}'"));
             } else {
@@ -205,6 +208,7 @@ impl Host {
     pub fn run(&self, cmd: &HostCommand, cancel: &CancelToken) -> std::io::Result<Ran> {
         match self.actions {
             HostActions::Defer => {
+                crate::events::command_deferred(cmd);
                 self.deferred
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -216,13 +220,17 @@ impl Host {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(cmd.display());
-                self.runner.run(cmd, cancel).map(Ran::Done)
+                let started = std::time::Instant::now();
+                let result = self.runner.run(cmd, cancel);
+                crate::events::command_ran(cmd, &result, started.elapsed());
+                result.map(Ran::Done)
             }
         }
     }
 
     /// Records a to-do that is not a command (e.g. "umount /srv/x") when deferring.
     pub fn defer_note(&self, note: String) {
+        crate::events::note_deferred(&note);
         self.deferred
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -240,5 +248,18 @@ impl Host {
     /// Commands that ran.
     pub fn commands_run(&self) -> Vec<String> {
         self.ran.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_arguments_are_redacted_and_odd_ones_quoted() {
+        let mut cmd = HostCommand::new("chpasswd", ["--user", "alice", "s3cr3t pass", ""]);
+        cmd.secret_args = vec![2];
+        assert_eq!(cmd.display(), "chpasswd --user alice <redacted> ''");
+        assert!(!cmd.display().contains("s3cr3t"));
     }
 }

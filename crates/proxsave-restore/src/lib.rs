@@ -6,6 +6,9 @@
 //! path), one read feeding the target root, the export folder and the stage folder, commit
 //! after verification, dedup repair, appliers, report and restore log.
 //!
+//! What happens is emitted as `tracing` events ([`events`]: phases, files, commands,
+//! services, warnings, appliers); the restore log is a `tracing` layer ([`log::RestoreLog`]).
+//!
 //! The engine is generic over its effects: a [`host::Host`] (root folder, command runner,
 //! clock, mount probe, run-or-defer host actions) and a [`prompt::Prompter`]. It never prints,
 //! prompts, reads the environment or spawns processes itself.
@@ -22,8 +25,10 @@ pub mod diff;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod host;
 pub mod journal;
+pub mod log;
 pub mod plan;
 pub mod prompt;
 pub mod report;

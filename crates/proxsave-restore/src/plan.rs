@@ -67,6 +67,17 @@ pub enum Tier {
     Export,
 }
 
+impl Tier {
+    /// `normal`, `staged`, `export` (as in JSON).
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Normal => "normal",
+            Tier::Staged => "staged",
+            Tier::Export => "export",
+        }
+    }
+}
+
 /// What the user asked for.
 #[derive(Clone, Debug, Default)]
 pub struct Request {
@@ -275,6 +286,9 @@ pub struct Plan {
     pub host_role: HostRole,
     /// The backup's type.
     pub backup_type: BackupType,
+    /// The backed-up host's name (backup metadata, else manifest), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_hostname: Option<String>,
     /// Host vs backup.
     pub compatibility: Compatibility,
     /// Selected categories with their tier, in registry order.
@@ -590,6 +604,7 @@ pub fn build(
         mode,
         host_role: host,
         backup_type: analysis.backup_type,
+        backup_hostname: analysis.hostname.clone(),
         compatibility,
         categories,
         paths,

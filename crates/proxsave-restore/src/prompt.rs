@@ -94,6 +94,13 @@ pub trait Prompter {
     fn preset(&self, _id: &str) -> Option<Answer> {
         None
     }
+
+    /// True when questions without an answer can be asked (a person at a terminal). A
+    /// non-interactive run stops before writing anything when a question it will need has
+    /// neither an answer nor a default.
+    fn interactive(&self) -> bool {
+        false
+    }
 }
 
 /// A prompter with fixed answers and a record of what was said (for library users and tests).

@@ -33,6 +33,46 @@ pub enum FileStatus {
     Failed,
 }
 
+impl FileStatus {
+    /// `restored`, `would_restore`, `exported`, `staged`, `skipped`, `refused`, `failed` (as in
+    /// JSON).
+    pub fn name(self) -> &'static str {
+        match self {
+            FileStatus::Restored => "restored",
+            FileStatus::WouldRestore => "would_restore",
+            FileStatus::Exported => "exported",
+            FileStatus::Staged => "staged",
+            FileStatus::Skipped => "skipped",
+            FileStatus::Refused => "refused",
+            FileStatus::Failed => "failed",
+        }
+    }
+
+    /// The restore log's section for entries of this status (`EXTRACTED FILES`).
+    pub fn log_section(self) -> &'static str {
+        match self {
+            FileStatus::Restored => "EXTRACTED FILES",
+            FileStatus::WouldRestore => "FILES THAT WOULD BE EXTRACTED",
+            FileStatus::Exported => "EXPORTED FILES",
+            FileStatus::Staged => "STAGED FILES",
+            FileStatus::Skipped => "SKIPPED FILES",
+            FileStatus::Refused => "REFUSED FILES",
+            FileStatus::Failed => "FAILED FILES",
+        }
+    }
+
+    /// True when the log lists owner and mode (else the reason).
+    pub fn log_with_meta(self) -> bool {
+        matches!(
+            self,
+            FileStatus::Restored
+                | FileStatus::WouldRestore
+                | FileStatus::Exported
+                | FileStatus::Staged
+        )
+    }
+}
+
 /// One entry's outcome.
 #[derive(Clone, Debug, Serialize)]
 pub struct FileOutcome {
@@ -55,6 +95,37 @@ pub struct FileOutcome {
     /// Why, for skipped/refused/failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl FileOutcome {
+    /// The entry's line in the restore log: `  /etc/hosts (ownership: 0:0, mode: 0644, new)`,
+    /// or `  /opt/x (does not match any selected category)`.
+    pub fn log_line(&self) -> String {
+        file_log_line(
+            &self.path,
+            self.status,
+            self.change.map(Change::word),
+            (self.uid, self.gid, self.mode),
+            self.reason.as_deref(),
+        )
+    }
+}
+
+/// [`FileOutcome::log_line`] from its parts (the restore log layer has only the event's
+/// fields).
+pub(crate) fn file_log_line(
+    path: &str,
+    status: FileStatus,
+    change: Option<&str>,
+    (uid, gid, mode): (u64, u64, u32),
+    reason: Option<&str>,
+) -> String {
+    if status.log_with_meta() {
+        let change = change.map(|c| format!(", {c}")).unwrap_or_default();
+        format!("  {path} (ownership: {uid}:{gid}, mode: {mode:04o}{change})")
+    } else {
+        format!("  {path} ({})", reason.unwrap_or(""))
+    }
 }
 
 /// Counts of outcomes.
@@ -109,6 +180,19 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// `success`, `warnings`, `completed_with_errors`, `dry_run`, `failed`, `aborted` (as in
+    /// JSON).
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Warnings => "warnings",
+            Outcome::CompletedWithErrors => "completed_with_errors",
+            Outcome::DryRun => "dry_run",
+            Outcome::Failed => "failed",
+            Outcome::Aborted => "aborted",
+        }
+    }
+
     /// The outcome in words (`completed with errors`).
     pub fn words(self) -> &'static str {
         match self {
@@ -308,8 +392,25 @@ impl Report {
         }
     }
 
-    /// The restore log text (the guide's format, plus refused/failed sections).
+    /// Adds a warning and emits it (target `proxsave::warning`).
+    pub fn warn(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        crate::events::warning(&message);
+        self.warnings.push(message);
+    }
+
+    /// The restore log text (the guide's format, plus refused/failed sections):
+    /// [`Report::log_header`], the entries by status ([`Report::log_files`]), then
+    /// [`Report::log_end`].
     pub fn log_text(&self) -> String {
+        let mut s = self.log_header();
+        s.push_str(&self.log_files());
+        s.push_str(&self.log_end());
+        s
+    }
+
+    /// The log's opening: start time, mode, root, the selected categories, a blank line.
+    pub fn log_header(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "=== RESTORE LOG ===");
         let _ = writeln!(s, "Started: {}", self.started_display());
@@ -334,31 +435,33 @@ impl Report {
             );
         }
         let _ = writeln!(s);
-        let section = |s: &mut String, title: &str, status: FileStatus, with_meta: bool| {
-            let _ = writeln!(s, "{title}:");
+        s
+    }
+
+    /// One section per status (`EXTRACTED FILES:` …), each followed by a blank line.
+    pub fn log_files(&self) -> String {
+        let mut s = String::new();
+        for status in [
+            FileStatus::Restored,
+            FileStatus::Exported,
+            FileStatus::Staged,
+            FileStatus::Skipped,
+            FileStatus::Refused,
+            FileStatus::Failed,
+        ] {
+            let _ = writeln!(s, "{}:", status.log_section());
             for f in self.files.iter().filter(|f| f.status == status) {
-                if with_meta {
-                    let change = f
-                        .change
-                        .map(|c| format!(", {}", c.word()))
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        s,
-                        "  {} (ownership: {}:{}, mode: {:04o}{change})",
-                        f.path, f.uid, f.gid, f.mode
-                    );
-                } else {
-                    let _ = writeln!(s, "  {} ({})", f.path, f.reason.as_deref().unwrap_or(""));
-                }
+                let _ = writeln!(s, "{}", f.log_line());
             }
             let _ = writeln!(s);
-        };
-        section(&mut s, "EXTRACTED FILES", FileStatus::Restored, true);
-        section(&mut s, "EXPORTED FILES", FileStatus::Exported, true);
-        section(&mut s, "STAGED FILES", FileStatus::Staged, true);
-        section(&mut s, "SKIPPED FILES", FileStatus::Skipped, false);
-        section(&mut s, "REFUSED FILES", FileStatus::Refused, false);
-        section(&mut s, "FAILED FILES", FileStatus::Failed, false);
+        }
+        s
+    }
+
+    /// The log's closing sections: `SERVICES:`, `INTERRUPTED:` (when interrupted) and
+    /// `SUMMARY:` with the outcome and what did not happen.
+    pub fn log_end(&self) -> String {
+        let mut s = String::new();
         if !self.services.is_empty() {
             let _ = writeln!(s, "SERVICES:");
             for a in &self.services {

@@ -66,6 +66,21 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// The phase's stable name, as in the state file (`safety-backup`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Prepare => "prepare",
+            Phase::SafetyBackup => "safety-backup",
+            Phase::StoppingServices => "stopping-services",
+            Phase::Extracting => "extracting",
+            Phase::Committing => "committing",
+            Phase::Committed => "committed",
+            Phase::Applying => "applying",
+            Phase::Restarting => "restarting",
+            Phase::RollingBack => "rolling-back",
+        }
+    }
+
     /// A few words for messages.
     pub fn describe(self) -> &'static str {
         match self {
@@ -285,6 +300,7 @@ impl RunState {
     /// # Errors
     /// The state file cannot be written.
     pub fn phase(&self, phase: Phase) -> Result<(), RestoreError> {
+        crate::events::phase(phase);
         self.update(|d| d.phase = phase)?;
         checkpoint("phase", &format!("{phase:?}"));
         Ok(())

@@ -149,11 +149,13 @@ impl<'h> ServiceGuard<'h> {
     }
 
     fn record(&mut self, action: &'static str, target: &str, result: String) {
-        self.actions.push(ServiceAction {
+        let a = ServiceAction {
             action,
             target: target.to_string(),
             result,
-        });
+        };
+        crate::events::service(&a);
+        self.actions.push(a);
     }
 
     /// Stops `unit`: `systemctl stop --no-block`, then waits for it to become inactive, then
@@ -495,11 +497,13 @@ pub fn recover(host: &Host, leftovers: &[Leftover]) -> Recovery {
             if result == "ok" || result == ALREADY_ACTIVE {
                 let _ = journal.started(unit);
             }
-            entry.actions.push(ServiceAction {
+            let a = ServiceAction {
                 action: "start",
                 target: unit.clone(),
                 result,
-            });
+            };
+            crate::events::service(&a);
+            entry.actions.push(a);
         }
         entry.outcome = match journal.finish() {
             Ok(true) => RecoveredHow::Cleared,

@@ -183,44 +183,52 @@ fn a_panicking_applier_still_gets_services_restarted() {
     assert!(plan.needs_cluster_restore);
     let ws = Workspace::ensure(&s.dir.path().join("work"), "20260101_000000".into()).unwrap();
     let host = host(&s);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let target = Target {
-            backup: &s.backup,
-            stream: &opts,
-            host: &host,
-            workspace: &ws,
-        };
-        let mut prompter = ScriptedPrompter::default();
-        engine::execute(
-            &target,
-            &scan,
-            &plan,
-            &mut prompter,
-            &ExecuteOptions {
-                export_dir: s.dir.path().join("export"),
-                keep_stage: false,
-                dry_run: false,
-                cancel: CancelToken::new(),
-                state: None,
-                appliers: AppliersSet::registered(),
-            },
-        )
-    }));
-    // The panic is caught: the applier's category is reported failed, the run goes on.
-    let (report, _err) = result.expect("the engine isolates a panicking applier");
+    let target = Target {
+        backup: &s.backup,
+        stream: &opts,
+        host: &host,
+        workspace: &ws,
+    };
+    let mut prompter = ScriptedPrompter::default();
+    // The panic is caught by the engine: the run goes on to the end.
+    let (report, err) = engine::execute(
+        &target,
+        &scan,
+        &plan,
+        &mut prompter,
+        &ExecuteOptions {
+            export_dir: s.dir.path().join("export"),
+            keep_stage: false,
+            dry_run: false,
+            cancel: CancelToken::new(),
+            state: None,
+            appliers: AppliersSet::registered(),
+        },
+    );
+    assert!(err.is_none(), "{err:?}");
     let jobs = report
         .applied
         .iter()
         .find(|o| o.category == "pve_jobs")
         .expect("an outcome for pve_jobs");
-    match &jobs.status {
-        Status::Failed { error } => assert!(error.contains("applier bug"), "{error}"),
-        other => panic!("pve_jobs: {other:?}"),
-    }
+    assert_eq!(jobs.applier, "test-panicking-jobs");
+    assert!(
+        matches!(&jobs.status, Status::Failed { error } if error.contains("applier bug")),
+        "{jobs:?}"
+    );
+    assert!(
+        report
+            .applied
+            .iter()
+            .any(|o| o.category == "pve_notifications" && o.status == Status::Applied),
+        "{:?}",
+        report.applied
+    );
     assert_eq!(
         report.outcome,
         proxsave_restore::report::Outcome::CompletedWithErrors
     );
+    assert!(report.log.as_ref().is_some_and(|l| l.exists()));
     let ran = s.runner.0.lock().unwrap().clone();
     for unit in proxsave_pve::domain::PVE_SERVICES {
         let stop = ran

@@ -1,9 +1,17 @@
-//! The appliers of the common categories, registered with `inventory` for the `proxsave`
-//! binary (see [`crate::applier`] for the contract). Each one reads the stage and the root
-//! through the handles it is given, calls the pure merge of [`crate::system`], and writes the
-//! result through the [`crate::applier::RootHandle`]'s safe file operations.
+//! The appliers of the common categories (any Debian host), registered with `inventory` so
+//! every program linking this crate runs them by default ([`crate::applier::AppliersSet`]).
 //!
-//! - [`accounts`]: the `accounts` category (`passwd`, `group`, `shadow`, `gshadow`, `subuid`,
-//!   `subgid` merged; `sudoers` and each `sudoers.d` drop-in installed after `visudo -c -f`).
+//! Each one turns a staged category into a change on the host through the
+//! [applier contract](crate::applier): it reads the stage and the root in its plan phase,
+//! asks its declared questions, and writes through the root handle's atomic replace. The
+//! domain logic (parsers, merges) lives in [`crate::system`]; these modules are the glue.
+//!
+//! - [`fstab`]: `fstab-merge`, the smart `/etc/fstab` merge (`filesystem`, question
+//!   `fstab.merge`).
+//! - [`accounts`]: `accounts-merge`, the anti-lockout accounts merge (`accounts`: `passwd`,
+//!   `group`, `shadow`, `gshadow`, `subuid`, `subgid` merged; `sudoers` and each `sudoers.d`
+//!   drop-in installed only after `visudo -c -f` passes; questions `accounts.merge` and
+//!   `sudoers.apply`).
 
 pub mod accounts;
+pub mod fstab;

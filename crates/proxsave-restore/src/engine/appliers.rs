@@ -83,8 +83,13 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".to_string())
 }
 
-fn failed_all(a: &dyn Applier, categories: &[&str], error: String) -> Vec<Outcome> {
-    categories
+fn failed_all(
+    phase: &'static str,
+    a: &dyn Applier,
+    categories: &[&str],
+    error: String,
+) -> Vec<Outcome> {
+    let out: Vec<Outcome> = categories
         .iter()
         .map(|c| Outcome {
             category: c.to_string(),
@@ -94,7 +99,16 @@ fn failed_all(a: &dyn Applier, categories: &[&str], error: String) -> Vec<Outcom
             },
             detail: String::new(),
         })
-        .collect()
+        .collect();
+    emit(phase, &out);
+    out
+}
+
+/// One `proxsave::applier` event per outcome.
+fn emit(phase: &'static str, outcomes: &[Outcome]) {
+    for o in outcomes {
+        crate::events::applier_outcome(phase, o);
+    }
 }
 
 /// Plans every applier of `set` that owns a category the plan stages.
@@ -130,6 +144,19 @@ pub(crate) fn plan_all(
         };
         match catch_unwind(AssertUnwindSafe(|| a.plan(&ctx))) {
             Ok(Ok(p)) => {
+                // A question that will have no answer stops the run now, before any write.
+                if let Some(q) = p
+                    .questions
+                    .iter()
+                    .find(|q| q.default.is_none() && prompter.preset(q.spec.id).is_none())
+                    && !prompter.interactive()
+                {
+                    return Err(RestoreError::Prompt(crate::prompt::PromptError::Missing {
+                        id: q.spec.id,
+                        flag: Some("--answer"),
+                    }));
+                }
+                crate::events::applier_planned(a.name(), &categories, &p);
                 for q in &p.questions {
                     let preset = prompter.preset(q.spec.id);
                     report.questions.push(QuestionRecord {
@@ -157,12 +184,16 @@ pub(crate) fn plan_all(
             }
             Ok(Err(ApplyError::Prompt(e))) => return Err(e.into()),
             Ok(Err(e)) => {
-                report
-                    .applied
-                    .extend(failed_all(a, &categories, format!("planning failed: {e}")));
+                report.applied.extend(failed_all(
+                    "plan",
+                    a,
+                    &categories,
+                    format!("planning failed: {e}"),
+                ));
             }
             Err(p) => {
                 report.applied.extend(failed_all(
+                    "plan",
                     a,
                     &categories,
                     format!("the applier panicked while planning: {}", panic_text(p)),
@@ -206,6 +237,14 @@ pub(crate) fn apply_all(
         match catch_unwind(AssertUnwindSafe(|| a.preflight(&mut ctx, &p.plan))) {
             Ok(Ok(())) => {}
             Ok(Err(veto)) if veto.abort_run => {
+                tracing::warn!(
+                    target: crate::events::APPLIER,
+                    applier = a.name(),
+                    phase = "preflight",
+                    status = "vetoed",
+                    abort_run = true,
+                    reason = veto.reason.as_str(),
+                );
                 return Err(RestoreError::Preflight {
                     applier: a.name().to_string(),
                     reason: veto.reason,
@@ -216,18 +255,25 @@ pub(crate) fn apply_all(
                     Level::Warning,
                     &format!("{}: skipped: {}", a.name(), veto.reason),
                 );
-                report.applied.extend(p.categories.iter().map(|c| Outcome {
-                    category: c.to_string(),
-                    applier: a.name().to_string(),
-                    status: Status::Skipped {
-                        reason: veto.reason.clone(),
-                    },
-                    detail: String::new(),
-                }));
+                let skipped: Vec<Outcome> = p
+                    .categories
+                    .iter()
+                    .map(|c| Outcome {
+                        category: c.to_string(),
+                        applier: a.name().to_string(),
+                        status: Status::Skipped {
+                            reason: veto.reason.clone(),
+                        },
+                        detail: String::new(),
+                    })
+                    .collect();
+                emit("preflight", &skipped);
+                report.applied.extend(skipped);
                 continue;
             }
             Err(panic) => {
                 report.applied.extend(failed_all(
+                    "preflight",
                     a,
                     &p.categories,
                     format!(
@@ -244,16 +290,19 @@ pub(crate) fn apply_all(
                 for o in &mut v {
                     o.applier = a.name().to_string();
                 }
+                emit("apply", &v);
                 v
             }
             Ok(Err(ApplyError::Prompt(crate::prompt::PromptError::Aborted))) => {
                 return Err(RestoreError::Interrupted);
             }
+            Ok(Err(ApplyError::Prompt(e))) => return Err(RestoreError::Prompt(e)),
             Ok(Err(ApplyError::BadAnswer { id, reason })) => {
                 return Err(RestoreError::BadAnswer { id, reason });
             }
-            Ok(Err(e)) => failed_all(a, &p.categories, e.to_string()),
+            Ok(Err(e)) => failed_all("apply", a, &p.categories, e.to_string()),
             Err(panic) => failed_all(
+                "apply",
                 a,
                 &p.categories,
                 format!("the applier panicked: {}", panic_text(panic)),
@@ -322,9 +371,11 @@ pub(crate) fn post_restart_all(
                 for o in &mut v {
                     o.applier = a.name().to_string();
                 }
+                emit("post-restart", &v);
                 report.applied.extend(v);
             }
             Err(panic) => report.applied.extend(failed_all(
+                "post-restart",
                 a,
                 &p.categories,
                 format!(

@@ -62,14 +62,22 @@ pub struct ExecuteOptions {
     pub appliers: AppliersSet,
 }
 
-/// Moves the run's state file to `phase`; a failure is a warning once files are in place.
+/// Enters `phase` (event `proxsave::phase`; the run's state file, if any); a failure to
+/// record it is a warning once files are in place.
 fn mark(opts: &ExecuteOptions, report: &mut Report, phase: Phase) {
-    if let Some(st) = &opts.state
-        && let Err(e) = st.phase(phase)
-    {
-        report
-            .warnings
-            .push(format!("cannot record the run's phase: {e}"));
+    if let Err(e) = enter(opts, phase) {
+        report.warn(format!("cannot record the run's phase: {e}"));
+    }
+}
+
+/// Enters `phase` (event `proxsave::phase`; the run's state file, if any).
+fn enter(opts: &ExecuteOptions, phase: Phase) -> Result<(), RestoreError> {
+    match &opts.state {
+        Some(st) => st.phase(phase),
+        None => {
+            crate::events::phase(phase);
+            Ok(())
+        }
     }
 }
 
@@ -130,6 +138,16 @@ pub fn execute(
         workspace: ws,
     } = *target;
     let started = Instant::now();
+    // Everything below happens inside this span: the restore log layer writes `log`.
+    let log = (!opts.dry_run).then(|| ws.file_path("restore_", ".log"));
+    let span = tracing::info_span!(
+        target: crate::events::RESTORE,
+        "restore",
+        root = %host.root.display(),
+        dry_run = opts.dry_run,
+        log = log.as_ref().map(|p| tracing::field::display(p.display())),
+    );
+    let _entered = span.enter();
     let mut report = Report {
         outcome: Outcome::Success,
         started: host.clock.now().to_rfc3339(),
@@ -148,13 +166,17 @@ pub fn execute(
         deferred: Vec::new(),
         files: Vec::new(),
         counts: Default::default(),
-        warnings: plan.warnings.clone(),
+        warnings: Vec::new(),
         errors: Vec::new(),
         log: None,
         error: None,
         sha256: Some(scan.stream.sha256.clone()),
         interrupted: None,
     };
+    crate::events::summary_header(&report);
+    for w in &plan.warnings {
+        report.warn(w.clone());
+    }
     let result = run(
         backup,
         stream_opts,
@@ -211,10 +233,14 @@ pub fn execute(
         }
     };
     // --- End of outcome.
-    if !opts.dry_run {
-        let log = ws.file_path("restore_", ".log");
-        if let Err(e) = report.write_log(&log) {
-            report.warnings.push(format!(
+    crate::events::summary_end(&report);
+    if let Some(log) = log {
+        // Written as the run went by a `RestoreLog` layer, if the caller installed one;
+        // else from the report now.
+        if log.exists() {
+            report.log = Some(log);
+        } else if let Err(e) = report.write_log(&log) {
+            report.warn(format!(
                 "cannot write the restore log {}: {e}",
                 log.display()
             ));
@@ -300,12 +326,12 @@ fn run(
             all.extend(planned.iter().flat_map(|p| p.plan.files.iter().cloned()));
             all.sort();
             all.dedup();
-            if let Some(st) = &opts.state {
-                if all.len() != targets.len() {
-                    st.record_targets(&all)?;
-                }
-                st.phase(Phase::SafetyBackup)?;
+            if let Some(st) = &opts.state
+                && all.len() != targets.len()
+            {
+                st.record_targets(&all)?;
             }
+            enter(opts, Phase::SafetyBackup)?;
             cancel.set_activity("creating the safety backup");
             if !all.is_empty() {
                 prepare::safety_backup(

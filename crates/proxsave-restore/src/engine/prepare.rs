@@ -90,7 +90,7 @@ pub(crate) fn safety_backup(
             if !go {
                 return Err(RestoreError::SafetyBackup(e));
             }
-            report.warnings.push(format!("no safety backup: {e}"));
+            report.warn(format!("no safety backup: {e}"));
         }
     }
     Ok(())

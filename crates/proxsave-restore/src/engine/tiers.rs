@@ -184,6 +184,7 @@ pub(crate) fn extract_tiers(
     between: &mut Between<'_>,
 ) -> Result<(), RestoreError> {
     let cancel = &opts.cancel;
+    let first_file = report.files.len();
     let eopts = || ExtractOptions {
         cancel: cancel.clone(),
         record_written: true,
@@ -421,6 +422,7 @@ pub(crate) fn extract_tiers(
     }
     if opts.dry_run {
         report.files.extend(skipped);
+        emit_files(&report.files[first_file..]);
         return Ok(());
     }
     report.stage_dir = tiers.stage_dir.take();
@@ -431,6 +433,7 @@ pub(crate) fn extract_tiers(
         let r = x.commit()?;
         mark(opts, report, Phase::Committed);
         outcome_from(&r, Tier::Normal, FileStatus::Restored, &mut merged);
+        // Emitted after the dedup repair, which drops those it made moot.
         report.warnings.extend(r.warnings.iter().cloned());
         // Entries refused or unusable at the root tier without a path.
         for e in r
@@ -455,7 +458,11 @@ pub(crate) fn extract_tiers(
                 ),
             );
         }
-        dedup_repair(backup, stream_opts, scan, &host.root, &r, cancel, report)?;
+        let repaired = dedup_repair(backup, stream_opts, scan, &host.root, &r, cancel, report);
+        for w in r.warnings.iter().filter(|w| report.warnings.contains(w)) {
+            crate::events::warning(w);
+        }
+        repaired?;
     }
     if let Some(x) = tiers.export.take() {
         let r = x.commit()?;
@@ -479,6 +486,7 @@ pub(crate) fn extract_tiers(
     }
     report.files.extend(kept);
     report.files.extend(skipped);
+    emit_files(&report.files[first_file..]);
     let restored = report
         .files
         .iter()
@@ -503,6 +511,27 @@ pub(crate) fn extract_tiers(
         );
     }
     Ok(())
+}
+
+/// One `proxsave::file` event per outcome, grouped by status in the restore log's order
+/// (extracted, exported, staged, skipped, refused, failed), paths sorted within a group.
+fn emit_files(files: &[FileOutcome]) {
+    if !tracing::enabled!(target: crate::events::FILE, tracing::Level::DEBUG) {
+        return;
+    }
+    let rank = |s: FileStatus| match s {
+        FileStatus::Restored | FileStatus::WouldRestore => 0,
+        FileStatus::Exported => 1,
+        FileStatus::Staged => 2,
+        FileStatus::Skipped => 3,
+        FileStatus::Refused => 4,
+        FileStatus::Failed => 5,
+    };
+    let mut sorted: Vec<&FileOutcome> = files.iter().collect();
+    sorted.sort_by(|a, b| (rank(a.status), &a.path).cmp(&(rank(b.status), &b.path)));
+    for f in sorted {
+        crate::events::file(f);
+    }
 }
 
 fn record_dry_run(

@@ -1,0 +1,504 @@
+//! What a restore shows: the plan before the confirmation, the summary (and the dry run's
+//! listing), the rollback preview.
+
+use std::path::Path;
+
+use proxsave_categories::Mode;
+use proxsave_restore::applier::{AnswerSource, AppliersSet};
+use proxsave_restore::compare::Change;
+use proxsave_restore::engine::{PlannedApplier, QuestionRecord, Scan};
+use proxsave_restore::plan::{ClusterMode, PbsBehavior, Plan, Tier};
+use proxsave_restore::report::{FileStatus, Outcome, Report};
+use proxsave_restore::safety::{self, RollbackPreview};
+
+use super::decisions::AnswerStore;
+use crate::console::Console;
+
+/// Where an answer came from, as shown.
+fn source_text(s: AnswerSource) -> &'static str {
+    match s {
+        AnswerSource::Flag => "flag",
+        AnswerSource::AnswersFile => "answers file",
+        AnswerSource::Console => "typed",
+        AnswerSource::Default => "default",
+    }
+}
+
+/// Before the confirmation: the appliers that will handle staged categories (they have not
+/// planned yet: they plan from the verified backup, and ask their questions then) and the
+/// answers given up front. Nothing when there are neither.
+pub(super) fn show_decisions_ahead(console: &Console, plan: &Plan, answers: &AnswerStore) {
+    let staged: Vec<&str> = plan.in_tier(Tier::Staged).map(|c| c.id).collect();
+    let appliers: Vec<String> = AppliersSet::registered()
+        .iter()
+        .filter_map(|a| {
+            let mine: Vec<&str> = a
+                .categories()
+                .iter()
+                .copied()
+                .filter(|c| staged.contains(c))
+                .collect();
+            (!mine.is_empty()).then(|| format!("  • {}: {}", a.name(), mine.join(", ")))
+        })
+        .collect();
+    if !appliers.is_empty() {
+        console.line(
+            "Appliers (they plan once the backup is verified, and ask their questions then):",
+        );
+        for a in &appliers {
+            console.line(a);
+        }
+        console.line("");
+    }
+    if !answers.is_empty() {
+        console.line("Answers given up front:");
+        for (id, a) in answers.iter() {
+            console.line(&format!(
+                "  • {id} = {} ({})",
+                a.value,
+                source_text(a.source)
+            ));
+        }
+        console.line("");
+    }
+}
+
+/// The appliers' plans (dry run): what each will do, the files it writes, the services it
+/// stops.
+fn show_appliers(console: &Console, appliers: &[PlannedApplier]) {
+    if appliers.is_empty() {
+        return;
+    }
+    console.line("");
+    console.line("Appliers:");
+    for a in appliers {
+        console.line(&format!("  {} ({})", a.name, a.categories.join(", ")));
+        for action in &a.plan.actions {
+            console.line(&format!("    - {action}"));
+        }
+        if a.plan.actions.is_empty() {
+            console.line("    - nothing to do");
+        }
+        if !a.plan.files.is_empty() {
+            let files: Vec<String> = a.plan.files.iter().map(|f| format!("/{f}")).collect();
+            console.line(&format!("    files: {}", files.join(", ")));
+        }
+        if !a.plan.services.is_empty() {
+            console.line(&format!("    services: {}", a.plan.services.join(", ")));
+        }
+    }
+}
+
+/// The questions of the run with their defaults and the answers known so far (dry run).
+fn show_questions(console: &Console, questions: &[QuestionRecord]) {
+    if questions.is_empty() {
+        return;
+    }
+    console.line("");
+    console.line("Questions:");
+    for q in questions {
+        let choices = if q.choices.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", q.choices.join(" | "))
+        };
+        console.line(&format!("  {}: {}{choices}", q.id, q.prompt));
+        let default = match &q.default {
+            Some(d) => format!("default {d}"),
+            None => "no default".to_string(),
+        };
+        let answer = match (&q.answer, q.source) {
+            (Some(a), Some(s)) => format!("answer {a} ({})", source_text(s)),
+            (Some(a), None) => format!("answer {a}"),
+            (None, _) if q.default.is_some() => format!(
+                "not answered yet: asked when the restore runs (--yes takes the default; --answer {}=VALUE answers it now)",
+                q.id
+            ),
+            (None, _) => format!(
+                "not answered yet: asked when the restore runs (--yes needs --answer {}=VALUE)",
+                q.id
+            ),
+        };
+        console.line(&format!("    {default}; {answer}"));
+    }
+}
+
+pub(super) const RULE: &str = "═══════════════════════════════════════════════════════════════";
+
+pub(super) fn show_plan(
+    console: &Console,
+    plan: &Plan,
+    scan: &Scan,
+    target_root: &Path,
+    export_dir: &Path,
+    dry_run: bool,
+) {
+    console.line("");
+    console.line(RULE);
+    console.line(if dry_run {
+        "RESTORE PLAN (DRY RUN)"
+    } else {
+        "RESTORE PLAN"
+    });
+    console.line(RULE);
+    console.line("");
+    let n = plan.categories.len();
+    let mode = match plan.mode {
+        Mode::Custom if !plan.paths.is_empty() => {
+            format!("CUSTOM selection ({} paths)", plan.paths.len())
+        }
+        m => format!("{} ({n} categories)", m.menu_label(plan.host_role)),
+    };
+    console.line(&format!("Restore mode: {mode}"));
+    console.line(&format!("System type:  {}", plan.host_role.long_name()));
+    console.line(&format!("Target root:  {}", target_root.display()));
+    if let Some(c) = plan.cluster_mode {
+        console.line(&format!(
+            "Cluster mode: {}",
+            match c {
+                ClusterMode::Safe => "SAFE (config.db is not written; cluster files exported)",
+                ClusterMode::Recovery => "RECOVERY (config.db restored)",
+            }
+        ));
+    }
+    if let Some(b) = plan.pbs_behavior {
+        console.line(&format!(
+            "PBS behaviour: {}",
+            match b {
+                PbsBehavior::Merge => "merge",
+                PbsBehavior::Clean => "clean 1:1",
+            }
+        ));
+    }
+    console.line("");
+    if plan.paths.is_empty() {
+        console.line("Categories to restore:");
+        for (i, p) in plan.categories.iter().enumerate() {
+            let where_ = match p.tier {
+                Tier::Normal => String::new(),
+                Tier::Staged => "  [staged]".into(),
+                Tier::Export => format!("  [export only: {}]", export_dir.display()),
+            };
+            console.line(&format!("  {}. {}{where_}", i + 1, p.category.name));
+            console.line(&format!("     {}", p.category.description));
+            if let Some(note) = &p.note {
+                console.line(&format!("     ({note})"));
+            }
+        }
+        console.line("");
+    }
+    console.line("Files/directories that will be restored:");
+    let present: Vec<String> = if plan.paths.is_empty() {
+        let mut v: Vec<String> = plan
+            .categories
+            .iter()
+            .flat_map(|p| p.category.patterns.iter())
+            .filter(|pat| scan.entries.iter().any(|e| pat.matches(&e.path)))
+            .map(|pat| pat.display())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    } else {
+        plan.display_paths()
+    };
+    for p in present {
+        console.line(&format!("  • {p}"));
+    }
+    console.line("");
+    console.line("⚠ WARNING:");
+    console.line("  • Existing files at these locations will be OVERWRITTEN");
+    console.line("  • A safety backup will be created before restoration");
+    console.line("  • Services may need to be restarted after restoration");
+    if plan.needs_cluster_restore {
+        console.line("  • PVE cluster services will be stopped during restore");
+    }
+    if plan.needs_pbs_services {
+        console.line("  • PBS services will be stopped during restore");
+    }
+    for w in &plan.warnings {
+        console.line(&format!("  • {w}"));
+    }
+    console.line("");
+}
+
+/// Refused/failed entries listed one by one in the summary (all of them are in the log).
+const LISTED_PROBLEMS: usize = 50;
+
+pub(super) fn summary(console: &Console, report: &Report) {
+    console.line("");
+    console.line(RULE);
+    console.line(match report.outcome {
+        Outcome::DryRun => "DRY RUN COMPLETED (nothing was written)",
+        Outcome::Aborted => "RESTORE ABORTED",
+        Outcome::Failed => "RESTORE FAILED",
+        Outcome::CompletedWithErrors => "RESTORE COMPLETED WITH ERRORS",
+        Outcome::Success | Outcome::Warnings => "RESTORE COMPLETED",
+    });
+    console.line(RULE);
+    console.line("");
+    let wrote = report
+        .files
+        .iter()
+        .any(|f| f.status == FileStatus::Restored && f.change != Some(Change::Unchanged));
+    match report.outcome {
+        Outcome::Success => console.line("Restore completed successfully."),
+        Outcome::Warnings => console.line("Restore completed with warnings."),
+        Outcome::CompletedWithErrors => {
+            console.line("Restore completed with errors; not everything asked for happened:")
+        }
+        Outcome::DryRun => {}
+        Outcome::Aborted if wrote => console.line(
+            "Restore aborted by the user AFTER files were written into the root; what was done is listed below.",
+        ),
+        Outcome::Aborted => console.line(
+            "Restore aborted by the user before anything was written into the root; what was done is listed below.",
+        ),
+        Outcome::Failed => console.line(&format!(
+            "Restore failed: {}",
+            report.error.as_deref().unwrap_or("unknown error")
+        )),
+    }
+    if report.outcome != Outcome::DryRun {
+        for e in &report.errors {
+            console.line(&format!("  - {e}"));
+        }
+    }
+    if let Some(i) = &report.interrupted {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        console.line(&format!("Interrupted by {} during {}.", i.signal, i.during));
+        console.line(&format!("Services restarted: {}", list(&i.restarted)));
+        if !i.not_restarted.is_empty() {
+            console.line(&format!(
+                "Services NOT restarted: {}; start them, or run: {}",
+                list(&i.not_restarted),
+                crate::commands::recover::command(
+                    &report.root,
+                    report
+                        .log
+                        .as_deref()
+                        .and_then(Path::parent)
+                        .unwrap_or(Path::new(crate::commands::recover::DEFAULT_WORK_DIR))
+                )
+            ));
+        }
+    }
+    let c = &report.counts;
+    if report.outcome == Outcome::DryRun {
+        for f in &report.files {
+            let what = match f.status {
+                FileStatus::WouldRestore => f.change.map_or("restore", |c| c.word()),
+                FileStatus::Exported => "export",
+                FileStatus::Staged => "stage",
+                _ => continue,
+            };
+            console.line(&format!("  {what:<10} {}", f.path));
+        }
+        console.line("");
+        console.line(&format!(
+            "Would restore {} entries ({} new, {} changed, {} metadata only, {} unchanged), export {}, stage {}; {} skipped.",
+            c.restored, c.new, c.changed, c.metadata, c.unchanged, c.exported, c.staged, c.skipped
+        ));
+        show_appliers(console, &report.appliers);
+        show_questions(console, &report.questions);
+        return;
+    }
+    console.line(&format!(
+        "Restored {} entries ({} new, {} changed, {} metadata only, {} unchanged); exported {}, staged {}, skipped {}, refused {}, failed {}.",
+        c.restored, c.new, c.changed, c.metadata, c.unchanged, c.exported, c.staged, c.skipped, c.refused, c.failed
+    ));
+    // Failed entries first: they are the ones a person must look at.
+    let problems: Vec<_> = report
+        .files
+        .iter()
+        .filter(|f| f.status == FileStatus::Failed)
+        .chain(
+            report
+                .files
+                .iter()
+                .filter(|f| f.status == FileStatus::Refused),
+        )
+        .collect();
+    for f in problems.iter().take(LISTED_PROBLEMS) {
+        console.line(&format!(
+            "  {} {}: {}",
+            if f.status == FileStatus::Refused {
+                "refused"
+            } else {
+                "FAILED"
+            },
+            f.path,
+            f.reason.as_deref().unwrap_or("")
+        ));
+    }
+    if problems.len() > LISTED_PROBLEMS {
+        console.line(&format!(
+            "  … and {} more refused or failed entries (all listed in the restore log)",
+            problems.len() - LISTED_PROBLEMS
+        ));
+    }
+    if let Some(log) = &report.log {
+        console.line(&format!("Detailed restore log: {}", log.display()));
+    }
+    if let Some(d) = &report.export_dir {
+        console.line(&format!("Export directory: {}", d.display()));
+    }
+    if let Some(d) = &report.stage_dir {
+        console.line(&format!("Staging directory: {}", d.display()));
+    }
+    if !report.staged_not_applied.is_empty() {
+        console.line(&format!(
+            "Staged, not applied (files kept in the staging directory for review): {}",
+            report.staged_not_applied.join(", ")
+        ));
+    }
+    if let Some(sb) = &report.safety_backup {
+        console.line(&format!(
+            "Safety backup preserved at: {}",
+            sb.path.display()
+        ));
+        if let Some(cmd) = &report.rollback_command {
+            console.line(&format!("Roll back with: {cmd}"));
+            console.line(
+                "  (it shows what it will restore and remove, then asks; --yes skips the question)",
+            );
+        }
+        if report.outcome != Outcome::Aborted && report.outcome != Outcome::Failed {
+            console.line(&format!(
+                "Remove it manually if restore was successful: rm {} {}",
+                sb.path.display(),
+                sb.sidecar.display()
+            ));
+        }
+    }
+    for s in &report.services {
+        if !s.is_fine() {
+            console.line(&format!("Service {} {}: {}", s.action, s.target, s.result));
+        }
+    }
+    if !report.deferred.is_empty() {
+        console.line("");
+        console.line("Host actions NOT run (--host-actions defer); do them on the host:");
+        for d in &report.deferred {
+            console.line(&format!("  {d}"));
+        }
+    }
+    for w in &report.warnings {
+        console.line(&format!("WARNING: {w}"));
+    }
+    if matches!(
+        report.outcome,
+        Outcome::Success | Outcome::Warnings | Outcome::CompletedWithErrors
+    ) {
+        console.line("");
+        console.line("IMPORTANT: You may need to restart services for changes to take effect.");
+        if report.plan.needs_cluster_restore {
+            console.line("  PVE services were stopped/restarted during restore; verify status with: pvecm status");
+        } else if report.plan.host_role.supports_pve() {
+            console.line("  PVE services: systemctl restart pve-cluster pvedaemon pveproxy");
+        }
+        if report.plan.needs_pbs_services {
+            console.line("  PBS services were stopped/restarted during restore; verify status with: systemctl status proxmox-backup proxmox-backup-proxy");
+        } else if report.plan.host_role.supports_pbs() {
+            console.line("  PBS services: systemctl restart proxmox-backup proxmox-backup-proxy");
+        }
+        if report.plan.has("network") || report.plan.has("pve_cluster") {
+            console.line("REBOOT RECOMMENDED: Reboot the node (or at least restart networking and core services) so hostname/IP and service changes from the restore are fully applied.");
+        }
+    }
+}
+
+/// How many paths of each kind a human preview lists (`--json` lists all).
+const PREVIEW_CAP: usize = 20;
+
+fn list_capped(console: &Console, title: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
+    }
+    console.line(title);
+    for i in items.iter().take(PREVIEW_CAP) {
+        console.line(&format!("  {i}"));
+    }
+    if items.len() > PREVIEW_CAP {
+        console.line(&format!(
+            "  … and {} more (--json lists all)",
+            items.len() - PREVIEW_CAP
+        ));
+    }
+}
+
+pub(super) fn show_rollback_preview(
+    console: &Console,
+    bound: &safety::BoundRoot,
+    p: &RollbackPreview,
+) {
+    console.line(&format!(
+        "Rollback of {} to the safety backup {}",
+        p.root.display(),
+        p.backup.display()
+    ));
+    match &bound.forced {
+        Some(m) => console.line(&format!(
+            "WARNING: --force-root: {m}; rolling back {} anyway",
+            bound.path.display()
+        )),
+        None if !p.sidecar_missing => console.line(&format!(
+            "Root checked: {} is the folder the backup was taken of (device {}, inode {}).",
+            bound.path.display(),
+            bound.dev,
+            bound.ino
+        )),
+        None => {}
+    }
+    for n in &bound.notes {
+        console.line(&format!("NOTE: {n}"));
+    }
+    console.line("");
+    list_capped(
+        console,
+        &format!(
+            "Will restore {} saved entries (content, mode, owner, times):",
+            p.restore.len()
+        ),
+        &p.restore,
+    );
+    let mut remove: Vec<String> = p
+        .remove_trees
+        .iter()
+        .map(|t| format!("{t}  (export folder, with everything in it)"))
+        .collect();
+    remove.extend(p.remove.iter().cloned());
+    list_capped(
+        console,
+        &format!("Will remove {} paths the restore created:", remove.len()),
+        &remove,
+    );
+    let refused: Vec<String> = p
+        .refused
+        .iter()
+        .map(|r| format!("{}: {}", r.path, r.reason))
+        .collect();
+    list_capped(
+        console,
+        &format!("Will refuse {} paths (left as they are):", refused.len()),
+        &refused,
+    );
+    if p.restore.is_empty() && remove.is_empty() && refused.is_empty() {
+        console.line("Nothing to restore or remove.");
+    }
+    console.line("");
+}
+
+#[derive(serde::Serialize)]
+pub(super) struct RollbackDoc<'a> {
+    pub preview: &'a RollbackPreview,
+    #[serde(flatten)]
+    pub report: &'a safety::RollbackReport,
+    pub complete: bool,
+}
