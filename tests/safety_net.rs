@@ -176,7 +176,9 @@ fn leftovers(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A snapshot in which directories touched by a run (the backup does not describe them, so
-/// they get the time of the change, as with any write) show `now` instead of their mtime.
+/// they get the time of the change, as with any write) show `now` instead of their mtime; so
+/// do the files an applier writes (the accounts merge: a new file, written now), and their
+/// `.bak-YYYYMMDD-HHMMSS` copies show `.bak-STAMP` (the stamp is the run's time).
 fn masked(root: &Path) -> Vec<String> {
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -188,17 +190,39 @@ fn masked(root: &Path) -> Vec<String> {
         .map(|l| {
             let f: Vec<&str> = l.splitn(6, ' ').collect();
             match f.as_slice() {
-                ["d", mode, owner, size, mtime, rest]
+                [kind @ ("d" | "f"), mode, owner, size, mtime, rest]
                     if mtime.parse::<f64>().is_ok_and(|t| t > since) =>
                 {
-                    format!("d {mode} {owner} {size} now {rest}")
+                    format!("{kind} {mode} {owner} {size} now {rest}")
                 }
                 _ => l,
             }
         })
+        .map(|l| mask_bak_stamp(&l))
         .collect();
     v.sort();
     v
+}
+
+/// `NAME.bak-YYYYMMDD-HHMMSS` → `NAME.bak-STAMP` in a snapshot line.
+fn mask_bak_stamp(line: &str) -> String {
+    let Some(i) = line.find(".bak-") else {
+        return line.to_owned();
+    };
+    let stamp = &line[i + 5..];
+    let is_stamp = stamp.len() >= 15
+        && stamp.as_bytes()[..15].iter().enumerate().all(|(k, b)| {
+            if k == 8 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if is_stamp {
+        format!("{}.bak-STAMP{}", &line[..i], &stamp[15..])
+    } else {
+        line.to_owned()
+    }
 }
 
 /// Asserts two snapshots are equal, showing only the lines that differ.

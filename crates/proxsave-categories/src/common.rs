@@ -156,7 +156,7 @@ inventory::submit! {
     Category {
         id: "accounts",
         name: "System Accounts & Auth (WARNING)",
-        description: "The account database (/etc/passwd, /etc/group, /etc/shadow, /etc/gshadow) is MERGED, preserving the host's root and system accounts. /etc/sudoers is REPLACED wholesale after visudo -c validates it; /etc/sudoers.d is not included. WARNING: prefer restoring onto a matching or freshly installed host.",
+        description: "The account database (/etc/passwd, /etc/group, /etc/shadow, /etc/gshadow, /etc/subuid, /etc/subgid) is MERGED, not replaced: every account of this host is kept and the backup's regular users are added. /etc/sudoers and each /etc/sudoers.d drop-in are REPLACED one by one, only after visudo -c -f validates that file; one that fails is not installed. subuid, subgid and sudoers.d go beyond upstream's category. WARNING: prefer restoring onto a matching or freshly installed host.",
         kind: Kind::Common,
         handling: Handling::Staged,
         patterns: &[
@@ -164,7 +164,10 @@ inventory::submit! {
             File("etc/group"),
             File("etc/shadow"),
             File("etc/gshadow"),
+            File("etc/subuid"),
+            File("etc/subgid"),
             File("etc/sudoers"),
+            Dir("etc/sudoers.d"),
         ],
         presets: Presets::NONE,
         flags: Flags::NONE,

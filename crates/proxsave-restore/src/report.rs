@@ -357,7 +357,8 @@ impl Report {
         for a in self.applied.iter().filter(|a| a.status.is_error()) {
             let why = match &a.status {
                 crate::applier::Status::Failed { error } => error.clone(),
-                _ => a.detail.clone(),
+                // The first line says what did not happen; the rest is in the outcome.
+                _ => a.detail.lines().next().unwrap_or_default().to_string(),
             };
             out.push(format!(
                 "applying {} ({}) {}: {why}",

@@ -8,5 +8,10 @@
 //!
 //! - [`fstab`]: `fstab-merge`, the smart `/etc/fstab` merge (`filesystem`, question
 //!   `fstab.merge`).
+//! - [`accounts`]: `accounts-merge`, the anti-lockout accounts merge (`accounts`: `passwd`,
+//!   `group`, `shadow`, `gshadow`, `subuid`, `subgid` merged; `sudoers` and each `sudoers.d`
+//!   drop-in installed only after `visudo -c -f` passes; questions `accounts.merge` and
+//!   `sudoers.apply`).
 
+pub mod accounts;
 pub mod fstab;
