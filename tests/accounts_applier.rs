@@ -764,3 +764,66 @@ fn with_host_actions_deferred_no_sudoers_file_is_installed() {
     );
     assert!(lab.fake.calls().is_empty());
 }
+
+#[test]
+fn answers_given_up_front_decide_and_a_bad_one_is_exit_2_before_any_write() {
+    require_tools!("tar", "xz", "sha256sum");
+    let lab = lab();
+    let before = lab.target.snapshot();
+
+    // Not one of yes/no: exit 2 naming the question, nothing written.
+    let out = lab.restore(&[
+        "--yes",
+        "--host-actions",
+        "run",
+        "--answer",
+        "sudoers.apply=maybe",
+    ]);
+    assert_eq!(common::code(&out), 2, "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("sudoers.apply"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert_eq!(lab.target.snapshot(), before);
+
+    // Both declined: the category is skipped, nothing of the root changes.
+    let out = lab.restore(&[
+        "--yes",
+        "--host-actions",
+        "run",
+        "--json",
+        "--answer",
+        "accounts.merge=no",
+        "--answer",
+        "sudoers.apply=no",
+    ]);
+    common::assert_ok(&out);
+    let r = report(&out);
+    let a = &r["applied"][0];
+    assert_eq!(a["status"], "skipped", "{a}");
+    assert_eq!(
+        a["reason"],
+        "account files left as they are (accounts.merge = no); sudoers files left as they are (sudoers.apply = no)"
+    );
+    let sources: Vec<(&str, &str, &str)> = r["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["id"].as_str().unwrap(),
+                q["answer"].as_str().unwrap(),
+                q["source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("accounts.merge", "no", "flag"),
+            ("sudoers.apply", "no", "flag")
+        ]
+    );
+    assert_eq!(lab.target.snapshot(), before);
+}

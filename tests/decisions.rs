@@ -392,6 +392,16 @@ fn a_dry_run_shows_the_answers_given_up_front_in_json_and_in_words() {
                 "default": null,
                 "answer": "no",
                 "source": "answers-file"
+            },
+            {
+                // The accounts applier's question (the full restore includes `accounts`;
+                // host actions are deferred for this root, so `sudoers.apply` is not asked).
+                "id": "accounts.merge",
+                "prompt": "Merge the backup's regular users, their groups and subordinate ids into this host's account files?",
+                "choices": ["yes", "no"],
+                "default": "yes",
+                "answer": null,
+                "source": null
             }
         ])
     );

@@ -236,11 +236,12 @@ impl Applier for AccountsMerge {
 // Questions
 // ----------------------------------------------------------------------------------------
 
-/// `yes` → true, `no` → false (case and surrounding blanks ignored), else a bad answer.
+/// `yes` (`y`, `true`) → true, `no` (`n`, `false`) → false, case and surrounding blanks
+/// ignored (as the CLI normalises them); anything else is a bad answer.
 fn yes_no(id: &'static str, value: &str) -> Result<bool, ApplyError> {
     match value.trim().to_ascii_lowercase().as_str() {
-        "yes" => Ok(true),
-        "no" => Ok(false),
+        "yes" | "y" | "true" => Ok(true),
+        "no" | "n" | "false" => Ok(false),
         _ => Err(ApplyError::BadAnswer {
             id,
             reason: format!("`{}` is not one of: yes, no", value.trim()),

@@ -439,7 +439,7 @@ fn answering_no_leaves_everything_as_it_is() {
     let before = lab.names("etc");
     let (outcome, plan) = lab.run(
         HostActions::Run,
-        &[("accounts.merge", "no"), ("sudoers.apply", " NO ")],
+        &[("accounts.merge", "n"), ("sudoers.apply", " NO ")],
     );
     assert!(plan.files.is_empty(), "{:?}", paths(&plan));
     assert_eq!(
