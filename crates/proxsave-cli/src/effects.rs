@@ -25,14 +25,27 @@ impl CommandRunner for ProcessRunner {
         let mut command = Command::new(&cmd.program);
         command
             .args(&cmd.args)
-            .stdin(Stdio::null())
+            .stdin(if cmd.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some(p) = &self.path {
             command.env("PATH", p);
         }
+        for (k, v) in &cmd.env {
+            command.env(k, v);
+        }
         command.process_group(0);
         let mut child = command.spawn()?;
+        if let (Some(bytes), Some(mut input)) = (cmd.stdin.clone(), child.stdin.take()) {
+            // A thread, so a command that reads slowly (or not at all) cannot block us.
+            std::thread::spawn(move || {
+                let _ = std::io::Write::write_all(&mut input, &bytes);
+            });
+        }
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let out_t = std::thread::spawn(move || {
@@ -98,5 +111,47 @@ impl MountProbe for ProcMounts {
                 .map(|m| Path::new(&m.replace("\\040", " ")) == path)
                 .unwrap_or(false)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_get_their_stdin_and_environment_and_secrets_stay_hidden() {
+        let runner = ProcessRunner { path: None };
+        let cmd = HostCommand::new("sh", ["-c", "cat; printf ' %s' \"$PROXSAVE_X\"", "s3cret"])
+            .stdin("from stdin")
+            .env("PROXSAVE_X", "from env")
+            .secret(2);
+        let out = runner.run(&cmd, &CancelToken::new()).expect("run sh");
+        assert!(out.success(), "{}", out.failure());
+        assert_eq!(out.stdout_text(), "from stdin from env");
+        let shown = cmd.display();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(
+            shown.starts_with("PROXSAVE_X='from env' sh")
+                || shown.starts_with("PROXSAVE_X=from env sh"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_deadline_kills_the_whole_process_group() {
+        let runner = ProcessRunner { path: None };
+        // The child starts a grandchild that would outlive it; both must be gone.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = dir.path().join("grandchild-ran");
+        let script = format!("(sleep 2; touch '{}') & wait", marker.display());
+        let cmd = HostCommand::new("sh", ["-c", script.as_str()])
+            .timeout(std::time::Duration::from_millis(300));
+        let out = runner.run(&cmd, &CancelToken::new()).expect("run sh");
+        assert!(out.timed_out);
+        // `run` returns only once standard output reached its end, i.e. once every process
+        // holding it (the grandchild too) is gone: had the grandchild survived, it would have
+        // touched the marker first.
+        assert!(!marker.exists(), "the grandchild survived the deadline");
     }
 }

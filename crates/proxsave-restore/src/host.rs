@@ -30,6 +30,11 @@ pub struct HostCommand {
     /// Indexes of arguments to show as [`REDACTED`] in logs, reports, errors and events.
     #[serde(skip)]
     pub secret_args: Vec<usize>,
+    /// Bytes written to the command's standard input (never shown: it may hold secrets).
+    #[serde(skip)]
+    pub stdin: Option<Vec<u8>>,
+    /// Environment variables set for the command (on top of the runner's).
+    pub env: Vec<(String, String)>,
 }
 
 impl HostCommand {
@@ -44,7 +49,27 @@ impl HostCommand {
             args: args.into_iter().map(Into::into).collect(),
             timeout: Duration::from_secs(30),
             secret_args: Vec::new(),
+            stdin: None,
+            env: Vec::new(),
         }
+    }
+
+    /// Feeds `bytes` to the command's standard input.
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> HostCommand {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Sets an environment variable for the command.
+    pub fn env(mut self, key: &str, value: &str) -> HostCommand {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Marks argument `index` as secret: shown as [`REDACTED`] everywhere.
+    pub fn secret(mut self, index: usize) -> HostCommand {
+        self.secret_args.push(index);
+        self
     }
 
     /// Sets the deadline.
@@ -55,7 +80,8 @@ impl HostCommand {
 
     /// The command line as shown to users, secrets redacted.
     pub fn display(&self) -> String {
-        let mut parts = vec![self.program.clone()];
+        let mut parts: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        parts.push(self.program.clone());
         for (i, a) in self.args.iter().enumerate() {
             if self.secret_args.contains(&i) {
                 parts.push(REDACTED.into());
