@@ -60,6 +60,20 @@ impl Domain for Pbs {
         )
     }
 
+    fn hints(&self, plan: &Plan) -> Vec<String> {
+        if plan.needs_pbs_services {
+            vec!["PBS services were stopped/restarted during restore; verify status with: systemctl status proxmox-backup proxmox-backup-proxy".into()]
+        } else if plan.host_role.supports_pbs() {
+            vec!["PBS services: systemctl restart proxmox-backup proxmox-backup-proxy".into()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn reboot_recommended(&self, plan: &Plan) -> bool {
+        plan.has("network")
+    }
+
     fn restart_rank(&self, unit: &str) -> Option<u8> {
         match unit {
             "proxmox-backup" => Some(10),

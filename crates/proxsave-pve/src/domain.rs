@@ -54,6 +54,20 @@ impl Domain for Pve {
         under(path.as_bytes(), b"etc/pve/priv")
     }
 
+    fn hints(&self, plan: &Plan) -> Vec<String> {
+        if plan.needs_cluster_restore {
+            vec!["PVE services were stopped/restarted during restore; verify status with: pvecm status".into()]
+        } else if plan.host_role.supports_pve() {
+            vec!["PVE services: systemctl restart pve-cluster pvedaemon pveproxy".into()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn reboot_recommended(&self, plan: &Plan) -> bool {
+        plan.has("network") || plan.has("pve_cluster")
+    }
+
     fn restart_rank(&self, unit: &str) -> Option<u8> {
         PVE_SERVICES
             .iter()

@@ -64,6 +64,14 @@ pub trait Domain: Send + Sync {
     fn stop_failure(&self, _unit: &str) -> Option<StopFailure> {
         None
     }
+    /// Lines for the summary of a completed restore (what to check or restart).
+    fn hints(&self, _plan: &Plan) -> Vec<String> {
+        Vec::new()
+    }
+    /// True when this plan's changes take a reboot to be fully applied.
+    fn reboot_recommended(&self, _plan: &Plan) -> bool {
+        false
+    }
 }
 
 /// Registration of a [`Domain`] with `inventory`.
@@ -98,6 +106,16 @@ pub fn service_steps(plan: &Plan) -> Vec<ServiceStep> {
 /// How the first domain that knows `unit` wants a stop failure handled.
 pub fn stop_failure(unit: &str) -> Option<StopFailure> {
     domains().iter().find_map(|d| d.stop_failure(unit))
+}
+
+/// The summary hints of every domain for `plan`.
+pub fn hints(plan: &Plan) -> Vec<String> {
+    domains().iter().flat_map(|d| d.hints(plan)).collect()
+}
+
+/// True when a domain recommends a reboot after this plan.
+pub fn reboot_recommended(plan: &Plan) -> bool {
+    domains().iter().any(|d| d.reboot_recommended(plan))
 }
 
 /// `units` in restart order: by the domains' ranks (stable: stop order among equals and for

@@ -398,17 +398,10 @@ pub(super) fn summary(console: &Console, report: &Report) {
     ) {
         console.line("");
         console.line("IMPORTANT: You may need to restart services for changes to take effect.");
-        if report.plan.needs_cluster_restore {
-            console.line("  PVE services were stopped/restarted during restore; verify status with: pvecm status");
-        } else if report.plan.host_role.supports_pve() {
-            console.line("  PVE services: systemctl restart pve-cluster pvedaemon pveproxy");
+        for h in proxsave_restore::domain::hints(&report.plan) {
+            console.line(&format!("  {h}"));
         }
-        if report.plan.needs_pbs_services {
-            console.line("  PBS services were stopped/restarted during restore; verify status with: systemctl status proxmox-backup proxmox-backup-proxy");
-        } else if report.plan.host_role.supports_pbs() {
-            console.line("  PBS services: systemctl restart proxmox-backup proxmox-backup-proxy");
-        }
-        if report.plan.has("network") || report.plan.has("pve_cluster") {
+        if proxsave_restore::domain::reboot_recommended(&report.plan) {
             console.line("REBOOT RECOMMENDED: Reboot the node (or at least restart networking and core services) so hostname/IP and service changes from the restore are fully applied.");
         }
     }
