@@ -2,9 +2,7 @@
 //! prompter: appliers (including one that panics), the safety-backup question, and the
 //! service guard on every exit path.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use proxsave_archive::backup::Backup;
 use proxsave_archive::path::ArchivePath;
@@ -16,9 +14,7 @@ use proxsave_restore::applier::{
     Status, has_applier,
 };
 use proxsave_restore::engine::{self, ExecuteOptions, Target};
-use proxsave_restore::host::{
-    Clock, CommandOutput, CommandRunner, Host, HostActions, HostCommand, MountProbe,
-};
+use proxsave_restore::host::{CommandOutput, CommandRunner, Host, HostActions, HostCommand};
 use proxsave_restore::plan::{self, Request};
 use proxsave_restore::prompt::ScriptedPrompter;
 use proxsave_restore::workspace::Workspace;
@@ -27,6 +23,9 @@ use proxsave_testkit::hosts::{HostRoot, host_spec, make_host_backup_in};
 use proxsave_testkit::require_tools;
 
 // Link the domain crates so their categories are registered in this test binary.
+mod common;
+use common::{NoWait, NotMounted};
+
 use proxsave_net as _;
 use proxsave_pbs as _;
 use proxsave_pve as _;
@@ -49,21 +48,6 @@ impl CommandRunner for Recorder {
             stderr: Vec::new(),
             timed_out: false,
         })
-    }
-}
-
-struct NoWait;
-impl Clock for NoWait {
-    fn now(&self) -> chrono::DateTime<chrono::Local> {
-        chrono::Local::now()
-    }
-    fn sleep(&self, _d: Duration) {}
-}
-
-struct NotMounted;
-impl MountProbe for NotMounted {
-    fn is_mount_point(&self, _p: &Path) -> bool {
-        false
     }
 }
 

@@ -3,9 +3,7 @@
 //! "completed with errors"; a cancellation seen at any point (even after the files were
 //! written, or during the last applier) is "aborted", with the state it left in the report.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use proxsave_archive::backup::Backup;
 use proxsave_archive::progress::CancelToken;
@@ -16,9 +14,7 @@ use proxsave_restore::applier::{
     has_applier,
 };
 use proxsave_restore::engine::{self, ExecuteOptions, Scan, Target};
-use proxsave_restore::host::{
-    Clock, CommandOutput, CommandRunner, Host, HostActions, HostCommand, MountProbe,
-};
+use proxsave_restore::host::{CommandOutput, CommandRunner, Host, HostActions, HostCommand};
 use proxsave_restore::plan::{self, ClusterMode, Request};
 use proxsave_restore::prompt::{Level, PromptError, Prompter, Question};
 use proxsave_restore::report::{FileStatus, Outcome, Report};
@@ -26,6 +22,9 @@ use proxsave_restore::workspace::Workspace;
 use proxsave_testkit::fixture::HostTree;
 use proxsave_testkit::hosts::{HostRoot, host_spec, make_host_backup_in};
 use proxsave_testkit::require_tools;
+
+mod common;
+use common::{NoWait, NotMounted};
 
 use proxsave_net as _;
 use proxsave_pbs as _;
@@ -60,21 +59,6 @@ impl CommandRunner for Runner {
             },
             timed_out: false,
         })
-    }
-}
-
-struct NoWait;
-impl Clock for NoWait {
-    fn now(&self) -> chrono::DateTime<chrono::Local> {
-        chrono::Local::now()
-    }
-    fn sleep(&self, _d: Duration) {}
-}
-
-struct NotMounted;
-impl MountProbe for NotMounted {
-    fn is_mount_point(&self, _p: &Path) -> bool {
-        false
     }
 }
 
