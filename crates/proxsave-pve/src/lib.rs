@@ -10,6 +10,7 @@
 mod categories;
 pub mod domain;
 pub mod formats;
+pub mod storage_dirs;
 pub mod zfs;
 
 /// Ids of the categories this crate registers, in registry order.
