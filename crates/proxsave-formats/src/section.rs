@@ -27,9 +27,10 @@
 //!   id, or a line that fits nowhere, is an error.
 //!
 //! Writing: [`SectionConfig::to_text`] gives back the parsed text byte for byte when nothing
-//! was changed; a section that was changed or added is written the way PVE writes it
-//! (`type: id`, then `\tkey value` or a bare `\tkey`, then an empty line), while untouched
-//! sections, and the comments between sections, keep their original text.
+//! was changed; a new section is written the way PVE writes it (`type: id`, then
+//! `\tkey value` or a bare `\tkey`, then an empty line); a changed section keeps its comments
+//! and untouched lines (changed properties are rewritten in place); untouched sections, and
+//! the comments between sections, keep their original text.
 //!
 //! ```
 //! use proxsave_formats::section;
