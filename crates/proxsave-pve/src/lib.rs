@@ -9,6 +9,7 @@
 
 mod categories;
 pub mod domain;
+pub mod pvesh;
 
 /// Ids of the categories this crate registers, in registry order.
 pub const CATEGORY_IDS: [&str; 11] = [
