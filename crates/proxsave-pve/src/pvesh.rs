@@ -14,7 +14,7 @@
 //!
 //! | stderr holds | error |
 //! |---|---|
-//! | `does not exist`, `not found`, `No '<cmd>' handler defined for` | [`PveshError::NotFound`] |
+//! | `does not exist`, `not found`, `no such job`, `No '<cmd>' handler defined for` | [`PveshError::NotFound`] |
 //! | `already defined`, `already exists` | [`PveshError::AlreadyExists`] |
 //! | `Parameter verification failed.` + `param: message` lines, `Unknown option: param`, `fixed parameter 'param'`, `unexpected property 'param'`, `missing value for required option 'param'` | [`PveshError::ParamRejected`] |
 //!
@@ -466,6 +466,11 @@ impl<'a> Pvesh<'a> {
 /// Classifies a failed call from its exit code and standard error.
 pub fn classify(call: String, status: Option<i32>, stderr: &str) -> PveshError {
     let message = pve_message(stderr);
+    let lower = stderr.to_ascii_lowercase();
+    // `GET /cluster/backup/{id}` reports a missing job as a parameter error on `id`.
+    if lower.contains("no such job") || lower.contains("no such vzdump job") {
+        return PveshError::NotFound { call, message };
+    }
     if let Some(param) = rejected_param(stderr) {
         return PveshError::ParamRejected {
             call,
@@ -473,7 +478,6 @@ pub fn classify(call: String, status: Option<i32>, stderr: &str) -> PveshError {
             message,
         };
     }
-    let lower = stderr.to_ascii_lowercase();
     if lower.contains("already defined") || lower.contains("already exists") {
         return PveshError::AlreadyExists { call, message };
     }

@@ -163,7 +163,19 @@ fn errors_are_classified_from_status_and_stderr() {
             "create storage failed: storage ID 'local' already defined\n",
             "exists",
         ),
-        (255, "job ID 'backup-1' already exists\n", "exists"),
+        (255, "Job 'backup-1' already exists\n", "exists"),
+        (
+            255,
+            "400 Parameter verification failed.\nid: No such job 'backup-1'\n\npvesh get /cluster/backup/{id}\n",
+            "not-found",
+        ),
+        (255, "no such vzdump job\n", "not-found"),
+        (255, "404 endpoint 'relay' not found\n", "not-found"),
+        (
+            255,
+            "Cannot create 'relay', an entity with the same name already exists\n",
+            "exists",
+        ),
         (255, FIXED_PATH, "param:path"),
         (
             255,
