@@ -74,6 +74,8 @@ pub struct Param {
     pub value: String,
     /// True when the value is shown as `<redacted>` everywhere.
     pub secret: bool,
+    /// True when the value may hold line feeds (a multi-line description).
+    pub multiline: bool,
 }
 
 impl Param {
@@ -83,6 +85,7 @@ impl Param {
             key: key.into(),
             value: value.into(),
             secret: false,
+            multiline: false,
         }
     }
 
@@ -90,6 +93,15 @@ impl Param {
     pub fn secret(key: impl Into<String>, value: impl Into<String>) -> Param {
         Param {
             secret: true,
+            ..Param::new(key, value)
+        }
+    }
+
+    /// `--key=value` whose value may hold line feeds (e.g. the datacenter `description`,
+    /// which PVE stores as several `#` lines). Shown with each line feed as `\n`.
+    pub fn text(key: impl Into<String>, value: impl Into<String>) -> Param {
+        Param {
+            multiline: true,
             ..Param::new(key, value)
         }
     }
@@ -108,6 +120,8 @@ impl Param {
     pub fn shown(&self) -> String {
         if self.secret {
             format!("--{}={REDACTED}", self.key)
+        } else if self.multiline {
+            self.arg().replace('\n', "\\n")
         } else {
             self.arg()
         }
@@ -123,7 +137,7 @@ impl Param {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '[' | ']'));
         if !good_key {
             Some("not a parameter name")
-        } else if self.value.contains(['\n', '\r']) {
+        } else if self.value.contains('\r') || (!self.multiline && self.value.contains('\n')) {
             Some("the value contains a line feed")
         } else if self.value.contains('\0') {
             Some("the value contains a NUL byte")

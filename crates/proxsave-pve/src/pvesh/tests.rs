@@ -146,6 +146,21 @@ fn a_line_feed_in_a_value_is_rejected_before_running() {
         matches!(&err, PveshError::ParamRejected { param, .. } if param == "description"),
         "{err:?}"
     );
+    pvesh
+        .set(
+            "/cluster/options",
+            &[Param::text("description", "Production\nsecond line")],
+        )
+        .expect("a text parameter may hold line feeds");
+    assert_eq!(
+        rec.calls.lock().expect("lock")[0].args[2],
+        "--description=Production\nsecond line"
+    );
+    assert_eq!(
+        host.commands_run()[0],
+        "pvesh set /cluster/options '--description=Production\\nsecond line' --output-format json"
+    );
+    rec.calls.lock().expect("lock").clear();
     let err = pvesh
         .set("/cluster/options", &[Param::new("--x", "1")])
         .expect_err("refused");

@@ -222,10 +222,6 @@ fn verify(opts: &Opts, known: &[(&str, Kind)]) -> R<BTreeMap<String, Vec<String>
             .unwrap_or(Kind::Str);
         let mut checked = Vec::new();
         for v in values {
-            if v.contains(['\n', '\r']) {
-                errors.push((k.clone(), "value contains a line feed".to_string()));
-                continue;
-            }
             match schema::check(kind, v) {
                 Ok(v) => checked.push(v),
                 Err(m) => errors.push((k.clone(), m)),
@@ -393,7 +389,7 @@ impl Ctx {
                 getopt(rest, &[], &[])?;
                 let cfg = self.section_file("replication.cfg");
                 Ok(Value::Array(
-                    cfg.sections.iter().map(|s| replication_json(s)).collect(),
+                    cfg.sections.iter().map(replication_json).collect(),
                 ))
             }
             ("get", ["cluster", "replication", id]) => {
@@ -732,6 +728,9 @@ impl Ctx {
             let Some(o) = st.opt(k) else {
                 return die(format!("unexpected property '{k}'\n"));
             };
+            if values.iter().any(|v| v.contains(['\n', '\r'])) {
+                return die("property contains a line feed\n");
+            }
             if !create && o.fixed {
                 return die(format!("can't change value of fixed parameter '{k}'\n"));
             }
@@ -1509,7 +1508,20 @@ fn digest(text: &str) -> String {
 fn storage_order(s: &Section) -> Section {
     let st = schema::storage_type(&s.ty);
     let required = |k: &str| st.and_then(|t| t.opt(k)).is_some_and(|o| !o.optional);
-    ordered(s, &required)
+    let mut out = ordered(s, &required);
+    // PVE keeps content and nodes as hashes and writes them in hash order; the double writes
+    // them sorted (compare them as sets: `PveState::storage_props`).
+    for p in out.props.iter_mut() {
+        if p.key == "content" || p.key == "nodes" {
+            if let Some(v) = p.value.as_mut() {
+                let mut parts: Vec<&str> = v.split(',').filter(|x| !x.is_empty()).collect();
+                parts.sort_unstable();
+                parts.dedup();
+                *v = parts.join(",");
+            }
+        }
+    }
+    out
 }
 
 fn job_order(s: &Section) -> Section {
