@@ -560,7 +560,7 @@ fn notification_endpoints_keep_secrets_in_priv_and_builtins_exist() {
     );
     assert_eq!(
         err,
-        "Cannot create 'mail-to-root', an entity with the same name already exists\n"
+        "400 Cannot create 'mail-to-root', an entity with the same name already exists\n"
     );
     ok(
         &w,
@@ -582,7 +582,7 @@ fn notification_endpoints_keep_secrets_in_priv_and_builtins_exist() {
             "--target=nowhere",
         ],
     );
-    assert_eq!(err, "400 endpoint 'nowhere' does not exist\n");
+    assert_eq!(err, "404 endpoint 'nowhere' does not exist\n");
     ok(
         &w,
         &[

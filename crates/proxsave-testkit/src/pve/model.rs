@@ -1203,7 +1203,7 @@ impl Ctx {
             cfg.sections.iter().any(|s| s.id == name) || builtins().iter().any(|b| b.id == name);
         if exists {
             return die(format!(
-                "Cannot create '{name}', an entity with the same name already exists\n"
+                "400 Cannot create '{name}', an entity with the same name already exists\n"
             ));
         }
         if matches!(nt.name, "sendmail" | "smtp")
@@ -1211,7 +1211,7 @@ impl Ctx {
             && !opts.contains_key("mailto-user")
         {
             return die(
-                "must at least provide one recipient, either in mailto or in mailto-user\n",
+                "400 must at least provide one recipient, either in mailto or in mailto-user\n",
             );
         }
         if nt.name == "matcher" {
@@ -1248,7 +1248,7 @@ impl Ctx {
                 .iter()
                 .any(|ty| self.notify_entries(ty).iter().any(|(s, _)| &s.id == t));
             if !known {
-                return die(format!("400 endpoint '{t}' does not exist\n"));
+                return die(format!("404 endpoint '{t}' does not exist\n"));
             }
         }
         Ok(())
@@ -1299,7 +1299,7 @@ impl Ctx {
         }
         if matches!(nt.name, "sendmail" | "smtp") && !s.has("mailto") && !s.has("mailto-user") {
             return die(
-                "must at least provide one recipient, either in mailto or in mailto-user\n",
+                "400 must at least provide one recipient, either in mailto or in mailto-user\n",
             );
         }
         let mut cfg = self.section_file("notifications.cfg");
