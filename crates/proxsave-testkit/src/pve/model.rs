@@ -965,7 +965,7 @@ impl Ctx {
         if cfg.find_id(&id).is_some() {
             return die(format!("Job '{id}' already exists\n"));
         }
-        verify_vzdump(&opts)?;
+        verify_vzdump(&mut opts)?;
         let mut s = Section::new("vzdump", id);
         for (k, v) in &opts {
             s.set(k, v.last().map(String::as_str));
@@ -1400,14 +1400,20 @@ fn schedule_check(opts: &mut BTreeMap<String, Vec<String>>, create: bool) -> R<(
     Ok(())
 }
 
-/// `verify_vzdump_parameters` with `check_missing`: one of `all`, `vmid`, `pool` is needed.
-fn verify_vzdump(opts: &BTreeMap<String, Vec<String>>) -> R<()> {
-    let all = one(opts, "all").is_some_and(|v| v == "1");
-    if all && opts.contains_key("vmid") {
-        return param_err("vmid", "option conflicts with option 'all'");
+/// `PVE::VZDump::verify_vzdump_parameters` with `check_missing`.
+fn verify_vzdump(opts: &mut BTreeMap<String, Vec<String>>) -> R<()> {
+    let set = |k: &str| one(opts, k).is_some_and(|v| !v.is_empty() && v != "0");
+    for k in ["all", "exclude", "pool"] {
+        if set(k) && set("vmid") {
+            return param_err(k, "option conflicts with option 'vmid'");
+        }
     }
-    if !all && !opts.contains_key("vmid") && !opts.contains_key("pool") {
-        return param_err("vmid", "property is missing and it is not optional");
+    if opts.contains_key("exclude") && !set("pool") {
+        opts.insert("all".into(), vec!["1".into()]);
+    }
+    let set = |k: &str| one(opts, k).is_some_and(|v| !v.is_empty() && v != "0");
+    if !(set("all") || set("stop") || set("pool")) && !set("vmid") {
+        return param_err("vmid", "property is missing");
     }
     Ok(())
 }
