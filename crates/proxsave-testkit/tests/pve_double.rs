@@ -661,3 +661,125 @@ fn calls_are_recorded_and_rules_still_answer_first() {
     assert_eq!(w.pve.all_calls().len(), 3);
     assert!(w.pve.state().storage.find_id("n").is_none());
 }
+
+/// The STORAGE scenario of issue 8 done call by call the way an applier should (set when the
+/// id exists, without `type` and the fixed options; create otherwise; bare flags as `1`;
+/// secrets from the backup's `priv/storage` files): the double's state then equals the
+/// backup's, compared as PVE reads it (content as a set, bare flags as `1`).
+#[test]
+fn a_realistic_storage_cfg_applied_call_by_call_equals_the_backup() {
+    use proxsave_formats::section;
+    use proxsave_testkit::pve::{normalized, schema};
+
+    let key = r#"{"kdf":null,"created":"2025-01-02T03:04:05+01:00","modified":"2025-01-02T03:04:05+01:00","data":"q83vEjRWeJA=","fingerprint":"aa:bb:cc:dd"}"#;
+    let backup = "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n\tprune-backups keep-all=1\n\n\
+        lvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent rootdir,images\n\n\
+        zfspool: tank\n\tpool tank/vm\n\tcontent images,rootdir\n\tsparse 1\n\n\
+        nfs: nas-backup\n\texport /volume1/pve\n\tpath /mnt/pve/nas-backup\n\tserver 192.168.1.10\n\tcontent backup\n\toptions vers=4.2\n\t# weekly retention\n\tprune-backups keep-daily=7,keep-weekly=4\n\n\
+        cifs: smb\n\tpath /mnt/pve/smb\n\tserver files.example.lan\n\tshare backup\n\tcontent backup\n\tusername bk\n\n\
+        pbs: pbs01\n\tdatastore store1\n\tserver 192.168.1.30\n\tcontent backup\n\tfingerprint 3a:7c:00:e1\n\tusername backup@pbs\n\tencryption-key aa:bb:cc:dd\n\n\
+        dir: usb-backup\n\tpath /mnt/usb-backup\n\tcontent backup\n\tdisable\n\tis_mountpoint 1\n\n";
+    let secrets = [
+        ("smb.pw", "password=S3cr3t!\n".to_string()),
+        ("pbs01.pw", "pbs-pw\n".to_string()),
+        ("pbs01.enc", format!("{key}\n")),
+    ];
+    let w = fresh();
+    let (cfg, diags) = section::parse(backup);
+    assert!(diags.is_empty(), "{diags:?}");
+    for s in &cfg.sections {
+        let exists = pvesh(
+            &w,
+            &[
+                "get",
+                &format!("/storage/{}", s.id),
+                "--output-format",
+                "json",
+            ],
+        )
+        .status
+        .success();
+        let st = schema::storage_type(&s.ty).expect("modelled type");
+        let mut args: Vec<String> = if exists {
+            vec!["set".into(), format!("/storage/{}", s.id)]
+        } else {
+            vec![
+                "create".into(),
+                "/storage".into(),
+                format!("--storage={}", s.id),
+                format!("--type={}", s.ty),
+            ]
+        };
+        for p in &s.props {
+            let fixed = st.opt(&p.key).is_some_and(|o| o.fixed);
+            if (exists && fixed) || p.key == "encryption-key" {
+                continue;
+            }
+            args.push(format!("--{}={}", p.key, p.effective()));
+        }
+        for (file, text) in &secrets {
+            let Some((id, ext)) = file.rsplit_once('.') else {
+                continue;
+            };
+            if id != s.id {
+                continue;
+            }
+            let value = text.trim_end_matches('\n');
+            match (s.ty.as_str(), ext) {
+                ("cifs", "pw") => args.push(format!(
+                    "--password={}",
+                    value.trim_start_matches("password=")
+                )),
+                (_, "pw") => args.push(format!("--password={value}")),
+                (_, "enc") => args.push(format!("--encryption-key={value}")),
+                _ => {}
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&w, &args);
+    }
+    let st = w.pve.state();
+    let ids: Vec<&str> = st.storage.sections.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "local",
+            "local-lvm",
+            "tank",
+            "nas-backup",
+            "smb",
+            "pbs01",
+            "usb-backup"
+        ]
+    );
+    for s in &cfg.sections {
+        assert_eq!(
+            st.storage_props(&s.id).as_ref(),
+            Some(&normalized(s)),
+            "{}",
+            s.id
+        );
+    }
+    for (file, text) in &secrets {
+        assert_eq!(st.storage_secrets.get(*file), Some(text), "{file}");
+    }
+    assert_eq!(st.storage_secrets.len(), secrets.len());
+    let changes: Vec<String> = w
+        .pve
+        .calls()
+        .iter()
+        .map(|c| format!("{} {}", c.args[0], c.args[1]))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "set /storage/local",
+            "set /storage/local-lvm",
+            "create /storage",
+            "create /storage",
+            "create /storage",
+            "create /storage",
+            "create /storage"
+        ]
+    );
+}
