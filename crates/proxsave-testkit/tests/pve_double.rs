@@ -422,6 +422,16 @@ fn datacenter_options_are_written_like_pve() {
     let st = w.pve.state();
     assert_eq!(st.datacenter_description, "Production: 100%\nsecond line");
     assert_eq!(st.datacenter["keyboard"], "de");
+    // GET parses the property strings as PVE's parse_datacenter_config does
+    let opts = json(&ok(
+        &w,
+        &["get", "/cluster/options", "--output-format", "json"],
+    ));
+    assert_eq!(opts["migration"]["network"], "10.10.10.0/24");
+    assert_eq!(opts["migration"]["type"], "secure");
+    assert_eq!(opts["tag-style"]["shape"], "circle");
+    assert_eq!(opts["keyboard"], "de");
+    assert_eq!(opts["description"], "Production: 100%\nsecond line");
     let (_, err) = fails(&w, &["set", "/cluster/options", "--keyboard=klingon"]);
     assert!(err.starts_with("400 Parameter verification failed.\nkeyboard: value 'klingon' does not have a value in the enumeration"), "{err}");
     let (_, err) = fails(&w, &["set", "/cluster/options", "--bogus=1"]);

@@ -883,7 +883,7 @@ impl Ctx {
         let (description, entries) = self.datacenter();
         let mut v = json!({});
         for (k, val) in &entries {
-            v[k] = json!(val);
+            v[k] = datacenter_value(k, val);
         }
         v["description"] = json!(description);
         if v.get("mac_prefix").is_none() {
@@ -1559,6 +1559,49 @@ fn ordered(s: &Section, required: &dyn Fn(&str) -> bool) -> Section {
         out.push_prop(k, Some(v));
     }
     out
+}
+
+/// A `datacenter.cfg` value as `GET /cluster/options` returns it: the property strings that
+/// `parse_datacenter_config` parses become objects (`migration` and `replication` with `type`
+/// as their default key, `user-tag-access`'s `user-allow-list` a list), `registered-tags` a
+/// list, booleans and integers numbers, the rest strings.
+fn datacenter_value(key: &str, value: &str) -> Value {
+    const PARSED: &[&str] = &[
+        "crs",
+        "migration",
+        "replication",
+        "next-id",
+        "ha",
+        "notify",
+        "u2f",
+        "webauthn",
+        "tag-style",
+        "user-tag-access",
+    ];
+    if key == "registered-tags" {
+        return json!(value.split(';').collect::<Vec<_>>());
+    }
+    if PARSED.contains(&key) {
+        if let Ok(parts) = proxsave_formats::propstring::parse(value) {
+            let mut o = serde_json::Map::new();
+            for (k, v) in parts {
+                let k = k.unwrap_or_else(|| "type".to_string());
+                let v = if k == "user-allow-list" {
+                    json!(v.split(';').collect::<Vec<_>>())
+                } else {
+                    json!(v)
+                };
+                o.insert(k, v);
+            }
+            return Value::Object(o);
+        }
+    }
+    match schema::DATACENTER.iter().find(|(k, _)| *k == key) {
+        Some((_, Kind::Bool | Kind::Int)) => value
+            .parse::<i64>()
+            .map_or_else(|_| json!(value), |n| json!(n)),
+        _ => json!(value),
+    }
 }
 
 /// `parse_datacenter_config`: `#` lines are the description (URI-decoded), `key: value` the
