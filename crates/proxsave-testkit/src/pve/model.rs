@@ -1412,7 +1412,7 @@ fn verify_vzdump(opts: &mut BTreeMap<String, Vec<String>>) -> R<()> {
         opts.insert("all".into(), vec!["1".into()]);
     }
     let set = |k: &str| one(opts, k).is_some_and(|v| !v.is_empty() && v != "0");
-    if !(set("all") || set("stop") || set("pool")) && !set("vmid") {
+    if !(set("all") || set("stop") || set("pool") || set("vmid")) {
         return param_err("vmid", "property is missing");
     }
     Ok(())
