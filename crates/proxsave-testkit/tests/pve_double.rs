@@ -621,9 +621,10 @@ fn notification_endpoints_keep_secrets_in_priv_and_builtins_exist() {
 #[test]
 fn sdn_set_applies_pending_configuration() {
     let w = fresh();
+    assert!(!w.pve.sdn_pending());
     w.pve
-        .write_file("sdn/zones.cfg", "simple: zone1\n\tipam pve\n\n")
-        .set_sdn_pending();
+        .write_file("sdn/zones.cfg", "simple: zone1\n\tipam pve\n\n");
+    assert!(w.pve.sdn_pending());
     let zones = json(&ok(
         &w,
         &["get", "/cluster/sdn/zones", "--output-format", "json"],
@@ -631,12 +632,20 @@ fn sdn_set_applies_pending_configuration() {
     assert_eq!(zones[0]["zone"], "zone1");
     assert_eq!(zones[0]["state"], "new");
     ok(&w, &["set", "/cluster/sdn"]);
-    assert!(w.pve.state().node.sdn_applied);
+    assert!(!w.pve.sdn_pending());
     let zones = json(&ok(
         &w,
         &["get", "/cluster/sdn/zones", "--output-format", "json"],
     ));
     assert!(zones[0].get("state").is_none());
+    w.pve
+        .write_file("sdn/zones.cfg", "simple: zone1\n\tipam pve\n\tmtu 1450\n\n");
+    assert!(w.pve.sdn_pending());
+    let zones = json(&ok(
+        &w,
+        &["get", "/cluster/sdn/zones", "--output-format", "json"],
+    ));
+    assert_eq!(zones[0]["state"], "changed");
 }
 
 #[test]

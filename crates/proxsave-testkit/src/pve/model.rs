@@ -22,8 +22,6 @@ pub struct NodeState {
     pub guests: BTreeMap<String, Guest>,
     /// The PVE version `GET /version` reports.
     pub version: String,
-    /// True once `pvesh set /cluster/sdn` applied the current `sdn/*.cfg`.
-    pub sdn_applied: bool,
 }
 
 /// A guest of the cluster.
@@ -481,18 +479,16 @@ impl Ctx {
             }
             ("set", ["cluster", "sdn"]) => {
                 getopt(rest, &[], &[])?;
-                let mut st = self.state();
-                st.sdn_applied = true;
-                self.save_state(&st)?;
-                let running = json!({
-                    "zones": sdn_ids(&self.section_file("sdn/zones.cfg")),
-                    "vnets": sdn_ids(&self.section_file("sdn/vnets.cfg")),
-                    "subnets": sdn_ids(&self.section_file("sdn/subnets.cfg")),
-                });
+                let mut running = sdn_current(&self.etc);
+                let version = sdn_running(&self.etc)
+                    .get("version")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                running["version"] = json!(version + 1);
                 self.write("sdn/.running-config", &format!("{running}\n"), 0o640)?;
+                let node = self.state().node;
                 Ok(json!(format!(
-                    "UPID:{}:0000:0000:00000000:reloadnetworkall::root@pam:",
-                    st.node
+                    "UPID:{node}:00000000:00000000:00000000:reloadnetworkall::root@pam:"
                 )))
             }
             ("get", ["cluster", "sdn", what @ ("zones" | "vnets")]) => {
@@ -505,16 +501,20 @@ impl Ctx {
                     ],
                     &[],
                 )?;
-                let applied = self.state().sdn_applied;
                 let key = if *what == "zones" { "zone" } else { "vnet" };
+                let running = sdn_running(&self.etc);
+                let applied = &running[*what]["ids"];
                 let cfg = self.section_file(&format!("sdn/{what}.cfg"));
                 Ok(Value::Array(
                     cfg.sections
                         .iter()
                         .map(|s| {
                             let mut v = section_json(s, key, &[]);
-                            if !applied {
-                                v["state"] = json!("new");
+                            let current = section_json(s, "id", &[]);
+                            match applied.get(&s.id) {
+                                None => v["state"] = json!("new"),
+                                Some(a) if *a != current => v["state"] = json!("changed"),
+                                Some(_) => {}
                             }
                             v
                         })
@@ -1450,6 +1450,40 @@ fn notify_json(s: &Section, origin: &str) -> Value {
         }
     }
     v
+}
+
+/// The applied SDN configuration, `sdn/.running-config` (`{}` when absent).
+fn sdn_running(etc: &Path) -> Value {
+    fs::read_to_string(etc.join("sdn/.running-config"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| json!({}))
+}
+
+/// The SDN configuration of the `sdn/*.cfg` files, in the running-config's shape (no version).
+fn sdn_current(etc: &Path) -> Value {
+    let mut v = json!({});
+    for what in ["zones", "vnets", "subnets", "controllers"] {
+        let text = fs::read_to_string(etc.join(format!("sdn/{what}.cfg"))).unwrap_or_default();
+        v[what] = sdn_ids(&section::parse(&text).0);
+    }
+    v
+}
+
+/// True when the `sdn/*.cfg` files differ from the applied configuration (what
+/// `pvesh set /cluster/sdn` would apply).
+pub fn sdn_pending(etc: &Path) -> bool {
+    let running = sdn_running(etc);
+    let current = sdn_current(etc);
+    ["zones", "vnets", "subnets", "controllers"]
+        .iter()
+        .any(|w| {
+            let r = running
+                .get(*w)
+                .cloned()
+                .unwrap_or_else(|| json!({"ids": {}}));
+            r != current[*w]
+        })
 }
 
 fn sdn_ids(cfg: &SectionConfig) -> Value {
