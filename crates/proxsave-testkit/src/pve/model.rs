@@ -288,11 +288,6 @@ impl Ctx {
             .unwrap_or_default()
     }
 
-    fn save_state(&self, st: &NodeState) -> R<()> {
-        let text = serde_json::to_string_pretty(st).unwrap_or_default();
-        fs::write(&self.state_file, text).or_else(|e| die(format!("state: {e}\n")))
-    }
-
     fn warn(&mut self, msg: &str) {
         self.warnings.push_str(msg);
     }
