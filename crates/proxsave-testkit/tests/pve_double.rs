@@ -326,6 +326,11 @@ fn cifs_and_pbs_secrets_land_in_priv_storage() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+    let mode = std::fs::metadata(w.etc.join("priv/storage"))
+        .expect("priv/storage")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
     let pbs = st.storage_props("pbs01").expect("pbs01");
     assert_eq!(
         pbs["encryption-key"], "aa:bb:cc",

@@ -270,6 +270,12 @@ impl Ctx {
         let path = self.file(rel);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).or_else(|e| die(format!("mkdir {}: {e}\n", dir.display())))?;
+            // pmxcfs shows everything under priv/ as root-only
+            if rel.starts_with("priv/") {
+                for d in [self.etc.join("priv"), dir.to_path_buf()] {
+                    let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o700));
+                }
+            }
         }
         let tmp = path.with_extension("tmp.pve-double");
         fs::write(&tmp, text).or_else(|e| die(format!("write {}: {e}\n", path.display())))?;
