@@ -153,6 +153,8 @@ impl PveDouble {
             nodes: vec![node.to_string()],
             guests: BTreeMap::new(),
             version: "8.4.1".to_string(),
+            offline: Vec::new(),
+            die_exit_code: None,
         };
         double.save_node(&state);
         let script = format!(
@@ -232,6 +234,26 @@ impl PveDouble {
                 node: node.to_string(),
             },
         );
+        self.save_node(&st);
+        self
+    }
+
+    /// Makes storage `id` unreachable: creating it (enabled, for this node) fails with
+    /// `create storage failed: storage 'ID' is not online`, as PVE's activation check does.
+    pub fn set_offline(&self, id: &str) -> &Self {
+        let mut st = self.node();
+        if !st.offline.iter().any(|o| o == id) {
+            st.offline.push(id.to_string());
+        }
+        self.save_node(&st);
+        self
+    }
+
+    /// Sets the exit code of failed calls (default 255; real `pvesh` exits with Perl's `$!`
+    /// when it is set, e.g. 2): tests can show the product does not rely on it.
+    pub fn set_die_exit_code(&self, code: i32) -> &Self {
+        let mut st = self.node();
+        st.die_exit_code = Some(code);
         self.save_node(&st);
         self
     }

@@ -807,3 +807,48 @@ fn a_realistic_storage_cfg_applied_call_by_call_equals_the_backup() {
         ]
     );
 }
+
+#[test]
+fn an_unreachable_storage_is_not_created_and_exit_codes_can_vary() {
+    let w = fresh();
+    w.pve.set_offline("nas").set_die_exit_code(2);
+    let (code, err) = fails(
+        &w,
+        &[
+            "create",
+            "/storage",
+            "--storage=nas",
+            "--type=cifs",
+            "--server=10.9.9.9",
+            "--share=s",
+            "--path=/mnt/pve/nas",
+            "--username=u",
+            "--password=pw",
+        ],
+    );
+    assert_eq!(err, "create storage failed: storage 'nas' is not online\n");
+    assert_eq!(code, 2);
+    let st = w.pve.state();
+    assert!(st.storage.find_id("nas").is_none());
+    assert!(
+        st.storage_secrets.is_empty(),
+        "on_delete_hook removed the password"
+    );
+    // a disabled storage is not activated
+    ok(
+        &w,
+        &[
+            "create",
+            "/storage",
+            "--storage=nas",
+            "--type=cifs",
+            "--server=10.9.9.9",
+            "--share=s",
+            "--path=/mnt/pve/nas",
+            "--disable=1",
+        ],
+    );
+    // a path without a handler still exits 1
+    let (code, _) = fails(&w, &["get", "/nowhere"]);
+    assert_eq!(code, 1);
+}

@@ -22,6 +22,13 @@ pub struct NodeState {
     pub guests: BTreeMap<String, Guest>,
     /// The PVE version `GET /version` reports.
     pub version: String,
+    /// Storage ids whose connection check fails: creating one of them (enabled, for this
+    /// node) fails with `storage 'ID' is not online`, as PVE activates a new storage.
+    #[serde(default)]
+    pub offline: Vec<String>,
+    /// Exit code of a failed call (Perl `die`: `$!` when set, else 255; default 255).
+    #[serde(default)]
+    pub die_exit_code: Option<i32>,
 }
 
 /// A guest of the cluster.
@@ -84,6 +91,7 @@ pub fn run(etc_pve: &Path, state_file: &Path, args: &[String]) -> Outcome {
     let path = args.get(1).map(String::as_str).unwrap_or("");
     let usage = format!("USAGE: pvesh {verb} <api_path> [OPTIONS] [FORMAT_OPTIONS]\n");
     let result = ctx.call(verb, path, args.get(2..).unwrap_or(&[]));
+    let die_code = ctx.state().die_exit_code.unwrap_or(255);
     let mut out = Outcome {
         stderr: ctx.warnings.clone(),
         ..Outcome::default()
@@ -92,14 +100,14 @@ pub fn run(etc_pve: &Path, state_file: &Path, args: &[String]) -> Outcome {
         Ok(Value::Null) => {}
         Ok(v) => out.stdout = format!("{v}\n"),
         Err(Fail::Die(msg)) => {
-            out.code = 255;
+            out.code = die_code;
             out.stderr.push_str(&msg);
             if !msg.ends_with('\n') {
                 out.stderr.push('\n');
             }
         }
         Err(Fail::Params(errors)) => {
-            out.code = 255;
+            out.code = die_code;
             out.stderr.push_str("400 Parameter verification failed.\n");
             for (k, m) in errors {
                 out.stderr.push_str(&format!("{k}: {m}\n"));
@@ -108,7 +116,7 @@ pub fn run(etc_pve: &Path, state_file: &Path, args: &[String]) -> Outcome {
             out.stderr.push_str(&usage);
         }
         Err(Fail::Parse { warnings, message }) => {
-            out.code = 255;
+            out.code = die_code;
             out.stderr.push_str(&warnings);
             out.stderr.push_str(&format!("400 {message}\n\n"));
             out.stderr.push_str(&usage);
@@ -616,6 +624,21 @@ impl Ctx {
         let returned = self
             .storage_hooks(st, &id, &mut section, &sensitive, true)
             .map_err(|f| prefix(f, "create storage failed: "))?;
+        // activated when enabled on this node; on failure on_delete_hook runs and nothing
+        // is written
+        let node = self.state();
+        let enabled = section.effective("disable") != Some("1")
+            && section
+                .get("nodes")
+                .is_none_or(|n| split_list(n).contains(&node.node));
+        if enabled && node.offline.contains(&id) {
+            for ext in ["pw", "enc", "master.pem"] {
+                self.remove(&format!("priv/storage/{id}.{ext}"));
+            }
+            return die(format!(
+                "create storage failed: storage '{id}' is not online\n"
+            ));
+        }
         cfg.push(section);
         self.write_storage(&cfg)?;
         let mut res = json!({"storage": id, "type": ty});
