@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use proxsave_archive::progress::CancelToken;
-use proxsave_restore::host::{Host, HostCommand, REDACTED, Ran};
+use proxsave_restore::host::{Host, HostActions, HostCommand, REDACTED, Ran};
 
 /// The program run.
 pub const PROGRAM: &str = "pvesh";
@@ -357,14 +357,17 @@ impl<'a> Pvesh<'a> {
         }
     }
 
-    /// True when `pvesh` can be called: host actions run and `pvesh get /version` started
-    /// (whatever it answered). Asked once per client.
+    /// True when `pvesh` can be called: host actions run (when deferred nothing is run or
+    /// recorded) and `pvesh get /version` started (whatever it answered). Asked once per
+    /// client.
     pub fn available(&self) -> bool {
         *self.available.get_or_init(|| {
-            !matches!(
-                self.get("/version"),
-                Err(PveshError::Missing { .. } | PveshError::Deferred { .. })
-            )
+            // deferred: nothing runs, and the probe is no to-do for the administrator
+            self.host.actions == HostActions::Run
+                && !matches!(
+                    self.get("/version"),
+                    Err(PveshError::Missing { .. } | PveshError::Deferred { .. })
+                )
         })
     }
 
