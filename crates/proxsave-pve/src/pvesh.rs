@@ -245,6 +245,9 @@ pub struct Called {
     pub call: String,
     /// What `pvesh` printed on standard output (JSON, or nothing), trimmed.
     pub stdout: String,
+    /// PVE's warnings on standard error (e.g. `storage does not support content type 'iso'`),
+    /// trimmed; empty when none.
+    pub warnings: String,
 }
 
 /// A call that failed, or did not run.
@@ -456,13 +459,14 @@ impl<'a> Pvesh<'a> {
             }),
             Ok(Ran::Done(out)) => {
                 let stdout = call.scrub(String::from_utf8_lossy(&out.stdout).trim());
+                let stderr = call.scrub(String::from_utf8_lossy(&out.stderr).trim());
                 if out.success() {
                     return Ok(Called {
                         call: shown,
                         stdout,
+                        warnings: stderr,
                     });
                 }
-                let stderr = call.scrub(String::from_utf8_lossy(&out.stderr).trim());
                 if out.timed_out {
                     return Err(PveshError::Other {
                         call: shown,

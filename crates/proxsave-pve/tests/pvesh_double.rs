@@ -123,9 +123,19 @@ fn create_set_get_and_classified_failures_against_the_double() {
             ],
         )
         .expect("create cifs");
+    let called = pvesh
+        .set(
+            "/storage/smb",
+            &[Param::new("content", "backup,rootdir,bogus")],
+        )
+        .expect("set with a content type cifs cannot hold");
+    assert_eq!(
+        called.warnings,
+        "storage does not support content type 'bogus'"
+    );
     let smb = pvesh.get("/storage/smb").expect("get");
     assert_eq!(smb["disable"], 1);
-    assert_eq!(smb["content"], "backup");
+    assert_eq!(smb["content"], "backup,rootdir");
     assert_eq!(pve.state().storage_secrets["smb.pw"], "password=S3cr3t!\n");
     for line in host.commands_run() {
         assert!(!line.contains("S3cr3t"), "{line}");
@@ -150,7 +160,7 @@ fn create_set_get_and_classified_failures_against_the_double() {
         "#Production\n#second line\n\nkeyboard: de\n"
     );
     let changes: Vec<String> = pve.calls().iter().map(|c| c.args[0].clone()).collect();
-    assert_eq!(changes, ["create", "set", "set", "create", "set"]);
+    assert_eq!(changes, ["create", "set", "set", "create", "set", "set"]);
 }
 
 #[test]
