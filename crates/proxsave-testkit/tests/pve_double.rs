@@ -496,7 +496,7 @@ fn backup_jobs_create_set_and_conflicts() {
     );
     assert_eq!(
         w.pve.read_file("jobs.cfg").expect("jobs.cfg"),
-        "vzdump: backup-1a2b\n\tcomment weekly\n\tall 1\n\tenabled 1\n\tmode stop\n\tnotes-template {{guestname}}\n\tschedule sun 01:00\n\tstorage local\n\n"
+        "vzdump: backup-1a2b\n\tcomment weekly\n\tschedule sun 01:00\n\tall 1\n\tenabled 1\n\tmode stop\n\tnotes-template {{guestname}}\n\tstorage local\n\n"
     );
     let job = json(&ok(
         &w,

@@ -1588,8 +1588,9 @@ fn storage_order(s: &Section) -> Section {
     out
 }
 
+/// `PVE::VZDump::JobBase::options`: `schedule` is the one required option.
 fn job_order(s: &Section) -> Section {
-    ordered(s, &|_| false)
+    ordered(s, &|k| k == "schedule")
 }
 
 fn replication_order(s: &Section) -> Section {
