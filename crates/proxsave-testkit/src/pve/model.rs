@@ -1361,8 +1361,8 @@ impl Ctx {
         Ok(Value::Null)
     }
 
-    /// proxmox-section-config's writer: `type: name`, `\tkey value`, a blank line between
-    /// sections (none after the last).
+    /// proxmox-section-config's writer: `type: name`, `\tkey value` with the keys sorted, a
+    /// blank line between sections (none after the last).
     fn write_notify(&self, rel: &str, cfg: &SectionConfig) -> R<()> {
         let mut out = String::new();
         for (i, s) in cfg.sections.iter().enumerate() {
@@ -1370,7 +1370,10 @@ impl Ctx {
                 out.push('\n');
             }
             out.push_str(&format!("{}: {}\n", s.ty, s.id));
-            for p in &s.props {
+            // the section's JSON object, keys in order (serde_json's map), arrays in order
+            let mut props: Vec<_> = s.props.iter().collect();
+            props.sort_by(|a, b| a.key.cmp(&b.key));
+            for p in props {
                 out.push_str(&format!("\t{} {}\n", p.key, p.effective()));
             }
         }
