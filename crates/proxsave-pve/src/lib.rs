@@ -12,6 +12,7 @@ pub mod domain;
 pub mod formats;
 pub mod storage_dirs;
 pub mod zfs;
+pub mod pvesh;
 
 /// Ids of the categories this crate registers, in registry order.
 pub const CATEGORY_IDS: [&str; 11] = [
