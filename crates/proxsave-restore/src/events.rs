@@ -61,17 +61,7 @@ pub(crate) fn file(f: &FileOutcome) {
 
 /// The redacted arguments of `cmd`, as a list.
 fn shown_args(cmd: &HostCommand) -> Vec<String> {
-    cmd.args
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            if cmd.secret_args.contains(&i) {
-                crate::host::REDACTED.to_string()
-            } else {
-                a.clone()
-            }
-        })
-        .collect()
+    cmd.shown_args()
 }
 
 /// A command that was deferred (recorded as a to-do, not run).

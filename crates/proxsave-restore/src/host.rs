@@ -18,20 +18,22 @@ use serde::Serialize;
 pub const REDACTED: &str = "<redacted>";
 
 /// A command to run on the host.
-#[derive(Clone, Debug, Serialize)]
+///
+/// Serialised (and displayed) with its secret arguments redacted.
+#[derive(Clone, Debug)]
 pub struct HostCommand {
     /// Program name (looked up on `PATH`).
     pub program: String,
     /// Arguments.
     pub args: Vec<String>,
     /// Deadline; the command is killed after it.
-    #[serde(skip)]
     pub timeout: Duration,
     /// Indexes of arguments to show as [`REDACTED`] in logs, reports, errors and events.
-    #[serde(skip)]
     pub secret_args: Vec<usize>,
+    /// Indexes of `NAME=VALUE` arguments whose value is secret: shown as `NAME=<redacted>`
+    /// (the name, up to the first `=`, stays visible; see [`HostCommand::secret_value`]).
+    pub secret_values: Vec<usize>,
     /// Bytes written to the command's standard input (never shown: it may hold secrets).
-    #[serde(skip)]
     pub stdin: Option<Vec<u8>>,
     /// Environment variables set for the command (on top of the runner's).
     pub env: Vec<(String, String)>,
@@ -49,6 +51,7 @@ impl HostCommand {
             args: args.into_iter().map(Into::into).collect(),
             timeout: Duration::from_secs(30),
             secret_args: Vec::new(),
+            secret_values: Vec::new(),
             stdin: None,
             env: Vec::new(),
         }
@@ -72,6 +75,37 @@ impl HostCommand {
         self
     }
 
+    /// Marks the value of argument `index`, an argument of the form `NAME=VALUE` (such as
+    /// `--password=…`), as secret: shown as `NAME=<redacted>` everywhere. An argument without
+    /// `=` is redacted whole.
+    pub fn secret_value(mut self, index: usize) -> HostCommand {
+        self.secret_values.push(index);
+        self
+    }
+
+    /// Argument `index` as shown to users: [`REDACTED`] for a secret argument, `NAME=<redacted>`
+    /// for a secret value, else the argument itself (`None` past the last argument).
+    pub fn shown_arg(&self, index: usize) -> Option<String> {
+        let a = self.args.get(index)?;
+        Some(if self.secret_args.contains(&index) {
+            REDACTED.to_string()
+        } else if self.secret_values.contains(&index) {
+            match a.split_once('=') {
+                Some((name, _)) => format!("{name}={REDACTED}"),
+                None => REDACTED.to_string(),
+            }
+        } else {
+            a.clone()
+        })
+    }
+
+    /// Every argument as shown to users (see [`HostCommand::shown_arg`]).
+    pub fn shown_args(&self) -> Vec<String> {
+        (0..self.args.len())
+            .filter_map(|i| self.shown_arg(i))
+            .collect()
+    }
+
     /// Sets the deadline.
     pub fn timeout(mut self, timeout: Duration) -> HostCommand {
         self.timeout = timeout;
@@ -82,16 +116,28 @@ impl HostCommand {
     pub fn display(&self) -> String {
         let mut parts: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         parts.push(self.program.clone());
-        for (i, a) in self.args.iter().enumerate() {
+        for (i, a) in self.shown_args().into_iter().enumerate() {
             if self.secret_args.contains(&i) {
-                parts.push(REDACTED.into());
+                parts.push(a);
             } else if a.is_empty() || a.contains(char::is_whitespace) {
                 parts.push(format!("'{a}'"));
             } else {
-                parts.push(a.clone());
+                parts.push(a);
             }
         }
         parts.join(" ")
+    }
+}
+
+impl Serialize for HostCommand {
+    /// `program`, `args` (secrets redacted) and `env`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("HostCommand", 3)?;
+        st.serialize_field("program", &self.program)?;
+        st.serialize_field("args", &self.shown_args())?;
+        st.serialize_field("env", &self.env)?;
+        st.end()
     }
 }
 
@@ -287,5 +333,22 @@ mod tests {
         cmd.secret_args = vec![2];
         assert_eq!(cmd.display(), "chpasswd --user alice <redacted> ''");
         assert!(!cmd.display().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn secret_values_keep_their_name() {
+        let cmd = HostCommand::new("tool", ["--user=bob", "--password=hunter 2", "plain"])
+            .secret_value(1)
+            .secret_value(2);
+        assert_eq!(
+            cmd.display(),
+            "tool --user=bob --password=<redacted> <redacted>"
+        );
+        let json = serde_json::to_string(&cmd).expect("json");
+        assert!(
+            !json.contains("hunter") && !json.contains("plain"),
+            "{json}"
+        );
+        assert!(json.contains("--password=<redacted>"), "{json}");
     }
 }

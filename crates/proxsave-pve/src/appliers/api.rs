@@ -82,9 +82,8 @@ pub(crate) fn yes_no(q: &QuestionSpec, a: &Answer) -> Result<bool, ApplyError> {
 /// A yes/no question with `yes` as its default.
 pub(crate) fn ask_yes(q: QuestionSpec, details: Vec<String>) -> Ask {
     Ask {
-        spec: q,
-        default: Some("yes".into()),
         details,
+        ..Ask::new(q, Some("yes"))
     }
 }
 
