@@ -196,8 +196,10 @@ pub(crate) fn absent(e: &PveshError) -> bool {
         return true;
     }
     let m = e.message().to_ascii_lowercase();
-    matches!(e, PveshError::ParamRejected { .. } | PveshError::Other { .. })
-        && (m.contains("no such") || m.contains("does not exist") || m.contains("not found"))
+    matches!(
+        e,
+        PveshError::ParamRejected { .. } | PveshError::Other { .. }
+    ) && (m.contains("no such") || m.contains("does not exist") || m.contains("not found"))
 }
 
 /// The plan lines and changes of plain upserts: each call it would make (`get` only when
@@ -226,7 +228,8 @@ pub(crate) fn plan_upserts(
                     .push(planned_change(&u.set_path, &c, current.as_ref()));
             }
             Decision::Nothing(notes) => {
-                plan.actions.push(format!("{}: nothing to change", u.object));
+                plan.actions
+                    .push(format!("{}: nothing to change", u.object));
                 plan.actions.extend(notes);
             }
             Decision::Failed(why) => plan.actions.push(why),
@@ -437,11 +440,7 @@ pub(crate) fn staged_files(stage: &Stage, dir: &str) -> BTreeMap<String, Vec<u8>
 /// The ids a `pvesh get` list returns (`[{"storage": "local", …}, …]`, key `key`).
 pub(crate) fn list_ids(v: &Value, key: &str) -> Vec<String> {
     v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| o.get(key).map(json_text))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|o| o.get(key).map(json_text)).collect())
         .unwrap_or_default()
 }
 

@@ -34,9 +34,7 @@ pub fn parse_datacenter(text: &str) -> (DatacenterCfg, Vec<Diag>) {
             continue;
         }
         match line.split_once(':') {
-            Some((k, v))
-                if !k.is_empty() && !k.contains(char::is_whitespace) =>
-            {
+            Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
                 cfg.entries.push((k.to_string(), v.trim().to_string()));
             }
             _ => diags.push(Diag {
@@ -71,8 +69,19 @@ const SUBDIRS: &[(&str, &str)] = &[
 
 /// Folders a storage must never be created in or under.
 const SYSTEM: &[&str] = &[
-    "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/dev", "/proc", "/sys", "/run",
-    "/root", "/var/lib/pve-cluster",
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/boot",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/run",
+    "/root",
+    "/var/lib/pve-cluster",
 ];
 
 /// The layout of a path-based storage (`Ok(None)` for a type without a path); `Err` for a
@@ -98,8 +107,7 @@ pub fn layout(
         return Err(format!("`{base}` has a `..` component"));
     }
     if SYSTEM.iter().any(|s| {
-        (clean == *s || clean.starts_with(&format!("{s}/")))
-            && !clean.starts_with("/run/media/")
+        (clean == *s || clean.starts_with(&format!("{s}/"))) && !clean.starts_with("/run/media/")
     }) {
         return Err(format!("`{base}` is a system folder"));
     }
@@ -148,9 +156,14 @@ mod tests {
 
     #[test]
     fn layouts() {
-        let p = layout("dir", "vm", Some("/srv/vmstore"), Some("images,rootdir,iso,vztmpl,backup,snippets,import"))
-            .unwrap()
-            .unwrap();
+        let p = layout(
+            "dir",
+            "vm",
+            Some("/srv/vmstore"),
+            Some("images,rootdir,iso,vztmpl,backup,snippets,import"),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(p.base, "/srv/vmstore");
         assert_eq!(
             p.subdirs,
@@ -169,7 +182,10 @@ mod tests {
         assert!(layout("dir", "x", Some("/srv/../etc"), None).is_err());
         assert_eq!(layout("pbs", "x", None, Some("backup")).unwrap(), None);
         assert_eq!(
-            layout("nfs", "nas", None, Some("backup")).unwrap().unwrap().base,
+            layout("nfs", "nas", None, Some("backup"))
+                .unwrap()
+                .unwrap()
+                .base,
             "/mnt/pve/nas"
         );
     }

@@ -167,10 +167,7 @@ fn cluster_members(pvesh: &Pvesh<'_>) -> (Option<Vec<String>>, Option<Vec<String
 }
 
 /// Splits the replication jobs into those that can be applied and those listed (why).
-fn replication_ready(
-    pvesh: &Pvesh<'_>,
-    jobs: &[(Section, Upsert)],
-) -> (Vec<Upsert>, Vec<String>) {
+fn replication_ready(pvesh: &Pvesh<'_>, jobs: &[(Section, Upsert)]) -> (Vec<Upsert>, Vec<String>) {
     if jobs.is_empty() {
         return (Vec::new(), Vec::new());
     }
@@ -228,10 +225,8 @@ impl Applier for PveJobs {
         let any = !inputs.backup.is_empty() || !inputs.replication.is_empty();
         match &g {
             Gate::Recovery => {
-                plan.actions.push(format!(
-                    "leave the jobs: {}",
-                    super::api::RECOVERY_REASON
-                ));
+                plan.actions
+                    .push(format!("leave the jobs: {}", super::api::RECOVERY_REASON));
             }
             Gate::NoPvesh(why) => plan.actions.push(format!("skip the jobs: {why}")),
             Gate::Open | Gate::Deferred if any => {

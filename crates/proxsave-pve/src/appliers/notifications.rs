@@ -39,7 +39,8 @@ pub const PRIV_NOTIFICATIONS_CFG: &str = "etc/pve/priv/notifications.cfg";
 pub const ENDPOINT_TYPES: &[&str] = &["sendmail", "smtp", "gotify", "webhook"];
 
 /// PVE's built-in targets and matchers (left alone).
-pub const BUILTIN: &[(&str, &str)] = &[("sendmail", "mail-to-root"), ("matcher", "default-matcher")];
+pub const BUILTIN: &[(&str, &str)] =
+    &[("sendmail", "mail-to-root"), ("matcher", "default-matcher")];
 
 /// `pve.notifications.apply`.
 pub const Q_NOTIFICATIONS: QuestionSpec = QuestionSpec {

@@ -187,7 +187,10 @@ pub(crate) fn storage_def(s: &Section, secrets: &Secrets) -> StorageDef {
         get_path: format!("/storage/{id}"),
         set_path: format!("/storage/{id}"),
         create_path: "/storage".into(),
-        create_first: vec![Param::new("storage", id.clone()), Param::new("type", ty.clone())],
+        create_first: vec![
+            Param::new("storage", id.clone()),
+            Param::new("type", ty.clone()),
+        ],
         params,
         fixed: fixed_options(&ty).to_vec(),
     };
@@ -297,22 +300,21 @@ fn read_inputs(stage: &Stage) -> Result<Inputs, ApplyError> {
         Ok(None) => {}
         Err(e) => bad.push(e),
     }
-    let datacenter = match staged_text(stage, DATACENTER_CFG) {
-        Ok(Some(text)) => {
-            let (cfg, diags) = super::compat::parse_datacenter(&text);
-            bad.extend(
-                diags
-                    .iter()
-                    .map(|d| format!("/{DATACENTER_CFG} line {}: {} (skipped)", d.line, d.message)),
-            );
-            Some(cfg)
-        }
-        Ok(None) => None,
-        Err(e) => {
-            bad.push(e);
-            None
-        }
-    };
+    let datacenter =
+        match staged_text(stage, DATACENTER_CFG) {
+            Ok(Some(text)) => {
+                let (cfg, diags) = super::compat::parse_datacenter(&text);
+                bad.extend(diags.iter().map(|d| {
+                    format!("/{DATACENTER_CFG} line {}: {} (skipped)", d.line, d.message)
+                }));
+                Some(cfg)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                bad.push(e);
+                None
+            }
+        };
     let secret_files = storages
         .iter()
         .flat_map(|s| {
@@ -436,8 +438,7 @@ fn storage_dirs(root: &RootHandle, host: &Host, defs: &[StorageDef], tally: &mut
             continue;
         }
         let content = d.section.get("content");
-        let plan = match super::compat::layout(&d.ty, &d.id, d.section.get("path"), content)
-        {
+        let plan = match super::compat::layout(&d.ty, &d.id, d.section.get("path"), content) {
             Ok(Some(p)) => p,
             Ok(None) => continue,
             Err(why) => {
@@ -448,7 +449,9 @@ fn storage_dirs(root: &RootHandle, host: &Host, defs: &[StorageDef], tally: &mut
             }
         };
         if let Some(mp) = mountpoint_of(d, &plan.base)
-            && !host.mounts.is_mount_point(&host.root.join(mp.trim_start_matches('/')))
+            && !host
+                .mounts
+                .is_mount_point(&host.root.join(mp.trim_start_matches('/')))
         {
             tally.notes.push(format!(
                 "storage {}: {mp} is not mounted: its directories are not created (they would land on the root filesystem); mount it, PVE creates them when it activates the storage",
@@ -592,10 +595,8 @@ impl Applier for StoragePve {
                                 plan.actions.extend(notes);
                             }
                             StorageStep::Unchanged(notes) => {
-                                plan.actions.push(format!(
-                                    "storage {}: already as in the backup",
-                                    d.id
-                                ));
+                                plan.actions
+                                    .push(format!("storage {}: already as in the backup", d.id));
                                 plan.actions.extend(notes);
                             }
                             StorageStep::Failed(why) => plan.actions.push(why),
@@ -605,8 +606,10 @@ impl Applier for StoragePve {
                         left.extend(storages_left(&pvesh, &inputs.storages));
                     }
                 } else if inputs.has_storage_cfg {
-                    plan.actions
-                        .push(format!("leave the storages (answer `no` to {})", Q_STORAGE.id));
+                    plan.actions.push(format!(
+                        "leave the storages (answer `no` to {})",
+                        Q_STORAGE.id
+                    ));
                 }
                 if let Some(c) = inputs.datacenter_call() {
                     if !dc_yes {
@@ -724,7 +727,8 @@ impl Applier for StoragePve {
                 };
             }
             for n in &tally.notes {
-                ctx.prompter.say(Level::Warning, &format!("storage_pve: {n}"));
+                ctx.prompter
+                    .say(Level::Warning, &format!("storage_pve: {n}"));
             }
             if !tally.notes.is_empty() {
                 out.detail.push('\n');
@@ -806,13 +810,16 @@ impl Applier for StoragePve {
             }
         }
         for n in tally.notes.iter().chain(tally.failed.iter()) {
-            ctx.prompter.say(Level::Warning, &format!("storage_pve: {n}"));
+            ctx.prompter
+                .say(Level::Warning, &format!("storage_pve: {n}"));
         }
         if let Some(m) = missing {
             return Ok(vec![Outcome::new(
                 CATEGORY,
                 Status::Skipped {
-                    reason: format!("`pvesh` cannot be run ({m}): storage.cfg and datacenter.cfg not applied"),
+                    reason: format!(
+                        "`pvesh` cannot be run ({m}): storage.cfg and datacenter.cfg not applied"
+                    ),
                 },
                 summary.join("\n"),
             )]);
