@@ -177,8 +177,9 @@ fn replication_ready(pvesh: &Pvesh<'_>, jobs: &[(Section, Upsert)]) -> (Vec<Upse
     for (s, u) in jobs {
         let guest = s.id.split('-').next().unwrap_or_default().to_string();
         let target = s.get("target").unwrap_or_default().to_string();
-        let guest_ok = guests.as_ref().is_some_and(|g| g.contains(&guest));
-        let node_ok = nodes.as_ref().is_some_and(|n| n.contains(&target));
+        // Unknown (the list cannot be read): PVE's own check on `create` decides.
+        let guest_ok = guests.as_ref().is_none_or(|g| g.contains(&guest));
+        let node_ok = nodes.as_ref().is_none_or(|n| n.contains(&target));
         if guest_ok && node_ok {
             ready.push(u.clone());
         } else {
@@ -319,6 +320,20 @@ impl Applier for PveJobs {
             let (ready, left) = replication_ready(&pvesh, &inputs.replication);
             tally.left.extend(left);
             missing = apply_upserts(&pvesh, ctx.cancel, &ready, &mut tally)?;
+            // PVE refuses a job whose guest or target is not in the cluster: listed, not failed.
+            let mut still = Vec::new();
+            for f in std::mem::take(&mut tally.failed) {
+                if f.starts_with("replication job ")
+                    && (f.contains("' does not exist.") || f.contains("must not be identical"))
+                {
+                    tally
+                        .left
+                        .push(format!("{f} (restore the guest, then add the job again)"));
+                } else {
+                    still.push(f);
+                }
+            }
+            tally.failed = still;
         }
         if let Some(m) = missing {
             return Ok(vec![Outcome::new(

@@ -12,7 +12,7 @@
 //!
 //! # Apply
 //! 1. `/etc/vzdump.conf` is written as the backup has it (owner root, mode 0644, the previous
-//!    file kept as `.bak-…`), also in RECOVERY, also with deferred host actions.
+//!    file is in the safety backup), also in RECOVERY, also with deferred host actions.
 //! 2. RECOVERY: nothing else (the cluster database brings `/etc/pve` back). Deferred host
 //!    actions: no `pvesh` call at all; the calls are listed as the to-do. No `pvesh`: skipped.
 //! 3. `pve.storage.apply` (`yes` default): per section, in file order, `pvesh get
@@ -412,7 +412,8 @@ fn write_vzdump(ctx: &ApplyContext<'_>, bytes: &[u8]) -> Result<String, String> 
     {
         return Ok("/etc/vzdump.conf is already as in the backup".into());
     }
-    let stamp = ctx.host.clock.now().format("%Y%m%d-%H%M%S").to_string();
+    // No `.bak-…` copy: the safety backup holds the previous file (and a rollback then
+    // leaves nothing behind).
     ctx.root
         .replace(
             &path,
@@ -421,13 +422,10 @@ fn write_vzdump(ctx: &ApplyContext<'_>, bytes: &[u8]) -> Result<String, String> 
                 mode: Some(0o644),
                 uid: Some(0),
                 gid: Some(0),
-                backup_stamp: Some(stamp),
+                backup_stamp: None,
             },
         )
-        .map(|r| match r.backup {
-            Some(b) => format!("/etc/vzdump.conf written (the previous file is /{b})"),
-            None => "/etc/vzdump.conf written".into(),
-        })
+        .map(|_| "/etc/vzdump.conf written".to_string())
         .map_err(|e| format!("/etc/vzdump.conf could not be written: {e}"))
 }
 
