@@ -6,6 +6,7 @@
 //!   [`section::parse_strict`]). Unchanged input is written back byte for byte.
 //! * [`propstring`]: property strings (`key=value,key=value`, a part without `=` being the
 //!   format's default key), as used in many option values.
+//! * [`text`]: PVE's percent-escaping of free text in colon-separated files.
 //!
 //! Both the PVE and the PBS crates depend on this one. docs/pve-formats.md describes the grammars
 //! and where they differ from upstream proxsave.
@@ -16,3 +17,4 @@
 
 pub mod propstring;
 pub mod section;
+pub mod text;

@@ -10,6 +10,7 @@
 pub mod appliers;
 mod categories;
 pub mod domain;
+pub mod formats;
 pub mod pvesh;
 
 /// Ids of the categories this crate registers, in registry order.

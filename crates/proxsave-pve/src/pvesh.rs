@@ -14,7 +14,7 @@
 //!
 //! | stderr holds | error |
 //! |---|---|
-//! | `does not exist`, `not found`, `No '<cmd>' handler defined for` | [`PveshError::NotFound`] |
+//! | `does not exist`, `not found`, `no such job`, `No '<cmd>' handler defined for` | [`PveshError::NotFound`] |
 //! | `already defined`, `already exists` | [`PveshError::AlreadyExists`] |
 //! | `Parameter verification failed.` + `param: message` lines, `Unknown option: param`, `fixed parameter 'param'`, `unexpected property 'param'`, `missing value for required option 'param'` | [`PveshError::ParamRejected`] |
 //!
@@ -74,6 +74,8 @@ pub struct Param {
     pub value: String,
     /// True when the value is shown as `<redacted>` everywhere.
     pub secret: bool,
+    /// True when the value may hold line feeds (a multi-line description).
+    pub multiline: bool,
 }
 
 impl Param {
@@ -83,6 +85,7 @@ impl Param {
             key: key.into(),
             value: value.into(),
             secret: false,
+            multiline: false,
         }
     }
 
@@ -90,6 +93,15 @@ impl Param {
     pub fn secret(key: impl Into<String>, value: impl Into<String>) -> Param {
         Param {
             secret: true,
+            ..Param::new(key, value)
+        }
+    }
+
+    /// `--key=value` whose value may hold line feeds (e.g. the datacenter `description`,
+    /// which PVE stores as several `#` lines). Shown with each line feed as `\n`.
+    pub fn text(key: impl Into<String>, value: impl Into<String>) -> Param {
+        Param {
+            multiline: true,
             ..Param::new(key, value)
         }
     }
@@ -108,6 +120,8 @@ impl Param {
     pub fn shown(&self) -> String {
         if self.secret {
             format!("--{}={REDACTED}", self.key)
+        } else if self.multiline {
+            self.arg().replace('\n', "\\n")
         } else {
             self.arg()
         }
@@ -123,7 +137,7 @@ impl Param {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '[' | ']'));
         if !good_key {
             Some("not a parameter name")
-        } else if self.value.contains(['\n', '\r']) {
+        } else if self.value.contains('\r') || (!self.multiline && self.value.contains('\n')) {
             Some("the value contains a line feed")
         } else if self.value.contains('\0') {
             Some("the value contains a NUL byte")
@@ -466,6 +480,11 @@ impl<'a> Pvesh<'a> {
 /// Classifies a failed call from its exit code and standard error.
 pub fn classify(call: String, status: Option<i32>, stderr: &str) -> PveshError {
     let message = pve_message(stderr);
+    let lower = stderr.to_ascii_lowercase();
+    // `GET /cluster/backup/{id}` reports a missing job as a parameter error on `id`.
+    if lower.contains("no such job") || lower.contains("no such vzdump job") {
+        return PveshError::NotFound { call, message };
+    }
     if let Some(param) = rejected_param(stderr) {
         return PveshError::ParamRejected {
             call,
@@ -473,7 +492,6 @@ pub fn classify(call: String, status: Option<i32>, stderr: &str) -> PveshError {
             message,
         };
     }
-    let lower = stderr.to_ascii_lowercase();
     if lower.contains("already defined") || lower.contains("already exists") {
         return PveshError::AlreadyExists { call, message };
     }

@@ -112,7 +112,8 @@ impl HostCommand {
         self
     }
 
-    /// The command line as shown to users, secrets redacted.
+    /// The command line as shown to users, on one line (line feeds shown as `\n`), secrets
+    /// redacted.
     pub fn display(&self) -> String {
         let mut parts: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         parts.push(self.program.clone());
@@ -120,6 +121,8 @@ impl HostCommand {
             if self.secret_args.contains(&i) {
                 parts.push(a);
             } else if a.is_empty() || a.contains(char::is_whitespace) {
+                // one line whatever the argument holds
+                let a = a.replace('\n', "\\n").replace('\r', "\\r");
                 parts.push(format!("'{a}'"));
             } else {
                 parts.push(a);

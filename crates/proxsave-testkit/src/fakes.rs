@@ -17,6 +17,7 @@
 //! | `rules/NNNNNN/` | one rule: `cmd`, `prefix` (JSON-escaped argument prefix), `stdout`, `stderr`, `exit_code`, `sleep_secs`, optional `times` |
 //! | `state/<unit>` | `active` / `inactive`, the default `systemctl` state machine |
 //! | `events`, `go` | FIFOs of gated calls (see [`FakeBin::gate`]) |
+//! | `fallback/<command>` | optional program answering calls no rule answered ([`FakeBin::set_fallback`]; the PVE API double) |
 //!
 //! ```no_run
 //! use proxsave_testkit::fakes::{FakeBin, Response};
@@ -400,6 +401,19 @@ impl FakeBin {
         self
     }
 
+    /// Makes `script` (an executable text, e.g. `#!/bin/sh` …) answer every call of `cmd` that
+    /// no rule answered, after the call was recorded: it is run with the call's arguments.
+    /// Stored as `<dir>/fallback/<cmd>`.
+    pub fn set_fallback(&self, cmd: &str, script: &str) -> &Self {
+        assert!(!cmd.is_empty() && !cmd.contains('/'), "bad command {cmd:?}");
+        let dir = self.dir.join("fallback");
+        fs::create_dir_all(&dir).expect("create fallback folder");
+        let path = dir.join(cmd);
+        fs::write(&path, script).expect("write fallback");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod fallback");
+        self
+    }
+
     /// Removes every rule.
     pub fn clear_rules(&self) {
         let rules = self.dir.join("rules");
@@ -602,6 +616,11 @@ for r in "$fb_dir"/rules/[0-9]*; do
     fi
     respond "$r"
 done
+
+# A fallback program for this command (e.g. the PVE API double) answers what no rule did.
+if [ -x "$fb_dir/fallback/$fb_cmd" ]; then
+    exec "$fb_dir/fallback/$fb_cmd" "$@"
+fi
 
 [ "$fb_cmd" = systemctl ] || exit 0
 

@@ -10,6 +10,8 @@
 //! - [`hosts`]: realistic target roots ([`hosts::HostRoot`]) for restores, PBS/dual/standalone
 //!   source trees, and [`hosts::make_host_backup`].
 //! - [`fakes`]: fake host commands ([`fakes::FakeBin`]) that record calls and answer from rules.
+//! - [`pve`]: a stateful double of the Proxmox VE API behind a fake `pvesh`
+//!   ([`pve::PveDouble`], the `pve-double` binary).
 //! - [`paused`]: runs `proxsave` until a checkpoint (`PROXSAVE_TEST_STOP_AT`) to deliver a real
 //!   signal at an exact point.
 
@@ -18,6 +20,7 @@ pub mod fakes;
 pub mod fixture;
 pub mod hosts;
 pub mod paused;
+pub mod pve;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

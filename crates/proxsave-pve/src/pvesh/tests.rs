@@ -146,6 +146,21 @@ fn a_line_feed_in_a_value_is_rejected_before_running() {
         matches!(&err, PveshError::ParamRejected { param, .. } if param == "description"),
         "{err:?}"
     );
+    pvesh
+        .set(
+            "/cluster/options",
+            &[Param::text("description", "Production\nsecond line")],
+        )
+        .expect("a text parameter may hold line feeds");
+    assert_eq!(
+        rec.calls.lock().expect("lock")[0].args[2],
+        "--description=Production\nsecond line"
+    );
+    assert_eq!(
+        host.commands_run()[0],
+        "pvesh set /cluster/options '--description=Production\\nsecond line' --output-format json"
+    );
+    rec.calls.lock().expect("lock").clear();
     let err = pvesh
         .set("/cluster/options", &[Param::new("--x", "1")])
         .expect_err("refused");
@@ -163,7 +178,19 @@ fn errors_are_classified_from_status_and_stderr() {
             "create storage failed: storage ID 'local' already defined\n",
             "exists",
         ),
-        (255, "job ID 'backup-1' already exists\n", "exists"),
+        (255, "Job 'backup-1' already exists\n", "exists"),
+        (
+            255,
+            "400 Parameter verification failed.\nid: No such job 'backup-1'\n\npvesh get /cluster/backup/{id}\n",
+            "not-found",
+        ),
+        (255, "no such vzdump job\n", "not-found"),
+        (255, "404 endpoint 'relay' not found\n", "not-found"),
+        (
+            255,
+            "Cannot create 'relay', an entity with the same name already exists\n",
+            "exists",
+        ),
         (255, FIXED_PATH, "param:path"),
         (
             255,

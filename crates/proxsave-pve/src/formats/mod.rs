@@ -1,0 +1,4 @@
+//! PVE configuration files (pure parsers and writers; the generic section-config and
+//! property-string code lives in `proxsave-formats`).
+
+pub mod datacenter;

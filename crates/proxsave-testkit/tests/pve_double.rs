@@ -1,0 +1,663 @@
+//! The PVE API double against the reference facts of the Proxmox sources (error texts, exit
+//! codes, what PVE writes where). Each test drives the fake `pvesh` as a program would.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Output;
+
+use proxsave_testkit::fakes::{FakeBin, Response};
+use proxsave_testkit::pve::{FRESH_STORAGE_CFG, PveDouble};
+
+struct World {
+    _dir: tempfile::TempDir,
+    fake: FakeBin,
+    pve: PveDouble,
+    etc: PathBuf,
+}
+
+fn fresh() -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeBin::new(dir.path().join("fake"));
+    let etc = dir.path().join("root/etc/pve");
+    let pve = PveDouble::fresh_node_with(
+        std::path::Path::new(env!("CARGO_BIN_EXE_pve-double")),
+        &fake,
+        &etc,
+        "pve1",
+    );
+    World {
+        _dir: dir,
+        fake,
+        pve,
+        etc,
+    }
+}
+
+fn pvesh(w: &World, args: &[&str]) -> Output {
+    w.fake
+        .command("pvesh")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run pvesh")
+}
+
+fn ok(w: &World, args: &[&str]) -> String {
+    let out = pvesh(w, args);
+    assert!(
+        out.status.success(),
+        "pvesh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(w: &World, args: &[&str]) -> (i32, String) {
+    let out = pvesh(w, args);
+    assert!(!out.status.success(), "pvesh {args:?} succeeded");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON {text:?}: {e}"))
+}
+
+#[test]
+fn a_fresh_node_has_local_and_local_lvm_and_the_builtin_targets() {
+    let w = fresh();
+    assert_eq!(
+        std::fs::read_to_string(w.etc.join("storage.cfg")).expect("storage.cfg"),
+        FRESH_STORAGE_CFG
+    );
+    let list = json(&ok(&w, &["get", "/storage", "--output-format", "json"]));
+    let ids: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s["storage"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, ["local", "local-lvm"]);
+    let v = json(&ok(&w, &["get", "/version", "--output-format", "json"]));
+    assert_eq!(v["version"], "8.4.1");
+    let nodes = json(&ok(&w, &["get", "/nodes", "--output-format", "json"]));
+    assert_eq!(nodes[0]["node"], "pve1");
+    let targets = json(&ok(
+        &w,
+        &[
+            "get",
+            "/cluster/notifications/endpoints/sendmail",
+            "--output-format",
+            "json",
+        ],
+    ));
+    assert_eq!(targets[0]["name"], "mail-to-root");
+    assert_eq!(targets[0]["origin"], "builtin");
+    let m = json(&ok(
+        &w,
+        &[
+            "get",
+            "/cluster/notifications/matchers/default-matcher",
+            "--output-format",
+            "json",
+        ],
+    ));
+    assert_eq!(m["origin"], "builtin");
+    assert!(w.pve.read_file("datacenter.cfg").is_none());
+    let opts = json(&ok(
+        &w,
+        &["get", "/cluster/options", "--output-format", "json"],
+    ));
+    assert_eq!(opts["description"], "");
+}
+
+#[test]
+fn creating_an_existing_storage_fails_like_pve() {
+    let w = fresh();
+    let (code, err) = fails(
+        &w,
+        &[
+            "create",
+            "/storage",
+            "--storage=local",
+            "--type=dir",
+            "--path=/var/lib/vz",
+            "--output-format",
+            "json",
+        ],
+    );
+    // PVE::API2::Storage::Config create: die inside lock_storage_config("create storage failed")
+    assert_eq!(
+        err,
+        "create storage failed: storage ID 'local' already defined\n"
+    );
+    assert_eq!(code, 255);
+    assert_eq!(
+        std::fs::read_to_string(w.etc.join("storage.cfg")).expect("storage.cfg"),
+        FRESH_STORAGE_CFG,
+        "nothing written"
+    );
+}
+
+#[test]
+fn setting_a_fixed_option_is_rejected() {
+    let w = fresh();
+    for (id, arg, key) in [
+        ("local", "--path=/srv/other", "path"),
+        ("local-lvm", "--vgname=other", "vgname"),
+        ("local-lvm", "--thinpool=other", "thinpool"),
+    ] {
+        let (code, err) = fails(&w, &["set", &format!("/storage/{id}"), arg]);
+        assert_eq!(
+            err,
+            format!("update storage failed: can't change value of fixed parameter '{key}'\n")
+        );
+        assert_eq!(code, 255);
+    }
+    // `type` is not a parameter of the update call at all (updateSchema skips it)
+    let (code, err) = fails(&w, &["set", "/storage/local", "--type=nfs"]);
+    assert!(
+        err.starts_with("Unknown option: type\n400 unable to parse option\n"),
+        "{err}"
+    );
+    assert_eq!(code, 255);
+    assert_eq!(
+        std::fs::read_to_string(w.etc.join("storage.cfg")).expect("storage.cfg"),
+        FRESH_STORAGE_CFG
+    );
+    // a non-fixed option is fine, and the file is rewritten the way PVE writes it
+    ok(
+        &w,
+        &[
+            "set",
+            "/storage/local",
+            "--content",
+            "iso,backup",
+            "--disable",
+            "1",
+        ],
+    );
+    assert_eq!(
+        w.pve.read_file("storage.cfg").expect("storage.cfg"),
+        "dir: local\n\tdisable\n\tpath /var/lib/vz\n\tcontent backup,iso\n\n\
+         lvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent images,rootdir\n\n"
+    );
+}
+
+#[test]
+fn unknown_options_are_rejected() {
+    let w = fresh();
+    // unknown to every storage type: Getopt refuses it
+    let (code, err) = fails(
+        &w,
+        &[
+            "create",
+            "/storage",
+            "--storage=x1",
+            "--type=dir",
+            "--path=/x",
+            "--bogus=1",
+        ],
+    );
+    assert!(
+        err.starts_with("Unknown option: bogus\n400 unable to parse option\n"),
+        "{err}"
+    );
+    assert_eq!(code, 255);
+    // known to another type: check_config refuses it for this one
+    let (_, err) = fails(
+        &w,
+        &[
+            "create",
+            "/storage",
+            "--storage=x1",
+            "--type=dir",
+            "--path=/x",
+            "--server=nas",
+        ],
+    );
+    assert_eq!(err, "unexpected property 'server'\n");
+    let (_, err) = fails(&w, &["set", "/storage/local-lvm", "--sparse=1"]);
+    assert_eq!(err, "update storage failed: unexpected property 'sparse'\n");
+    // a required option missing
+    let (_, err) = fails(
+        &w,
+        &[
+            "create",
+            "/storage",
+            "--storage=x1",
+            "--type=nfs",
+            "--server=a",
+            "--path=/mnt/pve/x",
+        ],
+    );
+    assert_eq!(err, "missing value for required option 'export'\n");
+    // content a type cannot hold: warned and dropped; nothing left is an error
+    let (_, err) = fails(
+        &w,
+        &[
+            "create",
+            "/storage",
+            "--storage=zp",
+            "--type=zfspool",
+            "--pool=rpool/data",
+            "--content=backup",
+        ],
+    );
+    assert_eq!(
+        err,
+        "storage does not support content type 'backup'\nstorage does not support content type 'none'\n"
+    );
+    let out = pvesh(
+        &w,
+        &[
+            "create",
+            "/storage",
+            "--storage=zp",
+            "--type=zfspool",
+            "--pool=rpool/data",
+            "--content=images,iso",
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "storage does not support content type 'iso'\n"
+    );
+    assert_eq!(
+        w.pve.state().storage_props("zp").expect("z")["content"],
+        "images"
+    );
+    // a bad boolean is a parameter verification error
+    let (_, err) = fails(&w, &["set", "/storage/local", "--disable=maybe"]);
+    assert!(
+        err.starts_with(
+            "400 Parameter verification failed.\ndisable: type check ('boolean') failed - got 'maybe'\n"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn cifs_and_pbs_secrets_land_in_priv_storage() {
+    let w = fresh();
+    ok(
+        &w,
+        &[
+            "create",
+            "/storage",
+            "--storage=smb",
+            "--type=cifs",
+            "--server=files.example.lan",
+            "--share=backup",
+            "--path=/mnt/pve/smb",
+            "--username=bk",
+            "--password=S3cr3t pass",
+            "--content=backup",
+        ],
+    );
+    let key = r#"{"kdf":null,"created":"2024-01-01T00:00:00+00:00","modified":"2024-01-01T00:00:00+00:00","data":"AAAA","fingerprint":"aa:bb:cc"}"#;
+    let out = ok(
+        &w,
+        &[
+            "create",
+            "/storage",
+            "--storage=pbs01",
+            "--type=pbs",
+            "--server=10.0.0.30",
+            "--datastore=store1",
+            "--username=backup@pbs",
+            "--password=pbs-pw",
+            &format!("--encryption-key={key}"),
+            "--fingerprint=3a:7c:e1",
+            "--output-format",
+            "json",
+        ],
+    );
+    assert_eq!(json(&out)["config"]["encryption-key"], key);
+    let st = w.pve.state();
+    assert_eq!(st.storage_secrets["smb.pw"], "password=S3cr3t pass\n");
+    assert_eq!(st.storage_secrets["pbs01.pw"], "pbs-pw\n");
+    assert_eq!(st.storage_secrets["pbs01.enc"], format!("{key}\n"));
+    let mode = std::fs::metadata(w.etc.join("priv/storage/smb.pw"))
+        .expect("pw")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let pbs = st.storage_props("pbs01").expect("pbs01");
+    assert_eq!(
+        pbs["encryption-key"], "aa:bb:cc",
+        "only the fingerprint is kept"
+    );
+    assert!(!pbs.contains_key("password"));
+    assert!(
+        !st.storage_props("smb")
+            .expect("smb")
+            .contains_key("password")
+    );
+    let text = w.pve.read_file("storage.cfg").expect("storage.cfg");
+    assert!(
+        !text.contains("S3cr3t") && !text.contains("pbs-pw") && !text.contains("AAAA"),
+        "{text}"
+    );
+    // a key that is not a PBS key
+    let (_, err) = fails(&w, &["set", "/storage/pbs01", "--encryption-key=nope"]);
+    assert_eq!(
+        err,
+        "update storage failed: Value does not seems like a valid, JSON formatted encryption key!\n"
+    );
+    // a fixed PBS option
+    let (_, err) = fails(&w, &["set", "/storage/pbs01", "--datastore=other"]);
+    assert_eq!(
+        err,
+        "update storage failed: can't change value of fixed parameter 'datastore'\n"
+    );
+    // changing the password rewrites the file; deleting the storage removes them
+    ok(&w, &["set", "/storage/smb", "--password", "new"]);
+    assert_eq!(w.pve.state().storage_secrets["smb.pw"], "password=new\n");
+    ok(&w, &["delete", "/storage/pbs01"]);
+    let st = w.pve.state();
+    assert!(!st.storage_secrets.contains_key("pbs01.pw"));
+    assert!(!st.storage_secrets.contains_key("pbs01.enc"));
+}
+
+#[test]
+fn get_of_a_missing_object_says_not_found() {
+    let w = fresh();
+    let (code, err) = fails(&w, &["get", "/storage/nas", "--output-format", "json"]);
+    assert_eq!(err, "storage 'nas' does not exist\n");
+    assert_eq!(code, 255);
+    let (_, err) = fails(&w, &["set", "/storage/nas", "--content=backup"]);
+    assert_eq!(err, "update storage failed: storage 'nas' does not exist\n");
+    let (_, err) = fails(
+        &w,
+        &["get", "/cluster/backup/nightly", "--output-format", "json"],
+    );
+    assert!(
+        err.starts_with("400 Parameter verification failed.\nid: No such job 'nightly'\n"),
+        "{err}"
+    );
+    let (_, err) = fails(&w, &["set", "/cluster/backup/nightly", "--mode=stop"]);
+    assert_eq!(err, "no such vzdump job\n");
+    let (_, err) = fails(
+        &w,
+        &[
+            "get",
+            "/cluster/notifications/endpoints/smtp/relay",
+            "--output-format",
+            "json",
+        ],
+    );
+    assert_eq!(err, "404 endpoint 'relay' not found\n");
+    let (code, err) = fails(&w, &["get", "/cluster/nothing-here"]);
+    assert_eq!(
+        err,
+        "No 'get' handler defined for '/cluster/nothing-here'\n"
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn datacenter_options_are_written_like_pve() {
+    let w = fresh();
+    ok(
+        &w,
+        &[
+            "set",
+            "/cluster/options",
+            "--keyboard=de",
+            "--migration=network=10.10.10.0/24,type=secure",
+            "--tag-style=shape=circle",
+            "--description=Production: 100%\nsecond line",
+        ],
+    );
+    // a line feed cannot be in a value... but pvesh passes it; PVE writes the description as
+    // several `#` lines with ':' and '%' escaped
+    assert_eq!(
+        w.pve.read_file("datacenter.cfg").expect("datacenter.cfg"),
+        "#Production%3A 100%25\n#second line\n\nkeyboard: de\nmigration: network=10.10.10.0/24,type=secure\ntag-style: shape=circle\n"
+    );
+    let st = w.pve.state();
+    assert_eq!(st.datacenter_description, "Production: 100%\nsecond line");
+    assert_eq!(st.datacenter["keyboard"], "de");
+    let (_, err) = fails(&w, &["set", "/cluster/options", "--keyboard=klingon"]);
+    assert!(err.starts_with("400 Parameter verification failed.\nkeyboard: value 'klingon' does not have a value in the enumeration"), "{err}");
+    let (_, err) = fails(&w, &["set", "/cluster/options", "--bogus=1"]);
+    assert!(err.starts_with("Unknown option: bogus\n"), "{err}");
+    ok(
+        &w,
+        &["set", "/cluster/options", "--delete=keyboard,description"],
+    );
+    assert_eq!(
+        w.pve.read_file("datacenter.cfg").expect("datacenter.cfg"),
+        "\nmigration: network=10.10.10.0/24,type=secure\ntag-style: shape=circle\n"
+    );
+}
+
+#[test]
+fn backup_jobs_create_set_and_conflicts() {
+    let w = fresh();
+    let create = [
+        "create",
+        "/cluster/backup",
+        "--id=backup-1a2b",
+        "--schedule=sun 01:00",
+        "--all=1",
+        "--mode=snapshot",
+        "--storage=local",
+        "--notes-template={{guestname}}",
+    ];
+    ok(&w, &create);
+    let (code, err) = fails(&w, &create);
+    assert_eq!(err, "Job 'backup-1a2b' already exists\n");
+    assert_eq!(code, 255);
+    let (_, err) = fails(&w, &["create", "/cluster/backup", "--id=b2", "--all=1"]);
+    assert!(
+        err.contains("schedule: neither 'starttime' nor 'schedule' were set"),
+        "{err}"
+    );
+    let (_, err) = fails(
+        &w,
+        &[
+            "create",
+            "/cluster/backup",
+            "--id=b2",
+            "--schedule=daily",
+            "--all=1",
+            "--bogus=x",
+        ],
+    );
+    assert!(err.starts_with("Unknown option: bogus"), "{err}");
+    ok(
+        &w,
+        &[
+            "set",
+            "/cluster/backup/backup-1a2b",
+            "--mode=stop",
+            "--comment=weekly",
+        ],
+    );
+    assert_eq!(
+        w.pve.read_file("jobs.cfg").expect("jobs.cfg"),
+        "vzdump: backup-1a2b\n\tcomment weekly\n\tall 1\n\tenabled 1\n\tmode stop\n\tnotes-template {{guestname}}\n\tschedule sun 01:00\n\tstorage local\n\n"
+    );
+    let job = json(&ok(
+        &w,
+        &[
+            "get",
+            "/cluster/backup/backup-1a2b",
+            "--output-format",
+            "json",
+        ],
+    ));
+    assert_eq!(job["mode"], "stop");
+    assert_eq!(job["enabled"], 1);
+}
+
+#[test]
+fn replication_needs_the_guest_and_the_target_node() {
+    let w = fresh();
+    let args = [
+        "create",
+        "/cluster/replication",
+        "--id=100-0",
+        "--type=local",
+        "--target=pve2",
+        "--schedule=*/15",
+    ];
+    let (_, err) = fails(&w, &args);
+    assert_eq!(err, "Guest '100' does not exist.\n");
+    w.pve.add_guest(100, "qemu", "pve1");
+    let (_, err) = fails(&w, &args);
+    assert_eq!(err, "Target 'pve2' does not exist.\n");
+    w.pve.add_node("pve2");
+    ok(&w, &args);
+    assert_eq!(
+        w.pve.read_file("replication.cfg").expect("replication.cfg"),
+        "local: 100-0\n\ttarget pve2\n\tschedule */15\n\tsource pve1\n\n"
+    );
+    let (_, err) = fails(&w, &args);
+    assert_eq!(err, "replication job '100-0' already exists\n");
+}
+
+#[test]
+fn notification_endpoints_keep_secrets_in_priv_and_builtins_exist() {
+    let w = fresh();
+    ok(
+        &w,
+        &[
+            "create",
+            "/cluster/notifications/endpoints/smtp",
+            "--name=relay",
+            "--server=mail.example.com",
+            "--mode=starttls",
+            "--from-address=pve@example.com",
+            "--mailto-user=root@pam",
+            "--mailto-user=ops@pve",
+            "--password=sm7p",
+        ],
+    );
+    assert_eq!(
+        w.pve
+            .read_file("notifications.cfg")
+            .expect("notifications.cfg"),
+        "smtp: relay\n\tfrom-address pve@example.com\n\tmailto-user root@pam\n\tmailto-user ops@pve\n\tmode starttls\n\tserver mail.example.com\n"
+    );
+    assert_eq!(
+        w.pve.read_file("priv/notifications.cfg").expect("priv"),
+        "smtp: relay\n\tpassword sm7p\n"
+    );
+    let (_, err) = fails(
+        &w,
+        &[
+            "create",
+            "/cluster/notifications/endpoints/sendmail",
+            "--name=mail-to-root",
+            "--mailto-user=root@pam",
+        ],
+    );
+    assert_eq!(
+        err,
+        "Cannot create 'mail-to-root', an entity with the same name already exists\n"
+    );
+    ok(
+        &w,
+        &[
+            "create",
+            "/cluster/notifications/matchers",
+            "--name=critical",
+            "--match-severity=error",
+            "--mode=all",
+            "--target=relay",
+        ],
+    );
+    let (_, err) = fails(
+        &w,
+        &[
+            "create",
+            "/cluster/notifications/matchers",
+            "--name=m2",
+            "--target=nowhere",
+        ],
+    );
+    assert_eq!(err, "400 endpoint 'nowhere' does not exist\n");
+    ok(
+        &w,
+        &[
+            "set",
+            "/cluster/notifications/endpoints/smtp/relay",
+            "--password=n3w",
+        ],
+    );
+    assert_eq!(
+        w.pve.read_file("priv/notifications.cfg").expect("priv"),
+        "smtp: relay\n\tpassword n3w\n"
+    );
+    let relay = json(&ok(
+        &w,
+        &[
+            "get",
+            "/cluster/notifications/endpoints/smtp/relay",
+            "--output-format",
+            "json",
+        ],
+    ));
+    assert_eq!(relay["origin"], "user-created");
+    assert!(relay.get("password").is_none(), "secrets are not returned");
+}
+
+#[test]
+fn sdn_set_applies_pending_configuration() {
+    let w = fresh();
+    w.pve
+        .write_file("sdn/zones.cfg", "simple: zone1\n\tipam pve\n\n")
+        .set_sdn_pending();
+    let zones = json(&ok(
+        &w,
+        &["get", "/cluster/sdn/zones", "--output-format", "json"],
+    ));
+    assert_eq!(zones[0]["zone"], "zone1");
+    assert_eq!(zones[0]["state"], "new");
+    ok(&w, &["set", "/cluster/sdn"]);
+    assert!(w.pve.state().node.sdn_applied);
+    let zones = json(&ok(
+        &w,
+        &["get", "/cluster/sdn/zones", "--output-format", "json"],
+    ));
+    assert!(zones[0].get("state").is_none());
+}
+
+#[test]
+fn calls_are_recorded_and_rules_still_answer_first() {
+    let w = fresh();
+    w.fake.respond(
+        "pvesh",
+        &["create", "/storage"],
+        Response::fail(255, "create storage failed: mount error\n"),
+    );
+    let (_, err) = fails(
+        &w,
+        &[
+            "create",
+            "/storage",
+            "--storage=n",
+            "--type=dir",
+            "--path=/n",
+        ],
+    );
+    assert_eq!(err, "create storage failed: mount error\n");
+    ok(&w, &["get", "/storage", "--output-format", "json"]);
+    ok(&w, &["set", "/storage/local", "--content=iso"]);
+    let calls: Vec<String> = w.pve.calls().iter().map(|c| c.line()).collect();
+    assert_eq!(
+        calls,
+        [
+            "pvesh create /storage --storage=n --type=dir --path=/n",
+            "pvesh set /storage/local --content=iso"
+        ]
+    );
+    assert_eq!(w.pve.all_calls().len(), 3);
+    assert!(w.pve.state().storage.find_id("n").is_none());
+}
