@@ -1,51 +1,4 @@
-//! Small pure helpers the appliers need until the shared formats module provides them:
-//! `datacenter.cfg` reading and the storage-directory layout.
-
-/// A line that could not be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diag {
-    /// 1-based line number.
-    pub line: usize,
-    /// Why.
-    pub message: String,
-}
-
-/// `datacenter.cfg`: the description (its `#` lines, decoded) and the options in file order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DatacenterCfg {
-    /// The `#` lines, decoded and joined with line feeds.
-    pub description: String,
-    /// `key: value` lines.
-    pub entries: Vec<(String, String)>,
-}
-
-/// Reads `datacenter.cfg` as PVE does (`key: value` lines, `#` lines are the description).
-pub fn parse_datacenter(text: &str) -> (DatacenterCfg, Vec<Diag>) {
-    let mut cfg = DatacenterCfg::default();
-    let mut diags = Vec::new();
-    let mut desc: Vec<String> = Vec::new();
-    for (n, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(d) = line.strip_prefix('#') {
-            desc.push(super::api::decode_text(d));
-            continue;
-        }
-        match line.split_once(':') {
-            Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
-                cfg.entries.push((k.to_string(), v.trim().to_string()));
-            }
-            _ => diags.push(Diag {
-                line: n + 1,
-                message: format!("not a `key: value` line: `{line}`"),
-            }),
-        }
-    }
-    cfg.description = desc.join("\n");
-    (cfg, diags)
-}
+//! The storage-directory layout (pure): which folders PVE makes for a path-based storage.
 
 /// The directories of a storage: its base and the subfolders of its content types.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,26 +86,6 @@ pub fn layout(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn datacenter_description_and_entries() {
-        let (cfg, d) = parse_datacenter(
-            "#Prod%20DC\n#second\nkeyboard: de\nmigration: network=10.0.0.0/24,type=secure\nbogus\n",
-        );
-        assert_eq!(cfg.description, "Prod DC\nsecond");
-        assert_eq!(
-            cfg.entries,
-            vec![
-                ("keyboard".to_string(), "de".to_string()),
-                (
-                    "migration".to_string(),
-                    "network=10.0.0.0/24,type=secure".to_string()
-                )
-            ]
-        );
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].line, 5);
-    }
 
     #[test]
     fn layouts() {

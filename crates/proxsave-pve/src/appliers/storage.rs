@@ -279,7 +279,7 @@ struct Inputs {
     vzdump: Option<Vec<u8>>,
     storages: Vec<StorageDef>,
     has_storage_cfg: bool,
-    datacenter: Option<super::compat::DatacenterCfg>,
+    datacenter: Option<crate::formats::datacenter::DatacenterCfg>,
     /// Bad input: sections and files left out, named.
     bad: Vec<String>,
     secret_files: Vec<String>,
@@ -303,7 +303,7 @@ fn read_inputs(stage: &Stage) -> Result<Inputs, ApplyError> {
     let datacenter =
         match staged_text(stage, DATACENTER_CFG) {
             Ok(Some(text)) => {
-                let (cfg, diags) = super::compat::parse_datacenter(&text);
+                let (cfg, diags) = crate::formats::datacenter::parse(&text);
                 bad.extend(diags.iter().map(|d| {
                     format!("/{DATACENTER_CFG} line {}: {} (skipped)", d.line, d.message)
                 }));
@@ -359,13 +359,17 @@ impl Inputs {
     /// The `/cluster/options` call, if the backup has anything to set.
     fn datacenter_call(&self) -> Option<Call> {
         let dc = self.datacenter.as_ref()?;
-        let mut params = Vec::new();
-        if !dc.description.is_empty() {
-            params.push(Param::new("description", dc.description.clone()));
-        }
-        for (k, v) in &dc.entries {
-            params.push(Param::new(k.clone(), v.clone()));
-        }
+        let params: Vec<Param> = dc
+            .cluster_options()
+            .into_iter()
+            .map(|(k, v)| {
+                if k == "description" {
+                    Param::text(k, v)
+                } else {
+                    Param::new(k, v)
+                }
+            })
+            .collect();
         (!params.is_empty()).then(|| Call::new(Method::Set, "/cluster/options", params))
     }
 
