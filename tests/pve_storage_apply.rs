@@ -603,7 +603,7 @@ fn notifications_are_set_or_created_with_their_secrets_redacted() {
         &["set", "/cluster/notifications/endpoints/smtp/relay"],
         Response::fail(
             255,
-            &format!(
+            format!(
                 "400 Parameter verification failed.\npassword: invalid value '{SMTP_PASSWORD}'\n"
             ),
         ),

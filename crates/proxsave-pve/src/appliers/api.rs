@@ -458,16 +458,15 @@ pub(crate) fn gated_outcome(category: &str, g: &Gate, calls: &[String], what: &s
         Gate::Deferred => Outcome::new(
             category,
             Status::Deferred {
-                todo: if calls.is_empty() {
-                    format!("apply {what} through pvesh on the host (host actions are deferred)")
-                } else {
-                    format!(
-                        "apply {what} through pvesh on the host (host actions are deferred): {}",
-                        calls.join("; ")
-                    )
-                },
+                todo: format!(
+                    "apply {what} through pvesh on the host: {} call(s), listed with the deferred commands",
+                    calls.len()
+                ),
             },
-            calls.join("\n"),
+            format!(
+                "{what}: {} pvesh call(s) not made (host actions are deferred); see the deferred commands",
+                calls.len()
+            ),
         ),
         Gate::NoPvesh(why) => Outcome::new(
             category,

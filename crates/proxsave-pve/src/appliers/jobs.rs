@@ -232,7 +232,9 @@ impl Applier for PveJobs {
             Gate::NoPvesh(why) => plan.actions.push(format!("skip the jobs: {why}")),
             Gate::Open | Gate::Deferred if any => {
                 plan.files = inputs.files.clone();
-                plan.questions.push(ask_yes(Q_JOBS, Vec::new()));
+                if g == Gate::Open {
+                    plan.questions.push(ask_yes(Q_JOBS, Vec::new()));
+                }
                 if !yes {
                     plan.actions
                         .push(format!("leave the jobs (answer `no` to {})", Q_JOBS.id));

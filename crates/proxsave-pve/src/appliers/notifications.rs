@@ -187,7 +187,9 @@ impl Applier for PveNotifications {
                 .push(format!("skip the notification targets: {why}")),
             Gate::Open | Gate::Deferred if any => {
                 plan.files = inputs.files.clone();
-                plan.questions.push(ask_yes(Q_NOTIFICATIONS, Vec::new()));
+                if g == Gate::Open {
+                    plan.questions.push(ask_yes(Q_NOTIFICATIONS, Vec::new()));
+                }
                 if yes {
                     let cancel = proxsave_archive::progress::CancelToken::new();
                     let pvesh = Pvesh::new(ctx.host, &cancel);

@@ -640,7 +640,7 @@ impl Applier for StoragePve {
                     .extend(left.iter().map(|l| format!("leave {l}")));
             }
         }
-        if g == Gate::Open || g == Gate::Deferred {
+        if g == Gate::Open {
             if inputs.has_storage_cfg {
                 plan.questions.push(ask_yes(
                     Q_STORAGE,
