@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use proxsave_archive::progress::CancelToken;
-use proxsave_restore::host::{Host, HostCommand, REDACTED, Ran};
+use proxsave_restore::host::{Host, HostActions, HostCommand, REDACTED, Ran};
 
 /// The program run.
 pub const PROGRAM: &str = "pvesh";
@@ -245,6 +245,9 @@ pub struct Called {
     pub call: String,
     /// What `pvesh` printed on standard output (JSON, or nothing), trimmed.
     pub stdout: String,
+    /// PVE's warnings on standard error (e.g. `storage does not support content type 'iso'`),
+    /// trimmed; empty when none.
+    pub warnings: String,
 }
 
 /// A call that failed, or did not run.
@@ -357,14 +360,17 @@ impl<'a> Pvesh<'a> {
         }
     }
 
-    /// True when `pvesh` can be called: host actions run and `pvesh get /version` started
-    /// (whatever it answered). Asked once per client.
+    /// True when `pvesh` can be called: host actions run (when deferred nothing is run or
+    /// recorded) and `pvesh get /version` started (whatever it answered). Asked once per
+    /// client.
     pub fn available(&self) -> bool {
         *self.available.get_or_init(|| {
-            !matches!(
-                self.get("/version"),
-                Err(PveshError::Missing { .. } | PveshError::Deferred { .. })
-            )
+            // deferred: nothing runs, and the probe is no to-do for the administrator
+            self.host.actions == HostActions::Run
+                && !matches!(
+                    self.get("/version"),
+                    Err(PveshError::Missing { .. } | PveshError::Deferred { .. })
+                )
         })
     }
 
@@ -453,13 +459,14 @@ impl<'a> Pvesh<'a> {
             }),
             Ok(Ran::Done(out)) => {
                 let stdout = call.scrub(String::from_utf8_lossy(&out.stdout).trim());
+                let stderr = call.scrub(String::from_utf8_lossy(&out.stderr).trim());
                 if out.success() {
                     return Ok(Called {
                         call: shown,
                         stdout,
+                        warnings: stderr,
                     });
                 }
-                let stderr = call.scrub(String::from_utf8_lossy(&out.stderr).trim());
                 if out.timed_out {
                     return Err(PveshError::Other {
                         call: shown,

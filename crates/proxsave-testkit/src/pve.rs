@@ -7,7 +7,7 @@
 //! way PVE writes them (`storage.cfg`, `priv/storage/<id>.pw|.enc`, `datacenter.cfg`,
 //! `jobs.cfg`, `replication.cfg`, `notifications.cfg`, `priv/notifications.cfg`, `sdn/`), plus
 //! `<fake>/pve-state.json` for what is not a file (node name, cluster nodes, guests, whether
-//! SDN was applied). It is as strict as PVE: existing ids, fixed options, unknown options,
+//! SDN was applied: `sdn/.running-config`). It is as strict as PVE: existing ids, fixed options, unknown options,
 //! content types, error texts and exit codes follow the Proxmox sources (`docs/pve-double.md`).
 //!
 //! ```no_run
@@ -153,7 +153,8 @@ impl PveDouble {
             nodes: vec![node.to_string()],
             guests: BTreeMap::new(),
             version: "8.4.1".to_string(),
-            sdn_applied: true,
+            offline: Vec::new(),
+            die_exit_code: None,
         };
         double.save_node(&state);
         let script = format!(
@@ -237,12 +238,30 @@ impl PveDouble {
         self
     }
 
-    /// Marks the SDN configuration as pending (written, not applied).
-    pub fn set_sdn_pending(&self) -> &Self {
+    /// Makes storage `id` unreachable: creating it (enabled, for this node) fails with
+    /// `create storage failed: storage 'ID' is not online`, as PVE's activation check does.
+    pub fn set_offline(&self, id: &str) -> &Self {
         let mut st = self.node();
-        st.sdn_applied = false;
+        if !st.offline.iter().any(|o| o == id) {
+            st.offline.push(id.to_string());
+        }
         self.save_node(&st);
         self
+    }
+
+    /// Sets the exit code of failed calls (default 255; real `pvesh` exits with Perl's `$!`
+    /// when it is set, e.g. 2): tests can show the product does not rely on it.
+    pub fn set_die_exit_code(&self, code: i32) -> &Self {
+        let mut st = self.node();
+        st.die_exit_code = Some(code);
+        self.save_node(&st);
+        self
+    }
+
+    /// True when `sdn/*.cfg` differ from the applied SDN configuration
+    /// (`sdn/.running-config`, written by `pvesh set /cluster/sdn`).
+    pub fn sdn_pending(&self) -> bool {
+        model::sdn_pending(&self.etc_pve)
     }
 
     /// Writes `text` to `rel` under `/etc/pve` (to seed a state).

@@ -326,6 +326,11 @@ fn cifs_and_pbs_secrets_land_in_priv_storage() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+    let mode = std::fs::metadata(w.etc.join("priv/storage"))
+        .expect("priv/storage")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
     let pbs = st.storage_props("pbs01").expect("pbs01");
     assert_eq!(
         pbs["encryption-key"], "aa:bb:cc",
@@ -422,6 +427,16 @@ fn datacenter_options_are_written_like_pve() {
     let st = w.pve.state();
     assert_eq!(st.datacenter_description, "Production: 100%\nsecond line");
     assert_eq!(st.datacenter["keyboard"], "de");
+    // GET parses the property strings as PVE's parse_datacenter_config does
+    let opts = json(&ok(
+        &w,
+        &["get", "/cluster/options", "--output-format", "json"],
+    ));
+    assert_eq!(opts["migration"]["network"], "10.10.10.0/24");
+    assert_eq!(opts["migration"]["type"], "secure");
+    assert_eq!(opts["tag-style"]["shape"], "circle");
+    assert_eq!(opts["keyboard"], "de");
+    assert_eq!(opts["description"], "Production: 100%\nsecond line");
     let (_, err) = fails(&w, &["set", "/cluster/options", "--keyboard=klingon"]);
     assert!(err.starts_with("400 Parameter verification failed.\nkeyboard: value 'klingon' does not have a value in the enumeration"), "{err}");
     let (_, err) = fails(&w, &["set", "/cluster/options", "--bogus=1"]);
@@ -481,7 +496,7 @@ fn backup_jobs_create_set_and_conflicts() {
     );
     assert_eq!(
         w.pve.read_file("jobs.cfg").expect("jobs.cfg"),
-        "vzdump: backup-1a2b\n\tcomment weekly\n\tall 1\n\tenabled 1\n\tmode stop\n\tnotes-template {{guestname}}\n\tschedule sun 01:00\n\tstorage local\n\n"
+        "vzdump: backup-1a2b\n\tcomment weekly\n\tschedule sun 01:00\n\tall 1\n\tenabled 1\n\tmode stop\n\tnotes-template {{guestname}}\n\tstorage local\n\n"
     );
     let job = json(&ok(
         &w,
@@ -560,7 +575,7 @@ fn notification_endpoints_keep_secrets_in_priv_and_builtins_exist() {
     );
     assert_eq!(
         err,
-        "Cannot create 'mail-to-root', an entity with the same name already exists\n"
+        "400 Cannot create 'mail-to-root', an entity with the same name already exists\n"
     );
     ok(
         &w,
@@ -582,7 +597,7 @@ fn notification_endpoints_keep_secrets_in_priv_and_builtins_exist() {
             "--target=nowhere",
         ],
     );
-    assert_eq!(err, "400 endpoint 'nowhere' does not exist\n");
+    assert_eq!(err, "404 endpoint 'nowhere' does not exist\n");
     ok(
         &w,
         &[
@@ -611,9 +626,10 @@ fn notification_endpoints_keep_secrets_in_priv_and_builtins_exist() {
 #[test]
 fn sdn_set_applies_pending_configuration() {
     let w = fresh();
+    assert!(!w.pve.sdn_pending());
     w.pve
-        .write_file("sdn/zones.cfg", "simple: zone1\n\tipam pve\n\n")
-        .set_sdn_pending();
+        .write_file("sdn/zones.cfg", "simple: zone1\n\tipam pve\n\n");
+    assert!(w.pve.sdn_pending());
     let zones = json(&ok(
         &w,
         &["get", "/cluster/sdn/zones", "--output-format", "json"],
@@ -621,12 +637,20 @@ fn sdn_set_applies_pending_configuration() {
     assert_eq!(zones[0]["zone"], "zone1");
     assert_eq!(zones[0]["state"], "new");
     ok(&w, &["set", "/cluster/sdn"]);
-    assert!(w.pve.state().node.sdn_applied);
+    assert!(!w.pve.sdn_pending());
     let zones = json(&ok(
         &w,
         &["get", "/cluster/sdn/zones", "--output-format", "json"],
     ));
     assert!(zones[0].get("state").is_none());
+    w.pve
+        .write_file("sdn/zones.cfg", "simple: zone1\n\tipam pve\n\tmtu 1450\n\n");
+    assert!(w.pve.sdn_pending());
+    let zones = json(&ok(
+        &w,
+        &["get", "/cluster/sdn/zones", "--output-format", "json"],
+    ));
+    assert_eq!(zones[0]["state"], "changed");
 }
 
 #[test]
@@ -660,4 +684,171 @@ fn calls_are_recorded_and_rules_still_answer_first() {
     );
     assert_eq!(w.pve.all_calls().len(), 3);
     assert!(w.pve.state().storage.find_id("n").is_none());
+}
+
+/// The STORAGE scenario of issue 8 done call by call the way an applier should (set when the
+/// id exists, without `type` and the fixed options; create otherwise; bare flags as `1`;
+/// secrets from the backup's `priv/storage` files): the double's state then equals the
+/// backup's, compared as PVE reads it (content as a set, bare flags as `1`).
+#[test]
+fn a_realistic_storage_cfg_applied_call_by_call_equals_the_backup() {
+    use proxsave_formats::section;
+    use proxsave_testkit::pve::{normalized, schema};
+
+    let key = r#"{"kdf":null,"created":"2025-01-02T03:04:05+01:00","modified":"2025-01-02T03:04:05+01:00","data":"q83vEjRWeJA=","fingerprint":"aa:bb:cc:dd"}"#;
+    let backup = "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n\tprune-backups keep-all=1\n\n\
+        lvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent rootdir,images\n\n\
+        zfspool: tank\n\tpool tank/vm\n\tcontent images,rootdir\n\tsparse 1\n\n\
+        nfs: nas-backup\n\texport /volume1/pve\n\tpath /mnt/pve/nas-backup\n\tserver 192.168.1.10\n\tcontent backup\n\toptions vers=4.2\n\t# weekly retention\n\tprune-backups keep-daily=7,keep-weekly=4\n\n\
+        cifs: smb\n\tpath /mnt/pve/smb\n\tserver files.example.lan\n\tshare backup\n\tcontent backup\n\tusername bk\n\n\
+        pbs: pbs01\n\tdatastore store1\n\tserver 192.168.1.30\n\tcontent backup\n\tfingerprint 3a:7c:00:e1\n\tusername backup@pbs\n\tencryption-key aa:bb:cc:dd\n\n\
+        dir: usb-backup\n\tpath /mnt/usb-backup\n\tcontent backup\n\tdisable\n\tis_mountpoint 1\n\n";
+    let secrets = [
+        ("smb.pw", "password=S3cr3t!\n".to_string()),
+        ("pbs01.pw", "pbs-pw\n".to_string()),
+        ("pbs01.enc", format!("{key}\n")),
+    ];
+    let w = fresh();
+    let (cfg, diags) = section::parse(backup);
+    assert!(diags.is_empty(), "{diags:?}");
+    for s in &cfg.sections {
+        let exists = pvesh(
+            &w,
+            &[
+                "get",
+                &format!("/storage/{}", s.id),
+                "--output-format",
+                "json",
+            ],
+        )
+        .status
+        .success();
+        let st = schema::storage_type(&s.ty).expect("modelled type");
+        let mut args: Vec<String> = if exists {
+            vec!["set".into(), format!("/storage/{}", s.id)]
+        } else {
+            vec![
+                "create".into(),
+                "/storage".into(),
+                format!("--storage={}", s.id),
+                format!("--type={}", s.ty),
+            ]
+        };
+        for p in &s.props {
+            let fixed = st.opt(&p.key).is_some_and(|o| o.fixed);
+            if (exists && fixed) || p.key == "encryption-key" {
+                continue;
+            }
+            args.push(format!("--{}={}", p.key, p.effective()));
+        }
+        for (file, text) in &secrets {
+            let Some((id, ext)) = file.rsplit_once('.') else {
+                continue;
+            };
+            if id != s.id {
+                continue;
+            }
+            let value = text.trim_end_matches('\n');
+            match (s.ty.as_str(), ext) {
+                ("cifs", "pw") => args.push(format!(
+                    "--password={}",
+                    value.trim_start_matches("password=")
+                )),
+                (_, "pw") => args.push(format!("--password={value}")),
+                (_, "enc") => args.push(format!("--encryption-key={value}")),
+                _ => {}
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&w, &args);
+    }
+    let st = w.pve.state();
+    let ids: Vec<&str> = st.storage.sections.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "local",
+            "local-lvm",
+            "tank",
+            "nas-backup",
+            "smb",
+            "pbs01",
+            "usb-backup"
+        ]
+    );
+    for s in &cfg.sections {
+        assert_eq!(
+            st.storage_props(&s.id).as_ref(),
+            Some(&normalized(s)),
+            "{}",
+            s.id
+        );
+    }
+    for (file, text) in &secrets {
+        assert_eq!(st.storage_secrets.get(*file), Some(text), "{file}");
+    }
+    assert_eq!(st.storage_secrets.len(), secrets.len());
+    let changes: Vec<String> = w
+        .pve
+        .calls()
+        .iter()
+        .map(|c| format!("{} {}", c.args[0], c.args[1]))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "set /storage/local",
+            "set /storage/local-lvm",
+            "create /storage",
+            "create /storage",
+            "create /storage",
+            "create /storage",
+            "create /storage"
+        ]
+    );
+}
+
+#[test]
+fn an_unreachable_storage_is_not_created_and_exit_codes_can_vary() {
+    let w = fresh();
+    w.pve.set_offline("nas").set_die_exit_code(2);
+    let (code, err) = fails(
+        &w,
+        &[
+            "create",
+            "/storage",
+            "--storage=nas",
+            "--type=cifs",
+            "--server=10.9.9.9",
+            "--share=s",
+            "--path=/mnt/pve/nas",
+            "--username=u",
+            "--password=pw",
+        ],
+    );
+    assert_eq!(err, "create storage failed: storage 'nas' is not online\n");
+    assert_eq!(code, 2);
+    let st = w.pve.state();
+    assert!(st.storage.find_id("nas").is_none());
+    assert!(
+        st.storage_secrets.is_empty(),
+        "on_delete_hook removed the password"
+    );
+    // a disabled storage is not activated
+    ok(
+        &w,
+        &[
+            "create",
+            "/storage",
+            "--storage=nas",
+            "--type=cifs",
+            "--server=10.9.9.9",
+            "--share=s",
+            "--path=/mnt/pve/nas",
+            "--disable=1",
+        ],
+    );
+    // a path without a handler still exits 1
+    let (code, _) = fails(&w, &["get", "/nowhere"]);
+    assert_eq!(code, 1);
 }

@@ -271,6 +271,11 @@ fn missing_pvesh_and_deferred_actions() {
     assert!(!pvesh.available());
     assert!(rec.calls.lock().expect("lock").is_empty());
     assert_eq!(
+        host.deferred().len(),
+        1,
+        "the availability probe is no to-do"
+    );
+    assert_eq!(
         host.deferred()[0],
         "pvesh set /storage/x --password=<redacted> --output-format json"
     );

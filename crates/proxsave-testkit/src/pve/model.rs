@@ -22,8 +22,13 @@ pub struct NodeState {
     pub guests: BTreeMap<String, Guest>,
     /// The PVE version `GET /version` reports.
     pub version: String,
-    /// True once `pvesh set /cluster/sdn` applied the current `sdn/*.cfg`.
-    pub sdn_applied: bool,
+    /// Storage ids whose connection check fails: creating one of them (enabled, for this
+    /// node) fails with `storage 'ID' is not online`, as PVE activates a new storage.
+    #[serde(default)]
+    pub offline: Vec<String>,
+    /// Exit code of a failed call (Perl `die`: `$!` when set, else 255; default 255).
+    #[serde(default)]
+    pub die_exit_code: Option<i32>,
 }
 
 /// A guest of the cluster.
@@ -86,6 +91,7 @@ pub fn run(etc_pve: &Path, state_file: &Path, args: &[String]) -> Outcome {
     let path = args.get(1).map(String::as_str).unwrap_or("");
     let usage = format!("USAGE: pvesh {verb} <api_path> [OPTIONS] [FORMAT_OPTIONS]\n");
     let result = ctx.call(verb, path, args.get(2..).unwrap_or(&[]));
+    let die_code = ctx.state().die_exit_code.unwrap_or(255);
     let mut out = Outcome {
         stderr: ctx.warnings.clone(),
         ..Outcome::default()
@@ -94,14 +100,14 @@ pub fn run(etc_pve: &Path, state_file: &Path, args: &[String]) -> Outcome {
         Ok(Value::Null) => {}
         Ok(v) => out.stdout = format!("{v}\n"),
         Err(Fail::Die(msg)) => {
-            out.code = 255;
+            out.code = die_code;
             out.stderr.push_str(&msg);
             if !msg.ends_with('\n') {
                 out.stderr.push('\n');
             }
         }
         Err(Fail::Params(errors)) => {
-            out.code = 255;
+            out.code = die_code;
             out.stderr.push_str("400 Parameter verification failed.\n");
             for (k, m) in errors {
                 out.stderr.push_str(&format!("{k}: {m}\n"));
@@ -110,7 +116,7 @@ pub fn run(etc_pve: &Path, state_file: &Path, args: &[String]) -> Outcome {
             out.stderr.push_str(&usage);
         }
         Err(Fail::Parse { warnings, message }) => {
-            out.code = 255;
+            out.code = die_code;
             out.stderr.push_str(&warnings);
             out.stderr.push_str(&format!("400 {message}\n\n"));
             out.stderr.push_str(&usage);
@@ -272,6 +278,12 @@ impl Ctx {
         let path = self.file(rel);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).or_else(|e| die(format!("mkdir {}: {e}\n", dir.display())))?;
+            // pmxcfs shows everything under priv/ as root-only
+            if rel.starts_with("priv/") {
+                for d in [self.etc.join("priv"), dir.to_path_buf()] {
+                    let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o700));
+                }
+            }
         }
         let tmp = path.with_extension("tmp.pve-double");
         fs::write(&tmp, text).or_else(|e| die(format!("write {}: {e}\n", path.display())))?;
@@ -288,11 +300,6 @@ impl Ctx {
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default()
-    }
-
-    fn save_state(&self, st: &NodeState) -> R<()> {
-        let text = serde_json::to_string_pretty(st).unwrap_or_default();
-        fs::write(&self.state_file, text).or_else(|e| die(format!("state: {e}\n")))
     }
 
     fn warn(&mut self, msg: &str) {
@@ -481,18 +488,16 @@ impl Ctx {
             }
             ("set", ["cluster", "sdn"]) => {
                 getopt(rest, &[], &[])?;
-                let mut st = self.state();
-                st.sdn_applied = true;
-                self.save_state(&st)?;
-                let running = json!({
-                    "zones": sdn_ids(&self.section_file("sdn/zones.cfg")),
-                    "vnets": sdn_ids(&self.section_file("sdn/vnets.cfg")),
-                    "subnets": sdn_ids(&self.section_file("sdn/subnets.cfg")),
-                });
+                let mut running = sdn_current(&self.etc);
+                let version = sdn_running(&self.etc)
+                    .get("version")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                running["version"] = json!(version + 1);
                 self.write("sdn/.running-config", &format!("{running}\n"), 0o640)?;
+                let node = self.state().node;
                 Ok(json!(format!(
-                    "UPID:{}:0000:0000:00000000:reloadnetworkall::root@pam:",
-                    st.node
+                    "UPID:{node}:00000000:00000000:00000000:reloadnetworkall::root@pam:"
                 )))
             }
             ("get", ["cluster", "sdn", what @ ("zones" | "vnets")]) => {
@@ -505,16 +510,20 @@ impl Ctx {
                     ],
                     &[],
                 )?;
-                let applied = self.state().sdn_applied;
                 let key = if *what == "zones" { "zone" } else { "vnet" };
+                let running = sdn_running(&self.etc);
+                let applied = &running[*what]["ids"];
                 let cfg = self.section_file(&format!("sdn/{what}.cfg"));
                 Ok(Value::Array(
                     cfg.sections
                         .iter()
                         .map(|s| {
                             let mut v = section_json(s, key, &[]);
-                            if !applied {
-                                v["state"] = json!("new");
+                            let current = section_json(s, "id", &[]);
+                            match applied.get(&s.id) {
+                                None => v["state"] = json!("new"),
+                                Some(a) if *a != current => v["state"] = json!("changed"),
+                                Some(_) => {}
                             }
                             v
                         })
@@ -615,6 +624,21 @@ impl Ctx {
         let returned = self
             .storage_hooks(st, &id, &mut section, &sensitive, true)
             .map_err(|f| prefix(f, "create storage failed: "))?;
+        // activated when enabled on this node; on failure on_delete_hook runs and nothing
+        // is written
+        let node = self.state();
+        let enabled = section.effective("disable") != Some("1")
+            && section
+                .get("nodes")
+                .is_none_or(|n| split_list(n).contains(&node.node));
+        if enabled && node.offline.contains(&id) {
+            for ext in ["pw", "enc", "master.pem"] {
+                self.remove(&format!("priv/storage/{id}.{ext}"));
+            }
+            return die(format!(
+                "create storage failed: storage '{id}' is not online\n"
+            ));
+        }
         cfg.push(section);
         self.write_storage(&cfg)?;
         let mut res = json!({"storage": id, "type": ty});
@@ -883,7 +907,7 @@ impl Ctx {
         let (description, entries) = self.datacenter();
         let mut v = json!({});
         for (k, val) in &entries {
-            v[k] = json!(val);
+            v[k] = datacenter_value(k, val);
         }
         v["description"] = json!(description);
         if v.get("mac_prefix").is_none() {
@@ -965,7 +989,7 @@ impl Ctx {
         if cfg.find_id(&id).is_some() {
             return die(format!("Job '{id}' already exists\n"));
         }
-        verify_vzdump(&opts)?;
+        verify_vzdump(&mut opts)?;
         let mut s = Section::new("vzdump", id);
         for (k, v) in &opts {
             s.set(k, v.last().map(String::as_str));
@@ -1203,7 +1227,7 @@ impl Ctx {
             cfg.sections.iter().any(|s| s.id == name) || builtins().iter().any(|b| b.id == name);
         if exists {
             return die(format!(
-                "Cannot create '{name}', an entity with the same name already exists\n"
+                "400 Cannot create '{name}', an entity with the same name already exists\n"
             ));
         }
         if matches!(nt.name, "sendmail" | "smtp")
@@ -1211,7 +1235,7 @@ impl Ctx {
             && !opts.contains_key("mailto-user")
         {
             return die(
-                "must at least provide one recipient, either in mailto or in mailto-user\n",
+                "400 must at least provide one recipient, either in mailto or in mailto-user\n",
             );
         }
         if nt.name == "matcher" {
@@ -1248,7 +1272,7 @@ impl Ctx {
                 .iter()
                 .any(|ty| self.notify_entries(ty).iter().any(|(s, _)| &s.id == t));
             if !known {
-                return die(format!("400 endpoint '{t}' does not exist\n"));
+                return die(format!("404 endpoint '{t}' does not exist\n"));
             }
         }
         Ok(())
@@ -1299,7 +1323,7 @@ impl Ctx {
         }
         if matches!(nt.name, "sendmail" | "smtp") && !s.has("mailto") && !s.has("mailto-user") {
             return die(
-                "must at least provide one recipient, either in mailto or in mailto-user\n",
+                "400 must at least provide one recipient, either in mailto or in mailto-user\n",
             );
         }
         let mut cfg = self.section_file("notifications.cfg");
@@ -1337,8 +1361,8 @@ impl Ctx {
         Ok(Value::Null)
     }
 
-    /// proxmox-section-config's writer: `type: name`, `\tkey value`, a blank line between
-    /// sections (none after the last).
+    /// proxmox-section-config's writer: `type: name`, `\tkey value` with the keys sorted, a
+    /// blank line between sections (none after the last).
     fn write_notify(&self, rel: &str, cfg: &SectionConfig) -> R<()> {
         let mut out = String::new();
         for (i, s) in cfg.sections.iter().enumerate() {
@@ -1346,7 +1370,10 @@ impl Ctx {
                 out.push('\n');
             }
             out.push_str(&format!("{}: {}\n", s.ty, s.id));
-            for p in &s.props {
+            // the section's JSON object, keys in order (serde_json's map), arrays in order
+            let mut props: Vec<_> = s.props.iter().collect();
+            props.sort_by(|a, b| a.key.cmp(&b.key));
+            for p in props {
                 out.push_str(&format!("\t{} {}\n", p.key, p.effective()));
             }
         }
@@ -1400,14 +1427,20 @@ fn schedule_check(opts: &mut BTreeMap<String, Vec<String>>, create: bool) -> R<(
     Ok(())
 }
 
-/// `verify_vzdump_parameters` with `check_missing`: one of `all`, `vmid`, `pool` is needed.
-fn verify_vzdump(opts: &BTreeMap<String, Vec<String>>) -> R<()> {
-    let all = one(opts, "all").is_some_and(|v| v == "1");
-    if all && opts.contains_key("vmid") {
-        return param_err("vmid", "option conflicts with option 'all'");
+/// `PVE::VZDump::verify_vzdump_parameters` with `check_missing`.
+fn verify_vzdump(opts: &mut BTreeMap<String, Vec<String>>) -> R<()> {
+    let set = |k: &str| one(opts, k).is_some_and(|v| !v.is_empty() && v != "0");
+    for k in ["all", "exclude", "pool"] {
+        if set(k) && set("vmid") {
+            return param_err(k, "option conflicts with option 'vmid'");
+        }
     }
-    if !all && !opts.contains_key("vmid") && !opts.contains_key("pool") {
-        return param_err("vmid", "property is missing and it is not optional");
+    if opts.contains_key("exclude") && !set("pool") {
+        opts.insert("all".into(), vec!["1".into()]);
+    }
+    let set = |k: &str| one(opts, k).is_some_and(|v| !v.is_empty() && v != "0");
+    if !(set("all") || set("stop") || set("pool") || set("vmid")) {
+        return param_err("vmid", "property is missing");
     }
     Ok(())
 }
@@ -1444,6 +1477,40 @@ fn notify_json(s: &Section, origin: &str) -> Value {
         }
     }
     v
+}
+
+/// The applied SDN configuration, `sdn/.running-config` (`{}` when absent).
+fn sdn_running(etc: &Path) -> Value {
+    fs::read_to_string(etc.join("sdn/.running-config"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| json!({}))
+}
+
+/// The SDN configuration of the `sdn/*.cfg` files, in the running-config's shape (no version).
+fn sdn_current(etc: &Path) -> Value {
+    let mut v = json!({});
+    for what in ["zones", "vnets", "subnets", "controllers"] {
+        let text = fs::read_to_string(etc.join(format!("sdn/{what}.cfg"))).unwrap_or_default();
+        v[what] = sdn_ids(&section::parse(&text).0);
+    }
+    v
+}
+
+/// True when the `sdn/*.cfg` files differ from the applied configuration (what
+/// `pvesh set /cluster/sdn` would apply).
+pub fn sdn_pending(etc: &Path) -> bool {
+    let running = sdn_running(etc);
+    let current = sdn_current(etc);
+    ["zones", "vnets", "subnets", "controllers"]
+        .iter()
+        .any(|w| {
+            let r = running
+                .get(*w)
+                .cloned()
+                .unwrap_or_else(|| json!({"ids": {}}));
+            r != current[*w]
+        })
 }
 
 fn sdn_ids(cfg: &SectionConfig) -> Value {
@@ -1524,8 +1591,9 @@ fn storage_order(s: &Section) -> Section {
     out
 }
 
+/// `PVE::VZDump::JobBase::options`: `schedule` is the one required option.
 fn job_order(s: &Section) -> Section {
-    ordered(s, &|_| false)
+    ordered(s, &|k| k == "schedule")
 }
 
 fn replication_order(s: &Section) -> Section {
@@ -1553,6 +1621,49 @@ fn ordered(s: &Section, required: &dyn Fn(&str) -> bool) -> Section {
         out.push_prop(k, Some(v));
     }
     out
+}
+
+/// A `datacenter.cfg` value as `GET /cluster/options` returns it: the property strings that
+/// `parse_datacenter_config` parses become objects (`migration` and `replication` with `type`
+/// as their default key, `user-tag-access`'s `user-allow-list` a list), `registered-tags` a
+/// list, booleans and integers numbers, the rest strings.
+fn datacenter_value(key: &str, value: &str) -> Value {
+    const PARSED: &[&str] = &[
+        "crs",
+        "migration",
+        "replication",
+        "next-id",
+        "ha",
+        "notify",
+        "u2f",
+        "webauthn",
+        "tag-style",
+        "user-tag-access",
+    ];
+    if key == "registered-tags" {
+        return json!(value.split(';').collect::<Vec<_>>());
+    }
+    if PARSED.contains(&key) {
+        if let Ok(parts) = proxsave_formats::propstring::parse(value) {
+            let mut o = serde_json::Map::new();
+            for (k, v) in parts {
+                let k = k.unwrap_or_else(|| "type".to_string());
+                let v = if k == "user-allow-list" {
+                    json!(v.split(';').collect::<Vec<_>>())
+                } else {
+                    json!(v)
+                };
+                o.insert(k, v);
+            }
+            return Value::Object(o);
+        }
+    }
+    match schema::DATACENTER.iter().find(|(k, _)| *k == key) {
+        Some((_, Kind::Bool | Kind::Int)) => value
+            .parse::<i64>()
+            .map_or_else(|_| json!(value), |n| json!(n)),
+        _ => json!(value),
+    }
 }
 
 /// `parse_datacenter_config`: `#` lines are the description (URI-decoded), `key: value` the
