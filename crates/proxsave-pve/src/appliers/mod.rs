@@ -4,7 +4,6 @@
 //! [`crate::pvesh`]; see docs/pve-api-appliers.md.
 
 mod api;
-pub mod compat;
 pub mod jobs;
 pub mod notifications;
 pub mod storage;

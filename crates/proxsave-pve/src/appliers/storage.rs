@@ -25,7 +25,7 @@
 //!    JSON; the `encryption-key` line of `storage.cfg` is only its fingerprint), so the files
 //!    PVE then writes equal the backup's. Storages the host has and the backup lacks are left
 //!    and listed. Then the directories of the backup's enabled path-based storages, for their
-//!    content types ([`super::compat::layout`]); never on the root filesystem for a mountpoint
+//!    content types ([`crate::storage_dirs`]); never on the root filesystem for a mountpoint
 //!    that is not mounted, never under a system path.
 //! 4. `pve.datacenter.apply` (`yes` default): `pvesh set /cluster/options` with the backup's
 //!    options and `--description` from its `#` lines; options this node has and the backup
@@ -433,14 +433,12 @@ fn write_vzdump(ctx: &ApplyContext<'_>, bytes: &[u8]) -> Result<String, String> 
         .map_err(|e| format!("/etc/vzdump.conf could not be written: {e}"))
 }
 
-/// Creates the directories of the backup's enabled path-based storages.
+/// Creates the directories of the backup's enabled path-based storages
+/// ([`crate::storage_dirs`]), never on the root filesystem for a mountpoint that is not
+/// mounted.
 fn storage_dirs(root: &RootHandle, host: &Host, defs: &[StorageDef], tally: &mut Tally) {
     for d in defs {
-        if d.section.has("disable") && d.section.get("disable") != Some("0") {
-            continue;
-        }
-        let content = d.section.get("content");
-        let plan = match super::compat::layout(&d.ty, &d.id, d.section.get("path"), content) {
+        let plan = match crate::storage_dirs::storage_dirs(&d.section) {
             Ok(Some(p)) => p,
             Ok(None) => continue,
             Err(why) => {
@@ -450,7 +448,11 @@ fn storage_dirs(root: &RootHandle, host: &Host, defs: &[StorageDef], tally: &mut
                 continue;
             }
         };
-        if let Some(mp) = mountpoint_of(d, &plan.base)
+        let wanted = plan.to_create();
+        if wanted.is_empty() {
+            continue;
+        }
+        if let Some(mp) = &plan.mount_point
             && !host
                 .mounts
                 .is_mount_point(&host.root.join(mp.trim_start_matches('/')))
@@ -463,7 +465,7 @@ fn storage_dirs(root: &RootHandle, host: &Host, defs: &[StorageDef], tally: &mut
         }
         let mut made = 0usize;
         let mut errors = Vec::new();
-        for dir in std::iter::once(plan.base.clone()).chain(plan.subdirs.iter().cloned()) {
+        for dir in wanted {
             let rel = dir.trim_start_matches('/');
             let Ok(p) = ArchivePath::from_user(rel) else {
                 errors.push(format!("{dir}: not a usable path"));
@@ -482,7 +484,7 @@ fn storage_dirs(root: &RootHandle, host: &Host, defs: &[StorageDef], tally: &mut
                 "storage {}: created {made} director{} under {}",
                 d.id,
                 if made == 1 { "y" } else { "ies" },
-                plan.base
+                plan.path
             ));
         }
         if !errors.is_empty() {
@@ -492,19 +494,6 @@ fn storage_dirs(root: &RootHandle, host: &Host, defs: &[StorageDef], tally: &mut
                 errors.join("; ")
             ));
         }
-    }
-}
-
-/// The mountpoint a storage's directory needs mounted, if any: the path of a network
-/// storage, or (`is_mountpoint`) the path or the named mountpoint of a directory storage.
-fn mountpoint_of(d: &StorageDef, base: &str) -> Option<String> {
-    if matches!(d.ty.as_str(), "nfs" | "cifs" | "cephfs" | "glusterfs") {
-        return Some(base.to_string());
-    }
-    match d.section.get("is_mountpoint") {
-        None | Some("0" | "no" | "off" | "false") => None,
-        Some("1" | "yes" | "on" | "true") => Some(base.to_string()),
-        Some(p) => Some(p.to_string()),
     }
 }
 
