@@ -176,8 +176,11 @@ impl Upsert {
     pub(crate) fn decide(&self, pvesh: &Pvesh<'_>) -> Decision {
         match pvesh.get(&self.get_path) {
             Ok(current) => {
-                let (call, notes) = self.set_call(&current);
+                let (call, mut notes) = self.set_call(&current);
                 if call.params.is_empty() {
+                    Decision::Nothing(notes)
+                } else if same_as(&call.params, &current) {
+                    notes.push(format!("{}: already as in the backup", self.object));
                     Decision::Nothing(notes)
                 } else {
                     Decision::Call(call, notes, Some(current))
@@ -186,6 +189,50 @@ impl Upsert {
             Err(e) if absent(&e) => Decision::Call(self.create_call(), Vec::new(), None),
             Err(e) => Decision::Failed(format!("{}: reading it failed: {e}", self.object)),
         }
+    }
+}
+
+/// True when the object `current` already has every (non-secret) parameter's value; a
+/// repeated key compares as a list. Secrets cannot be read back: with one, false.
+pub(crate) fn same_as(params: &[Param], current: &Value) -> bool {
+    let mut want: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for p in params {
+        if p.secret {
+            return false;
+        }
+        want.entry(p.key.as_str())
+            .or_default()
+            .push(p.value.clone());
+    }
+    want.into_iter().all(|(k, mut v)| match current.get(k) {
+        Some(Value::Array(a)) => {
+            let mut have: Vec<String> = a.iter().map(json_text).collect();
+            v.sort();
+            have.sort();
+            v == have
+        }
+        Some(x) => v.len() == 1 && value_matches(&v[0], x),
+        None => false,
+    })
+}
+
+/// True when `have` (as the API returns it) is the value `want` (as the file has it): a
+/// property string compares with the object PVE returns for it, key by key.
+pub(crate) fn value_matches(want: &str, have: &Value) -> bool {
+    match have {
+        Value::Object(o) => {
+            let mut parts: BTreeMap<String, String> = BTreeMap::new();
+            for part in want.split(',').filter(|p| !p.is_empty()) {
+                let Some((k, v)) = part.split_once('=') else {
+                    return false;
+                };
+                parts.insert(k.to_string(), v.to_string());
+            }
+            let got: BTreeMap<String, String> =
+                o.iter().map(|(k, v)| (k.clone(), json_text(v))).collect();
+            parts == got
+        }
+        other => json_text(other) == want,
     }
 }
 

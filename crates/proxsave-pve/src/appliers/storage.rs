@@ -49,7 +49,7 @@ use serde_json::{Value, json};
 
 use super::api::{
     Gate, Tally, Upsert, ap, ask_yes, check_preset, gate, gated_outcome, json_text, list_ids,
-    planned_change, section_params, staged_files, staged_sections, staged_text, yes_no,
+    planned_change, same_as, section_params, staged_files, staged_sections, staged_text, yes_no,
 };
 use crate::pvesh::{Call, Method, Param, Pvesh};
 
@@ -617,9 +617,14 @@ impl Applier for StoragePve {
                         if let Some(cur) = &cur {
                             left.extend(datacenter_left(cur, &inputs.datacenter_keys()));
                         }
-                        plan.changes
-                            .push(planned_change("/cluster/options", &c, cur.as_ref()));
-                        calls.push(c.to_string());
+                        if cur.as_ref().is_some_and(|v| same_as(&c.params, v)) {
+                            plan.actions
+                                .push("datacenter options: already as in the backup".into());
+                        } else {
+                            plan.changes
+                                .push(planned_change("/cluster/options", &c, cur.as_ref()));
+                            calls.push(c.to_string());
+                        }
                     }
                 }
                 let verb = if open { "call" } else { "call (deferred)" };
@@ -785,12 +790,17 @@ impl Applier for StoragePve {
         {
             let answer = ctx.prompter.ask(&ask_yes(Q_DATACENTER, Vec::new()))?;
             if yes_no(&Q_DATACENTER, &answer)? {
-                if let Ok(cur) = pvesh.get("/cluster/options") {
+                let cur = pvesh.get("/cluster/options").ok();
+                if let Some(cur) = &cur {
                     tally
                         .left
-                        .extend(datacenter_left(&cur, &inputs.datacenter_keys()));
+                        .extend(datacenter_left(cur, &inputs.datacenter_keys()));
                 }
-                if let Err(m) = tally.call(&pvesh, "datacenter options", &call) {
+                if cur.as_ref().is_some_and(|c| same_as(&call.params, c)) {
+                    tally
+                        .notes
+                        .push("datacenter options: already as in the backup".into());
+                } else if let Err(m) = tally.call(&pvesh, "datacenter options", &call) {
                     missing = Some(m);
                 }
             } else {
