@@ -420,7 +420,12 @@ fn dry_run_only_reads_and_lists_each_call_with_secrets_redacted() {
 #[test]
 fn a_bad_section_is_skipped_and_named_and_the_rest_applies() {
     require_tools!("tar", "sha256sum");
-    let storage = format!("{}dir: bad id here\n\tpath /srv/bad\n\n", storage_cfg());
+    let storage = format!(
+        "{}dir: bad id here\n\tpath /srv/bad\n\n\
+         dir: vmstore\n\tpath /srv/vmstore\n\tcontent images,rootdir,iso\n\n\
+         dir: evil\n\tpath /etc/evil\n\tcontent images\n\n",
+        storage_cfg()
+    );
     let lab = Lab::new(&pve_files(&storage), true);
     let out = lab.restore(&["--mode", "storage"]);
     common::assert_ok(&out);
@@ -435,6 +440,15 @@ fn a_bad_section_is_skipped_and_named_and_the_rest_applies() {
     assert!(state.storage.find_id("usb-backup").is_some());
     assert!(state.storage.find_id("pbs01").is_some());
     assert!(!lab.change_calls().iter().any(|c| c.contains("/srv/bad")));
+    // Storage directories as PVE makes them, on the root; never under a system folder.
+    for d in ["images", "private", "dump", "template/iso"] {
+        assert!(lab.root().join("srv/vmstore").join(d).is_dir(), "{d}");
+    }
+    assert!(!lab.root().join("etc/evil").exists());
+    assert!(
+        detail.contains("storage evil: directories not created"),
+        "{detail}"
+    );
 }
 
 #[test]
