@@ -415,6 +415,45 @@ fn dry_run_only_reads_and_lists_each_call_with_secrets_redacted() {
     assert!(text.contains("--password=<redacted>"), "{text}");
     assert!(text.contains("--encryption-key=<redacted>"), "{text}");
     assert!(text.contains("pvesh set /storage/local"), "{text}");
+
+    // `diff` shows the planned API changes as unified diffs of the objects' options.
+    let diff = lab
+        .fake
+        .command(common::bin())
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .args(["diff", "--backup"])
+        .arg(&lab.bundle)
+        .arg("--root")
+        .arg(lab.root())
+        .args([
+            "--mode",
+            "storage",
+            "--cluster-mode",
+            "safe",
+            "--host-actions",
+            "run",
+        ])
+        .output()
+        .unwrap();
+    common::assert_ok(&diff);
+    let shown = common::stdout(&diff);
+    for s in SECRETS {
+        assert!(!shown.contains(s), "{shown}");
+    }
+    assert!(
+        shown.contains("# storage-pve (set): pvesh set /storage/local --content=iso,vztmpl,backup,snippets --prune-backups=keep-all=1\n--- /storage/local (current)\n+++ /storage/local (backup)\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("-content iso,vztmpl,backup\n+content iso,vztmpl,backup,snippets\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("+password <redacted>\n"), "{shown}");
+    assert_eq!(lab.target.snapshot(), before, "diff changes nothing");
+    for c in lab.pve().all_calls() {
+        assert_eq!(c.args[0], "get", "diff only reads: {}", c.line());
+    }
 }
 
 #[test]
