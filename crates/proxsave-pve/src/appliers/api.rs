@@ -172,20 +172,23 @@ impl Upsert {
         (Call::new(Method::Set, self.set_path.clone(), params), notes)
     }
 
+    /// The decision for an object that exists with `current`.
+    pub(crate) fn decide_with(&self, current: &Value) -> Decision {
+        let (call, mut notes) = self.set_call(current);
+        if call.params.is_empty() {
+            Decision::Nothing(notes)
+        } else if same_as(&call.params, current) {
+            notes.push(format!("{}: already as in the backup", self.object));
+            Decision::Nothing(notes)
+        } else {
+            Decision::Call(call, notes, Some(current.clone()))
+        }
+    }
+
     /// Reads the host and decides.
     pub(crate) fn decide(&self, pvesh: &Pvesh<'_>) -> Decision {
         match pvesh.get(&self.get_path) {
-            Ok(current) => {
-                let (call, mut notes) = self.set_call(&current);
-                if call.params.is_empty() {
-                    Decision::Nothing(notes)
-                } else if same_as(&call.params, &current) {
-                    notes.push(format!("{}: already as in the backup", self.object));
-                    Decision::Nothing(notes)
-                } else {
-                    Decision::Call(call, notes, Some(current))
-                }
-            }
+            Ok(current) => self.decide_with(&current),
             Err(e) if absent(&e) => Decision::Call(self.create_call(), Vec::new(), None),
             Err(e) => Decision::Failed(format!("{}: reading it failed: {e}", self.object)),
         }

@@ -352,3 +352,49 @@ impl Applier for PveJobs {
         Ok(vec![tally.outcome(CATEGORY, "")])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sections(text: &str) -> Vec<Section> {
+        let (cfg, diags) = proxsave_formats::section::parse(text);
+        assert!(diags.is_empty(), "{diags:?}");
+        cfg.sections
+    }
+
+    #[test]
+    fn a_backup_job_is_created_by_id_with_every_option() {
+        let s = &sections("vzdump: backup-1\n\tschedule sun 01:00\n\tall\n\tstorage pbs01\n\n")[0];
+        let u = backup_job(s);
+        assert_eq!(
+            u.create_call().to_string(),
+            "pvesh create /cluster/backup --id=backup-1 '--schedule=sun 01:00' --all=1 --storage=pbs01"
+        );
+        let (set, notes) = u.set_call(&json!({"id": "backup-1", "schedule": "daily"}));
+        assert!(notes.is_empty());
+        assert_eq!(
+            set.to_string(),
+            "pvesh set /cluster/backup/backup-1 '--schedule=sun 01:00' --all=1 --storage=pbs01"
+        );
+    }
+
+    #[test]
+    fn a_replication_job_never_sends_source_and_keeps_its_target_fixed() {
+        let s = &sections(
+            "local: 100-0\n\ttarget pve2\n\tschedule */15\n\tsource pve1\n\tcomment a%3Ab\n\n",
+        )[0];
+        let u = replication_job(s);
+        assert_eq!(
+            u.create_call().to_string(),
+            "pvesh create /cluster/replication --id=100-0 --type=local --target=pve2 --schedule=*/15 --comment=a:b"
+        );
+        let (set, notes) = u.set_call(&json!({"id": "100-0", "target": "pve3"}));
+        assert_eq!(
+            set.to_string(),
+            "pvesh set /cluster/replication/100-0 --schedule=*/15 --comment=a:b"
+        );
+        assert!(notes[0].contains("`target`"), "{notes:?}");
+    }
+}

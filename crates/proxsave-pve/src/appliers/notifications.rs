@@ -289,3 +289,56 @@ impl Applier for PveNotifications {
         Ok(vec![tally.outcome(CATEGORY, "")])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sections(text: &str) -> Vec<Section> {
+        let (cfg, diags) = proxsave_formats::section::parse(text);
+        assert!(diags.is_empty(), "{diags:?}");
+        cfg.sections
+    }
+
+    #[test]
+    fn an_endpoint_takes_its_private_options_as_secrets() {
+        let public = &sections(
+            "smtp: relay\n\tserver mail.example.com\n\tmailto-user root@pam\n\tmailto-user ops@pve\n\n",
+        )[0];
+        let private = &sections("smtp: relay\n\tpassword s3cret\n\n")[0];
+        let u = endpoint(public, Some(private));
+        let c = u.create_call();
+        assert_eq!(
+            c.to_string(),
+            "pvesh create /cluster/notifications/endpoints/smtp --name=relay --server=mail.example.com --mailto-user=root@pam --mailto-user=ops@pve --password=<redacted>"
+        );
+        assert!(c.params.iter().any(|p| p.value == "s3cret" && p.secret));
+        // With a secret, it is always sent (PVE never returns it to compare).
+        let here = json!({"name": "relay", "server": "mail.example.com", "mailto-user": ["ops@pve", "root@pam"]});
+        assert!(matches!(
+            u.decide_with(&here),
+            super::super::api::Decision::Call(..)
+        ));
+    }
+
+    #[test]
+    fn a_matcher_as_on_the_host_gets_no_call() {
+        let s = &sections(
+            "matcher: critical\n\tmatch-severity error\n\ttarget relay\n\ttarget mail\n\n",
+        )[0];
+        let u = matcher(s);
+        let here =
+            json!({"name": "critical", "match-severity": ["error"], "target": ["mail", "relay"]});
+        assert!(matches!(
+            u.decide_with(&here),
+            super::super::api::Decision::Nothing(_)
+        ));
+        let other =
+            json!({"name": "critical", "match-severity": ["warning"], "target": ["mail", "relay"]});
+        assert!(matches!(
+            u.decide_with(&other),
+            super::super::api::Decision::Call(..)
+        ));
+    }
+}
