@@ -700,3 +700,38 @@ fn notifications_are_set_or_created_with_their_secrets_redacted() {
         "{n:#}"
     );
 }
+
+#[test]
+fn answers_choose_what_is_applied_and_a_bad_one_stops_before_anything_is_written() {
+    require_tools!("tar", "sha256sum");
+    let lab = Lab::new(&pve_files(&storage_cfg()), true);
+    let before = lab.target.snapshot();
+    let out = lab.restore(&["--mode", "storage", "--answer", "pve.storage.apply=maybe"]);
+    assert_eq!(common::code(&out), 2, "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("pve.storage.apply"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert!(lab.pve().calls().is_empty());
+    assert_eq!(lab.target.snapshot(), before, "nothing written");
+
+    let out = lab.restore(&[
+        "--mode",
+        "storage",
+        "--answer",
+        "pve.storage.apply=no",
+        "--answer",
+        "pve.jobs.apply=no",
+    ]);
+    common::assert_ok(&out);
+    assert_eq!(
+        lab.change_calls(),
+        [
+            "set /cluster/options --description=Production datacenter\nracks A and B --keyboard=de --migration=network=10.10.10.0/24,type=secure --tag-style=shape=circle"
+        ],
+        "only the datacenter options (pve.datacenter.apply defaults to yes)"
+    );
+    let r = Lab::report(&out);
+    assert_eq!(outcome(&r, "pve_jobs")["status"], "skipped");
+}

@@ -384,6 +384,18 @@ impl Inputs {
     }
 }
 
+/// The lines shown before `pve.storage.apply`.
+fn storage_details(defs: &[StorageDef]) -> Vec<String> {
+    vec![format!(
+        "{} storage definition(s) in the backup: {}",
+        defs.len(),
+        defs.iter()
+            .map(|d| format!("{} ({})", d.id, d.ty))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )]
+}
+
 /// Options the node has and the backup lacks (listed, left).
 fn datacenter_left(current: &Value, keys: &BTreeSet<String>) -> Vec<String> {
     current
@@ -636,19 +648,8 @@ impl Applier for StoragePve {
         }
         if g == Gate::Open {
             if inputs.has_storage_cfg {
-                plan.questions.push(ask_yes(
-                    Q_STORAGE,
-                    vec![format!(
-                        "{} storage definition(s) in the backup: {}",
-                        inputs.storages.len(),
-                        inputs
-                            .storages
-                            .iter()
-                            .map(|d| format!("{} ({})", d.id, d.ty))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )],
-                ));
+                plan.questions
+                    .push(ask_yes(Q_STORAGE, storage_details(&inputs.storages)));
             }
             if inputs.datacenter.is_some() {
                 plan.questions.push(ask_yes(Q_DATACENTER, Vec::new()));
@@ -736,7 +737,9 @@ impl Applier for StoragePve {
         let pvesh = Pvesh::new(ctx.host, ctx.cancel);
         let mut missing: Option<String> = None;
         if inputs.has_storage_cfg {
-            let answer = ctx.prompter.ask(&ask_yes(Q_STORAGE, Vec::new()))?;
+            let answer = ctx
+                .prompter
+                .ask(&ask_yes(Q_STORAGE, storage_details(&inputs.storages)))?;
             if yes_no(&Q_STORAGE, &answer)? {
                 for d in &inputs.storages {
                     if ctx.cancel.is_cancelled() {
