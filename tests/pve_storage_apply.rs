@@ -494,6 +494,9 @@ fn a_bad_section_is_skipped_and_named_and_the_rest_applies() {
 fn a_failed_call_names_the_object_and_the_next_ones_still_apply() {
     require_tools!("tar", "sha256sum");
     let lab = Lab::new(&pve_files(&storage_cfg()), true);
+    // This node has datacenter options of its own: one the backup lacks is left and listed.
+    lab.pve()
+        .write_file("datacenter.cfg", "console: html5\nkeyboard: en-us\n");
     lab.fake.respond(
         "pvesh",
         &["create", "/storage", "--storage=tank-vm"],
@@ -523,6 +526,18 @@ fn a_failed_call_names_the_object_and_the_next_ones_still_apply() {
         );
     }
     assert_eq!(r["outcome"], "completed_with_errors", "{:#}", r["outcome"]);
+    assert!(
+        detail.contains("datacenter option `console` (this node has it, the backup does not)"),
+        "{detail}"
+    );
+    assert_eq!(
+        state.datacenter.get("console").map(String::as_str),
+        Some("html5")
+    );
+    assert_eq!(
+        state.datacenter.get("keyboard").map(String::as_str),
+        Some("de")
+    );
 }
 
 #[test]

@@ -372,16 +372,6 @@ impl Inputs {
             .collect();
         (!params.is_empty()).then(|| Call::new(Method::Set, "/cluster/options", params))
     }
-
-    fn datacenter_keys(&self) -> BTreeSet<String> {
-        let mut keys: BTreeSet<String> = self
-            .datacenter
-            .as_ref()
-            .map(|d| d.entries.iter().map(|(k, _)| k.clone()).collect())
-            .unwrap_or_default();
-        keys.insert("description".into());
-        keys
-    }
 }
 
 /// The lines shown before `pve.storage.apply`.
@@ -396,17 +386,20 @@ fn storage_details(defs: &[StorageDef]) -> Vec<String> {
     )]
 }
 
-/// Options the node has and the backup lacks (listed, left).
-fn datacenter_left(current: &Value, keys: &BTreeSet<String>) -> Vec<String> {
-    current
-        .as_object()
-        .map(|o| {
-            o.keys()
-                .filter(|k| !keys.contains(k.as_str()) && k.as_str() != "digest")
-                .map(|k| format!("datacenter option `{k}` (this node has it, the backup does not)"))
-                .collect()
-        })
-        .unwrap_or_default()
+/// Options this node's `datacenter.cfg` has and the backup's lacks (listed, left).
+fn datacenter_left(
+    root: &RootHandle,
+    backup: &crate::formats::datacenter::DatacenterCfg,
+) -> Vec<String> {
+    let Ok(Some(bytes)) = root.read(&ap(DATACENTER_CFG)) else {
+        return Vec::new();
+    };
+    let (live, _) = crate::formats::datacenter::parse(&String::from_utf8_lossy(&bytes));
+    backup
+        .keys_missing_from_here(&live)
+        .into_iter()
+        .map(|k| format!("datacenter option `{k}` (this node has it, the backup does not)"))
+        .collect()
 }
 
 /// Storages on the host that the backup lacks.
@@ -626,8 +619,8 @@ impl Applier for StoragePve {
                         } else {
                             None
                         };
-                        if let Some(cur) = &cur {
-                            left.extend(datacenter_left(cur, &inputs.datacenter_keys()));
+                        if let Some(dc) = &inputs.datacenter {
+                            left.extend(datacenter_left(ctx.root, dc));
                         }
                         if cur.as_ref().is_some_and(|v| same_as(&c.params, v)) {
                             plan.actions
@@ -794,10 +787,8 @@ impl Applier for StoragePve {
             let answer = ctx.prompter.ask(&ask_yes(Q_DATACENTER, Vec::new()))?;
             if yes_no(&Q_DATACENTER, &answer)? {
                 let cur = pvesh.get("/cluster/options").ok();
-                if let Some(cur) = &cur {
-                    tally
-                        .left
-                        .extend(datacenter_left(cur, &inputs.datacenter_keys()));
+                if let Some(dc) = &inputs.datacenter {
+                    tally.left.extend(datacenter_left(ctx.root, dc));
                 }
                 if cur.as_ref().is_some_and(|c| same_as(&call.params, c)) {
                     tally
