@@ -261,9 +261,18 @@ fn pve_full_recovery_writes_the_database_and_restarts_pve_services() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    for id in ["storage_pve", "network"] {
-        assert!(not_applied.contains(&id), "{id} in {not_applied:?}");
-    }
+    assert!(
+        not_applied.contains(&"network"),
+        "network in {not_applied:?}"
+    );
+    // storage_pve has its applier: in RECOVERY it writes /etc/vzdump.conf and leaves /etc/pve
+    // (the database brings it back).
+    assert!(!not_applied.contains(&"storage_pve"), "{not_applied:?}");
+    assert_eq!(lab.dst("etc/vzdump.conf"), lab.src("etc/vzdump.conf"));
+    assert!(
+        lab.fake.calls_of("pvesh").is_empty(),
+        "no pvesh call in RECOVERY"
+    );
     // `filesystem` has its applier: the fstab merge finds nothing to add (the backup's only
     // data disk is not on this host).
     assert!(!not_applied.contains(&"filesystem"), "{not_applied:?}");

@@ -7,12 +7,13 @@
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod appliers;
 mod categories;
 pub mod domain;
 pub mod formats;
+pub mod pvesh;
 pub mod storage_dirs;
 pub mod zfs;
-pub mod pvesh;
 
 /// Ids of the categories this crate registers, in registry order.
 pub const CATEGORY_IDS: [&str; 11] = [

@@ -203,8 +203,10 @@ impl RootHandle {
         spec: &FileSpec,
     ) -> std::io::Result<Replaced> {
         let prepared = self.prepare(p, bytes, spec)?;
-        let done = self.install(&prepared)?;
-        Ok(done)
+        let done = self.install(&prepared);
+        // Without a `.bak` copy the link to the old inode was only kept for an undo.
+        prepared.forget_old();
+        done
     }
 
     /// Replaces several files all-or-nothing: every temporary file is written first; then
