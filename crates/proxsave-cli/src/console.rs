@@ -289,9 +289,23 @@ impl Prompter for Console {
         for d in &q.details {
             self.line(d);
         }
+        let deadline = q.timeout.map(|t| Instant::now() + t);
+        if let (Some(t), Some(d)) = (q.timeout, &q.default) {
+            self.line(&format!("(no answer in {}s means: {d})", t.as_secs()));
+        }
         loop {
             self.prompt(&ask_prompt(q));
-            let typed = self.read_line(None)?.unwrap_or_default();
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let Some(typed) = self.read_line(left)? else {
+                // The countdown ended: the question's default.
+                return match &q.default {
+                    Some(d) => Ok(Answer {
+                        value: d.clone(),
+                        source: AnswerSource::Default,
+                    }),
+                    None => Err(PromptError::Aborted),
+                };
+            };
             match interpret(q, &typed) {
                 Reply::Take(a) => return Ok(a),
                 Reply::Abort => return Err(PromptError::Aborted),
@@ -335,6 +349,7 @@ mod tests {
             spec,
             default: default.map(str::to_string),
             details: vec!["/dev/sdb1 -> /srv (ext4)".into()],
+            timeout: None,
         }
     }
 

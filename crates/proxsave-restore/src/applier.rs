@@ -102,6 +102,10 @@ pub struct Ask {
     pub default: Option<String>,
     /// Lines shown before the question (e.g. the proposals to choose from).
     pub details: Vec<String>,
+    /// At a console: after this long without an answer, the default is taken (a countdown).
+    /// `None`: the question waits (up to the console's idle limit).
+    #[serde(skip)]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Where an answer came from.

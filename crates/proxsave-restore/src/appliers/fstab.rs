@@ -241,6 +241,7 @@ fn ask_of(r: &MergeResult) -> Ask {
         spec: QUESTION,
         default: Some(r.default_choice.to_string()),
         details: ask_details(r),
+        timeout: None,
     }
 }
 
