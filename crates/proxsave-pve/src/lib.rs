@@ -7,7 +7,9 @@
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod appliers;
 mod categories;
+pub mod clusterfs;
 pub mod domain;
 
 /// Ids of the categories this crate registers, in registry order.

@@ -978,13 +978,14 @@ fn put_file(
             tv_sec: mtime,
             tv_nsec: mtime_nsec as _,
         };
-        rustix::fs::futimens(
+        // Best effort: a filesystem that refuses times still gets its content back.
+        let _ = rustix::fs::futimens(
             &f,
             &Timestamps {
                 last_access: t,
                 last_modification: t,
             },
-        )?;
+        );
         f.sync_all()?;
         rustix::fs::renameat(&parent, tmp.as_str(), &parent, name)?;
         Ok(())
