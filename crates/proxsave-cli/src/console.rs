@@ -289,20 +289,28 @@ impl Prompter for Console {
         for d in &q.details {
             self.line(d);
         }
-        let deadline = q.timeout.map(|t| Instant::now() + t);
-        if let (Some(t), Some(d)) = (q.timeout, &q.default) {
-            self.line(&format!("(no answer in {}s means: {d})", t.as_secs()));
-        }
+        let started = Instant::now();
         loop {
-            self.prompt(&ask_prompt(q));
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let Some(typed) = self.read_line(left)? else {
-                // The countdown ended: the question's default.
+            let remaining = q.timeout.map(|t| t.saturating_sub(started.elapsed()));
+            match remaining {
+                Some(left) => self.prompt(&format!(
+                    "{}(no answer within {} s: {}) ",
+                    ask_prompt(q),
+                    left.as_secs().max(1),
+                    q.default.as_deref().unwrap_or("cancel")
+                )),
+                None => self.prompt(&ask_prompt(q)),
+            }
+            let Some(typed) = self.read_line(remaining)? else {
+                // The countdown ran out: the default (the safe choice), or cancel.
                 return match &q.default {
-                    Some(d) => Ok(Answer {
-                        value: d.clone(),
-                        source: AnswerSource::Default,
-                    }),
+                    Some(d) => {
+                        self.line(&format!("No answer in time: {d}."));
+                        Ok(Answer {
+                            value: d.clone(),
+                            source: AnswerSource::Default,
+                        })
+                    }
                     None => Err(PromptError::Aborted),
                 };
             };
