@@ -769,6 +769,32 @@ fn dry_run_lists_one_line_per_change_and_writes_nothing() {
         .map(|a| a.as_str().unwrap())
         .collect();
     assert!(files.contains(&"etc/pve/firewall/200.fw"), "{files:?}");
+    // `diff` shows the planned file changes as unified diffs.
+    let out = lab
+        .fake
+        .command(common::bin())
+        .env("TZ", "UTC")
+        .arg("diff")
+        .arg("--backup")
+        .arg(&lab.bundle)
+        .arg("--root")
+        .arg(&lab.root)
+        .args(["--categories", "pve_firewall"])
+        .output()
+        .unwrap();
+    let text = common::stdout(&out);
+    assert!(
+        text.contains("--- /etc/pve/firewall/cluster.fw (current)")
+            && text.contains("+++ /etc/pve/firewall/cluster.fw (backup)")
+            && text.contains("-enable: 0")
+            && text.contains("+policy_in: DROP"),
+        "{text}\n{}",
+        common::stderr(&out)
+    );
+    assert!(
+        text.contains("--- /etc/pve/firewall/200.fw (current)"),
+        "{text}"
+    );
     assert_eq!(tree(&lab.etc_pve()), before());
     assert!(lab.windows().is_empty());
     assert_eq!(lab.firewall_reloads(), 0);

@@ -22,8 +22,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use proxsave_restore::applier::{
-    Answer, Applier, ApplierPlan, ApplyContext, ApplyError, Ask, Outcome, PlanContext,
-    QuestionSpec, Stage, Status, Veto,
+    Answer, Applier, ApplierPlan, ApplyContext, ApplyError, Ask, ChangeKind, Outcome, PlanContext,
+    PlannedChange, QuestionSpec, Stage, Status, Veto,
 };
 use proxsave_restore::commit::{self, AfterCommand, State, Window};
 use proxsave_restore::host::{Host, HostActions, HostCommand, Ran};
@@ -412,6 +412,19 @@ impl Applier for ClusterFiles {
         for c in &changes {
             plan.actions.push(c.line());
             plan.files.push(c.path().clone());
+            match c {
+                Change::Write { path, bytes, .. } => plan.changes.push(PlannedChange::file(
+                    &clusterfs::shown(path),
+                    ctx.root.read(path).ok().flatten().as_deref(),
+                    Some(bytes),
+                )),
+                Change::Remove { path, dir: false } => plan.changes.push(PlannedChange::file(
+                    &clusterfs::shown(path),
+                    ctx.root.read(path).ok().flatten().as_deref(),
+                    None,
+                )),
+                _ => {}
+            }
         }
         if changes.is_empty() {
             plan.actions.push(format!(
@@ -461,11 +474,28 @@ impl Applier for ClusterFiles {
         if self.area == Area::Firewall && !changes.is_empty() {
             plan.actions
                 .push("reload pve-firewall (systemctl try-restart pve-firewall)".into());
+            plan.changes.push(PlannedChange::call(
+                "pve-firewall",
+                ChangeKind::Run,
+                "systemctl try-restart pve-firewall",
+                None,
+                None,
+            ));
         }
         if self.area == Area::Sdn {
             plan.actions.push(
                 "apply SDN with `pvesh set /cluster/sdn` only if pve.sdn.reload = yes".into(),
             );
+            if (ctx.preset)(SDN_RELOAD.id).is_some_and(|a| yes(SDN_RELOAD.id, &a).unwrap_or(false))
+            {
+                plan.changes.push(PlannedChange::call(
+                    "/cluster/sdn",
+                    ChangeKind::Set,
+                    "pvesh set /cluster/sdn",
+                    None,
+                    None,
+                ));
+            }
         }
         plan.questions.insert(0, countdown(apply_q, Vec::new()));
         if self.windowed() && !changes.is_empty() {
