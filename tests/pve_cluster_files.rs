@@ -501,6 +501,15 @@ fn recovery_leaves_etc_pve_untouched() {
     }
 }
 
+/// `(process group, session)` of a running process (`/proc/PID/stat` fields 5 and 6).
+fn group_and_session(pid: u32) -> (i64, i64) {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // After the command name in parentheses: state ppid pgrp session …
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    (f[2].parse().unwrap(), f[3].parse().unwrap())
+}
+
 /// `kill -9` of proxsave inside the window: the timer still rolls back, on time.
 fn killed_inside_the_window(timer: &str) {
     let lab = Lab::new(true);
@@ -560,6 +569,13 @@ fn killed_inside_the_window(timer: &str) {
         "{}",
         common::stdout(&human)
     );
+
+    // The timer is outside proxsave's session and process group.
+    let w = lab.windows().remove(0);
+    let (pgrp, sid) = group_and_session(lab.timer_pid(&w));
+    let (our_pgrp, our_sid) = group_and_session(p.pid());
+    assert_ne!(pgrp, our_pgrp, "the timer is in proxsave's process group");
+    assert_ne!(sid, our_sid, "the timer is in proxsave's session");
 
     p.signal(rustix::process::Signal::KILL);
     p.resume();
@@ -798,4 +814,40 @@ fn dry_run_lists_one_line_per_change_and_writes_nothing() {
     assert_eq!(tree(&lab.etc_pve()), before());
     assert!(lab.windows().is_empty());
     assert_eq!(lab.firewall_reloads(), 0);
+}
+
+#[test]
+fn ctrl_c_at_the_commit_question_rolls_back_and_exits_130() {
+    use rexpect::process::WaitStatus;
+    use rexpect::session::{Options, spawn_with_options};
+    let lab = Lab::new(true);
+    let mut cmd = lab.command(
+        "detached",
+        &["--commit-window", "30", "--categories", "pve_firewall"],
+    );
+    cmd.env("TERM", "dumb");
+    let mut p = spawn_with_options(
+        cmd,
+        Options::new()
+            .timeout_ms(Some(60_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("spawn in a pty");
+    p.exp_string("to proceed, or").unwrap();
+    p.send_line("RESTORE").unwrap();
+    p.exp_string("[no]: ").unwrap();
+    p.send_line("yes").unwrap();
+    p.exp_string("[rollback]: ").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("changes rolled back (interrupted)").unwrap();
+    p.exp_eof().unwrap();
+    match p.process().wait().unwrap() {
+        WaitStatus::Exited(_, code) => assert_eq!(code, 130),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(tree(&lab.etc_pve()), before());
+    let w = lab.windows().remove(0);
+    assert_eq!(w.state, State::RolledBack);
+    assert_eq!(w.settled_by.as_deref(), Some("interrupted"));
+    assert!(wait_pid_exit(lab.timer_pid(&w), Duration::from_secs(10)));
 }
