@@ -9,6 +9,7 @@
 
 pub mod appliers;
 mod categories;
+pub mod clusterfs;
 pub mod domain;
 pub mod formats;
 pub mod pvesh;
