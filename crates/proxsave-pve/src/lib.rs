@@ -7,8 +7,10 @@
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod access;
 mod categories;
 pub mod domain;
+pub mod formats;
 
 /// Ids of the categories this crate registers, in registry order.
 pub const CATEGORY_IDS: [&str; 11] = [

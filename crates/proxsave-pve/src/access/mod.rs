@@ -1,0 +1,1 @@
+//! PVE access control: the merge of the backup with this host and the applier.
