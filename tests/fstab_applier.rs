@@ -241,7 +241,10 @@ impl Lab {
                 !text.contains(PASSWORD),
                 "the CIFS password is shown:\n{text}"
             );
-            assert!(!text.contains("password="), "options are shown:\n{text}");
+            assert!(
+                text.matches("password=").count() == text.matches("password=********").count(),
+                "an option's secret is shown:\n{text}"
+            );
         }
         out
     }
@@ -299,6 +302,39 @@ fn same_machine_backup_adds_its_safe_mounts_checks_them_and_rolls_back() {
     let out = lab.restore(&["--dry-run"]);
     common::assert_ok(&out);
     let r = Lab::report(&out);
+    assert_eq!(lab.target.snapshot(), before);
+    // The planned change, in the plan and as `diff` shows it: a unified diff of /etc/fstab
+    // with the CIFS password masked.
+    let changes = r["appliers"][0]["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    assert_eq!(changes[0]["target"], "/etc/fstab");
+    assert_eq!(changes[0]["kind"], "write");
+    let diff = lab
+        .fake
+        .command(common::bin())
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .args(["diff", "--backup"])
+        .arg(&lab.bundle)
+        .arg("--root")
+        .arg(lab.root())
+        .args(["--mode", "custom", "--categories", "filesystem"])
+        .output()
+        .unwrap();
+    common::assert_ok(&diff);
+    let shown = common::stdout(&diff);
+    assert!(!shown.contains(PASSWORD), "{shown}");
+    assert!(
+        shown.contains(
+            "# fstab-merge (write): /etc/fstab\n--- /etc/fstab (current)\n+++ /etc/fstab (backup)\n"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("+//files.example.lan/backup /mnt/smb-backup cifs username=backup,password=********,vers=3.0,uid=0,_netdev,nofail 0 0\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("+nas.example.lan:/export/iso"), "{shown}");
     assert_eq!(lab.target.snapshot(), before);
     let a = &r["appliers"][0];
     assert_eq!(a["name"], "fstab-merge");

@@ -175,6 +175,10 @@ pub struct DiffArgs {
     /// For cluster backups: compare as SAFE or RECOVERY [default: safe].
     #[arg(long, value_name = "safe|recovery", value_parser = parse_cluster)]
     pub cluster_mode: Option<proxsave_restore::plan::ClusterMode>,
+    /// Read-only host commands the appliers use to plan (`pvesh get …`): run when the root
+    /// is / (auto), always, or never. Nothing is ever changed.
+    #[arg(long, value_name = "auto|run|defer")]
+    pub host_actions: Option<crate::answers::HostActionsArg>,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,

@@ -289,9 +289,31 @@ impl Prompter for Console {
         for d in &q.details {
             self.line(d);
         }
+        let started = Instant::now();
         loop {
-            self.prompt(&ask_prompt(q));
-            let typed = self.read_line(None)?.unwrap_or_default();
+            let remaining = q.timeout.map(|t| t.saturating_sub(started.elapsed()));
+            match remaining {
+                Some(left) => self.prompt(&format!(
+                    "{}(no answer within {} s: {}) ",
+                    ask_prompt(q),
+                    left.as_secs().max(1),
+                    q.default.as_deref().unwrap_or("cancel")
+                )),
+                None => self.prompt(&ask_prompt(q)),
+            }
+            let Some(typed) = self.read_line(remaining)? else {
+                // The countdown ran out: the default (the safe choice), or cancel.
+                return match &q.default {
+                    Some(d) => {
+                        self.line(&format!("No answer in time: {d}."));
+                        Ok(Answer {
+                            value: d.clone(),
+                            source: AnswerSource::Default,
+                        })
+                    }
+                    None => Err(PromptError::Aborted),
+                };
+            };
             match interpret(q, &typed) {
                 Reply::Take(a) => return Ok(a),
                 Reply::Abort => return Err(PromptError::Aborted),
@@ -335,6 +357,7 @@ mod tests {
             spec,
             default: default.map(str::to_string),
             details: vec!["/dev/sdb1 -> /srv (ext4)".into()],
+            timeout: None,
         }
     }
 

@@ -118,6 +118,7 @@ impl Applier for MotdApplier {
             spec: INSTALL,
             default: Some("yes".into()),
             details: Vec::new(),
+            timeout: None,
         });
         plan.details = serde_json::json!({ "bytes": staged.len() });
         Ok(plan)

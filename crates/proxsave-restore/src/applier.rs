@@ -102,6 +102,41 @@ pub struct Ask {
     pub default: Option<String>,
     /// Lines shown before the question (e.g. the proposals to choose from).
     pub details: Vec<String>,
+    /// A countdown: at the console, no answer within this long takes the default (which
+    /// must then be the safe choice). `None`: the question waits.
+    #[serde(serialize_with = "secs")]
+    pub timeout: Option<std::time::Duration>,
+}
+
+fn secs<S: serde::Serializer>(t: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(d) => s.serialize_some(&d.as_secs()),
+        None => s.serialize_none(),
+    }
+}
+
+impl Ask {
+    /// A question with this run's default, no details and no countdown.
+    pub fn new(spec: QuestionSpec, default: Option<&str>) -> Ask {
+        Ask {
+            spec,
+            default: default.map(str::to_string),
+            details: Vec::new(),
+            timeout: None,
+        }
+    }
+
+    /// The same question with a countdown.
+    pub fn countdown(mut self, timeout: std::time::Duration) -> Ask {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The same question with lines shown before it.
+    pub fn with_details(mut self, details: Vec<String>) -> Ask {
+        self.details = details;
+        self
+    }
 }
 
 /// Where an answer came from.
@@ -140,6 +175,132 @@ pub struct ApplierPlan {
     pub questions: Vec<Ask>,
     /// Machine-readable details for `--json` (never secrets).
     pub details: serde_json::Value,
+    /// Each planned change with its text before and after (files written or removed, API
+    /// objects created or set): `--dry-run` lists them, `diff` shows them as unified diffs.
+    /// Secret values are masked by the applier before they get here.
+    pub changes: Vec<PlannedChange>,
+}
+
+/// What kind of change a [`PlannedChange`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    /// A file in the root is written (created or replaced).
+    Write,
+    /// A file in the root is removed.
+    Remove,
+    /// An object is created through an API (`pvesh create …`).
+    Create,
+    /// An existing object is changed through an API (`pvesh set …`).
+    Set,
+    /// An object is deleted through an API.
+    Delete,
+    /// A command is run.
+    Run,
+}
+
+impl ChangeKind {
+    /// `write`, `remove`, `create`, `set`, `delete`, `run`.
+    pub fn word(self) -> &'static str {
+        match self {
+            ChangeKind::Write => "write",
+            ChangeKind::Remove => "remove",
+            ChangeKind::Create => "create",
+            ChangeKind::Set => "set",
+            ChangeKind::Delete => "delete",
+            ChangeKind::Run => "run",
+        }
+    }
+}
+
+/// One change an applier plans, with the text before and after it, for `--dry-run` and
+/// `diff`. For a file the texts are its contents; for an API object a stable rendering of
+/// its properties (one `key value` per line) or the call itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlannedChange {
+    /// What changes: a root path (`/etc/vzdump.conf`) or an object (`/storage/nas`).
+    pub target: String,
+    /// The kind of change.
+    pub kind: ChangeKind,
+    /// The exact call or operation, secrets masked (`pvesh set /storage/nas --content=backup`).
+    pub call: Option<String>,
+    /// The text now (`None`: absent, or not known without running a command).
+    pub before: Option<String>,
+    /// The text after (`None`: removed).
+    pub after: Option<String>,
+}
+
+impl PlannedChange {
+    /// A file write or removal: `after == None` removes. Contents that are not UTF-8 text
+    /// are shown as a one-line note.
+    pub fn file(target: &str, before: Option<&[u8]>, after: Option<&[u8]>) -> PlannedChange {
+        fn text(b: &[u8]) -> String {
+            match std::str::from_utf8(b) {
+                Ok(t) if !b.contains(&0) => t.to_string(),
+                _ => format!("(binary, {} bytes)\n", b.len()),
+            }
+        }
+        PlannedChange {
+            target: target.to_string(),
+            kind: if after.is_some() {
+                ChangeKind::Write
+            } else {
+                ChangeKind::Remove
+            },
+            call: None,
+            before: before.map(text),
+            after: after.map(text),
+        }
+    }
+
+    /// An API or command change.
+    pub fn call(
+        target: &str,
+        kind: ChangeKind,
+        call: impl Into<String>,
+        before: Option<String>,
+        after: Option<String>,
+    ) -> PlannedChange {
+        PlannedChange {
+            target: target.to_string(),
+            kind,
+            call: Some(call.into()),
+            before,
+            after,
+        }
+    }
+
+    /// True when the before and after texts are the same (nothing would change).
+    pub fn is_noop(&self) -> bool {
+        self.before.is_some() && self.before == self.after
+    }
+
+    /// The change as a unified diff (`--- TARGET (current)` / `+++ TARGET (backup)`);
+    /// `None` when the texts are equal.
+    pub fn unified_diff(&self) -> Option<String> {
+        if self.is_noop() {
+            return None;
+        }
+        let old = self.before.clone().unwrap_or_default();
+        let new = self.after.clone().unwrap_or_default();
+        let old_name = if self.before.is_some() {
+            format!("{} (current)", self.target)
+        } else {
+            "/dev/null".to_string()
+        };
+        let new_name = if self.after.is_some() {
+            format!("{} (backup)", self.target)
+        } else {
+            "/dev/null".to_string()
+        };
+        Some(
+            similar::TextDiff::from_lines(&old, &new)
+                .unified_diff()
+                .context_radius(3)
+                .header(&old_name, &new_name)
+                .to_string(),
+        )
+    }
 }
 
 /// Why a preflight stops an applier.

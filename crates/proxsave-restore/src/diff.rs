@@ -10,10 +10,12 @@ use proxsave_archive::read;
 use serde::Serialize;
 use similar::TextDiff;
 
+use crate::applier::{AppliersSet, RootHandle, STAGE_READ_LIMIT, Stage};
 use crate::compare::{Change, RootReader};
-use crate::engine::{Scan, Target, system_guard};
+use crate::engine::{PlannedApplier, Scan, Target, plan_appliers, system_guard};
 use crate::error::RestoreError;
 use crate::plan::{Plan, Tier};
+use crate::prompt::Prompter;
 use crate::report::system_path;
 
 /// Largest file whose content is diffed.
@@ -75,6 +77,38 @@ const SECRET_WORDS: [&str; 8] = [
 /// secret (`password`, `node.session.auth.password`, `smb-password`, `api_token`, …) with
 /// `********`.
 pub fn mask_line(line: &str) -> String {
+    mask_options(&mask_key_line(line))
+}
+
+/// Masks `key=value` items of option lists (`username=u,password=p` in fstab, property
+/// strings) whose key names a secret; the value ends at `,` or a blank.
+fn mask_options(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(eq) = rest.find('=') {
+        let start = rest[..eq].rfind([',', ' ', '\t', '=']).map_or(0, |i| i + 1);
+        let key = rest[start..eq].to_ascii_lowercase();
+        let end = rest[eq + 1..]
+            .find([',', ' ', '\t'])
+            .map_or(rest.len(), |i| eq + 1 + i);
+        out.push_str(&rest[..=eq]);
+        let value = &rest[eq + 1..end];
+        if !key.is_empty()
+            && !value.is_empty()
+            && value != "********"
+            && SECRET_WORDS.iter().any(|w| key.contains(w))
+        {
+            out.push_str("********");
+        } else {
+            out.push_str(value);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn mask_key_line(line: &str) -> String {
     let indent = line.len() - line.trim_start().len();
     let body = &line[indent..];
     let Some(sep) = body.find([':', '=', ' ', '\t']) else {
@@ -100,7 +134,8 @@ pub fn mask_line(line: &str) -> String {
     )
 }
 
-fn mask(text: &str) -> String {
+/// `text` with the values of secret-looking keys (`password`, `token`, …) masked.
+pub fn mask(text: &str) -> String {
     text.split_inclusive('\n')
         .map(|l| {
             let (body, nl) = match l.strip_suffix('\n') {
@@ -126,12 +161,60 @@ fn text_of(bytes: &[u8]) -> Option<String> {
 /// Read-path errors.
 pub fn diff(
     target: &Target<'_>,
-    _scan: &Scan,
+    scan: &Scan,
     plan: &Plan,
     cancel: &CancelToken,
 ) -> Result<Vec<FileDiff>, RestoreError> {
+    Ok(diff_all(target, scan, plan, None, cancel)?.files)
+}
+
+/// What `diff` found: the files, and what each applier would change.
+#[derive(Clone, Debug, Serialize)]
+pub struct DiffReport {
+    /// Every file the plan puts in place or stages.
+    pub files: Vec<FileDiff>,
+    /// The appliers' plans, each with its planned changes (file writes, API calls) as
+    /// before/after texts; `PlannedChange::unified_diff` renders them.
+    pub appliers: Vec<PlannedApplier>,
+}
+
+/// [`diff`] plus the appliers' planned changes: the staged files are put in a private
+/// temporary stage during the same single read, then every applier of `appliers` plans
+/// from it (nothing is asked, nothing is written to the root; commands run only as the
+/// host allows).
+///
+/// # Errors
+/// Read-path errors; an applier refusing an answer given up front.
+pub fn diff_all(
+    target: &Target<'_>,
+    _scan: &Scan,
+    plan: &Plan,
+    appliers: Option<(&AppliersSet, &mut dyn Prompter)>,
+    cancel: &CancelToken,
+) -> Result<DiffReport, RestoreError> {
     let reader =
         RootReader::open(&target.host.root).map_err(|e| RestoreError::io(&target.host.root, e))?;
+    let staging = appliers.is_some() && plan.in_tier(Tier::Staged).next().is_some();
+    let stage_dir = if staging {
+        Some(
+            tempfile::Builder::new()
+                .prefix("proxsave-diff-stage-")
+                .tempdir()
+                .map_err(|e| RestoreError::io(&std::env::temp_dir(), e))?,
+        )
+    } else {
+        None
+    };
+    let mut stager = match &stage_dir {
+        Some(d) => Some(proxsave_archive::extract::Extractor::new(
+            d.path(),
+            proxsave_archive::extract::ExtractOptions {
+                cancel: cancel.clone(),
+                ..Default::default()
+            },
+        )?),
+        None => None,
+    };
     let mut stream = read::open_stream(target.backup, target.stream)?;
     let mut out = Vec::new();
     while let Some(h) = stream.next_entry()? {
@@ -147,16 +230,42 @@ pub fn diff(
         } else {
             continue;
         };
+        let staged_here = tier == Tier::Staged && stager.is_some();
         if !matches!(h.kind, EntryKind::File | EntryKind::Symlink) {
+            if staged_here
+                && h.kind == EntryKind::Directory
+                && let Some(x) = stager.as_mut()
+            {
+                x.add(
+                    &h,
+                    &mut std::io::empty(),
+                    proxsave_archive::extract::Selection::Include,
+                )?;
+            }
             continue;
         }
         let mut data = Vec::new();
         if h.kind == EntryKind::File {
+            let limit = if staged_here {
+                STAGE_READ_LIMIT
+            } else {
+                DIFF_LIMIT
+            };
             stream
                 .data()
-                .take(DIFF_LIMIT + 1)
+                .take(limit + 1)
                 .read_to_end(&mut data)
                 .map_err(|e| stream.explain(proxsave_archive::Error::Read(e)))?;
+        }
+        if staged_here
+            && data.len() as u64 <= STAGE_READ_LIMIT
+            && let Some(x) = stager.as_mut()
+        {
+            x.add(
+                &h,
+                &mut &data[..],
+                proxsave_archive::extract::Selection::Include,
+            )?;
         }
         let change = if h.kind == EntryKind::File && data.len() as u64 <= DIFF_LIMIT {
             reader.compare(&path, &h, Some(&mut &data[..]))
@@ -200,7 +309,18 @@ pub fn diff(
         out.push(fd);
     }
     stream.finish()?;
-    Ok(out)
+    let mut planned = Vec::new();
+    if let (Some(x), Some(dir), Some((set, prompter))) = (stager, &stage_dir, appliers) {
+        x.commit()?;
+        let stage = Stage::open(dir.path()).map_err(|e| RestoreError::io(dir.path(), e))?;
+        let root = RootHandle::open(&target.host.root)
+            .map_err(|e| RestoreError::io(&target.host.root, e))?;
+        planned = plan_appliers(set, plan, &stage, &root, target.host, prompter)?;
+    }
+    Ok(DiffReport {
+        files: out,
+        appliers: planned,
+    })
 }
 
 #[cfg(test)]
@@ -217,6 +337,15 @@ mod tests {
             "node.session.auth.password = ********"
         );
         assert_eq!(mask_line("keyboard: en-us"), "keyboard: en-us");
+        assert_eq!(
+            mask_line("//nas/share /mnt/s cifs username=u,password=p4ss,vers=3 0 0"),
+            "//nas/share /mnt/s cifs username=u,password=********,vers=3 0 0"
+        );
+        assert_eq!(
+            mask_line("pvesh set /storage/x --password=abc --content=backup"),
+            "pvesh set /storage/x --password=******** --content=backup"
+        );
+        assert_eq!(mask_line("a=b=c,d"), "a=b=c,d");
         assert_eq!(mask_line("\tserver 192.0.2.1"), "\tserver 192.0.2.1");
         assert!(is_secret(
             &ArchivePath::from_user("etc/cluster/priv/authkey.key").unwrap()

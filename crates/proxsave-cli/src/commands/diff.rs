@@ -6,15 +6,17 @@ use std::sync::Arc;
 use proxsave_archive::progress::CancelToken;
 use proxsave_archive::read::StreamOptions;
 use proxsave_categories::Mode;
-use proxsave_restore::applier::has_applier;
+use proxsave_restore::applier::{AppliersSet, has_applier};
 use proxsave_restore::compare::Change;
 use proxsave_restore::engine::Target;
 use proxsave_restore::host::{Host, HostActions, SystemClock};
 use proxsave_restore::plan::{self, ClusterMode, PbsBehavior, Request};
 use proxsave_restore::workspace::Workspace;
 
+use crate::answers::HostActionsArg;
 use crate::cli::DiffArgs;
 use crate::commands::{open_backup, scan_backup};
+use crate::console::Console;
 use crate::effects::{ProcMounts, ProcessRunner};
 use crate::output::print_json;
 use crate::{CmdResult, Exit, keys, progress};
@@ -37,9 +39,16 @@ pub fn run(args: DiffArgs, cancel: &CancelToken) -> CmdResult {
     };
     let plan = plan::build(&scan.analysis, host_role, &request, &has_applier)
         .map_err(|e| Exit::Usage(e.to_string()))?;
+    let live = std::fs::canonicalize(&root).is_ok_and(|r| r == Path::new("/"));
+    let actions = match args.host_actions.unwrap_or(HostActionsArg::Auto) {
+        HostActionsArg::Run => HostActions::Run,
+        HostActionsArg::Defer => HostActions::Defer,
+        HostActionsArg::Auto if live => HostActions::Run,
+        HostActionsArg::Auto => HostActions::Defer,
+    };
     let host = Host::new(
         root.clone(),
-        HostActions::Defer,
+        actions,
         Arc::new(ProcessRunner { path: None }),
         Arc::new(SystemClock),
         Arc::new(ProcMounts),
@@ -60,8 +69,14 @@ pub fn run(args: DiffArgs, cancel: &CancelToken) -> CmdResult {
         host: &host,
         workspace: &ws,
     };
-    let diffs = proxsave_restore::diff::diff(&target, &scan, &plan, cancel)
-        .map_err(|e| Exit::Failure(e.into()))?;
+    // Messages of the appliers' plan phase go to stderr; nothing is asked.
+    let mut console = Console::new(false, true, cancel.clone());
+    let set = AppliersSet::registered();
+    let report =
+        proxsave_restore::diff::diff_all(&target, &scan, &plan, Some((&set, &mut console)), cancel)
+            .map_err(|e| Exit::Failure(e.into()))?;
+    let diffs = report.files;
+    let appliers = report.appliers;
     drop(bar);
     if args.json {
         #[derive(serde::Serialize)]
@@ -69,6 +84,7 @@ pub fn run(args: DiffArgs, cancel: &CancelToken) -> CmdResult {
             backup: String,
             root: String,
             files: &'a [proxsave_restore::diff::FileDiff],
+            appliers: &'a [proxsave_restore::engine::PlannedApplier],
         }
         print_json(
             "diff",
@@ -76,6 +92,7 @@ pub fn run(args: DiffArgs, cancel: &CancelToken) -> CmdResult {
                 backup: args.backup.display().to_string(),
                 root: root.display().to_string(),
                 files: &diffs,
+                appliers: &appliers,
             },
         )?;
         return Ok(());
@@ -101,6 +118,27 @@ pub fn run(args: DiffArgs, cancel: &CancelToken) -> CmdResult {
                 }
             }
         }
+    }
+    // What the appliers would change (API objects, merged files), as unified diffs.
+    let mut planned = 0usize;
+    for a in &appliers {
+        for c in &a.plan.changes {
+            let Some(text) = c.unified_diff() else {
+                continue;
+            };
+            planned += 1;
+            match &c.call {
+                Some(call) => println!("# {} ({}): {call}", a.name, c.kind.word()),
+                None => println!("# {} ({}): {}", a.name, c.kind.word(), c.target),
+            }
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+        }
+    }
+    if planned > 0 {
+        eprintln!("{planned} changes planned by the appliers");
     }
     eprintln!(
         "{} files compared with {}: {} new, {} changed, {} metadata only, {} unchanged",

@@ -156,6 +156,7 @@ impl Applier for AccountsMerge {
                         spec: MERGE_QUESTION,
                         default: Some("yes".into()),
                         details: lines,
+                        timeout: None,
                     });
                 }
                 json!({
@@ -197,6 +198,7 @@ impl Applier for AccountsMerge {
                         .iter()
                         .map(|p| format!("{p}: install after visudo -c -f passes"))
                         .collect(),
+                    timeout: None,
                 });
             }
         }
@@ -271,6 +273,7 @@ fn ask(
             spec: *spec,
             default: Some("yes".into()),
             details: Vec::new(),
+            timeout: None,
         });
     let answer = ctx.prompter.ask(&q)?;
     yes_no(spec.id, &answer.value)

@@ -241,6 +241,7 @@ fn ask_of(r: &MergeResult) -> Ask {
         spec: QUESTION,
         default: Some(r.default_choice.to_string()),
         details: ask_details(r),
+        timeout: None,
     }
 }
 
@@ -447,11 +448,20 @@ impl Applier for FstabMerge {
         let preset = (ctx.preset)(QUESTION.id);
         // The answer known now (given up front, else the default), checked before anything
         // is written.
-        let adds: Vec<String> = match &preset {
-            Some(a) => inputs.merge(ctx.root, parse_choice(&a.value)?)?.added,
-            None => inputs.merge(ctx.root, r.default_choice.clone())?.added,
+        let chosen = match &preset {
+            Some(a) => inputs.merge(ctx.root, parse_choice(&a.value)?)?,
+            None => inputs.merge(ctx.root, r.default_choice.clone())?,
         };
+        let adds: Vec<String> = chosen.added.clone();
         let mut plan = ApplierPlan::default();
+        if !adds.is_empty() {
+            // `r` is this host's text as it is (nothing chosen); options are masked.
+            plan.changes.push(crate::applier::PlannedChange::file(
+                &format!("/{FSTAB}"),
+                Some(crate::diff::mask(&r.text).as_bytes()),
+                Some(crate::diff::mask(&chosen.text).as_bytes()),
+            ));
+        }
         if r.proposals.is_empty() {
             plan.actions
                 .push(format!("keep /{FSTAB} as it is: {}", nothing_to_add(&r)));

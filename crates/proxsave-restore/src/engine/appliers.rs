@@ -204,6 +204,67 @@ pub(crate) fn plan_all(
     Ok(out)
 }
 
+/// Makes every question look answerable: `diff` only plans, it never asks.
+struct PlanOnly<'p>(&'p mut dyn Prompter);
+
+impl Prompter for PlanOnly<'_> {
+    fn confirm(&mut self, q: &crate::prompt::Question) -> Result<bool, crate::prompt::PromptError> {
+        self.0.confirm(q)
+    }
+    fn say(&mut self, level: Level, message: &str) {
+        self.0.say(level, message);
+    }
+    fn preset(&self, id: &str) -> Option<Answer> {
+        self.0.preset(id)
+    }
+    fn interactive(&self) -> bool {
+        true
+    }
+}
+
+/// Only the plan phase of every applier of `set` (for `diff`): what each would do, with its
+/// planned changes; questions are not asked and a missing answer is not an error.
+///
+/// # Errors
+/// An answer given up front that an applier refuses.
+pub fn plan_appliers(
+    set: &AppliersSet,
+    plan: &Plan,
+    stage: &Stage,
+    root: &RootHandle,
+    host: &Host,
+    prompter: &mut dyn Prompter,
+) -> Result<Vec<PlannedApplier>, RestoreError> {
+    let mut report = Report {
+        outcome: crate::report::Outcome::DryRun,
+        started: String::new(),
+        duration_secs: 0.0,
+        root: host.root.clone(),
+        plan: plan.clone(),
+        safety_backup: None,
+        rollback_command: None,
+        export_dir: None,
+        stage_dir: None,
+        staged_not_applied: Vec::new(),
+        applied: Vec::new(),
+        appliers: Vec::new(),
+        questions: Vec::new(),
+        services: Vec::new(),
+        deferred: Vec::new(),
+        files: Vec::new(),
+        counts: Default::default(),
+        warnings: Vec::new(),
+        errors: Vec::new(),
+        log: None,
+        error: None,
+        sha256: None,
+        interrupted: None,
+    };
+    let mut quiet = PlanOnly(prompter);
+    plan_all(set, plan, stage, root, host, &mut quiet, &mut report)?;
+    Ok(report.appliers)
+}
+
 /// Preflight and apply, in order.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn apply_all(

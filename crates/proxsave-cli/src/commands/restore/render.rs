@@ -76,8 +76,14 @@ fn show_appliers(console: &Console, appliers: &[PlannedApplier]) {
         for action in &a.plan.actions {
             console.line(&format!("    - {action}"));
         }
-        if a.plan.actions.is_empty() {
+        if a.plan.actions.is_empty() && a.plan.changes.is_empty() {
             console.line("    - nothing to do");
+        }
+        for c in a.plan.changes.iter().filter(|c| !c.is_noop()) {
+            match &c.call {
+                Some(call) => console.line(&format!("    * {}: {call}", c.kind.word())),
+                None => console.line(&format!("    * {} {}", c.kind.word(), c.target)),
+            }
         }
         if !a.plan.files.is_empty() {
             let files: Vec<String> = a.plan.files.iter().map(|f| format!("/{f}")).collect();
