@@ -1,1 +1,4 @@
-//! PVE access control: the merge of the backup with this host and the applier.
+//! PVE access control: the merge of the backup with this host ([`merge`]) and the
+//! `pve_access_control` applier ([`applier`]).
+
+pub mod merge;
