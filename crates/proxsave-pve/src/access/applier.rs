@@ -1,0 +1,452 @@
+//! The `pve_access_control` applier ([`PveAccessControl`]).
+//!
+//! # Plan
+//! Reads the staged `etc/pve/{user.cfg,domains.cfg,priv/shadow.cfg,priv/token.cfg,
+//! priv/tfa.cfg}` and this host's copies, runs the pure [`merge`](super::merge::merge) and
+//! lists, per file, what changes (users added and kept, `root@pam` kept, tokens, realms; never
+//! a hash, a secret or a TFA key). The files that change are declared in `plan.files` (so the
+//! safety backup and `--rollback` cover them) and in `plan.changes` (`--dry-run`, `diff`;
+//! the `priv/` files are shown as ids with their secrets replaced by `<redacted>`).
+//!
+//! Nothing is planned (and the apply phase skips with the reason) when:
+//! * the run restores the cluster database (RECOVERY): `/etc/pve` is not touched;
+//! * `<root>/etc/pve` is not a mount point (the cluster filesystem is not mounted): refused;
+//! * the merge is refused (no enabled administrator would remain, naming the file).
+//!
+//! # Question
+//! `pve.access-control.apply` (`yes` / `no`, default `no`, a 90 s countdown at the console);
+//! an answer given up front that is neither is refused while planning (exit 2).
+//!
+//! # Apply
+//! The mount is checked again (preflight veto), the merge computed again from the files as
+//! they are now, a file that changed since the plan is not written. The COMMIT window is armed
+//! over the files (one call, [`arm_commit_window`]); then all files are written
+//! all-or-nothing with the modes pmxcfs accepts (`user.cfg`, `domains.cfg` 0640; `priv/*`
+//! 0600; owner root, group www-data (33)).
+
+use std::time::Duration;
+
+use proxsave_archive::path::ArchivePath;
+use proxsave_restore::applier::{
+    Applier, ApplierPlan, ApplierRegistration, ApplyContext, ApplyError, Ask, FileSpec, Outcome,
+    PlanContext, PlannedChange, QuestionSpec, RootHandle, Stage, Status, Veto,
+};
+use proxsave_restore::plan::{ClusterMode, Plan};
+use serde_json::json;
+
+use super::merge::{AcFile, AcTexts, Merged, merge};
+
+/// The category this applier applies.
+pub const CATEGORY: &str = "pve_access_control";
+
+/// Whether to apply the backup's access control (`yes` / `no`, default `no`).
+pub const QUESTION: QuestionSpec = QuestionSpec {
+    id: "pve.access-control.apply",
+    prompt: "Apply the backup's PVE users, groups, roles, ACLs, pools, realms, tokens, password hashes and TFA (this host's root@pam is kept)?",
+    choices: &["yes", "no"],
+};
+
+/// The countdown of [`QUESTION`] at the console.
+pub const COUNTDOWN: Duration = Duration::from_secs(90);
+
+/// The group pmxcfs reports for every file (`www-data`).
+pub const WWW_DATA_GID: u32 = 33;
+
+const ETC_PVE: &str = "etc/pve";
+
+/// The `pve_access_control` applier; see the module docs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PveAccessControl;
+
+inventory::submit! { ApplierRegistration(&PveAccessControl) }
+
+/// Why nothing is applied (or what is).
+enum State {
+    /// Skipped with a reason (RECOVERY, nothing staged, not mounted, refused merge).
+    Skip(String),
+    /// The merge.
+    Ready(Box<Merged>),
+}
+
+impl Applier for PveAccessControl {
+    fn name(&self) -> &'static str {
+        "pve-access-control"
+    }
+
+    fn categories(&self) -> &'static [&'static str] {
+        &[CATEGORY]
+    }
+
+    fn order(&self) -> u16 {
+        700
+    }
+
+    fn questions(&self) -> &'static [QuestionSpec] {
+        std::slice::from_ref(&QUESTION)
+    }
+
+    fn plan(&self, ctx: &PlanContext<'_>) -> Result<ApplierPlan, ApplyError> {
+        let preset = (ctx.preset)(QUESTION.id)
+            .map(|a| yes_no(&a.value))
+            .transpose()?;
+        let mut plan = ApplierPlan::default();
+        let state = gather(ctx.plan, ctx.stage, ctx.root, refusal(ctx.host))?;
+        let merged = match state {
+            State::Skip(reason) => {
+                plan.actions.push(format!("{CATEGORY}: {reason}"));
+                plan.details = json!({ "status": "skipped", "reason": reason });
+                return Ok(plan);
+            }
+            State::Ready(m) => m,
+        };
+        let mut details = Vec::new();
+        for d in &merged.diags {
+            plan.actions.push(format!("{CATEGORY}: {d}"));
+        }
+        let changing: Vec<_> = merged.files.iter().filter(|f| f.changes()).collect();
+        for f in &merged.files {
+            let head = if f.changes() {
+                format!(
+                    "/{}: write ({:04o} root:www-data)",
+                    f.file.path(),
+                    f.file.mode()
+                )
+            } else if f.after.is_none() {
+                format!("/{}: left as it is", f.file.path())
+            } else {
+                format!("/{}: unchanged", f.file.path())
+            };
+            let line = format!("{head}: {}", f.notes.join("; "));
+            plan.actions.push(line.clone());
+            details.push(line);
+        }
+        if !changing.is_empty() {
+            if preset == Some(false) {
+                plan.actions.push(format!(
+                    "{} = no: the access-control files stay as they are",
+                    QUESTION.id
+                ));
+            }
+            for f in &changing {
+                let path = ap(f.file.path())?;
+                plan.files.push(path);
+                let (before, after) = shown(f.file, f.before.as_deref(), f.after.as_deref());
+                plan.changes.push(PlannedChange::file(
+                    &format!("/{}", f.file.path()),
+                    before.as_deref().map(str::as_bytes),
+                    after.as_deref().map(str::as_bytes),
+                ));
+            }
+            plan.questions.push(
+                Ask::new(QUESTION, Some("no"))
+                    .countdown(COUNTDOWN)
+                    .with_details(details),
+            );
+        }
+        plan.details = json!({
+            "status": if changing.is_empty() { "unchanged" } else { "changes" },
+            "merge": *merged,
+        });
+        Ok(plan)
+    }
+
+    fn preflight(&self, ctx: &mut ApplyContext<'_>, plan: &ApplierPlan) -> Result<(), Veto> {
+        if !plan.files.is_empty() && !mounted(ctx.host) {
+            return Err(Veto {
+                reason: not_mounted(ctx.host),
+                abort_run: false,
+            });
+        }
+        Ok(())
+    }
+
+    fn apply(
+        &self,
+        ctx: &mut ApplyContext<'_>,
+        plan: &ApplierPlan,
+    ) -> Result<Vec<Outcome>, ApplyError> {
+        let state = gather(ctx.plan, ctx.stage, ctx.root, refusal(ctx.host))?;
+        let merged = match state {
+            State::Skip(reason) => {
+                return Ok(vec![Outcome::new(CATEGORY, Status::Skipped { reason }, "")]);
+            }
+            State::Ready(m) => m,
+        };
+        let mut info: Vec<String> = merged.diags.iter().map(ToString::to_string).collect();
+        let changing: Vec<_> = merged.files.iter().filter(|f| f.changes()).collect();
+        if changing.is_empty() {
+            info.insert(
+                0,
+                "nothing to change: this host already has the backup's access control".into(),
+            );
+            return Ok(vec![Outcome::new(
+                CATEGORY,
+                Status::Applied,
+                info.join("\n"),
+            )]);
+        }
+        let q = plan
+            .questions
+            .iter()
+            .find(|q| q.spec.id == QUESTION.id)
+            .cloned()
+            .unwrap_or_else(|| Ask::new(QUESTION, Some("no")).countdown(COUNTDOWN));
+        let answer = ctx.prompter.ask(&q)?;
+        if !yes_no(&answer.value)? {
+            return Ok(vec![Outcome::new(
+                CATEGORY,
+                Status::Skipped {
+                    reason: format!(
+                        "{} = no: the access-control files stay as they are",
+                        QUESTION.id
+                    ),
+                },
+                info.join("\n"),
+            )]);
+        }
+        let mut writes = Vec::new();
+        for f in &changing {
+            let path = ap(f.file.path())?;
+            if !plan.files.contains(&path) {
+                return Ok(vec![Outcome::new(
+                    CATEGORY,
+                    Status::Failed {
+                        error: format!(
+                            "/{} changed since the plan (not covered by the safety backup); nothing written",
+                            f.file.path()
+                        ),
+                    },
+                    info.join("\n"),
+                )]);
+            }
+            let Some(after) = &f.after else { continue };
+            writes.push((
+                path,
+                after.as_bytes().to_vec(),
+                FileSpec {
+                    mode: Some(f.file.mode()),
+                    uid: Some(0),
+                    gid: Some(WWW_DATA_GID),
+                    backup_stamp: None,
+                },
+            ));
+        }
+        if writes
+            .iter()
+            .any(|(p, _, _)| p.as_bytes().starts_with(b"etc/pve/priv/"))
+        {
+            let priv_dir = ap("etc/pve/priv")?;
+            if !ctx.root.exists(&priv_dir) {
+                ctx.root.create_dir_all(&priv_dir, 0o700)?;
+            }
+        }
+        let paths: Vec<ArchivePath> = writes.iter().map(|(p, _, _)| p.clone()).collect();
+        if let Err(e) = arm_commit_window(ctx, &paths) {
+            return Ok(vec![Outcome::new(
+                CATEGORY,
+                Status::Failed {
+                    error: format!("the COMMIT window cannot be armed: {e}; nothing written"),
+                },
+                info.join("\n"),
+            )]);
+        }
+        match ctx.root.replace_all(&writes) {
+            Ok(done) => {
+                let names: Vec<String> = done.iter().map(|r| format!("/{}", r.path)).collect();
+                let mut lines = vec![format!("written: {}", names.join(", "))];
+                for f in &merged.files {
+                    lines.push(format!("/{}: {}", f.file.path(), f.notes.join("; ")));
+                }
+                lines.extend(info);
+                Ok(vec![Outcome::new(
+                    CATEGORY,
+                    Status::Applied,
+                    lines.join("\n"),
+                )])
+            }
+            Err(e) => Ok(vec![Outcome::new(
+                CATEGORY,
+                Status::Failed {
+                    error: format!("access-control files not written (all left as they were): {e}"),
+                },
+                info.join("\n"),
+            )]),
+        }
+    }
+}
+
+/// Arms the COMMIT window over `files` before they are written: one call, so the window of
+/// `proxsave_restore::commit` plugs in here.
+fn arm_commit_window(_ctx: &mut ApplyContext<'_>, _files: &[ArchivePath]) -> Result<(), String> {
+    Ok(())
+}
+
+fn yes_no(value: &str) -> Result<bool, ApplyError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "yes" | "y" | "true" => Ok(true),
+        "no" | "n" | "false" => Ok(false),
+        _ => Err(ApplyError::BadAnswer {
+            id: QUESTION.id,
+            reason: format!("`{}` is not one of: yes, no", value.trim()),
+        }),
+    }
+}
+
+fn ap(path: &str) -> Result<ArchivePath, ApplyError> {
+    ArchivePath::from_user(path).map_err(|e| ApplyError::Other(format!("{path}: {e}")))
+}
+
+fn refusal(host: &proxsave_restore::host::Host) -> Option<String> {
+    (!mounted(host)).then(|| not_mounted(host))
+}
+
+fn mounted(host: &proxsave_restore::host::Host) -> bool {
+    host.mounts.is_mount_point(&host.root.join(ETC_PVE))
+}
+
+fn not_mounted(host: &proxsave_restore::host::Host) -> String {
+    format!(
+        "refused: {} is not a mount point (the cluster filesystem is not mounted), so access control is not written; the backup's files stay in the stage folder",
+        host.root.join(ETC_PVE).display()
+    )
+}
+
+fn recovery(plan: &Plan) -> bool {
+    plan.cluster_mode == Some(ClusterMode::Recovery) || plan.needs_cluster_restore
+}
+
+fn read_text(bytes: Option<Vec<u8>>) -> Option<String> {
+    bytes.map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn gather(
+    plan: &Plan,
+    stage: &Stage,
+    root: &RootHandle,
+    refusal: Option<String>,
+) -> Result<State, ApplyError> {
+    if recovery(plan) {
+        return Ok(State::Skip(
+            "skipped: the cluster database is restored (RECOVERY), /etc/pve is not touched".into(),
+        ));
+    }
+    let mut backup = AcTexts::default();
+    let mut live = AcTexts::default();
+    let mut any = false;
+    for file in AcFile::ALL {
+        let path = ap(file.path())?;
+        let staged = read_text(stage.read(&path)?);
+        any |= staged.is_some();
+        backup.set(file, staged);
+    }
+    if !any {
+        return Ok(State::Skip(
+            "skipped: the backup has no access-control file".into(),
+        ));
+    }
+    if let Some(reason) = refusal {
+        return Ok(State::Skip(reason));
+    }
+    for file in AcFile::ALL {
+        let path = ap(file.path())?;
+        live.set(file, read_text(root.read(&path)?));
+    }
+    match merge(&backup, &live) {
+        Ok(m) => Ok(State::Ready(Box::new(m))),
+        Err(e) => Ok(State::Skip(e.to_string())),
+    }
+}
+
+/// What `--dry-run` and `diff` may show of a file: `user.cfg` with the legacy `keys` field
+/// masked, `domains.cfg` as it is, the `priv/` files as ids with `<redacted>` secrets.
+fn shown(
+    file: AcFile,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> (Option<String>, Option<String>) {
+    let f = |t: &str| -> String {
+        match file {
+            AcFile::Domains => t.to_owned(),
+            AcFile::UserCfg => t
+                .lines()
+                .map(|l| {
+                    let fields: Vec<&str> = l.split(':').collect();
+                    if fields.first().map(|s| s.trim()) == Some("user")
+                        && fields.get(8).is_some_and(|k| !k.trim().is_empty())
+                    {
+                        let mut f: Vec<String> = fields.iter().map(|s| (*s).to_owned()).collect();
+                        f[8] = "<redacted>".into();
+                        format!("{}\n", f.join(":"))
+                    } else {
+                        format!("{l}\n")
+                    }
+                })
+                .collect(),
+            AcFile::Shadow => t
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| format!("{}:<redacted>:\n", l.trim().split(':').next().unwrap_or("")))
+                .collect(),
+            AcFile::Token => t
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| format!("{} <redacted>\n", l.split(' ').next().unwrap_or("")))
+                .collect(),
+            AcFile::Tfa => match crate::formats::tfa::parse(t) {
+                Ok((c, _)) => c
+                    .users()
+                    .iter()
+                    .map(|u| format!("{u}: <second factors redacted>\n"))
+                    .collect(),
+                Err(_) => "(not readable)\n".into(),
+            },
+        }
+    };
+    (before.map(f), after.map(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_never_contains_secrets() {
+        let (b, a) = shown(
+            AcFile::Shadow,
+            Some("root@pam:$5$x$y:\n"),
+            Some("alice@pve:$5$a$b:\nroot@pam:$5$x$y:\n"),
+        );
+        assert_eq!(b.as_deref(), Some("root@pam:<redacted>:\n"));
+        assert_eq!(
+            a.as_deref(),
+            Some("alice@pve:<redacted>:\nroot@pam:<redacted>:\n")
+        );
+        let (_, a) = shown(AcFile::Token, None, Some("alice@pve!ci 1111-2222\n"));
+        assert_eq!(a.as_deref(), Some("alice@pve!ci <redacted>\n"));
+        let (_, a) = shown(
+            AcFile::Tfa,
+            None,
+            Some(r#"{"users":{"alice@pve":{"totp":[{"secret":"JBSWY3DP"}]}}}"#),
+        );
+        assert_eq!(a.as_deref(), Some("alice@pve: <second factors redacted>\n"));
+        let (_, a) = shown(
+            AcFile::UserCfg,
+            None,
+            Some("user:bob@pve:1:0:::::x!oathsecret:\n"),
+        );
+        assert_eq!(a.as_deref(), Some("user:bob@pve:1:0:::::<redacted>:\n"));
+    }
+
+    #[test]
+    fn answers_are_yes_or_no() {
+        assert!(yes_no(" YES ").expect("yes"));
+        assert!(!yes_no("n").expect("no"));
+        assert!(matches!(
+            yes_no("maybe"),
+            Err(ApplyError::BadAnswer {
+                id: "pve.access-control.apply",
+                ..
+            })
+        ));
+    }
+}
