@@ -229,7 +229,7 @@ fn report(out: &Output) -> serde_json::Value {
     })
 }
 
-fn outcome<'a>(r: &'a serde_json::Value) -> &'a serde_json::Value {
+fn outcome(r: &serde_json::Value) -> &serde_json::Value {
     r["applied"]
         .as_array()
         .expect("applied")

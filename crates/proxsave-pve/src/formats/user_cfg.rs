@@ -190,7 +190,7 @@ pub fn encode_text(text: &str) -> String {
     let mut out = String::with_capacity(bytes.len());
     for (i, &b) in bytes.iter().enumerate() {
         let edge_blank = b == b' ' && (i < lead || i >= bytes.len() - trail);
-        if b < 0x20 || b >= 0x7f || b == b':' || b == b'%' || edge_blank {
+        if !(0x20..0x7f).contains(&b) || b == b':' || b == b'%' || edge_blank {
             out.push_str(&format!("%{b:02X}"));
         } else {
             out.push(b as char);
