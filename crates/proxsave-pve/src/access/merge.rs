@@ -27,6 +27,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use proxsave_formats::section::{self, Section};
 use serde::Serialize;
 
 use crate::formats::shadow::{self, ShadowCfg};
@@ -402,63 +403,12 @@ pub fn has_enabled_admin(cfg: &UserCfg) -> bool {
 // domains.cfg
 // ----------------------------------------------------------------------------------------
 
-/// One section of a section-config file, as text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Section {
-    ty: String,
-    id: String,
-    /// Header and property lines, each ending in `\n`.
-    text: String,
-}
-
-/// Splits a section-config file into sections: a header `type: id` at the start of a line,
-/// its property lines up to the first empty line; `#` comment lines are dropped.
-fn sections(text: &str, side: &str, diags: &mut Vec<FileDiag>) -> Vec<Section> {
-    let mut out: Vec<Section> = Vec::new();
-    let mut open = false;
-    for (n, line) in text.split('\n').enumerate() {
-        if line.trim_start().starts_with('#') {
-            continue;
-        }
-        if line.is_empty() {
-            open = false;
-            continue;
-        }
-        if !line.starts_with(char::is_whitespace) {
-            if let Some((ty, id)) = line.split_once(':') {
-                let id = id.trim();
-                if !ty.is_empty()
-                    && !ty.contains(char::is_whitespace)
-                    && !id.is_empty()
-                    && !id.contains(char::is_whitespace)
-                {
-                    out.push(Section {
-                        ty: ty.to_owned(),
-                        id: id.to_owned(),
-                        text: format!("{line}\n"),
-                    });
-                    open = true;
-                    continue;
-                }
-            }
-        } else if open {
-            if let Some(s) = out.last_mut() {
-                s.text.push_str(line);
-                s.text.push('\n');
-                continue;
-            }
-        }
-        diags.push(FileDiag {
-            file: format!("{side} {}", AcFile::Domains.path()),
-            line: n + 1,
-            reason: "not a section header or a property of one".into(),
-        });
-    }
-    out
-}
-
-fn render_sections(s: &[Section]) -> String {
-    s.iter().map(|s| format!("{}\n", s.text)).collect()
+fn section_diags(side: &str, diags: Vec<section::Diag>, out: &mut Vec<FileDiag>) {
+    out.extend(diags.into_iter().map(|d| FileDiag {
+        file: format!("{side} {}", AcFile::Domains.path()),
+        line: d.line,
+        reason: d.message,
+    }));
 }
 
 fn default_realm(id: &str) -> Section {
@@ -467,29 +417,31 @@ fn default_realm(id: &str) -> Section {
     } else {
         "Proxmox VE authentication server"
     };
-    Section {
-        ty: id.to_owned(),
-        id: id.to_owned(),
-        text: format!("{id}: {id}\n\tcomment {comment}\n"),
-    }
+    Section::new(id, id).with("comment", Some(comment))
 }
 
 fn merge_domains(backup: &str, live: Option<&str>, diags: &mut Vec<FileDiag>) -> MergedFile {
-    let b = sections(backup, BACKUP, diags);
-    let l = live.map(|t| sections(t, LIVE, diags)).unwrap_or_default();
+    let (b, d) = section::parse(backup);
+    section_diags(BACKUP, d, diags);
+    let l = live.map(|t| {
+        let (c, d) = section::parse(t);
+        section_diags(LIVE, d, diags);
+        c
+    });
     let mut out = b.clone();
     let mut notes = Vec::new();
     for required in ["pam", "pve"] {
-        let live_def = l.iter().find(|s| s.ty == required && s.id == required);
+        let live_def = l.as_ref().and_then(|l| l.find(required, required));
         let pos = out
+            .sections
             .iter()
             .position(|s| s.ty == required && s.id == required);
         match (live_def, pos) {
             (Some(def), Some(i)) => {
-                if out[i] != *def {
+                if out.sections[i] != *def {
                     notes.push(format!("realm {required}: this host's definition kept"));
+                    out.sections[i] = def.clone();
                 }
-                out[i] = def.clone();
             }
             (Some(def), None) => {
                 notes.push(format!(
@@ -504,17 +456,16 @@ fn merge_domains(backup: &str, live: Option<&str>, diags: &mut Vec<FileDiag>) ->
             }
         }
     }
-    let realms: Vec<String> = out.iter().map(|s| format!("{} ({})", s.id, s.ty)).collect();
+    let realms: Vec<String> = out
+        .sections
+        .iter()
+        .map(|s| format!("{} ({})", s.id, s.ty))
+        .collect();
     notes.insert(0, format!("realms: {}", realms.join(", ")));
-    let after = if out == b {
-        backup.to_owned()
-    } else {
-        render_sections(&out)
-    };
     MergedFile {
         file: AcFile::Domains,
         before: live.map(str::to_owned),
-        after: Some(after),
+        after: Some(out.to_text()),
         notes,
     }
 }

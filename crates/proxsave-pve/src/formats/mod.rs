@@ -1,5 +1,7 @@
-//! The Proxmox VE file formats, pure (no I/O): parse, typed model, write.
+//! PVE configuration files (pure parsers and writers; the generic section-config and
+//! property-string code lives in `proxsave-formats`).
 
+pub mod datacenter;
 pub mod shadow;
 pub mod tfa;
 pub mod token;
