@@ -73,6 +73,8 @@ pub struct Answers {
     pub identity: Option<Vec<PathBuf>>,
     /// `--keep-stage`.
     pub keep_stage: Option<bool>,
+    /// `--commit-window` (seconds).
+    pub commit_window: Option<u64>,
     /// Go on when the backup's role does not match the host's.
     pub continue_incompatible: Option<bool>,
     /// Go on when the safety backup cannot be created.

@@ -155,6 +155,19 @@ pub struct RestoreArgs {
     /// journal in --work-dir, for this --root) and exit; also done first by every restore.
     #[arg(long, conflicts_with_all = ["backup", "mode", "categories", "dry_run", "rollback"])]
     pub recover: bool,
+    /// Length of every COMMIT window (firewall, HA, access control): the changes roll back
+    /// unless COMMIT is typed (or `--yes` commits) within it [default: 180].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub commit_window: Option<u64>,
+    /// List the pending COMMIT windows of --work-dir (area, paths, seconds left, timer) and exit.
+    #[arg(long, conflicts_with_all = ["backup", "mode", "categories", "dry_run", "rollback", "recover"])]
+    pub rollback_status: bool,
+    /// Internal: fire the rollback of the COMMIT window in DIR (run by its timer).
+    #[arg(long, value_name = "DIR", hide = true, conflicts_with_all = ["backup", "rollback", "recover", "rollback_status"])]
+    pub commit_fire: Option<PathBuf>,
+    /// Internal: with --commit-fire, wait this many seconds first.
+    #[arg(long, value_name = "SECONDS", hide = true, requires = "commit_fire")]
+    pub after: Option<u64>,
 }
 
 /// `diff`.

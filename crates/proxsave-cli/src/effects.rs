@@ -85,6 +85,57 @@ impl CommandRunner for ProcessRunner {
             timed_out,
         })
     }
+
+    fn spawn_detached(&self, cmd: &HostCommand) -> std::io::Result<u32> {
+        let mut command = Command::new(&cmd.program);
+        command
+            .args(&cmd.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(p) = &self.path {
+            command.env("PATH", p);
+        }
+        for (k, v) in &cmd.env {
+            command.env(k, v);
+        }
+        // A session (and so a process group) of its own from its first instruction: not in
+        // ours, so a Ctrl+C at our terminal or a kill of our group never reaches it, and no
+        // terminal hang-up either.
+        #[allow(unsafe_code)]
+        // SAFETY: the closure runs between fork and exec and only makes the `setsid` system
+        // call, which is async-signal-safe; it allocates nothing and takes no lock.
+        unsafe {
+            command.pre_exec(|| {
+                rustix::process::setsid().map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        let mut child = command.spawn()?;
+        let pid = child.id();
+        // Reaped when it ends, should this process still be running then.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        Ok(pid)
+    }
+
+    fn stop_detached(&self, pid: u32) -> std::io::Result<()> {
+        let pid = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .ok_or_else(|| std::io::Error::other(format!("bad pid {pid}")))?;
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM)?;
+        Ok(())
+    }
+
+    fn init_is_systemd(&self) -> bool {
+        match crate::testhook::commit_timer() {
+            Some(kind) => kind == "systemd",
+            // sd_booted(3): systemd is PID 1 when this folder exists.
+            None => Path::new("/run/systemd/system").is_dir(),
+        }
+    }
 }
 
 /// SIGKILL to the process group led by `pid` (our child, not yet reaped).

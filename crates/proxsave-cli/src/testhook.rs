@@ -127,6 +127,14 @@ pub fn layer() -> Option<Checkpoints> {
     })
 }
 
+/// `PROXSAVE_TEST_COMMIT_TIMER=systemd|detached`: the kind of COMMIT-window timer to use
+/// whatever PID 1 is (tests run both kinds; the systemd one against a fake `systemd-run`).
+pub fn commit_timer() -> Option<String> {
+    std::env::var("PROXSAVE_TEST_COMMIT_TIMER")
+        .ok()
+        .filter(|v| v == "systemd" || v == "detached")
+}
+
 /// Installs the process's subscriber: one registry with the checkpoint counter (when the
 /// test variables ask for it) and the restore log ([`proxsave_restore::log::RestoreLog`],
 /// which writes `restore_*.log` in the work directory as a restore runs).

@@ -8,7 +8,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod access;
+pub mod appliers;
 mod categories;
+pub mod clusterfs;
 pub mod domain;
 pub mod formats;
 

@@ -141,6 +141,39 @@ pub trait CommandRunner: Send + Sync {
     /// # Errors
     /// The program could not be started.
     fn run(&self, cmd: &HostCommand, cancel: &CancelToken) -> std::io::Result<CommandOutput>;
+
+    /// Starts `cmd` detached: in a session and process group of its own (not ours, so a
+    /// Ctrl+C or a kill of our group never reaches it), standard streams on `/dev/null`,
+    /// not waited for; it outlives this process. Returns its pid. Used for the COMMIT
+    /// window's timer when the init system is not systemd ([`crate::commit`]).
+    ///
+    /// # Errors
+    /// The program could not be started; the default runner cannot detach.
+    fn spawn_detached(&self, cmd: &HostCommand) -> std::io::Result<u32> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!(
+                "{}: this command runner cannot start detached processes",
+                cmd.program
+            ),
+        ))
+    }
+
+    /// Stops a process started by [`CommandRunner::spawn_detached`] (`SIGTERM`).
+    ///
+    /// # Errors
+    /// It cannot be signalled (e.g. it is gone).
+    fn stop_detached(&self, pid: u32) -> std::io::Result<()> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("pid {pid}: this command runner cannot stop detached processes"),
+        ))
+    }
+
+    /// True when the host's init (PID 1) is systemd, so `systemd-run` timers are available.
+    fn init_is_systemd(&self) -> bool {
+        false
+    }
 }
 
 /// The clock (injected so tests run without waiting).
@@ -203,6 +236,9 @@ pub struct Host {
     pub clock: Arc<dyn Clock>,
     /// Mount points.
     pub mounts: Arc<dyn MountProbe>,
+    /// Where and how COMMIT windows are armed ([`crate::commit`]); `None`: appliers that
+    /// need one apply without it and say so.
+    pub commit: Option<Arc<crate::commit::CommitSettings>>,
     deferred: Arc<Mutex<Vec<String>>>,
     ran: Arc<Mutex<Vec<String>>>,
 }
@@ -222,6 +258,7 @@ impl Host {
             runner,
             clock,
             mounts,
+            commit: None,
             deferred: Arc::default(),
             ran: Arc::default(),
         }
@@ -252,6 +289,12 @@ impl Host {
                 result.map(Ran::Done)
             }
         }
+    }
+
+    /// The same host with COMMIT windows armed as `settings` say.
+    pub fn with_commit(mut self, settings: crate::commit::CommitSettings) -> Host {
+        self.commit = Some(Arc::new(settings));
+        self
     }
 
     /// Records a to-do that is not a command (e.g. "umount /srv/x") when deferring.

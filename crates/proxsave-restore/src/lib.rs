@@ -19,6 +19,7 @@
 
 pub mod applier;
 pub mod appliers;
+pub mod commit;
 pub mod compare;
 mod dedup;
 pub mod diff;

@@ -16,6 +16,7 @@
 //! | `calls.jsonl` | `{"cmd":"systemctl","args":["stop","--no-block","pve-cluster"]}` per call |
 //! | `rules/NNNNNN/` | one rule: `cmd`, `prefix` (JSON-escaped argument prefix), `stdout`, `stderr`, `exit_code`, `sleep_secs`, optional `times` |
 //! | `state/<unit>` | `active` / `inactive`, the default `systemctl` state machine |
+//! | `timers/<unit>.{pid,sleep,log}` | a `systemd-run --unit=U --on-active=Ns CMD…` timer: the pid that becomes `CMD` after N s (in a session of its own), the sleeper `systemctl stop U.timer` kills, `CMD`'s output |
 //! | `events`, `go` | FIFOs of gated calls (see [`FakeBin::gate`]) |
 //!
 //! ```no_run
@@ -42,6 +43,7 @@ use serde::Deserialize;
 pub const DEFAULT_COMMANDS: &[&str] = &[
     // services and logs
     "systemctl",
+    "systemd-run",
     "journalctl",
     // Proxmox VE
     "pvesh",
@@ -447,6 +449,14 @@ impl FakeBin {
             .unwrap_or_else(|_| "active".to_string())
     }
 
+    /// The pid of the process a fake `systemd-run --unit=UNIT` timer started (it sleeps, then
+    /// becomes the timer's command), once `systemd-run` returned.
+    pub fn timer_pid(&self, unit: &str) -> Option<u32> {
+        fs::read_to_string(self.dir.join("timers").join(format!("{unit}.pid")))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
     /// Sets the state `systemctl is-active` reports for `unit` (e.g. `failed`).
     pub fn set_unit_state(&self, unit: &str, state: &str) {
         fs::write(self.state_file(unit), format!("{state}\n")).expect("write unit state");
@@ -505,6 +515,7 @@ fn recorder_script() -> String {
     RECORDER
         .replace("@CAT@", &sh_quote(&tool("cat", "/bin/cat")))
         .replace("@SLEEP@", &sh_quote(&tool("sleep", "/bin/sleep")))
+        .replace("@SETSID@", &sh_quote(&tool("setsid", "/usr/bin/setsid")))
 }
 
 const RECORDER: &str = r#"#!/bin/sh
@@ -517,6 +528,7 @@ fb_cmd=$2
 shift 2
 CAT=@CAT@
 SLEEP=@SLEEP@
+SETSID=@SETSID@
 nl='
 '
 tab=$(printf '\t')
@@ -603,6 +615,46 @@ for r in "$fb_dir"/rules/[0-9]*; do
     respond "$r"
 done
 
+if [ "$fb_cmd" = systemd-run ]; then
+    # A transient timer, as systemd makes one: the command runs after --on-active in a
+    # session of its own (outside the caller's process group), stdio on /dev/null (its
+    # output in timers/<unit>.log). `systemctl stop <unit>.timer` before then cancels it.
+    unit=
+    secs=
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --unit=*) unit=${1#--unit=} ;;
+            --on-active=*) secs=${1#--on-active=}; secs=${secs%s} ;;
+            --) shift; break ;;
+            --*=*) ;;
+            -*) echo "fake systemd-run: option $1 is not modelled" >&2; exit 1 ;;
+            *) break ;;
+        esac
+        shift
+    done
+    if [ -z "$unit" ] || [ -z "$secs" ] || [ $# -eq 0 ]; then
+        echo "fake systemd-run: needs --unit=, --on-active= and a command" >&2
+        exit 1
+    fi
+    mkdir -p "$fb_dir/timers"
+    t="$fb_dir/timers/$unit"
+    if [ -e "$t.pid" ]; then
+        echo "Failed to start transient timer unit: Unit $unit.timer was already loaded or has a fragment file." >&2
+        exit 1
+    fi
+    mkfifo "$t.ready" || exit 1
+    "$SETSID" sh -c '"$1" "$2" </dev/null >/dev/null 2>&1 & echo $! >"$3.ready"; wait $! || exit 0; shift 3; exec "$@"' \
+        fake-timer "$SLEEP" "$secs" "$t" "$@" </dev/null >"$t.log" 2>&1 &
+    echo $! >"$t.pid"
+    # The sleeper's pid, once it runs (what `systemctl stop <unit>.timer` kills).
+    IFS= read -r sleeper <"$t.ready"
+    echo "$sleeper" >"$t.sleep"
+    rm -f "$t.ready"
+    echo "Running timer as unit: $unit.timer"
+    echo "Will run service as unit: $unit.service"
+    exit 0
+fi
+
 [ "$fb_cmd" = systemctl ] || exit 0
 
 # Default systemctl: a unit state machine kept in $fb_dir/state/<unit>.
@@ -658,7 +710,15 @@ for a in "$@"; do
     unit_file "$a"
     [ -n "$unit_path" ] || continue
     case $verb in
-        stop) echo inactive >"$unit_path" ;;
+        stop)
+            echo inactive >"$unit_path"
+            case $a in
+                *.timer)
+                    t="$fb_dir/timers/${a%.timer}.sleep"
+                    [ -f "$t" ] && kill "$("$CAT" "$t")" 2>/dev/null
+                    ;;
+            esac
+            ;;
         kill) [ -n "$sigkill" ] && echo inactive >"$unit_path" ;;
         start|restart|reload-or-restart) echo active >"$unit_path" ;;
         is-active)

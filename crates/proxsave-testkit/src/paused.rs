@@ -162,3 +162,35 @@ impl Paused {
         std::fs::read_to_string(&self.stdout).unwrap_or_default()
     }
 }
+
+/// Waits until the process `pid` (any process, not only a child) has ended, for at most
+/// `limit`: a pidfd polled for readability, no sleeping loop. True when it ended (or was
+/// already gone), false at the limit.
+pub fn wait_pid_exit(pid: u32, limit: std::time::Duration) -> bool {
+    let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return true;
+    };
+    let fd = match rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return true,
+        Err(e) => panic!("pidfd_open({pid}): {e}"),
+    };
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let ts = rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => panic!("poll(pidfd {pid}): {e}"),
+        }
+    }
+}

@@ -68,6 +68,9 @@ impl Prompter for Recording<'_> {
     fn preset(&self, id: &str) -> Option<Answer> {
         self.inner.preset(id)
     }
+    fn interactive(&self) -> bool {
+        self.inner.interactive()
+    }
 }
 
 pub(crate) struct Planned {

@@ -34,6 +34,7 @@ use crate::{CmdResult, Exit, keys, progress, term};
 pub(crate) mod decisions;
 mod render;
 mod settings;
+mod window;
 
 use decisions::{
     ask_decision, choose_backup, choose_categories, choose_mode, confirm_restore, prompt_exit,
@@ -248,6 +249,12 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
     if args.recover {
         return super::recover::run(&args, &console, cancel);
     }
+    if let Some(dir) = &args.commit_fire {
+        return window::fire(&args, dir, cancel);
+    }
+    if args.rollback_status {
+        return window::status(&args, &console);
+    }
     let mut s = settings(&args)?;
     let config = Config::load(args.config.as_deref())?;
     console.answers = std::mem::take(&mut s.answers);
@@ -430,13 +437,27 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
 
     // Phase 8–14.
     let runner = Arc::new(ProcessRunner { path: None });
-    let host = Host::new(
+    let mut host = Host::new(
         root.clone(),
         actions,
         runner,
         Arc::new(SystemClock),
         Arc::new(ProcMounts),
     );
+    if !args.dry_run {
+        let exe = std::env::current_exe().context("locating the proxsave program")?;
+        host = host.with_commit(proxsave_restore::commit::CommitSettings {
+            // Absolute: a systemd timer runs the fire command from `/`.
+            dir: std::path::absolute(window::commit_dir(&workspace.dir))
+                .context("the work folder")?,
+            window: s.commit_window,
+            fire: vec![
+                exe.to_string_lossy().into_owned(),
+                "restore".into(),
+                "--commit-fire".into(),
+            ],
+        });
+    }
     let bar = progress::bar("restoring");
     let stream_opts = StreamOptions {
         key: Some(&key),

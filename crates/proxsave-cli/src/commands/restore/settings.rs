@@ -22,6 +22,8 @@ pub(super) struct Settings {
     pub work_dir: PathBuf,
     pub export_dir: Option<PathBuf>,
     pub keep_stage: bool,
+    /// The length of every COMMIT window.
+    pub commit_window: std::time::Duration,
     pub key: KeyArgs,
     /// Answers to questions by id: `--answer` and `--continue-incompatible` over the file's
     /// `[answers]` table and its top-level `continue_*` keys.
@@ -71,6 +73,15 @@ pub(super) fn settings(args: &RestoreArgs) -> Result<Settings, Exit> {
             .unwrap_or_else(|| PathBuf::from("/tmp/proxsave")),
         export_dir: args.export_dir.clone().or(answers.export_dir),
         keep_stage: args.keep_stage || answers.keep_stage.unwrap_or(false),
+        commit_window: match args.commit_window.or(answers.commit_window) {
+            Some(0) => {
+                return Err(Exit::Usage(
+                    "commit_window: a COMMIT window needs at least 1 second".into(),
+                ));
+            }
+            Some(s) => std::time::Duration::from_secs(s),
+            None => proxsave_restore::commit::DEFAULT_WINDOW,
+        },
         key,
         answers: store,
     })
