@@ -11,11 +11,14 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proxsave_pve::formats::{shadow, tfa, token, user_cfg};
+use proxsave_restore::commit::{State, Timer, WindowRecord};
 use proxsave_testkit::fakes::FakeBin;
 use proxsave_testkit::fixture::HostTree;
 use proxsave_testkit::hosts::{HostRoot, host_spec, make_host_backup_in};
+use proxsave_testkit::paused::{Paused, Reached, wait_pid_exit};
 use proxsave_testkit::require_tools;
 
 const PVE: (u32, u32) = (0, 33);
@@ -199,11 +202,18 @@ impl Lab {
     }
 
     fn restore(&self, args: &[&str]) -> Output {
-        self.fake
-            .command(common::bin())
-            .env("TZ", "UTC")
-            .env("LC_ALL", "C")
+        self.command(args)
             .stdin(Stdio::null())
+            .output()
+            .expect("run proxsave")
+    }
+
+    /// The restore command (a detached COMMIT-window timer when host actions run).
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.fake.command(common::bin());
+        cmd.env("TZ", "UTC")
+            .env("PROXSAVE_TEST_COMMIT_TIMER", "detached")
+            .env("LC_ALL", "C")
             .arg("restore")
             .arg("--backup")
             .arg(&self.bundle)
@@ -213,10 +223,44 @@ impl Lab {
             .arg(self.dir.path().join("work"))
             .arg("--export-dir")
             .arg(self.dir.path().join("export"))
-            .args(args)
-            .output()
-            .expect("run proxsave")
+            .args(args);
+        cmd
     }
+
+    fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// The COMMIT windows armed so far, oldest first.
+    fn windows(&self) -> Vec<WindowRecord> {
+        let mut out: Vec<WindowRecord> = fs::read_dir(self.work().join("commit"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| fs::read(e.path().join("window.json")).ok())
+                    .map(|b| serde_json::from_slice(&b).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by_key(|w: &WindowRecord| w.armed_unix_ms);
+        out
+    }
+}
+
+fn timer_pid(w: &WindowRecord) -> u32 {
+    match &w.timer {
+        Timer::Detached { pid } => *pid,
+        other => panic!(
+            "window {} is not timed by a detached process: {other}",
+            w.id
+        ),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 fn report(out: &Output) -> serde_json::Value {
@@ -569,4 +613,190 @@ fn a_result_without_an_enabled_administrator_is_refused() {
         "{o}"
     );
     assert_eq!(lab2.files(), before);
+}
+
+/// The arguments of a restore of the access control alone, host actions run (so a COMMIT
+/// window is armed), the apply question answered yes.
+const APPLY: [&str; 12] = [
+    "--mode",
+    "custom",
+    "--categories",
+    "pve_access_control",
+    "--host-actions",
+    "run",
+    "--commit-window",
+    "2",
+    "--answer",
+    "pve.access-control.apply=yes",
+    "--json",
+    "--yes",
+];
+
+#[test]
+fn full_restore_under_a_commit_window_keeps_the_files_when_committed() {
+    require_tools!("tar", "xz", "sha256sum", "mount", "umount");
+    let Some(lab) = Lab::new(true) else { return };
+    let out = lab.restore(&[
+        "--yes",
+        "--json",
+        "--mode",
+        "full",
+        "--cluster-mode",
+        "safe",
+        "--host-actions",
+        "run",
+        "--commit-window",
+        "30",
+        "--answer",
+        "pve.access-control.apply=yes",
+    ]);
+    let r = report(&out);
+    let o = outcome(&r);
+    assert_eq!(
+        o["status"],
+        "applied",
+        "{o}\nstderr:\n{}",
+        common::stderr(&out)
+    );
+    assert!(
+        o["detail"]
+            .as_str()
+            .unwrap()
+            .contains("committed (default)"),
+        "{o}"
+    );
+    assert_merged(&lab);
+    let w = lab
+        .windows()
+        .into_iter()
+        .find(|w| w.area == "access-control")
+        .expect("an access-control window");
+    assert_eq!(w.state, State::Committed, "{w:?}");
+    assert_eq!(w.seconds, 30);
+    // Exactly the five files are covered; the timer is stopped.
+    let mut paths: Vec<String> = w.paths.iter().map(|p| p.path.clone()).collect();
+    paths.sort();
+    let mut want: Vec<String> = FILES.iter().map(|f| f.to_string()).collect();
+    want.sort();
+    assert_eq!(paths, want);
+    assert!(wait_pid_exit(timer_pid(&w), Duration::from_secs(10)));
+    assert_merged(&lab);
+}
+
+#[test]
+fn answer_rollback_puts_the_previous_files_back() {
+    require_tools!("tar", "xz", "sha256sum", "mount", "umount");
+    let Some(lab) = Lab::new(true) else { return };
+    let before = lab.files();
+    let mut args = APPLY.to_vec();
+    args.extend(["--answer", "pve.commit=rollback"]);
+    let out = lab.restore(&args);
+    let r = report(&out);
+    let o = outcome(&r);
+    assert_eq!(o["status"], "skipped", "{o}");
+    assert!(
+        o["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("rolled back (flag)"),
+        "{o}"
+    );
+    assert_eq!(lab.files(), before);
+    let w = lab.windows().remove(0);
+    assert_eq!(w.state, State::RolledBack);
+    assert!(wait_pid_exit(timer_pid(&w), Duration::from_secs(10)));
+}
+
+/// `kill -9` of proxsave once the files are written, inside the window: the detached timer
+/// still puts the previous files back, on time.
+#[test]
+fn kill_9_inside_the_window_still_restores_the_previous_files_on_time() {
+    require_tools!("tar", "xz", "sha256sum", "mount", "umount");
+    let Some(lab) = Lab::new(true) else { return };
+    let before = lab.files();
+    let mut cmd = lab.command(&APPLY);
+    // The window's second checkpoint: after the files were written, before the question.
+    let mut p = Paused::spawn(&mut cmd, "commit-window:2", lab.dir.path(), "killed");
+    match p.wait_stopped() {
+        Reached::Stopped => {}
+        Reached::Ended(st) => panic!(
+            "ended before the window ({st:?}):\n{}\n{}",
+            p.stdout_text(),
+            p.stderr_text()
+        ),
+    }
+    // The merged files are in place while the window is open.
+    assert_merged(&lab);
+    p.signal(rustix::process::Signal::KILL);
+    p.resume();
+    assert!(!p.finish().success());
+    let w = lab.windows().remove(0);
+    assert_eq!(w.seconds, 2);
+    let pid = timer_pid(&w);
+    assert!(
+        wait_pid_exit(pid, Duration::from_secs(15)),
+        "the rollback timer {pid} did not end"
+    );
+    let seen = now_ms();
+    let w = lab.windows().remove(0);
+    assert_eq!(w.state, State::RolledBack, "{w:?}");
+    assert_eq!(w.settled_by.as_deref(), Some("timer"));
+    let settled = w.settled_unix_ms.unwrap();
+    assert!(
+        settled >= w.deadline_unix_ms,
+        "rolled back before the deadline"
+    );
+    assert!(
+        settled <= w.deadline_unix_ms + 2000 && seen <= w.deadline_unix_ms + 4000,
+        "rolled back {} ms after the deadline",
+        settled - w.deadline_unix_ms
+    );
+    assert!(w.problems.is_empty(), "{:?}", w.problems);
+    // Byte for byte, with their modes and owners.
+    assert_eq!(lab.files(), before);
+}
+
+#[test]
+fn no_answer_at_the_console_within_the_window_restores_the_previous_files() {
+    use rexpect::session::{Options, spawn_with_options};
+    require_tools!("tar", "xz", "sha256sum", "mount", "umount");
+    let Some(lab) = Lab::new(true) else { return };
+    let before = lab.files();
+    let mut cmd = lab.command(&[
+        "--mode",
+        "custom",
+        "--categories",
+        "pve_access_control",
+        "--host-actions",
+        "run",
+        "--commit-window",
+        "2",
+    ]);
+    cmd.env("TERM", "dumb");
+    let mut p = spawn_with_options(
+        cmd,
+        Options::new()
+            .timeout_ms(Some(60_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("spawn in a pty");
+    p.exp_string("to proceed, or").unwrap();
+    p.send_line("RESTORE").unwrap();
+    p.exp_string("Apply the backup's PVE users").unwrap();
+    p.exp_string("[no]").unwrap();
+    p.send_line("yes").unwrap();
+    p.exp_string("Type COMMIT within").unwrap();
+    // Nothing typed: the countdown ends (or the timer fires) and the files come back.
+    p.exp_regex("changes rolled back|timer already rolled the changes back")
+        .unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(lab.files(), before);
+    let w = lab.windows().remove(0);
+    assert_eq!(w.state, State::RolledBack);
+    assert!(
+        matches!(w.settled_by.as_deref(), Some("countdown") | Some("timer")),
+        "{:?}",
+        w.settled_by
+    );
+    assert!(wait_pid_exit(timer_pid(&w), Duration::from_secs(10)));
 }

@@ -19,10 +19,14 @@
 //!
 //! # Apply
 //! The mount is checked again (preflight veto), the merge computed again from the files as
-//! they are now, a file that changed since the plan is not written. The COMMIT window is armed
-//! over the files (one call, [`arm_commit_window`]); then all files are written
-//! all-or-nothing with the modes pmxcfs accepts (`user.cfg`, `domains.cfg` 0640; `priv/*`
-//! 0600; owner root, group www-data (33)).
+//! they are now, a file that changed since the plan is not written. A COMMIT window
+//! ([`proxsave_restore::commit::Window`], area `access-control`) is armed over exactly the files
+//! to write; then they are written all-or-nothing with the modes pmxcfs accepts (`user.cfg`,
+//! `domains.cfg` 0640; `priv/*` 0600; owner root, group www-data (33)), and `pve.commit` is
+//! asked ([`proxsave_restore::commit::settle`]): at a console, type `COMMIT` within the window
+//! or the previous files come back; with `--yes`, `commit` unless an answer says `rollback`.
+//! The window's timer rolls back on time even if `proxsave` is killed. With host actions
+//! deferred there is no window (nothing live to protect) and the outcome says so.
 
 use std::time::Duration;
 
@@ -31,10 +35,12 @@ use proxsave_restore::applier::{
     Applier, ApplierPlan, ApplierRegistration, ApplyContext, ApplyError, Ask, FileSpec, Outcome,
     PlanContext, PlannedChange, QuestionSpec, RootHandle, Stage, Status, Veto,
 };
+use proxsave_restore::commit::{self, State as WindowState, Window};
 use proxsave_restore::plan::{ClusterMode, Plan};
 use serde_json::json;
 
 use super::merge::{AcFile, AcTexts, Merged, merge};
+use crate::appliers::COMMIT;
 
 /// The category this applier applies.
 pub const CATEGORY: &str = "pve_access_control";
@@ -53,6 +59,9 @@ pub const COUNTDOWN: Duration = Duration::from_secs(90);
 pub const WWW_DATA_GID: u32 = 33;
 
 const ETC_PVE: &str = "etc/pve";
+
+/// The area name of the COMMIT window (`proxsave-access-control-rollback-…`).
+const AREA: &str = "access-control";
 
 /// The `pve_access_control` applier; see the module docs.
 #[derive(Clone, Copy, Debug, Default)]
@@ -82,7 +91,7 @@ impl Applier for PveAccessControl {
     }
 
     fn questions(&self) -> &'static [QuestionSpec] {
-        std::slice::from_ref(&QUESTION)
+        &[QUESTION, COMMIT]
     }
 
     fn plan(&self, ctx: &PlanContext<'_>) -> Result<ApplierPlan, ApplyError> {
@@ -142,6 +151,15 @@ impl Applier for PveAccessControl {
                     .countdown(COUNTDOWN)
                     .with_details(details),
             );
+            plan.actions
+                .push(match ctx.host.commit.as_ref().map(|c| c.window.as_secs()) {
+                    Some(s) => format!(
+                        "under a COMMIT window of {s}s: rolled back unless COMMIT is typed ({})",
+                        COMMIT.id
+                    ),
+                    None => "no COMMIT window (host actions deferred or a dry run)".into(),
+                });
+            plan.questions.push(Ask::new(COMMIT, Some("commit")));
         }
         plan.details = json!({
             "status": if changing.is_empty() { "unchanged" } else { "changes" },
@@ -241,44 +259,73 @@ impl Applier for PveAccessControl {
             }
         }
         let paths: Vec<ArchivePath> = writes.iter().map(|(p, _, _)| p.clone()).collect();
-        if let Err(e) = arm_commit_window(ctx, &paths) {
-            return Ok(vec![Outcome::new(
-                CATEGORY,
-                Status::Failed {
-                    error: format!("the COMMIT window cannot be armed: {e}; nothing written"),
-                },
-                info.join("\n"),
-            )]);
+        // The COMMIT window is armed before anything is written.
+        let window = match Window::arm(ctx.host, ctx.root, AREA, &paths, Vec::new()) {
+            Ok(w) => w,
+            Err(e) => {
+                return Ok(vec![Outcome::new(
+                    CATEGORY,
+                    Status::Failed {
+                        error: format!("the COMMIT window cannot be armed: {e}; nothing written"),
+                    },
+                    info.join("\n"),
+                )]);
+            }
+        };
+        if window.is_none() {
+            info.push("no COMMIT window (host actions deferred)".into());
         }
-        match ctx.root.replace_all(&writes) {
-            Ok(done) => {
-                let names: Vec<String> = done.iter().map(|r| format!("/{}", r.path)).collect();
-                let mut lines = vec![format!("written: {}", names.join(", "))];
-                for f in &merged.files {
-                    lines.push(format!("/{}: {}", f.file.path(), f.notes.join("; ")));
+        let done = match ctx.root.replace_all(&writes) {
+            Ok(done) => done,
+            Err(e) => {
+                let mut error =
+                    format!("access-control files not written (all left as they were): {e}");
+                if let Some(w) = &window {
+                    let s = w.rollback(ctx.host, ctx.cancel, "write failed")?;
+                    for p in s.problems {
+                        error.push_str(&format!("; rollback: {p}"));
+                    }
+                }
+                return Ok(vec![Outcome::new(
+                    CATEGORY,
+                    Status::Failed { error },
+                    info.join("\n"),
+                )]);
+            }
+        };
+        let names: Vec<String> = done.iter().map(|r| format!("/{}", r.path)).collect();
+        let mut lines = vec![format!("written: {}", names.join(", "))];
+        for f in &merged.files {
+            lines.push(format!("/{}: {}", f.file.path(), f.notes.join("; ")));
+        }
+        if let Some(w) = &window {
+            let mut d = vec![format!(
+                "The access-control files are in place ({}); root@pam of this host is kept.",
+                names.join(", ")
+            )];
+            d.push("Check that you can still log in (web UI / API) before you keep them.".into());
+            let s = commit::settle(ctx, w, COMMIT, d)?;
+            if s.state == WindowState::RolledBack {
+                let mut reason = format!("rolled back ({}): the previous files are in place", s.by);
+                for p in &s.problems {
+                    reason.push_str(&format!("; {p}"));
                 }
                 lines.extend(info);
-                Ok(vec![Outcome::new(
+                return Ok(vec![Outcome::new(
                     CATEGORY,
-                    Status::Applied,
+                    Status::Skipped { reason },
                     lines.join("\n"),
-                )])
+                )]);
             }
-            Err(e) => Ok(vec![Outcome::new(
-                CATEGORY,
-                Status::Failed {
-                    error: format!("access-control files not written (all left as they were): {e}"),
-                },
-                info.join("\n"),
-            )]),
+            lines.push(format!("committed ({})", s.by));
         }
+        lines.extend(info);
+        Ok(vec![Outcome::new(
+            CATEGORY,
+            Status::Applied,
+            lines.join("\n"),
+        )])
     }
-}
-
-/// Arms the COMMIT window over `files` before they are written: one call, so the window of
-/// `proxsave_restore::commit` plugs in here.
-fn arm_commit_window(_ctx: &mut ApplyContext<'_>, _files: &[ArchivePath]) -> Result<(), String> {
-    Ok(())
 }
 
 fn yes_no(value: &str) -> Result<bool, ApplyError> {
