@@ -633,7 +633,7 @@ fn no_answer_at_the_console_within_the_window_rolls_back() {
     p.exp_string("[no]: ").unwrap();
     p.send_line("yes").unwrap();
     p.exp_string("Type COMMIT within").unwrap();
-    p.exp_string("(no answer in").unwrap();
+    p.exp_string("(no answer within").unwrap();
     // Nothing typed: the countdown ends and the changes roll back (the console's countdown
     // and the timer end together: whichever takes the window's lock first rolls back).
     p.exp_regex("changes rolled back|timer already rolled the changes back")
