@@ -800,3 +800,30 @@ fn no_answer_at_the_console_within_the_window_restores_the_previous_files() {
     );
     assert!(wait_pid_exit(timer_pid(&w), Duration::from_secs(10)));
 }
+
+#[test]
+fn recovery_leaves_etc_pve_untouched() {
+    require_tools!("tar", "xz", "sha256sum", "mount", "umount");
+    let Some(lab) = Lab::new(true) else { return };
+    let before = lab.files();
+    let out = lab.restore(&[
+        "--yes",
+        "--json",
+        "--mode",
+        "custom",
+        "--categories",
+        "pve_cluster,pve_access_control",
+        "--cluster-mode",
+        "recovery",
+        "--host-actions",
+        "run",
+        "--answer",
+        "pve.access-control.apply=yes",
+    ]);
+    let r = report(&out);
+    let o = outcome(&r);
+    assert_eq!(o["status"], "skipped", "{o}");
+    assert!(o["reason"].as_str().unwrap().contains("RECOVERY"), "{o}");
+    assert_eq!(lab.files(), before);
+    assert!(lab.windows().is_empty());
+}
