@@ -445,6 +445,51 @@ fn full_restore_brings_access_control_back_and_keeps_this_hosts_root() {
     assert_eq!(changes.len(), 5, "{changes:?}");
     assert_eq!(lab.files(), before, "the dry run changed a file");
 
+    // `diff` shows the planned changes as unified diffs, the priv files as ids only.
+    let diff = lab
+        .fake
+        .command(common::bin())
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .args(["diff", "--backup"])
+        .arg(&lab.bundle)
+        .arg("--root")
+        .arg(lab.root())
+        .args(["--mode", "custom", "--categories", "pve_access_control"])
+        .output()
+        .unwrap();
+    common::assert_ok(&diff);
+    let shown = common::stdout(&diff);
+    for secret in [
+        ALICE_HASH,
+        ALICE_SECRET,
+        BACKUP_ROOT_SECRET,
+        LIVE_ROOT_SECRET,
+        "ALICETOTPSECRET",
+        "LIVEROOTTOTP",
+        "LIVEROOTHASH",
+    ] {
+        assert!(
+            !shown.contains(secret),
+            "diff shows a secret: {secret}\n{shown}"
+        );
+    }
+    assert!(
+        shown.contains("--- /etc/pve/user.cfg (current)\n+++ /etc/pve/user.cfg (backup)\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("+user:alice@pve:1:0:Alice:Smith:alice@example.com:Ops%3A%20oncall::\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("+alice@pve:<redacted>:\n"), "{shown}");
+    assert!(shown.contains("+alice@pve!ci <redacted>\n"), "{shown}");
+    assert!(
+        shown.contains("+alice@pve: <second factors redacted>\n"),
+        "{shown}"
+    );
+    assert_eq!(lab.files(), before, "diff changed a file");
+
     // Under --yes the question's default (no) leaves the files.
     let out = lab.restore(&[
         "--yes",
