@@ -112,6 +112,25 @@ mod tests {
         assert_eq!(cfg.get("a@pve").map(|e| e.hash.as_str()), Some("h"));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 128, rng_seed: proptest::test_runner::RngSeed::Fixed(8), ..Default::default() })]
+
+        #[test]
+        fn parse_of_write_is_the_model(
+            entries in proptest::collection::btree_map("[a-z][a-z0-9._-]{0,8}@(pve|pam)", "\\$[1-6y]\\$[A-Za-z0-9./]{1,16}\\$[A-Za-z0-9./]{1,40}", 0..6)
+        ) {
+            let cfg = ShadowCfg {
+                entries: entries.into_iter().map(|(userid, hash)| ShadowEntry { userid, hash }).collect(),
+                original: Original(None),
+            };
+            let text = cfg.to_text();
+            let (back, diags) = parse(&text);
+            proptest::prop_assert!(diags.is_empty());
+            proptest::prop_assert_eq!(&back, &cfg);
+            proptest::prop_assert_eq!(back.to_text(), text);
+        }
+    }
+
     #[test]
     fn a_changed_file_is_written_as_lines() {
         let (mut cfg, _) = parse("a@pve:h1:\n");

@@ -97,6 +97,27 @@ impl TokenCfg {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 128, rng_seed: proptest::test_runner::RngSeed::Fixed(8), ..Default::default() })]
+
+        #[test]
+        fn parse_of_write_is_the_model_sorted(
+            entries in proptest::collection::btree_map("[a-z][a-z0-9._-]{0,8}@(pve|pam)![A-Za-z][A-Za-z0-9_-]{1,8}", "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", 0..6)
+        ) {
+            let cfg = TokenCfg {
+                entries: entries.into_iter().rev().map(|(tokenid, secret)| TokenSecret { tokenid, secret }).collect(),
+                original: Original(None),
+            };
+            let text = cfg.to_text();
+            let (back, diags) = parse(&text);
+            proptest::prop_assert!(diags.is_empty());
+            let mut sorted = cfg.entries.clone();
+            sorted.sort_by(|a, b| a.tokenid.cmp(&b.tokenid));
+            proptest::prop_assert_eq!(&back.entries, &sorted);
+            proptest::prop_assert_eq!(back.to_text(), text);
+        }
+    }
+
     #[test]
     fn reads_tokens_and_writes_them_sorted() {
         let text = "root@pam!zz 2222\nalice@pve!ci 1111\nbad\n two@pve!x y\n";
