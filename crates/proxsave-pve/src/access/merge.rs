@@ -11,7 +11,8 @@
 //!   kept. Users of this host that the backup lacks are not kept (the file is the backup's)
 //!   and are listed. A result without an enabled administrator (an enabled `root@pam`
 //!   counts; else an enabled user holding `Administrator` on `/` directly or through a group)
-//!   is refused.
+//!   is refused. A backup file of which not one line reads as `user.cfg` is not used (the
+//!   file is left as it is): it would remove every user but `root@pam`.
 //! * `domains.cfg` (section config): the backup's realms; `pam` and `pve` are always present,
 //!   this host's definition of them wins, PVE's default when neither has one.
 //! * `priv/shadow.cfg`, `priv/token.cfg`: the backup's entries without `root@pam`'s, plus
@@ -239,7 +240,19 @@ fn merge_user_cfg(
 ) -> Result<MergedFile, MergeError> {
     let file = AcFile::UserCfg;
     let (b, d) = user_cfg::parse(backup);
+    let lines = backup.lines().filter(|l| !l.trim().is_empty()).count();
+    let unreadable = lines > 0 && d.len() == lines;
     diags_of(BACKUP, file, d, diags);
+    if unreadable {
+        // Not one line of the backup's file reads as user.cfg: writing it would remove every
+        // user of this host but root@pam.
+        return Ok(MergedFile {
+            file,
+            before: live.map(str::to_owned),
+            after: None,
+            notes: vec!["left as it is: no line of the backup's file reads as user.cfg".into()],
+        });
+    }
     let l = live.map(|t| {
         let (c, d) = user_cfg::parse(t);
         diags_of(LIVE, file, d, diags);

@@ -329,3 +329,23 @@ fn only_files_of_the_backup_are_merged_and_equal_files_are_not_written() {
     assert_eq!(m.files.len(), 1);
     assert!(!m.files[0].changes());
 }
+
+#[test]
+fn a_backup_user_cfg_without_one_readable_line_is_left_alone() {
+    let m = sides(
+        AcTexts {
+            user_cfg: Some("dir: local\n\tpath /var/lib/vz\n".into()),
+            ..AcTexts::default()
+        },
+        AcTexts {
+            user_cfg: Some(LIVE_USER.into()),
+            ..AcTexts::default()
+        },
+    );
+    assert!(!m.files[0].changes());
+    assert_eq!(
+        m.files[0].notes,
+        vec!["left as it is: no line of the backup's file reads as user.cfg"]
+    );
+    assert_eq!(m.diags.len(), 2);
+}
