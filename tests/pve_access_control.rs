@@ -531,6 +531,27 @@ fn full_restore_brings_access_control_back_and_keeps_this_hosts_root() {
         common::stderr(&out)
     );
     assert_merged(&lab);
+    // Neither the output nor the restore logs show a secret.
+    let mut seen = format!("{}{}", common::stdout(&out), common::stderr(&out));
+    for e in fs::read_dir(lab.work()).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("restore_") && name.ends_with(".log") {
+            seen.push_str(&fs::read_to_string(e.path()).unwrap());
+        }
+    }
+    assert!(seen.contains("pve-access-control"), "no log of the applier");
+    for secret in [
+        ALICE_HASH,
+        ALICE_SECRET,
+        LIVE_ROOT_SECRET,
+        "ALICETOTPSECRET",
+        "LIVEROOTTOTP",
+    ] {
+        assert!(
+            !seen.contains(secret),
+            "a secret is shown or logged: {secret}"
+        );
+    }
     // The safety backup covers the five files.
     let sb = r["safety_backup"]["path"].as_str().expect("safety backup");
     let listing = Command::new("tar").arg("-tf").arg(sb).output().unwrap();
