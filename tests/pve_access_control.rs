@@ -357,6 +357,20 @@ fn assert_merged(lab: &Lab) {
             .to_string()
             .contains("LIVEROOTTOTP")
     );
+    // Nothing else in /etc/pve: no temporary file, no link to an old copy.
+    let names = |rel: &str| {
+        let mut v: Vec<String> = fs::read_dir(lab.target.path(rel))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("etc/pve"), ["domains.cfg", "priv", "user.cfg"]);
+    assert_eq!(
+        names("etc/pve/priv"),
+        ["shadow.cfg", "tfa.cfg", "token.cfg"]
+    );
     // Modes and owners as pmxcfs reports them.
     for (rel, _, mode, uid, gid) in lab.files() {
         let want = if rel.contains("/priv/") { 0o600 } else { 0o640 };

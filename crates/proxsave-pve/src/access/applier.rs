@@ -21,8 +21,10 @@
 //! The mount is checked again (preflight veto), the merge computed again from the files as
 //! they are now, a file that changed since the plan is not written. A COMMIT window
 //! ([`proxsave_restore::commit::Window`], area `access-control`) is armed over exactly the files
-//! to write; then they are written all-or-nothing with the modes pmxcfs accepts (`user.cfg`,
-//! `domains.cfg` 0640; `priv/*` 0600; owner root, group www-data (33)), and `pve.commit` is
+//! to write; then each is written the way pmxcfs accepts it (a temporary file in the same
+//! folder with its final mode — `user.cfg`, `domains.cfg` 0640, `priv/*` 0600 — owner root,
+//! group www-data (33), renamed over the old one; no hard link); a failed write rolls the
+//! window back at once (every file as it was). Then `pve.commit` is
 //! asked ([`proxsave_restore::commit::settle`]): at a console, type `COMMIT` within the window
 //! or the previous files come back; with `--yes`, `commit` unless an answer says `rollback`.
 //! The window's timer rolls back on time even if `proxsave` is killed. With host actions
@@ -32,8 +34,8 @@ use std::time::Duration;
 
 use proxsave_archive::path::ArchivePath;
 use proxsave_restore::applier::{
-    Applier, ApplierPlan, ApplierRegistration, ApplyContext, ApplyError, Ask, FileSpec, Outcome,
-    PlanContext, PlannedChange, QuestionSpec, RootHandle, Stage, Status, Veto,
+    Applier, ApplierPlan, ApplierRegistration, ApplyContext, ApplyError, Ask, Outcome, PlanContext,
+    PlannedChange, QuestionSpec, RootHandle, Stage, Status, Veto,
 };
 use proxsave_restore::commit::{self, State as WindowState, Window};
 use proxsave_restore::plan::{ClusterMode, Plan};
@@ -238,25 +240,7 @@ impl Applier for PveAccessControl {
                 )]);
             }
             let Some(after) = &f.after else { continue };
-            writes.push((
-                path,
-                after.as_bytes().to_vec(),
-                FileSpec {
-                    mode: Some(f.file.mode()),
-                    uid: Some(0),
-                    gid: Some(WWW_DATA_GID),
-                    backup_stamp: None,
-                },
-            ));
-        }
-        if writes
-            .iter()
-            .any(|(p, _, _)| p.as_bytes().starts_with(b"etc/pve/priv/"))
-        {
-            let priv_dir = ap("etc/pve/priv")?;
-            if !ctx.root.exists(&priv_dir) {
-                ctx.root.create_dir_all(&priv_dir, 0o700)?;
-            }
+            writes.push((path, after.as_bytes().to_vec(), f.file.mode()));
         }
         let paths: Vec<ArchivePath> = writes.iter().map(|(p, _, _)| p.clone()).collect();
         // The COMMIT window is armed before anything is written.
@@ -275,25 +259,39 @@ impl Applier for PveAccessControl {
         if window.is_none() {
             info.push("no COMMIT window (host actions deferred)".into());
         }
-        let done = match ctx.root.replace_all(&writes) {
-            Ok(done) => done,
-            Err(e) => {
-                let mut error =
-                    format!("access-control files not written (all left as they were): {e}");
-                if let Some(w) = &window {
+        let mut done: Vec<String> = Vec::new();
+        let mut failed = None;
+        for (path, bytes, mode) in &writes {
+            match write_pmxcfs(ctx.root, path, bytes, *mode) {
+                Ok(()) => done.push(format!("/{path}")),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            let mut error = format!("access-control files not written: {e}");
+            match &window {
+                Some(w) => {
                     let s = w.rollback(ctx.host, ctx.cancel, "write failed")?;
+                    error.push_str("; the previous files were put back");
                     for p in s.problems {
                         error.push_str(&format!("; rollback: {p}"));
                     }
                 }
-                return Ok(vec![Outcome::new(
-                    CATEGORY,
-                    Status::Failed { error },
-                    info.join("\n"),
-                )]);
+                None if !done.is_empty() => {
+                    error.push_str(&format!("; already written: {}", done.join(", ")));
+                }
+                None => {}
             }
-        };
-        let names: Vec<String> = done.iter().map(|r| format!("/{}", r.path)).collect();
+            return Ok(vec![Outcome::new(
+                CATEGORY,
+                Status::Failed { error },
+                info.join("\n"),
+            )]);
+        }
+        let names = done;
         let mut lines = vec![format!("written: {}", names.join(", "))];
         for f in &merged.files {
             lines.push(format!("/{}: {}", f.file.path(), f.notes.join("; ")));
@@ -326,6 +324,67 @@ impl Applier for PveAccessControl {
             lines.join("\n"),
         )])
     }
+}
+
+/// Writes `bytes` to `path` the way pmxcfs accepts it: a temporary file in the same folder,
+/// created with its final mode, owned root:www-data (the only owner pmxcfs accepts), synced,
+/// then renamed over the old name (no hard link, no other rename). A missing `priv/` folder is
+/// created (0700). Links are never followed.
+fn write_pmxcfs(
+    root: &RootHandle,
+    path: &ArchivePath,
+    bytes: &[u8],
+    mode: u32,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::ffi::OsStrExt;
+
+    use rustix::fs::{AtFlags, Mode, OFlags};
+
+    let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("/{path}: {e}"));
+    if let Some(parent) = path.parent() {
+        if parent.as_bytes() == b"etc/pve/priv" && !root.exists(&parent) {
+            root.create_dir_all(&parent, 0o700).map_err(named)?;
+        }
+    }
+    let parent = proxsave_archive::dirfd::open_parent(root.dir().as_fd(), path)
+        .map_err(|e| named(e.into()))?;
+    let name = std::ffi::OsStr::from_bytes(path.file_name());
+    let tmp = format!(
+        "{}{}-pmxcfs-{}",
+        proxsave_restore::runstate::COMMIT_TMP_PREFIX,
+        std::process::id(),
+        String::from_utf8_lossy(path.file_name())
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(40)
+            .collect::<String>()
+    );
+    let _ = rustix::fs::unlinkat(&parent, tmp.as_str(), AtFlags::empty());
+    let written = (|| -> std::io::Result<()> {
+        let fd = rustix::fs::openat(
+            &parent,
+            tmp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )?;
+        let mut f = std::fs::File::from(fd);
+        rustix::fs::fchown(
+            &f,
+            Some(rustix::fs::Uid::ROOT),
+            Some(rustix::fs::Gid::from_raw(WWW_DATA_GID)),
+        )?;
+        rustix::fs::fchmod(&f, Mode::from_raw_mode(mode))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        rustix::fs::renameat(&parent, tmp.as_str(), &parent, name)?;
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = rustix::fs::unlinkat(&parent, tmp.as_str(), AtFlags::empty());
+    }
+    written.map_err(named)
 }
 
 fn yes_no(value: &str) -> Result<bool, ApplyError> {
