@@ -151,11 +151,12 @@ fn now_ms() -> i64 {
 
 impl Lab {
     fn new(mounted: bool) -> Lab {
-        Lab::with(mounted, false)
+        Lab::with(mounted, false, &[])
     }
 
-    /// `cluster`: a backup of a cluster node, with its cluster database.
-    fn with(mounted: bool, cluster: bool) -> Lab {
+    /// `cluster`: a backup of a cluster node, with its cluster database; `extra`: more
+    /// `/etc/pve` files in the backup.
+    fn with(mounted: bool, cluster: bool, extra: &[(&str, &str)]) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeBin::new(dir.path().join("fake"));
         let mut source = HostTree::new(dir.path().join("source"));
@@ -178,7 +179,7 @@ impl Lab {
             );
         }
         source.file("etc/hostname", b"pve-old\n", 0o644, ROOT);
-        for (p, t) in BACKUP {
+        for (p, t) in BACKUP.iter().chain(extra) {
             source.file(&format!("etc/pve/{p}"), t.as_bytes(), 0o640, PVE);
         }
         source.settle_dirs();
@@ -478,7 +479,7 @@ fn not_mounted_is_skipped_with_the_reason_and_nothing_changes() {
 
 #[test]
 fn recovery_leaves_etc_pve_untouched() {
-    let lab = Lab::with(true, true);
+    let lab = Lab::with(true, true, &[]);
     let out = lab.restore(
         "detached",
         &[
@@ -680,4 +681,95 @@ fn commit_typed_at_the_console_keeps_the_changes() {
     assert_eq!(w.state, State::Committed);
     assert!(wait_pid_exit(lab.timer_pid(&w), Duration::from_secs(10)));
     assert_eq!(lab.windows()[0].state, State::Committed);
+}
+
+#[test]
+fn several_host_fw_nodes_are_asked_for_and_skip_is_the_default() {
+    let other = "[OPTIONS]\nenable: 0\n";
+    let lab = Lab::with(true, false, &[("nodes/pve-b/host.fw", other)]);
+    let args = ["--categories", "pve_firewall"];
+    // --yes: the default `skip` leaves this node's host.fw as it is (absent).
+    let out = lab.restore("detached", &args);
+    common::assert_ok(&out);
+    let r = report(&out);
+    let o = Lab::status_of(&r, "pve_firewall");
+    assert!(
+        o["detail"]
+            .as_str()
+            .unwrap()
+            .contains("pve.host-fw.node = skip"),
+        "{o:#}"
+    );
+    assert!(!lab.etc_pve().join("nodes/pve1/host.fw").exists());
+    assert_eq!(
+        tree(&lab.etc_pve().join("firewall")),
+        expected(BACKUP, "firewall/")
+    );
+    // A node that is not in the backup: exit 2, nothing written.
+    let lab = Lab::with(true, false, &[("nodes/pve-b/host.fw", other)]);
+    let mut bad = args.to_vec();
+    bad.extend(["--answer", "pve.host-fw.node=pve-c"]);
+    let out = lab.restore("detached", &bad);
+    assert_eq!(common::code(&out), 2, "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("pve.host-fw.node"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert_eq!(tree(&lab.etc_pve()), before());
+    // The chosen node's file becomes this node's.
+    let mut pick = args.to_vec();
+    pick.extend(["--answer", "pve.host-fw.node=pve-b"]);
+    let out = lab.restore("detached", &pick);
+    common::assert_ok(&out);
+    assert_eq!(
+        fs::read_to_string(lab.etc_pve().join("nodes/pve1/host.fw")).unwrap(),
+        other
+    );
+}
+
+#[test]
+fn dry_run_lists_one_line_per_change_and_writes_nothing() {
+    let lab = Lab::new(true);
+    let out = lab
+        .command(
+            "detached",
+            &["--dry-run", "--json", "--categories", "pve_firewall"],
+        )
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let r = report(&out);
+    let fw = r["appliers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "pve_firewall")
+        .unwrap_or_else(|| panic!("{r:#}"))
+        .clone();
+    let actions: Vec<&str> = fw["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for line in [
+        "write /etc/pve/firewall/cluster.fw (changed, 640)",
+        "write /etc/pve/firewall/100.fw (new, 640)",
+        "write /etc/pve/nodes/pve1/host.fw (new, 640) from node pve-old of the backup",
+        "remove /etc/pve/firewall/200.fw (not in the backup)",
+        "under a COMMIT window of 180s: rolled back unless COMMIT is typed (pve.commit)",
+    ] {
+        assert!(actions.contains(&line), "{line:?} not in {actions:#?}");
+    }
+    let files: Vec<&str> = fw["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(files.contains(&"etc/pve/firewall/200.fw"), "{files:?}");
+    assert_eq!(tree(&lab.etc_pve()), before());
+    assert!(lab.windows().is_empty());
+    assert_eq!(lab.firewall_reloads(), 0);
 }

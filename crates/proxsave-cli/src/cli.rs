@@ -54,7 +54,7 @@ pub enum Command {
     /// List the backups found in the configured sources.
     List(ListArgs),
     /// Restore a backup: choose a mode and categories, review the plan, type RESTORE.
-    Restore(RestoreArgs),
+    Restore(Box<RestoreArgs>),
     /// Show how the files a restore would write differ from the target root (secrets masked).
     Diff(DiffArgs),
 }

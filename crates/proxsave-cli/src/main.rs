@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         Some(Command::Extract(args)) => commands::extract::run(args, &cancel),
         Some(Command::Decrypt(args)) => commands::decrypt::run(args, &cancel),
         Some(Command::List(args)) => commands::list::run(args),
-        Some(Command::Restore(args)) => commands::restore::run(args, &cancel),
+        Some(Command::Restore(args)) => commands::restore::run(*args, &cancel),
         Some(Command::Diff(args)) => commands::diff::run(args, &cancel),
         None => Err(Exit::Usage(
             "no command given; see `proxsave --help`".to_string(),

@@ -26,7 +26,7 @@ use proxsave_restore::applier::{
     QuestionSpec, Stage, Status, Veto,
 };
 use proxsave_restore::commit::{self, AfterCommand, State, Window};
-use proxsave_restore::host::{Host, HostCommand, Ran};
+use proxsave_restore::host::{Host, HostActions, HostCommand, Ran};
 use proxsave_restore::plan::{ClusterMode, Plan};
 use proxsave_restore::prompt::Level;
 use serde_json::json;
@@ -452,7 +452,12 @@ impl Applier for ClusterFiles {
             }
             _ => {}
         }
-        let window = ctx.host.commit.as_ref().map(|c| c.window.as_secs());
+        let window = ctx
+            .host
+            .commit
+            .as_ref()
+            .filter(|_| ctx.host.actions == HostActions::Run)
+            .map(|c| c.window.as_secs());
         if self.area == Area::Firewall && !changes.is_empty() {
             plan.actions
                 .push("reload pve-firewall (systemctl try-restart pve-firewall)".into());
@@ -468,7 +473,7 @@ impl Applier for ClusterFiles {
                 Some(s) => format!(
                     "under a COMMIT window of {s}s: rolled back unless COMMIT is typed (pve.commit)"
                 ),
-                None => "no COMMIT window (host actions deferred or a dry run)".into(),
+                None => "no COMMIT window (host actions deferred: nothing here is live)".into(),
             });
             plan.questions.push(Ask {
                 spec: COMMIT,

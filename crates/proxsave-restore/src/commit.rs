@@ -1155,3 +1155,238 @@ fn say_settled(ctx: &mut ApplyContext<'_>, window: &Window, s: &Settled) {
             .say(Level::Warning, &format!("{area}: rollback: {p}"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{CommandOutput, CommandRunner, MountProbe, SystemClock};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct FakeRunner {
+        ran: Mutex<Vec<String>>,
+        spawned: Mutex<Vec<String>>,
+        stopped: Mutex<Vec<u32>>,
+    }
+
+    impl CommandRunner for FakeRunner {
+        fn run(&self, cmd: &HostCommand, _: &CancelToken) -> std::io::Result<CommandOutput> {
+            self.ran.lock().unwrap().push(cmd.display());
+            Ok(CommandOutput {
+                code: Some(0),
+                ..Default::default()
+            })
+        }
+        fn spawn_detached(&self, cmd: &HostCommand) -> std::io::Result<u32> {
+            self.spawned.lock().unwrap().push(cmd.display());
+            Ok(999_999)
+        }
+        fn stop_detached(&self, pid: u32) -> std::io::Result<()> {
+            self.stopped.lock().unwrap().push(pid);
+            Ok(())
+        }
+    }
+
+    struct NoMounts;
+    impl MountProbe for NoMounts {
+        fn is_mount_point(&self, _: &Path) -> bool {
+            false
+        }
+    }
+
+    fn setup() -> (
+        tempfile::TempDir,
+        PathBuf,
+        Host,
+        Arc<FakeRunner>,
+        RootHandle,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc/sub")).unwrap();
+        let runner = Arc::new(FakeRunner::default());
+        let host = Host::new(
+            root.clone(),
+            HostActions::Run,
+            runner.clone(),
+            Arc::new(SystemClock),
+            Arc::new(NoMounts),
+        )
+        .with_commit(CommitSettings {
+            dir: dir.path().join("work/commit"),
+            window: Duration::from_secs(7),
+            fire: vec![
+                "/usr/bin/proxsave".into(),
+                "restore".into(),
+                "--commit-fire".into(),
+            ],
+        });
+        let handle = RootHandle::open(&root).unwrap();
+        (dir, root, host, runner, handle)
+    }
+
+    fn p(s: &str) -> ArchivePath {
+        ArchivePath::from_user(s).unwrap()
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    #[test]
+    fn a_rollback_puts_back_exactly_the_saved_paths() {
+        let (_d, root, host, runner, handle) = setup();
+        std::fs::write(root.join("etc/a"), "old").unwrap();
+        std::fs::set_permissions(root.join("etc/a"), std::fs::Permissions::from_mode(0o640))
+            .unwrap();
+        proxsave_testkit_free_set_mtime(&root.join("etc/a"), 1_600_000_000);
+        std::fs::set_permissions(root.join("etc/sub"), std::fs::Permissions::from_mode(0o750))
+            .unwrap();
+        std::os::unix::fs::symlink("target-old", root.join("etc/link")).unwrap();
+        std::fs::write(root.join("etc/untouched"), "keep").unwrap();
+        let paths = [
+            p("etc/a"),
+            p("etc/sub"),
+            p("etc/link"),
+            p("etc/new"),
+            p("etc/newdir"),
+            p("etc/newdir/f"),
+        ];
+        let w = Window::arm(
+            &host,
+            &handle,
+            "test-area",
+            &paths,
+            vec![AfterCommand::new("systemctl", ["try-restart", "x"])],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(mode(w.dir()), 0o700);
+        assert_eq!(mode(&w.dir().join("saved/0000")), 0o600);
+        assert_eq!(w.record().timer, Timer::Detached { pid: 999_999 });
+        let spawned = runner.spawned.lock().unwrap().clone();
+        assert_eq!(
+            spawned,
+            [format!(
+                "/usr/bin/proxsave restore --commit-fire {} --after 7",
+                w.dir().display()
+            )]
+        );
+        // The applier's changes.
+        std::fs::write(root.join("etc/a"), "new").unwrap();
+        std::fs::set_permissions(root.join("etc/a"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        std::fs::set_permissions(root.join("etc/sub"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
+        std::fs::remove_file(root.join("etc/link")).unwrap();
+        std::os::unix::fs::symlink("target-new", root.join("etc/link")).unwrap();
+        std::fs::write(root.join("etc/new"), "x").unwrap();
+        std::fs::create_dir(root.join("etc/newdir")).unwrap();
+        std::fs::write(root.join("etc/newdir/f"), "y").unwrap();
+
+        let s = w.rollback(&host, &CancelToken::new(), "test").unwrap();
+        assert_eq!(s.state, State::RolledBack);
+        assert!(s.now && s.problems.is_empty(), "{s:?}");
+        assert_eq!(std::fs::read_to_string(root.join("etc/a")).unwrap(), "old");
+        assert_eq!(mode(&root.join("etc/a")), 0o640);
+        assert_eq!(
+            std::fs::metadata(root.join("etc/a")).unwrap().mtime(),
+            1_600_000_000
+        );
+        assert_eq!(mode(&root.join("etc/sub")), 0o750);
+        assert_eq!(
+            std::fs::read_link(root.join("etc/link")).unwrap(),
+            Path::new("target-old")
+        );
+        assert!(!root.join("etc/new").exists());
+        assert!(!root.join("etc/newdir").exists());
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/untouched")).unwrap(),
+            "keep"
+        );
+        assert_eq!(
+            runner.ran.lock().unwrap().clone(),
+            ["systemctl try-restart x"]
+        );
+        assert_eq!(runner.stopped.lock().unwrap().clone(), [999_999]);
+        let r = Window::load(w.dir()).unwrap();
+        assert_eq!(r.record().state, State::RolledBack);
+        assert_eq!(r.record().settled_by.as_deref(), Some("test"));
+        // Settled once: a later commit or fire says so and changes nothing.
+        let again = w.commit(&host, &CancelToken::new(), "late").unwrap();
+        assert_eq!((again.state, again.now), (State::RolledBack, false));
+        let fired = fire(w.dir(), &host, &CancelToken::new()).unwrap();
+        assert!(!fired.now);
+        let log = std::fs::read_to_string(w.dir().join(LOG)).unwrap();
+        assert!(log.contains("rolling back (test)"), "{log}");
+    }
+
+    #[test]
+    fn a_commit_stops_the_timer_and_the_timer_then_does_nothing() {
+        let (_d, root, host, runner, handle) = setup();
+        std::fs::write(root.join("etc/a"), "old").unwrap();
+        let w = Window::arm(&host, &handle, "fw", &[p("etc/a")], Vec::new())
+            .unwrap()
+            .unwrap();
+        std::fs::write(root.join("etc/a"), "new").unwrap();
+        let s = w.commit(&host, &CancelToken::new(), "console").unwrap();
+        assert_eq!((s.state, s.now), (State::Committed, true));
+        assert_eq!(runner.stopped.lock().unwrap().clone(), [999_999]);
+        let fired = fire(w.dir(), &host, &CancelToken::new()).unwrap();
+        assert_eq!((fired.state, fired.now), (State::Committed, false));
+        assert_eq!(std::fs::read_to_string(root.join("etc/a")).unwrap(), "new");
+        assert_eq!(windows(&host.commit.as_ref().unwrap().dir).len(), 1);
+    }
+
+    #[test]
+    fn a_link_planted_during_the_window_is_not_followed() {
+        let (d, root, host, _runner, handle) = setup();
+        std::fs::create_dir_all(root.join("etc/x")).unwrap();
+        std::fs::write(root.join("etc/x/f"), "old").unwrap();
+        let w = Window::arm(&host, &handle, "fw", &[p("etc/x/f")], Vec::new())
+            .unwrap()
+            .unwrap();
+        let outside = d.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::remove_dir_all(root.join("etc/x")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("etc/x")).unwrap();
+        let s = w.rollback(&host, &CancelToken::new(), "test").unwrap();
+        assert_eq!(s.problems.len(), 1, "{s:?}");
+        assert!(s.problems[0].starts_with("/etc/x/f: "), "{s:?}");
+        assert!(!outside.join("f").exists(), "written through the link");
+    }
+
+    #[test]
+    fn nothing_is_armed_when_host_actions_are_deferred() {
+        let (_d, _root, mut host, runner, handle) = setup();
+        host.actions = HostActions::Defer;
+        assert!(
+            Window::arm(&host, &handle, "fw", &[p("etc/a")], Vec::new())
+                .unwrap()
+                .is_none()
+        );
+        assert!(runner.spawned.lock().unwrap().is_empty());
+    }
+
+    fn proxsave_testkit_free_set_mtime(path: &Path, secs: i64) {
+        let t = Timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        };
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            path,
+            &Timestamps {
+                last_access: t,
+                last_modification: t,
+            },
+            AtFlags::empty(),
+        )
+        .unwrap();
+    }
+}

@@ -444,20 +444,19 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
         Arc::new(SystemClock),
         Arc::new(ProcMounts),
     );
-    if !args.dry_run {
-        let exe = std::env::current_exe().context("locating the proxsave program")?;
-        host = host.with_commit(proxsave_restore::commit::CommitSettings {
-            // Absolute: a systemd timer runs the fire command from `/`.
-            dir: std::path::absolute(window::commit_dir(&workspace.dir))
-                .context("the work folder")?,
-            window: s.commit_window,
-            fire: vec![
-                exe.to_string_lossy().into_owned(),
-                "restore".into(),
-                "--commit-fire".into(),
-            ],
-        });
-    }
+    // Also for a dry run: the appliers' plans say the window they would arm (nothing is
+    // armed without an apply phase).
+    let exe = std::env::current_exe().context("locating the proxsave program")?;
+    host = host.with_commit(proxsave_restore::commit::CommitSettings {
+        // Absolute: a systemd timer runs the fire command from `/`.
+        dir: std::path::absolute(window::commit_dir(&workspace.dir)).context("the work folder")?,
+        window: s.commit_window,
+        fire: vec![
+            exe.to_string_lossy().into_owned(),
+            "restore".into(),
+            "--commit-fire".into(),
+        ],
+    });
     let bar = progress::bar("restoring");
     let stream_opts = StreamOptions {
         key: Some(&key),
