@@ -34,8 +34,6 @@ impl Cli {
 }
 
 /// The commands.
-// Parsed once per run: the size of the restore arguments does not matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show a backup's manifest, encryption and checksum status (no key needed).
