@@ -27,9 +27,10 @@
 //!   id, or a line that fits nowhere, is an error.
 //!
 //! Writing: [`SectionConfig::to_text`] gives back the parsed text byte for byte when nothing
-//! was changed; a section that was changed or added is written the way PVE writes it
-//! (`type: id`, then `\tkey value` or a bare `\tkey`, then an empty line), while untouched
-//! sections, and the comments between sections, keep their original text.
+//! was changed; a new section is written the way PVE writes it (`type: id`, then
+//! `\tkey value` or a bare `\tkey`, then an empty line); a changed section keeps its comments
+//! and untouched lines (changed properties are rewritten in place); untouched sections, and
+//! the comments between sections, keep their original text.
 //!
 //! ```
 //! use proxsave_formats::section;
@@ -47,6 +48,7 @@
 //! ```
 
 use std::fmt;
+use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
@@ -104,10 +106,25 @@ struct Origin {
     text: String,
     /// `text` ends with the empty line that ends the section.
     closed: bool,
+    /// What each line of `text` is, with its bytes in `text` (newline included), in order.
+    lines: Vec<(Kind, Range<usize>)>,
     /// The section as parsed, to tell whether it was changed since.
     ty: String,
     id: String,
     props: Vec<Prop>,
+}
+
+/// What a line of a section's text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The `type: id` line.
+    Header,
+    /// The property `props[i]` of the parsed section.
+    Prop(usize),
+    /// A comment, or a line the parser ignored.
+    Other,
+    /// The empty line that ended the section.
+    End,
 }
 
 /// One section: `type: id` and its property lines.
@@ -233,15 +250,74 @@ impl Section {
     pub fn render(&self) -> String {
         let mut out = format!("{}: {}\n", self.ty, self.id);
         for p in &self.props {
-            out.push('\t');
-            out.push_str(&p.key);
-            if let Some(v) = p.value.as_deref().filter(|v| !v.is_empty()) {
-                out.push(' ');
-                out.push_str(v);
-            }
-            out.push('\n');
+            out.push_str(&prop_line(p));
         }
         out.push('\n');
+        out
+    }
+
+    /// The parsed text of this section with the changes made since: see
+    /// [`SectionConfig::to_text`].
+    fn render_edited(&self, o: &Origin) -> String {
+        let matched = match_keys(&o.props, &self.props);
+        // The last header or property line: new properties left over go right after it.
+        let anchor = o
+            .lines
+            .iter()
+            .rposition(|(k, _)| matches!(k, Kind::Header | Kind::Prop(_)))
+            .unwrap_or(0);
+        let mut kept = vec![false; self.props.len()];
+        for j in matched.iter().flatten() {
+            kept[*j] = true;
+        }
+        // The next kept property from `from` on (or the end): new ones before it go here.
+        let next_kept = |from: usize| {
+            (from..self.props.len())
+                .find(|j| kept[*j])
+                .unwrap_or(self.props.len())
+        };
+        let mut out = String::new();
+        let mut next = 0;
+        let emit_new = |out: &mut String, upto: usize, next: &mut usize| {
+            while *next < upto {
+                line_start(out);
+                out.push_str(&prop_line(&self.props[*next]));
+                *next += 1;
+            }
+        };
+        for (index, (kind, range)) in o.lines.iter().enumerate() {
+            let raw = &o.text[range.clone()];
+            match *kind {
+                Kind::Header => {
+                    if o.ty == self.ty && o.id == self.id {
+                        out.push_str(raw);
+                    } else {
+                        out.push_str(&format!("{}: {}\n", self.ty, self.id));
+                    }
+                    emit_new(&mut out, next_kept(0), &mut next);
+                }
+                Kind::Prop(i) => {
+                    if let Some(j) = matched[i] {
+                        emit_new(&mut out, j, &mut next);
+                        line_start(&mut out);
+                        if self.props[j] == o.props[i] {
+                            out.push_str(raw);
+                        } else {
+                            out.push_str(&prop_line(&self.props[j]));
+                        }
+                        next = j + 1;
+                        emit_new(&mut out, next_kept(next), &mut next);
+                    }
+                }
+                Kind::Other | Kind::End => {
+                    line_start(&mut out);
+                    out.push_str(raw);
+                }
+            }
+            if index == anchor {
+                emit_new(&mut out, self.props.len(), &mut next);
+            }
+        }
         out
     }
 }
@@ -321,9 +397,12 @@ impl SectionConfig {
     /// The file's text.
     ///
     /// Byte for byte the parsed input when nothing was changed. Otherwise: the file's head,
-    /// then each section — its original text (and the comments before it) when unchanged, PVE
-    /// writer style ([`Section::render`]) when changed or new — then the file's tail. An
-    /// empty line is added where needed so that every section still ends before the next.
+    /// then each section — its original text (and the comments before it) when unchanged;
+    /// when changed, its original lines edited (comments and untouched property lines kept,
+    /// changed properties rewritten in place as `\tkey value`, removed ones dropped, new ones
+    /// inserted after the property before them); PVE writer style ([`Section::render`]) when
+    /// new — then the file's tail. An empty line is added where needed so that every section
+    /// still ends before the next.
     pub fn to_text(&self) -> String {
         let mut out = self.head.clone();
         // The last thing written is a section that did not end with an empty line.
@@ -338,6 +417,10 @@ impl SectionConfig {
             match origin {
                 Some(o) if !section.is_modified() => {
                     out.push_str(&o.text);
+                    open = !o.closed;
+                }
+                Some(o) => {
+                    out.push_str(&section.render_edited(o));
                     open = !o.closed;
                 }
                 _ => {
@@ -358,6 +441,53 @@ impl fmt::Display for SectionConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_text())
     }
+}
+
+/// `\tkey value`, or `\tkey` for a bare flag (or an empty value), with its newline.
+fn prop_line(p: &Prop) -> String {
+    match p.value.as_deref().filter(|v| !v.is_empty()) {
+        Some(v) => format!("\t{} {v}\n", p.key),
+        None => format!("\t{}\n", p.key),
+    }
+}
+
+/// Finishes an unterminated last line before another line is written.
+fn line_start(out: &mut String) {
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+}
+
+/// Pairs the parsed properties with the current ones by key, keeping order (a longest common
+/// subsequence of the keys): `result[i]` is the current property that parsed property `i`
+/// became, `None` when it was removed.
+fn match_keys(old: &[Prop], new: &[Prop]) -> Vec<Option<usize>> {
+    let (n, m) = (old.len(), new.len());
+    // lcs[i][j]: the longest common key subsequence of old[i..] and new[j..].
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if old[i].key == new[j].key {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let mut out = vec![None; n];
+    let (mut i, mut j) = (0, 0);
+    while i < n && j < m {
+        if old[i].key == new[j].key {
+            out[i] = Some(j);
+            i += 1;
+            j += 1;
+        } else if lcs[i + 1][j] >= lcs[i][j + 1] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
 }
 
 /// Before writing more text: finish an unterminated line, and end an open section with an
@@ -432,12 +562,15 @@ fn perl_property(line: &str) -> Option<Prop> {
     })
 }
 
-/// Lines of `text` with their byte offsets; the line text excludes its `\n`.
-fn lines(text: &str) -> Vec<(usize, &str)> {
+/// Lines of `text` with their bytes (newline included); the line text excludes its `\n`.
+fn lines(text: &str) -> Vec<(Range<usize>, &str)> {
     let mut out = Vec::new();
     let mut offset = 0;
     for piece in text.split_inclusive('\n') {
-        out.push((offset, piece.strip_suffix('\n').unwrap_or(piece)));
+        out.push((
+            offset..offset + piece.len(),
+            piece.strip_suffix('\n').unwrap_or(piece),
+        ));
         offset += piece.len();
     }
     out
@@ -473,17 +606,23 @@ impl<'a> Builder<'a> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A section whose lines are `kinds` (byte ranges in the text, in order, the header
+    /// first).
     fn section(
         &mut self,
         ty: &str,
         id: &str,
         props: Vec<Prop>,
         line: usize,
-        start: usize,
-        end: usize,
-        closed: bool,
+        kinds: Vec<(Kind, Range<usize>)>,
     ) {
+        let start = kinds.first().map_or(self.free_from, |(_, r)| r.start);
+        let end = kinds.last().map_or(start, |(_, r)| r.end);
+        let closed = kinds.last().is_some_and(|(k, _)| *k == Kind::End);
+        let lines = kinds
+            .into_iter()
+            .map(|(k, r)| (k, r.start - start..r.end - start))
+            .collect();
         let before = self.text[self.free_from..start].to_string();
         let leading = if self.head.is_none() {
             self.head = Some(before);
@@ -500,6 +639,7 @@ impl<'a> Builder<'a> {
                 leading,
                 text: self.text[start..end].to_string(),
                 closed,
+                lines,
                 ty: ty.to_string(),
                 id: id.to_string(),
                 props,
@@ -536,7 +676,7 @@ pub fn parse(text: &str) -> (SectionConfig, Vec<Diag>) {
     let mut builder = Builder::new(text);
     let mut i = 0;
     while i < lines.len() {
-        let (start, line) = lines[i];
+        let (ref header_span, line) = lines[i];
         i += 1;
         if is_comment(line) || perl_false(line) {
             continue;
@@ -555,20 +695,25 @@ pub fn parse(text: &str) -> (SectionConfig, Vec<Diag>) {
         };
         let header_line = i;
         let mut props = Vec::new();
-        let mut closed = false;
+        let mut kinds = vec![(Kind::Header, header_span.clone())];
         while i < lines.len() {
-            let (_, body) = lines[i];
+            let (ref span, body) = lines[i];
             i += 1;
             if is_comment(body) {
+                kinds.push((Kind::Other, span.clone()));
                 continue;
             }
             if perl_false(body) {
-                closed = true;
+                kinds.push((Kind::End, span.clone()));
                 break;
             }
             match perl_property(body) {
-                Some(prop) => props.push(prop),
+                Some(prop) => {
+                    kinds.push((Kind::Prop(props.len()), span.clone()));
+                    props.push(prop);
+                }
                 None => {
+                    kinds.push((Kind::Other, span.clone()));
                     let message = if body.trim_matches(is_ws).is_empty() {
                         format!(
                             "ignored whitespace-only line in section '{ty}: {id}' \
@@ -585,8 +730,7 @@ pub fn parse(text: &str) -> (SectionConfig, Vec<Diag>) {
                 }
             }
         }
-        let end = lines.get(i).map_or(text.len(), |(offset, _)| *offset);
-        builder.section(ty, id, props, header_line, start, end, closed);
+        builder.section(ty, id, props, header_line, kinds);
     }
     (builder.finish(), diags)
 }
@@ -607,7 +751,7 @@ pub fn parse_strict(text: &str) -> Result<SectionConfig, Diag> {
     let mut i = 0;
     let err = |line: usize, message: String| Diag { line, message };
     while i < lines.len() {
-        let (start, raw) = lines[i];
+        let (ref header_span, raw) = lines[i];
         i += 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
@@ -628,16 +772,17 @@ pub fn parse_strict(text: &str) -> Result<SectionConfig, Diag> {
         seen_ids.push(id.to_string());
         let header_line = i;
         let mut props: Vec<Prop> = Vec::new();
-        let mut closed = false;
+        let mut kinds = vec![(Kind::Header, header_span.clone())];
         while i < lines.len() {
-            let (_, raw) = lines[i];
+            let (ref span, raw) = lines[i];
             i += 1;
             let body = raw.strip_suffix('\r').unwrap_or(raw);
             if body.trim().is_empty() {
-                closed = true;
+                kinds.push((Kind::End, span.clone()));
                 break;
             }
             if body.trim_start().starts_with('#') {
+                kinds.push((Kind::Other, span.clone()));
                 continue;
             }
             if !body.starts_with(char::is_whitespace) {
@@ -667,10 +812,10 @@ pub fn parse_strict(text: &str) -> Result<SectionConfig, Diag> {
                     format!("duplicate property '{key}' in section '{ty}: {id}'"),
                 ));
             }
+            kinds.push((Kind::Prop(props.len()), span.clone()));
             props.push(Prop::new(key, value));
         }
-        let end = lines.get(i).map_or(text.len(), |(offset, _)| *offset);
-        builder.section(ty, id, props, header_line, start, end, closed);
+        builder.section(ty, id, props, header_line, kinds);
     }
     Ok(builder.finish())
 }

@@ -13,6 +13,8 @@ mod categories;
 pub mod clusterfs;
 pub mod domain;
 pub mod formats;
+pub mod storage_dirs;
+pub mod zfs;
 
 /// Ids of the categories this crate registers, in registry order.
 pub const CATEGORY_IDS: [&str; 11] = [

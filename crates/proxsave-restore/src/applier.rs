@@ -595,9 +595,21 @@ pub trait Applier: Send + Sync {
         ctx: &mut ApplyContext<'_>,
         plan: &ApplierPlan,
     ) -> Result<Vec<Outcome>, ApplyError>;
-    /// After the services are back.
+    /// After the services are back. Runs when the applier's apply phase reported something
+    /// other than failed or skipped, or reported nothing at all.
     fn post_restart(&self, _ctx: &mut ApplyContext<'_>, _plan: &ApplierPlan) -> Vec<Outcome> {
         Vec::new()
+    }
+    /// Whether the applier also runs for its categories when they are restored straight into
+    /// the root (the normal tier) instead of being staged. Default: false (staged only).
+    ///
+    /// Such an applier finds these categories' files in the root, not in the stage: they are
+    /// not there yet when [`Applier::plan`] runs, and in place from [`Applier::apply`] on.
+    /// It writes none of them itself; it is for what follows a plain file restore: a check, a
+    /// report of what the administrator should do next (typically in
+    /// [`Applier::post_restart`], with [`Applier::apply`] returning no outcome).
+    fn runs_for_normal_tier(&self) -> bool {
+        false
     }
 }
 

@@ -150,6 +150,35 @@ fn modified_config_keeps_untouched_sections() {
 }
 
 #[test]
+fn edited_sections_keep_their_comments_and_untouched_lines() {
+    let text = "# head\nnfs: nas\n  export /volume1/pve   \n\t# moved in 2024\n\tpath /mnt/pve/nas\n\
+                \toptions vers=4.2\n\t# end note\n\ndir: b\n\tpath /b";
+    let (mut cfg, _) = parse(text);
+    let nas = cfg.find_mut("nfs", "nas").unwrap();
+    nas.set("options", Some("vers=4.1"));
+    nas.remove("path");
+    nas.push_prop("disable", None);
+    let b = cfg.find_mut("dir", "b").unwrap();
+    b.set("content", Some("backup"));
+    assert_eq!(
+        cfg.to_text(),
+        "# head\nnfs: nas\n  export /volume1/pve   \n\t# moved in 2024\n\toptions vers=4.1\n\
+         \tdisable\n\t# end note\n\ndir: b\n\tpath /b\n\tcontent backup\n"
+    );
+    let (again, _) = parse(&cfg.to_text());
+    assert_eq!(again, cfg);
+    // A new key between two kept ones goes after the one before it.
+    let (mut cfg, _) = parse("dir: a\n\tk1 1\n\t#c\n\tk3 3\n\n");
+    let a = cfg.find_mut("dir", "a").unwrap();
+    a.props.insert(1, Prop::new("k2", "2"));
+    assert_eq!(cfg.to_text(), "dir: a\n\tk1 1\n\tk2 2\n\t#c\n\tk3 3\n\n");
+    // A renamed section gets a new header line, the rest is kept.
+    let (mut cfg, _) = parse("dir:  a \n\t#c\n\tk 1\n\n");
+    cfg.sections[0].id = "b".into();
+    assert_eq!(cfg.to_text(), "dir: b\n\t#c\n\tk 1\n\n");
+}
+
+#[test]
 fn pushing_after_an_unterminated_last_section() {
     let (mut cfg, _) = parse("dir: a\n\tpath /a");
     cfg.push(Section::new("dir", "b"));
@@ -362,6 +391,8 @@ proptest! {
         extra in model(),
         k in key(),
         v in proptest::option::of(value()),
+        drop in any::<prop::sample::Index>(),
+        rename in any::<bool>(),
     ) {
         let (mut cfg, _) = parse(&text);
         let untouched: Vec<String> = cfg.sections.iter().map(|s| {
@@ -371,7 +402,15 @@ proptest! {
             None
         } else {
             let i = edit.index(cfg.sections.len());
-            cfg.sections[i].set(&k, v.as_deref());
+            let s = &mut cfg.sections[i];
+            if !s.props.is_empty() {
+                let gone = s.props[drop.index(s.props.len())].key.clone();
+                s.remove(&gone);
+            }
+            s.set(&k, v.as_deref());
+            if rename {
+                s.id.push_str("-x");
+            }
             Some(i)
         };
         for s in extra {
@@ -386,6 +425,11 @@ proptest! {
                 prop_assert!(written.contains(original.as_str()));
             }
         }
+        // Every comment survives, in order, also inside the edited section.
+        let comments = |t: &str| -> Vec<String> {
+            t.lines().filter(|l| is_comment(l)).map(str::to_string).collect()
+        };
+        prop_assert_eq!(comments(&written), comments(&text));
     }
 
     #[test]

@@ -95,6 +95,16 @@ impl DatacenterCfg {
         keys
     }
 
+    /// The keys `live` has and this config lacks (in `live`'s order): options a restore of
+    /// this config through `/cluster/options` leaves as they are on the node.
+    pub fn keys_missing_from_here<'a>(&self, live: &'a DatacenterCfg) -> Vec<&'a str> {
+        let here = self.keys();
+        live.keys()
+            .into_iter()
+            .filter(|k| !here.contains(k))
+            .collect()
+    }
+
     /// The parameters of `PUT /cluster/options` (`pvesh set /cluster/options --key=value ...`)
     /// that give the cluster these options: `description` first when there is one, then every
     /// key once, in order of first appearance, with the value PVE reads (the last line's).
@@ -244,6 +254,14 @@ mod tests {
                 "--migration=network=10.0.0.0/24,type=secure"
             ]
         );
+    }
+
+    #[test]
+    fn keys_the_node_has_and_the_backup_lacks() {
+        let (backup, _) = parse("keyboard: de\nconsole: html5\n");
+        let (live, _) =
+            parse("#x\nkeyboard: en-us\nmac_prefix: BC:24:11\nha: shutdown_policy=migrate\n");
+        assert_eq!(backup.keys_missing_from_here(&live), ["mac_prefix", "ha"]);
     }
 
     #[test]

@@ -114,7 +114,35 @@ fn emit(phase: &'static str, outcomes: &[Outcome]) {
     }
 }
 
-/// Plans every applier of `set` that owns a category the plan stages.
+/// The categories of the plan `a` runs for: those staged, and those restored into the root
+/// when the applier asks for them ([`Applier::runs_for_normal_tier`]).
+fn categories_of(a: &dyn Applier, plan: &Plan) -> Vec<&'static str> {
+    let normal = a.runs_for_normal_tier();
+    a.categories()
+        .iter()
+        .copied()
+        .filter(|c| {
+            plan.categories.iter().any(|p| {
+                p.category.id == *c
+                    && (p.tier == Tier::Staged || (normal && p.tier == Tier::Normal))
+            })
+        })
+        .collect()
+}
+
+/// True when an applier of `set` runs for a category the plan restores into the root: the
+/// appliers' phases then run (with an empty stage) even if nothing is staged.
+pub(crate) fn runs_without_stage(set: &AppliersSet, plan: &Plan) -> bool {
+    set.iter().any(|a| {
+        a.runs_for_normal_tier()
+            && plan
+                .in_tier(Tier::Normal)
+                .any(|c| a.categories().contains(&c.id))
+    })
+}
+
+/// Plans every applier of `set` that owns a category the plan stages (or, for appliers that
+/// ask for it, restores into the root).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn plan_all(
     set: &AppliersSet,
@@ -125,15 +153,9 @@ pub(crate) fn plan_all(
     prompter: &mut dyn Prompter,
     report: &mut Report,
 ) -> Result<Vec<Planned>, RestoreError> {
-    let staged: Vec<&'static str> = plan.in_tier(Tier::Staged).map(|c| c.id).collect();
     let mut out = Vec::new();
     for a in set.iter() {
-        let categories: Vec<&'static str> = a
-            .categories()
-            .iter()
-            .copied()
-            .filter(|c| staged.contains(c))
-            .collect();
+        let categories = categories_of(a, plan);
         if categories.is_empty() {
             continue;
         }
@@ -415,10 +437,14 @@ pub(crate) fn post_restart_all(
 ) {
     for p in planned {
         let a = p.applier;
-        let applied = report.applied.iter().any(|o| {
-            o.applier == a.name()
-                && !matches!(o.status, Status::Failed { .. } | Status::Skipped { .. })
-        });
+        let mut outcomes = report.applied.iter().filter(|o| o.applier == a.name());
+        let applied = match outcomes.next() {
+            // The apply phase said nothing: it had nothing to do, nothing failed.
+            None => true,
+            Some(first) => std::iter::once(first)
+                .chain(outcomes)
+                .any(|o| !matches!(o.status, Status::Failed { .. } | Status::Skipped { .. })),
+        };
         if !applied {
             continue;
         }

@@ -268,10 +268,13 @@ fn run(
             .entries
             .iter()
             .any(|e| plan.route(&e.path).contains(&Tier::Export));
+    // An applier that runs for a category restored into the root needs the appliers'
+    // phases, hence a (possibly empty) stage.
     let stages = scan
         .entries
         .iter()
-        .any(|e| plan.route(&e.path).contains(&Tier::Staged));
+        .any(|e| plan.route(&e.path).contains(&Tier::Staged))
+        || appliers::runs_without_stage(&opts.appliers, plan);
 
     // 1. Room for everything, measured before anything is written.
     if !opts.dry_run {
