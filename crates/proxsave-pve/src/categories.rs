@@ -87,7 +87,7 @@ inventory::submit! {
     Category {
         id: "pve_access_control",
         name: "PVE Access Control",
-        description: "Users, roles, groups, ACLs and realms (applied via API)",
+        description: "Users, tokens, groups, roles, ACLs, pools, realms, password hashes and TFA (merged with this host's root@pam; written to the mounted /etc/pve)",
         kind: Kind::Pve,
         handling: Handling::Staged,
         patterns: &[

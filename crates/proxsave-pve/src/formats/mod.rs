@@ -2,3 +2,7 @@
 //! property-string code lives in `proxsave-formats`).
 
 pub mod datacenter;
+pub mod shadow;
+pub mod tfa;
+pub mod token;
+pub mod user_cfg;
