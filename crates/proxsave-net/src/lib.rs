@@ -1,11 +1,26 @@
-//! The network restore category (and, in later work, its appliers: interfaces(5) model, NIC
-//! mapper, preflight, staged install, COMMIT-or-rollback apply, resolv.conf repair).
+//! The network restore category and its pure core.
+//!
+//! * [`ifaces`]: a lossless interfaces(5) model (parse any bytes, write them back byte for byte),
+//!   structural renames, include resolution inside a root, and a lint.
+//! * [`inventory`]: the backup's NIC inventory (JSON) and this host's (sysfs inside a root).
+//! * [`matcher`]: backup NICs matched to this host's NICs, and a plan of safe renames and
+//!   conflicts.
+//! * [`overrides`]: persistent naming rules (udev rules, systemd `.link` files) that pin names.
+//!
+//! Nothing here spawns a process: values that need a tool (`ethtool -P`) are supplied by the
+//! caller through closures. See `docs/network-model.md`.
 //!
 //! Linking this crate registers the `network` category with `proxsave-categories`.
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod ifaces;
+pub mod inventory;
+pub mod matcher;
+pub mod overrides;
+mod rootfs;
 
 use proxsave_categories::{Category, Flags, Handling, Kind, Pattern, Presets};
 
@@ -14,7 +29,7 @@ use Pattern::{Dir, File};
 /// Id of the category this crate registers.
 pub const CATEGORY_ID: &str = "network";
 
-inventory::submit! {
+::inventory::submit! {
     Category {
         id: "network",
         name: "Network Configuration",
