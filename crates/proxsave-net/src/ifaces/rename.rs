@@ -344,38 +344,38 @@ fn values_bytes(values: &[Token]) -> Vec<u8> {
     v
 }
 
-/// Refuses `after` when a (name, family) stanza key occurs more often than in `before` and more
-/// than once.
+/// Refuses `after` when stanzas that had different names in `before` share one (name, family)
+/// in `after`. `after[i]` must be the rename of `before[i]` (same stanzas, same order).
 pub(crate) fn check_collisions(
     before: &[(&str, &Document)],
     after: &[(&str, &Document)],
 ) -> Result<(), RenameError> {
-    fn count(docs: &[(&str, &Document)]) -> BTreeMap<(Vec<u8>, Vec<u8>), Vec<(String, usize)>> {
-        let mut m: BTreeMap<(Vec<u8>, Vec<u8>), Vec<(String, usize)>> = BTreeMap::new();
-        for (file, doc) in docs {
-            for st in doc.stanzas() {
-                if st.is_mapping {
-                    continue;
-                }
-                let Some(name) = st.name else { continue };
-                let fam = st.family.map(|f| f.text.clone()).unwrap_or_default();
-                m.entry((name.text.clone(), fam))
-                    .or_default()
-                    .push((file.to_string(), st.line));
+    // (new name, family) -> [(old name, file, line)]
+    type Key = (Vec<u8>, Vec<u8>);
+    let mut groups: BTreeMap<Key, Vec<(Vec<u8>, String, usize)>> = BTreeMap::new();
+    for ((_, b), (file, a)) in before.iter().zip(after) {
+        for (sb, sa) in b.stanzas().iter().zip(a.stanzas().iter()) {
+            if sa.is_mapping {
+                continue;
             }
+            let (Some(nb), Some(na)) = (sb.name, sa.name) else {
+                continue;
+            };
+            let fam = sa.family.map(|f| f.text.clone()).unwrap_or_default();
+            groups.entry((na.text.clone(), fam)).or_default().push((
+                nb.text.clone(),
+                file.to_string(),
+                sa.line,
+            ));
         }
-        m
     }
-    let b = count(before);
-    let a = count(after);
-    for (key, places) in &a {
-        let had = b.get(key).map_or(0, Vec::len);
-        if places.len() > 1 && places.len() > had {
-            let (file, line) = places[places.len() - 1].clone();
+    for (key, places) in &groups {
+        let first = &places[0];
+        if let Some(other) = places.iter().find(|p| p.0 != first.0) {
             return Err(RenameError::Collision {
-                file,
-                line,
-                other_line: places[0].1,
+                file: other.1.clone(),
+                line: other.2,
+                other_line: first.2,
                 name: String::from_utf8_lossy(&key.0).into_owned(),
             });
         }
