@@ -438,7 +438,11 @@ pub fn collect_sysfs(
             let drv_path = device.join("driver");
             let drv = if rootfs::is_dir(root, &drv_path) {
                 rootfs::resolve(root, &drv_path)
-                    .and_then(|r| r.inner.file_name().map(|f| f.to_string_lossy().into_owned()))
+                    .and_then(|r| {
+                        r.inner
+                            .file_name()
+                            .map(|f| f.to_string_lossy().into_owned())
+                    })
                     .unwrap_or_default()
             } else {
                 String::new()

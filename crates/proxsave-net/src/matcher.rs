@@ -379,7 +379,9 @@ impl Plan {
         let mut skipped = Vec::new();
         for c in &self.conflicts {
             match (&c.reason, selection) {
-                (ConflictReason::Pinned { .. }, _) | (_, Selection::Safe) => skipped.push(c.clone()),
+                (ConflictReason::Pinned { .. }, _) | (_, Selection::Safe) => {
+                    skipped.push(c.clone())
+                }
                 (_, Selection::All) => chosen.push(c.rename.clone()),
             }
         }

@@ -181,9 +181,9 @@ pub fn parse_udev_rules(file: &Path, bytes: &[u8]) -> Vec<NamingRule> {
             continue;
         }
         let clauses = udev_clauses(t);
-        let is_net = clauses.iter().any(|c| {
-            c.key.eq_ignore_ascii_case("SUBSYSTEM") && c.op == "==" && c.value == "net"
-        });
+        let is_net = clauses
+            .iter()
+            .any(|c| c.key.eq_ignore_ascii_case("SUBSYSTEM") && c.op == "==" && c.value == "net");
         if !is_net {
             continue;
         }

@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use proxsave_net::ifaces::{
-    ConfigSet, Document, FindingCode, Flavor, Item, LintOptions, MentionKind, RefKind,
-    RenameError, RenameMap, RenameMapError, Severity, lint, rename_name,
+    ConfigSet, Document, FindingCode, Flavor, Item, LintOptions, MentionKind, RefKind, RenameError,
+    RenameMap, RenameMapError, Severity, lint, rename_name,
 };
 
 const PVE: &str = "\
@@ -77,7 +77,12 @@ fn round_trip_corpus_is_byte_identical() {
     ];
     for bytes in corpus {
         let doc = Document::parse(&bytes);
-        assert_eq!(doc.to_bytes(), bytes, "{:?}", String::from_utf8_lossy(&bytes));
+        assert_eq!(
+            doc.to_bytes(),
+            bytes,
+            "{:?}",
+            String::from_utf8_lossy(&bytes)
+        );
         // every byte belongs to exactly one logical line, in order
         let mut pos = 0;
         for l in doc.lines() {
@@ -90,7 +95,8 @@ fn round_trip_corpus_is_byte_identical() {
 
 #[test]
 fn inline_hash_is_part_of_the_value() {
-    let doc = Document::parse(b"iface x inet manual\n  post-up echo a # b\n  address 1.2.3.4/24 # x\n");
+    let doc =
+        Document::parse(b"iface x inet manual\n  post-up echo a # b\n  address 1.2.3.4/24 # x\n");
     let Item::Option { values, .. } = &doc.lines()[1].item else {
         panic!("option expected");
     };
@@ -190,7 +196,10 @@ fn chains_and_dotted_keys() {
     );
     let m = map(&[("eno1", "enp3s0")]);
     assert_eq!(rename_name("eno1:0", &m).as_deref(), Some("enp3s0:0"));
-    assert_eq!(rename_name("eno1.100.5", &m).as_deref(), Some("enp3s0.100.5"));
+    assert_eq!(
+        rename_name("eno1.100.5", &m).as_deref(),
+        Some("enp3s0.100.5")
+    );
     for same in ["eno10", "veth0", "xeno1", "eno1a", "eno"] {
         assert_eq!(rename_name(same, &m), None, "{same}");
     }
@@ -275,7 +284,11 @@ fn rename_map_is_validated() {
         );
     }
     assert!(RenameMap::new([("eno1", "fifteen-bytes-x")]).is_ok());
-    assert!(RenameMap::new([("eno1", "eno1")]).expect("identity").is_empty());
+    assert!(
+        RenameMap::new([("eno1", "eno1")])
+            .expect("identity")
+            .is_empty()
+    );
     assert!(matches!(
         RenameMap::new([("eno1", "a"), ("eno1", "b")]),
         Err(RenameMapError::DuplicateKey { .. })
@@ -321,9 +334,21 @@ fn includes_resolve_inside_the_stage() {
         "etc/network/interfaces",
         "auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\nsource extra.cfg\nsource /etc/network/missing\n",
     );
-    write(root, "etc/network/interfaces.d/b", "iface eno2 inet manual\n");
-    write(root, "etc/network/interfaces.d/a", "iface eno1 inet manual\n");
-    write(root, "etc/network/interfaces.d/.hidden", "iface hidden inet manual\n");
+    write(
+        root,
+        "etc/network/interfaces.d/b",
+        "iface eno2 inet manual\n",
+    );
+    write(
+        root,
+        "etc/network/interfaces.d/a",
+        "iface eno1 inet manual\n",
+    );
+    write(
+        root,
+        "etc/network/interfaces.d/.hidden",
+        "iface hidden inet manual\n",
+    );
     write(root, "etc/network/extra.cfg", "iface classic inet manual\n");
     write(root, "extra.cfg", "iface cwd inet manual\n");
 
@@ -332,8 +357,13 @@ fn includes_resolve_inside_the_stage() {
     let files: Vec<PathBuf> = set.files.iter().map(|f| f.path.clone()).collect();
     assert_eq!(
         files,
-        ["/etc/network/interfaces", "/etc/network/interfaces.d/a", "/etc/network/interfaces.d/b", "/etc/network/extra.cfg"]
-            .map(PathBuf::from)
+        [
+            "/etc/network/interfaces",
+            "/etc/network/interfaces.d/a",
+            "/etc/network/interfaces.d/b",
+            "/etc/network/extra.cfg"
+        ]
+        .map(PathBuf::from)
     );
     assert_eq!(set.findings.len(), 1);
     assert_eq!(set.findings[0].code, FindingCode::MissingSource);
@@ -341,8 +371,12 @@ fn includes_resolve_inside_the_stage() {
     assert!(set.findings[0].message.contains("/etc/network/missing"));
 
     // ifupdown2 resolves relative globs against the working directory (`/`)
-    let set = ConfigSet::load(root, Path::new("/etc/network/interfaces"), Flavor::Ifupdown2)
-        .expect("load");
+    let set = ConfigSet::load(
+        root,
+        Path::new("/etc/network/interfaces"),
+        Flavor::Ifupdown2,
+    )
+    .expect("load");
     assert_eq!(set.files[3].path, PathBuf::from("/extra.cfg"));
 }
 
@@ -355,16 +389,35 @@ fn source_directory_per_flavor_and_loops() {
         "etc/network/interfaces",
         "source-directory /etc/network/interfaces.d\nsource /etc/network/interfaces\n",
     );
-    write(root, "etc/network/interfaces.d/ok-1", "iface a inet manual\n");
-    write(root, "etc/network/interfaces.d/bad.cfg", "iface b inet manual\n");
+    write(
+        root,
+        "etc/network/interfaces.d/ok-1",
+        "iface a inet manual\n",
+    );
+    write(
+        root,
+        "etc/network/interfaces.d/bad.cfg",
+        "iface b inet manual\n",
+    );
     let set = ConfigSet::load(root, Path::new("/etc/network/interfaces"), Flavor::Ifupdown)
         .expect("load");
     assert_eq!(set.files.len(), 2);
-    assert_eq!(set.files[1].path, PathBuf::from("/etc/network/interfaces.d/ok-1"));
-    assert!(set.findings.iter().any(|f| f.code == FindingCode::IncludeLoop && f.line == 2));
+    assert_eq!(
+        set.files[1].path,
+        PathBuf::from("/etc/network/interfaces.d/ok-1")
+    );
+    assert!(
+        set.findings
+            .iter()
+            .any(|f| f.code == FindingCode::IncludeLoop && f.line == 2)
+    );
 
-    let set = ConfigSet::load(root, Path::new("/etc/network/interfaces"), Flavor::Ifupdown2)
-        .expect("load");
+    let set = ConfigSet::load(
+        root,
+        Path::new("/etc/network/interfaces"),
+        Flavor::Ifupdown2,
+    )
+    .expect("load");
     assert_eq!(set.files.len(), 1);
     let f = &set.findings[0];
     assert_eq!(
@@ -377,13 +430,21 @@ fn source_directory_per_flavor_and_loops() {
 fn symlinked_includes_do_not_escape_the_root() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    write(root, "etc/network/interfaces", "source /etc/network/interfaces.d/*\n");
+    write(
+        root,
+        "etc/network/interfaces",
+        "source /etc/network/interfaces.d/*\n",
+    );
     write(root, "etc/other", "iface inside inet manual\n");
     std::fs::create_dir_all(root.join("etc/network/interfaces.d")).expect("mkdir");
     std::os::unix::fs::symlink("/etc/other", root.join("etc/network/interfaces.d/link"))
         .expect("symlink");
-    let set = ConfigSet::load(root, Path::new("/etc/network/interfaces"), Flavor::Ifupdown2)
-        .expect("load");
+    let set = ConfigSet::load(
+        root,
+        Path::new("/etc/network/interfaces"),
+        Flavor::Ifupdown2,
+    )
+    .expect("load");
     assert_eq!(set.files[1].path, PathBuf::from("/etc/other"));
     assert_eq!(
         set.files[1].document.to_bytes(),
@@ -396,10 +457,22 @@ fn symlinked_includes_do_not_escape_the_root() {
 fn set_rename_checks_collisions_across_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    write(root, "etc/network/interfaces", "iface eno1 inet manual\nsource /etc/network/interfaces.d/*\n");
-    write(root, "etc/network/interfaces.d/x", "iface enp3s0 inet manual\n");
-    let set = ConfigSet::load(root, Path::new("/etc/network/interfaces"), Flavor::Ifupdown2)
-        .expect("load");
+    write(
+        root,
+        "etc/network/interfaces",
+        "iface eno1 inet manual\nsource /etc/network/interfaces.d/*\n",
+    );
+    write(
+        root,
+        "etc/network/interfaces.d/x",
+        "iface enp3s0 inet manual\n",
+    );
+    let set = ConfigSet::load(
+        root,
+        Path::new("/etc/network/interfaces"),
+        Flavor::Ifupdown2,
+    )
+    .expect("load");
     assert!(matches!(
         set.rename(&map(&[("eno1", "enp3s0")])),
         Err(RenameError::Collision { .. })
@@ -479,7 +552,10 @@ iface eno4 foo bar
         .iter()
         .find(|f| f.code == FindingCode::PortInTwoMasters)
         .expect("two masters");
-    assert_eq!(two.message, "eno2 is enslaved to multiple interfaces: bond0, vmbr9");
+    assert_eq!(
+        two.message,
+        "eno2 is enslaved to multiple interfaces: bond0, vmbr9"
+    );
 }
 
 #[test]

@@ -142,16 +142,24 @@ fn candidate_names_and_ranks() {
         assert_eq!(inventory_candidate_rank(bare), Some(i), "without ./");
         assert_eq!(inventory_candidate_rank(&format!("/{bare}")), Some(i));
     }
-    assert_eq!(inventory_candidate_rank("./etc/network_inventory.json"), None);
     assert_eq!(
-        inventory_candidate_rank("./var/lib/proxsave-info/commands/system/network_inventory.json.bak"),
+        inventory_candidate_rank("./etc/network_inventory.json"),
+        None
+    );
+    assert_eq!(
+        inventory_candidate_rank(
+            "./var/lib/proxsave-info/commands/system/network_inventory.json.bak"
+        ),
         None
     );
 }
 
 #[test]
 fn mac_helpers() {
-    assert_eq!(normalize_mac("  MAC:AA:BB:CC:DD:EE:FF \n"), "aa:bb:cc:dd:ee:ff");
+    assert_eq!(
+        normalize_mac("  MAC:AA:BB:CC:DD:EE:FF \n"),
+        "aa:bb:cc:dd:ee:ff"
+    );
     assert!(is_null_mac("00:00:00:00:00:00"));
     assert!(is_null_mac("FF:FF:FF:FF:FF:FF"));
     assert!(is_null_mac(""));
@@ -165,10 +173,15 @@ fn mac_helpers() {
         parse_ethtool_permanent("Permanent address: 00:00:00:00:00:00").as_deref(),
         Some("00:00:00:00:00:00")
     );
-    assert_eq!(parse_ethtool_permanent("Cannot get permanent address"), None);
+    assert_eq!(
+        parse_ethtool_permanent("Cannot get permanent address"),
+        None
+    );
     let p = parse_udev_properties("ID_PATH=pci-0000:03:00.0\nID_SERIAL=\nDEVPATH=/devices/x\n");
     assert_eq!(p.len(), 2);
-    let d = parse_udev_db(b"I:123\nE:ID_PATH=pci-0000:03:00.0\nE:ID_NET_NAME_PATH=enp3s0\nE:EMPTY=\nG:x\n");
+    let d = parse_udev_db(
+        b"I:123\nE:ID_PATH=pci-0000:03:00.0\nE:ID_NET_NAME_PATH=enp3s0\nE:EMPTY=\nG:x\n",
+    );
     assert_eq!(d.len(), 2);
     assert_eq!(d["ID_NET_NAME_PATH"], "enp3s0");
 }
@@ -191,11 +204,23 @@ fn sysfs_collector_reads_inside_the_root() {
     let root = dir.path();
     // a PCI NIC
     let pci = "sys/devices/pci0000:00/0000:00:1f.6";
-    file(root, &format!("{pci}/net/enp0s31f6/address"), "MAC:AA:BB:CC:00:00:01\n");
+    file(
+        root,
+        &format!("{pci}/net/enp0s31f6/address"),
+        "MAC:AA:BB:CC:00:00:01\n",
+    );
     file(root, &format!("{pci}/net/enp0s31f6/ifindex"), "2\n");
     file(root, &format!("{pci}/net/enp0s31f6/operstate"), "up\n");
-    link(root, &format!("{pci}/net/enp0s31f6/device"), "../../../0000:00:1f.6");
-    link(root, &format!("{pci}/driver"), "../../../bus/pci/drivers/e1000e");
+    link(
+        root,
+        &format!("{pci}/net/enp0s31f6/device"),
+        "../../../0000:00:1f.6",
+    );
+    link(
+        root,
+        &format!("{pci}/driver"),
+        "../../../bus/pci/drivers/e1000e",
+    );
     std::fs::create_dir_all(root.join("sys/bus/pci/drivers/e1000e")).expect("mkdir");
     link(
         root,
@@ -203,10 +228,22 @@ fn sysfs_collector_reads_inside_the_root() {
         "../../devices/pci0000:00/0000:00:1f.6/net/enp0s31f6",
     );
     // a bridge (virtual)
-    file(root, "sys/devices/virtual/net/vmbr0/address", "aa:bb:cc:00:00:01\n");
-    link(root, "sys/class/net/vmbr0", "../../devices/virtual/net/vmbr0");
+    file(
+        root,
+        "sys/devices/virtual/net/vmbr0/address",
+        "aa:bb:cc:00:00:01\n",
+    );
+    link(
+        root,
+        "sys/class/net/vmbr0",
+        "../../devices/virtual/net/vmbr0",
+    );
     // lo
-    file(root, "sys/devices/virtual/net/lo/address", "00:00:00:00:00:00\n");
+    file(
+        root,
+        "sys/devices/virtual/net/lo/address",
+        "00:00:00:00:00:00\n",
+    );
     link(root, "sys/class/net/lo", "../../devices/virtual/net/lo");
     // bonding_masters is a plain file, not an interface
     file(root, "sys/class/net/bonding_masters", "bond0\n");

@@ -105,12 +105,16 @@ impl ConfigSet {
         depth: usize,
         seen: &mut BTreeSet<PathBuf>,
     ) {
-        let dir = path.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+        let dir = path
+            .parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
         let includes: Vec<(usize, bool, Option<Vec<u8>>)> = doc
             .lines()
             .iter()
             .filter_map(|l| match &l.item {
-                Item::Source { path } => Some((l.line, false, path.as_ref().map(|t| t.text.clone()))),
+                Item::Source { path } => {
+                    Some((l.line, false, path.as_ref().map(|t| t.text.clone())))
+                }
                 Item::SourceDirectory { path } => {
                     Some((l.line, true, path.as_ref().map(|t| t.text.clone())))
                 }
@@ -195,7 +199,9 @@ impl ConfigSet {
                     continue;
                 }
                 match rootfs::read_capped(root, &f, MAX_INTERFACES_BYTES) {
-                    Ok(bytes) => self.add(root, res.inner, Document::parse(&bytes), depth + 1, seen),
+                    Ok(bytes) => {
+                        self.add(root, res.inner, Document::parse(&bytes), depth + 1, seen)
+                    }
                     Err(rootfs::ReadError::NotRegular) => {}
                     Err(e) => self.findings.push(finding(
                         FindingCode::MissingSource,
@@ -245,8 +251,7 @@ fn source_directory(root: &Path, dir: &Path) -> Vec<PathBuf> {
         .filter(|n| {
             let b = n.as_bytes();
             !b.is_empty()
-                && b
-                    .iter()
+                && b.iter()
                     .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
         })
         .map(|n| dir.join(n))

@@ -93,6 +93,15 @@ pub struct LintOptions {
     pub current_interfaces: Option<BTreeSet<String>>,
 }
 
+impl LintOptions {
+    /// Options knowing every interface name of `current` (this host's inventory).
+    pub fn with_inventory(current: &crate::inventory::Inventory) -> LintOptions {
+        LintOptions {
+            current_interfaces: Some(current.nics().iter().map(|n| n.name.clone()).collect()),
+        }
+    }
+}
+
 const FAMILIES: &[(&str, &[&str])] = &[
     (
         "inet",
@@ -173,7 +182,10 @@ pub fn lint(set: &ConfigSet, opts: &LintOptions) -> Vec<Finding> {
                     line.line,
                     Severity::Error,
                     FindingCode::OptionBeforeStanza,
-                    format!("misplaced option `{}` outside any iface stanza", key.lossy()),
+                    format!(
+                        "misplaced option `{}` outside any iface stanza",
+                        key.lossy()
+                    ),
                 ));
             }
         }
@@ -185,20 +197,19 @@ pub fn lint(set: &ConfigSet, opts: &LintOptions) -> Vec<Finding> {
                     FindingCode::MappingStanza,
                     "mapping stanza: its script runs even under `ifup -n`".into(),
                 )),
-                Item::Option { key, values } => {
+                Item::Option { key, values }
                     if !super::is_command_key(&key.text)
-                        && values.iter().any(|v| v.text.first() == Some(&b'#'))
-                    {
-                        out.push(mk(
-                            line.line,
-                            Severity::Info,
-                            FindingCode::InlineHash,
-                            format!(
-                                "`#` in the value of `{}` is part of the value, not a comment",
-                                key.lossy()
-                            ),
-                        ));
-                    }
+                        && values.iter().any(|v| v.text.first() == Some(&b'#')) =>
+                {
+                    out.push(mk(
+                        line.line,
+                        Severity::Info,
+                        FindingCode::InlineHash,
+                        format!(
+                            "`#` in the value of `{}` is part of the value, not a comment",
+                            key.lossy()
+                        ),
+                    ))
                 }
                 _ => {}
             }
@@ -301,7 +312,10 @@ pub fn lint(set: &ConfigSet, opts: &LintOptions) -> Vec<Finding> {
                         ref_label(r.kind)
                     )
                 } else {
-                    format!("{} {name}: this host has no interface {missing}", ref_label(r.kind))
+                    format!(
+                        "{} {name}: this host has no interface {missing}",
+                        ref_label(r.kind)
+                    )
                 };
                 out.push(mk(
                     r.token.span.line,

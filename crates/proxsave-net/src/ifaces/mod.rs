@@ -262,7 +262,13 @@ pub(crate) fn option_ref_kind(key: &[u8]) -> Option<RefKind> {
 /// Keys whose values are shell commands (never rewritten, only listed when they mention a NIC).
 pub(crate) fn is_command_key(key: &[u8]) -> bool {
     [
-        "pre-up", "up", "post-up", "down", "pre-down", "post-down", "script",
+        "pre-up",
+        "up",
+        "post-up",
+        "down",
+        "pre-down",
+        "post-down",
+        "script",
     ]
     .iter()
     .any(|k| key_is(key, k))
@@ -305,7 +311,12 @@ impl Document {
                 } else {
                     content.len()
                 };
-                joined.extend(content[..keep].iter().enumerate().map(|(i, b)| (*b, pos + i)));
+                joined.extend(
+                    content[..keep]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| (*b, pos + i)),
+                );
                 pos = next;
                 if nl.is_some() {
                     phys += 1;

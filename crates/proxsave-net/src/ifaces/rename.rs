@@ -200,7 +200,9 @@ impl Renamed {
 pub enum RenameError {
     /// After renaming, two stanzas of one family would share a name that they did not share
     /// before (two NICs collapsed into one).
-    #[error("{file}:{line}: renaming would give two `iface {name}` stanzas (also line {other_line})")]
+    #[error(
+        "{file}:{line}: renaming would give two `iface {name}` stanzas (also line {other_line})"
+    )]
     Collision {
         /// File (as given by the caller).
         file: String,
