@@ -534,7 +534,6 @@ iface eno4 foo bar
         (11, Severity::Warning, FindingCode::MappingStanza),
         (14, Severity::Error, FindingCode::MissingNic),
         (15, Severity::Warning, FindingCode::MissingNic),
-        (16, Severity::Error, FindingCode::MalformedLine),
         (17, Severity::Error, FindingCode::UnknownFamily),
     ];
     assert_eq!(got, want, "{findings:#?}");
@@ -555,6 +554,37 @@ iface eno4 foo bar
     assert_eq!(
         two.message,
         "eno2 is enslaved to multiple interfaces: bond0, vmbr9"
+    );
+}
+
+#[test]
+fn lint_follows_the_flavor() {
+    let src = "iface eno3 inet\niface eno4 ipx static\niface eno5 inet6 v4tunnel\nvlan vlan5\n\tvlan-id 5\niface this-name-is-too-long inet manual\niface eno6 inet manual\n\tmtu\n";
+    let codes = |flavor| {
+        let set = ConfigSet::single("/i", Document::parse(src.as_bytes()), flavor);
+        lint(&set, &LintOptions::default())
+            .iter()
+            .map(|f| (f.line, f.code))
+            .collect::<Vec<_>>()
+    };
+    // ifupdown2: a missing method means static; only inet/inet6; `vlan` opens a stanza
+    assert_eq!(
+        codes(Flavor::Ifupdown2),
+        vec![
+            (2, FindingCode::UnknownFamily),
+            (3, FindingCode::UnknownMethod),
+            (6, FindingCode::InvalidName),
+            (8, FindingCode::MalformedLine),
+        ]
+    );
+    // classic ifupdown: family without method is an error; ipx and v4tunnel exist
+    assert_eq!(
+        codes(Flavor::Ifupdown),
+        vec![
+            (1, FindingCode::MalformedLine),
+            (6, FindingCode::InvalidName),
+            (8, FindingCode::MalformedLine),
+        ]
     );
 }
 

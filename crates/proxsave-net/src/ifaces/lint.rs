@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use super::{ConfigSet, Item, RefKind, Stanza, key_is};
+use super::{ConfigSet, Flavor, Item, RefKind, Stanza, StanzaKind, key_is};
 
 /// How serious a [`Finding`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,10 +31,13 @@ impl std::fmt::Display for Severity {
 pub enum FindingCode {
     /// An option line outside any stanza ("misplaced option").
     OptionBeforeStanza,
-    /// A malformed line (bare `iface`, family without method, include without path).
+    /// A malformed line (bare `iface`, family without method under classic ifupdown, option
+    /// without value, include without path).
     MalformedLine,
-    /// An address family other than inet, inet6, ipx, can.
+    /// An address family the implementation does not know (ifupdown2: only inet and inet6).
     UnknownFamily,
+    /// An interface name longer than 15 bytes.
+    InvalidName,
     /// A method the family does not have (`inet staticc`).
     UnknownMethod,
     /// Two stanzas with one name and family (the tools merge them silently).
@@ -102,22 +105,38 @@ impl LintOptions {
     }
 }
 
-const FAMILIES: &[(&str, &[&str])] = &[
+/// Families and methods of classic ifupdown.
+const FAMILIES_IFUPDOWN: &[(&str, &[&str])] = &[
     (
         "inet",
         &[
             "loopback", "static", "dhcp", "manual", "bootp", "tunnel", "ppp", "wvdial", "ipv4ll",
-            "auto",
         ],
     ),
     (
         "inet6",
         &[
-            "auto", "loopback", "static", "manual", "dhcp", "v4tunnel", "6to4", "tunnel",
+            "auto", "loopback", "static", "manual", "dhcp", "v4tunnel", "6to4",
         ],
     ),
     ("ipx", &["static", "dynamic"]),
     ("can", &["static"]),
+];
+
+/// Families and methods of ifupdown2 (Proxmox's adds `auto`).
+const FAMILIES_IFUPDOWN2: &[(&str, &[&str])] = &[
+    (
+        "inet",
+        &[
+            "static", "manual", "loopback", "dhcp", "dhcp6", "ppp", "tunnel", "auto",
+        ],
+    ),
+    (
+        "inet6",
+        &[
+            "static", "manual", "loopback", "dhcp", "dhcp6", "ppp", "tunnel", "auto",
+        ],
+    ),
 ];
 
 /// Keys whose presence means the stanza creates its device (bridge, bond, VLAN, VXLAN, VRF, ...).
@@ -155,7 +174,7 @@ pub fn lint(set: &ConfigSet, opts: &LintOptions) -> Vec<Finding> {
     let mut declared: BTreeSet<String> = BTreeSet::new();
     for f in &set.files {
         for st in f.document.stanzas() {
-            if st.is_mapping {
+            if st.kind != StanzaKind::Iface {
                 continue;
             }
             if let Some(name) = st.name.and_then(|n| n.as_str()) {
@@ -215,7 +234,7 @@ pub fn lint(set: &ConfigSet, opts: &LintOptions) -> Vec<Finding> {
             }
         }
         for st in f.document.stanzas() {
-            if st.is_mapping {
+            if st.kind != StanzaKind::Iface {
                 continue;
             }
             let Some(name) = st.name else {
@@ -229,15 +248,19 @@ pub fn lint(set: &ConfigSet, opts: &LintOptions) -> Vec<Finding> {
             };
             let n = name.lossy();
             match (st.family, st.method) {
-                (Some(_), None) => out.push(mk(
+                (Some(_), None) if set.flavor == Flavor::Ifupdown => out.push(mk(
                     st.line,
                     Severity::Error,
                     FindingCode::MalformedLine,
-                    format!("iface {n}: address family without a method"),
+                    format!("iface {n}: unknown or no method"),
                 )),
-                (Some(fam), Some(method)) => {
+                (Some(fam), method) => {
                     let fam_s = fam.lossy();
-                    match FAMILIES.iter().find(|(f, _)| *f == fam_s) {
+                    let families = match set.flavor {
+                        Flavor::Ifupdown => FAMILIES_IFUPDOWN,
+                        Flavor::Ifupdown2 => FAMILIES_IFUPDOWN2,
+                    };
+                    match families.iter().find(|(f, _)| *f == fam_s) {
                         None => out.push(mk(
                             st.line,
                             Severity::Error,
@@ -245,7 +268,8 @@ pub fn lint(set: &ConfigSet, opts: &LintOptions) -> Vec<Finding> {
                             format!("iface {n}: unknown address family '{fam_s}'"),
                         )),
                         Some((_, methods)) => {
-                            let m = method.lossy();
+                            // ifupdown2 defaults a missing method to `static`
+                            let m = method.map_or_else(|| "static".to_string(), |m| m.lossy());
                             if !methods.contains(&m.as_str()) {
                                 out.push(mk(
                                     st.line,
@@ -258,6 +282,30 @@ pub fn lint(set: &ConfigSet, opts: &LintOptions) -> Vec<Finding> {
                     }
                 }
                 _ => {}
+            }
+            if n.split(':')
+                .next()
+                .is_some_and(|base| base.len() > super::IFNAME_MAX)
+            {
+                out.push(mk(
+                    st.line,
+                    Severity::Error,
+                    FindingCode::InvalidName,
+                    format!("{n}: interface name too long (more than 15 bytes)"),
+                ));
+            }
+            for o in &st.options {
+                if o.values.is_empty() {
+                    out.push(mk(
+                        o.line,
+                        Severity::Error,
+                        FindingCode::MalformedLine,
+                        format!(
+                            "iface {n}: invalid syntax '{}' (option without value)",
+                            o.key.lossy()
+                        ),
+                    ));
+                }
             }
             let fam = st.family.map(|t| t.text.clone()).unwrap_or_default();
             let key = (name.text.clone(), fam);
@@ -287,7 +335,7 @@ pub fn lint(set: &ConfigSet, opts: &LintOptions) -> Vec<Finding> {
                     r.token.span.line,
                 ));
             }
-            if r.kind == RefKind::Auto && !declared.contains(name) {
+            if r.kind == RefKind::Auto && name != "all" && !declared.contains(name) {
                 out.push(mk(
                     r.token.span.line,
                     Severity::Warning,

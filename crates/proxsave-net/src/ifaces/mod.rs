@@ -18,6 +18,7 @@ mod rename;
 
 pub use config_set::{ConfigFile, ConfigSet, Flavor, LoadError};
 pub use lint::{Finding, FindingCode, LintOptions, Severity, lint};
+pub use rename::IFNAME_MAX;
 pub use rename::{
     Edit, Mention, MentionKind, RenameError, RenameMap, RenameMapError, Renamed, is_valid_ifname,
     rename_name,
@@ -95,6 +96,13 @@ pub enum Item {
         /// Any further words (`inherits X`).
         rest: Vec<Token>,
     },
+    /// `vlan NAME` (ifupdown2: a bridge VLAN stanza) — starts a stanza.
+    Vlan {
+        /// The name.
+        name: Option<Token>,
+        /// Any further words.
+        rest: Vec<Token>,
+    },
     /// `mapping PATTERN...` — starts a mapping stanza.
     Mapping {
         /// The patterns.
@@ -155,17 +163,28 @@ pub struct StanzaOption<'a> {
     pub line: usize,
 }
 
-/// An `iface` (or `mapping`) stanza and the options that follow it.
+/// What opened a [`Stanza`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StanzaKind {
+    /// `iface`.
+    Iface,
+    /// `mapping`.
+    Mapping,
+    /// `vlan` (ifupdown2).
+    Vlan,
+}
+
+/// An `iface`, `mapping` or `vlan` stanza and the options that follow it.
 #[derive(Debug, Clone)]
 pub struct Stanza<'a> {
-    /// The `iface` name, or the first pattern of a `mapping`.
+    /// The `iface`/`vlan` name, or the first pattern of a `mapping`.
     pub name: Option<&'a Token>,
     /// Address family.
     pub family: Option<&'a Token>,
     /// Method.
     pub method: Option<&'a Token>,
-    /// True for a `mapping` stanza.
-    pub is_mapping: bool,
+    /// What opened the stanza.
+    pub kind: StanzaKind,
     /// Line of the `iface`/`mapping` keyword.
     pub line: usize,
     /// The options, in file order.
@@ -371,7 +390,7 @@ impl Document {
                         name: name.as_ref(),
                         family: family.as_ref(),
                         method: method.as_ref(),
-                        is_mapping: false,
+                        kind: StanzaKind::Iface,
                         line: line.line,
                         options: Vec::new(),
                     });
@@ -382,7 +401,18 @@ impl Document {
                         name: patterns.first(),
                         family: None,
                         method: None,
-                        is_mapping: true,
+                        kind: StanzaKind::Mapping,
+                        line: line.line,
+                        options: Vec::new(),
+                    });
+                    open = true;
+                }
+                Item::Vlan { name, .. } => {
+                    out.push(Stanza {
+                        name: name.as_ref(),
+                        family: None,
+                        method: None,
+                        kind: StanzaKind::Vlan,
                         line: line.line,
                         options: Vec::new(),
                     });
@@ -413,7 +443,7 @@ impl Document {
         for line in &self.lines {
             match &line.item {
                 Item::Blank | Item::Comment => {}
-                Item::Iface { .. } | Item::Mapping { .. } => open = true,
+                Item::Iface { .. } | Item::Mapping { .. } | Item::Vlan { .. } => open = true,
                 Item::Option { .. } => {
                     if !open {
                         out.push(line);
@@ -447,7 +477,7 @@ impl Document {
                         });
                     }
                 }
-                Item::Mapping { .. } => {
+                Item::Mapping { .. } | Item::Vlan { .. } => {
                     current = None;
                     open = true;
                 }
@@ -575,6 +605,13 @@ fn classify(tokens: Vec<Token>) -> Item {
             }
         }
         b"mapping" => Item::Mapping { patterns: rest },
+        b"vlan" => {
+            let mut r = rest.into_iter();
+            Item::Vlan {
+                name: r.next(),
+                rest: r.collect(),
+            }
+        }
         b"source" => Item::Source {
             path: rest.into_iter().next(),
         },

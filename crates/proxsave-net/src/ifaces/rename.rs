@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Document, Item, RefKind, Token, is_command_key};
+use super::{Document, Item, RefKind, StanzaKind, Token, is_command_key};
 
 /// Longest legal Linux network device name, in bytes (`IFNAMSIZ - 1`).
 pub const IFNAME_MAX: usize = 15;
@@ -357,7 +357,7 @@ pub(crate) fn check_collisions(
     let mut groups: BTreeMap<Key, Vec<(Vec<u8>, String, usize)>> = BTreeMap::new();
     for ((_, b), (file, a)) in before.iter().zip(after) {
         for (sb, sa) in b.stanzas().iter().zip(a.stanzas().iter()) {
-            if sa.is_mapping {
+            if sa.kind != StanzaKind::Iface {
                 continue;
             }
             let (Some(nb), Some(na)) = (sb.name, sa.name) else {
