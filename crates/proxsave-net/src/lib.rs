@@ -6,6 +6,8 @@
 //! * [`matcher`]: backup NICs matched to this host's NICs, and a plan of safe renames and
 //!   conflicts.
 //! * [`overrides`]: persistent naming rules (udev rules, systemd `.link` files) that pin names.
+//! * [`repair`]: all of the above in one call: the configuration's files before and after NIC
+//!   repair, with the reasons and the lint of the result.
 //!
 //! Nothing here spawns a process: values that need a tool (`ethtool -P`) are supplied by the
 //! caller through closures. See `docs/network-model.md`.
@@ -20,6 +22,7 @@ pub mod ifaces;
 pub mod inventory;
 pub mod matcher;
 pub mod overrides;
+pub mod repair;
 mod rootfs;
 
 use proxsave_categories::{Category, Flags, Handling, Kind, Pattern, Presets};

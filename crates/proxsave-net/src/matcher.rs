@@ -375,6 +375,17 @@ impl Plan {
     /// [`Selection::All`] the other conflicts are added and the collapse check runs again on the
     /// larger set.
     pub fn select(&self, selection: Selection) -> Result<Selected, RenameMapError> {
+        self.select_keeping(selection, &BTreeSet::new())
+    }
+
+    /// Like [`Plan::select`], with more names that stay unless renamed — typically the `iface`
+    /// names of the configuration, which may name interfaces the inventory does not list. A
+    /// rename onto such a name is skipped as [`ConflictReason::WouldCollapse`].
+    pub fn select_keeping(
+        &self,
+        selection: Selection,
+        kept_names: &BTreeSet<String>,
+    ) -> Result<Selected, RenameMapError> {
         let mut chosen = self.safe.clone();
         let mut skipped = Vec::new();
         for c in &self.conflicts {
@@ -385,7 +396,12 @@ impl Plan {
                 (_, Selection::All) => chosen.push(c.rename.clone()),
             }
         }
-        let names: BTreeSet<&str> = self.backup_names.iter().map(String::as_str).collect();
+        let names: BTreeSet<&str> = self
+            .backup_names
+            .iter()
+            .chain(kept_names)
+            .map(String::as_str)
+            .collect();
         let (mut applied, dropped) = close(chosen, &names);
         skipped.extend(dropped);
         applied.sort();
