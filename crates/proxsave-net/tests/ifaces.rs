@@ -332,7 +332,7 @@ fn includes_resolve_inside_the_stage() {
     write(
         root,
         "etc/network/interfaces",
-        "auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\nsource extra.cfg\nsource /etc/network/missing\n",
+        "auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\nsource extra.cfg\nsource /etc/network/missing\nsource /etc/network/empty/*\n",
     );
     write(
         root,
@@ -559,7 +559,7 @@ iface eno4 foo bar
 
 #[test]
 fn lint_follows_the_flavor() {
-    let src = "iface eno3 inet\niface eno4 ipx static\niface eno5 inet6 v4tunnel\nvlan vlan5\n\tvlan-id 5\niface this-name-is-too-long inet manual\niface eno6 inet manual\n\tmtu\n";
+    let src = "iface eno3 inet\niface eno4 ipx static\niface eno5 inet6 v4tunnel\nvlan vlan5\n\tvlan-id 5\niface this-name-is-too-long inet manual\niface eno6 inet manual\n\tmtu\nallow-hotplug\n";
     let codes = |flavor| {
         let set = ConfigSet::single("/i", Document::parse(src.as_bytes()), flavor);
         lint(&set, &LintOptions::default())
@@ -575,6 +575,7 @@ fn lint_follows_the_flavor() {
             (3, FindingCode::UnknownMethod),
             (6, FindingCode::InvalidName),
             (8, FindingCode::MalformedLine),
+            (9, FindingCode::MalformedLine),
         ]
     );
     // classic ifupdown: family without method is an error; ipx and v4tunnel exist

@@ -173,6 +173,10 @@ impl ConfigSet {
             } else {
                 expand_glob(root, &base)
             };
+            let is_glob = target.iter().any(|c| matches!(c, b'*' | b'?' | b'['));
+            if files.is_empty() && is_glob && !is_dir {
+                continue; // an empty glob is fine for both implementations
+            }
             if files.is_empty() {
                 let what = if is_dir {
                     "source directory"

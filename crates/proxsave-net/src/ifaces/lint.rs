@@ -210,6 +210,16 @@ pub fn lint(set: &ConfigSet, opts: &LintOptions) -> Vec<Finding> {
         }
         for line in f.document.lines() {
             match &line.item {
+                Item::Auto { keyword, names }
+                    if names.is_empty() && set.flavor == Flavor::Ifupdown2 =>
+                {
+                    out.push(mk(
+                        line.line,
+                        Severity::Error,
+                        FindingCode::MalformedLine,
+                        format!("invalid {} line without interface names", keyword.lossy()),
+                    ))
+                }
                 Item::Mapping { .. } => out.push(mk(
                     line.line,
                     Severity::Warning,
