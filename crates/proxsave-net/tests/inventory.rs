@@ -129,6 +129,13 @@ fn bad_inventories_give_reasons() {
         Err(InventoryError::Oversize { size, .. }) if size == MAX_INVENTORY_BYTES + 1
     ));
     assert_eq!(
+        InventoryError::NotRegular {
+            path: "./commands/network_inventory.json".into()
+        }
+        .to_string(),
+        "./commands/network_inventory.json: network inventory is not a regular file"
+    );
+    assert_eq!(
         InventoryError::Missing.to_string(),
         "backup does not include network inventory (update ProxSave and create a new backup to enable NIC mapping)"
     );
@@ -245,6 +252,13 @@ fn sysfs_collector_reads_inside_the_root() {
         "00:00:00:00:00:00\n",
     );
     link(root, "sys/class/net/lo", "../../devices/virtual/net/lo");
+    // a blank-named entry is skipped
+    file(
+        root,
+        "sys/devices/virtual/net/ /address",
+        "aa:bb:cc:00:00:07\n",
+    );
+    link(root, "sys/class/net/ ", "../../devices/virtual/net/ ");
     // bonding_masters is a plain file, not an interface
     file(root, "sys/class/net/bonding_masters", "bond0\n");
     // udev database
