@@ -323,12 +323,12 @@ pub fn parse_ethtool_permanent(output: &str) -> Option<String> {
     output.lines().find_map(|l| {
         let t = l.trim();
         let prefix = "permanent address:";
-        if t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix) {
-            let v = normalize_mac(&t[prefix.len()..]);
-            (!v.is_empty()).then_some(v)
-        } else {
-            None
+        let head = t.get(..prefix.len())?;
+        if !head.eq_ignore_ascii_case(prefix) {
+            return None;
         }
+        let v = normalize_mac(t.get(prefix.len()..).unwrap_or_default());
+        (!v.is_empty()).then_some(v)
     })
 }
 

@@ -21,7 +21,8 @@ use crate::inventory::Nic;
 use crate::overrides::NamingRule;
 
 /// How a backup NIC was matched, strongest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MatchMethod {
     /// Same permanent MAC (`ethtool -P`).
     PermanentMac,
@@ -75,7 +76,7 @@ impl std::fmt::Display for MatchMethod {
 }
 
 /// One backup NIC matched to one current NIC.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct NicMatch {
     /// Name in the backup (and in the backup's configuration).
     pub old: String,
@@ -183,7 +184,8 @@ pub fn compute_mapping(backup: &[Nic], current: &[Nic]) -> Mapping {
 }
 
 /// Why a rename is not safe.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ConflictReason {
     /// This host has an interface with the backup's name that nothing in the backup matches: the
     /// name belongs to another NIC here.
@@ -205,7 +207,7 @@ pub enum ConflictReason {
 }
 
 /// A rename that is not applied by default.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Conflict {
     /// The rename.
     pub rename: NicMatch,
@@ -261,7 +263,7 @@ pub enum Selection {
 }
 
 /// Safe renames and conflicts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Plan {
     /// All matches (identities included), for display.
     pub matches: Vec<NicMatch>,

@@ -11,7 +11,8 @@ use crate::inventory::{Nic, normalize_mac, usable_mac};
 use crate::rootfs;
 
 /// Where a rule comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RuleKind {
     /// A udev rules file.
     Udev,
@@ -29,7 +30,7 @@ impl std::fmt::Display for RuleKind {
 }
 
 /// One naming rule.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct NamingRule {
     /// udev or systemd-link.
     pub kind: RuleKind,

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use proxsave_net::ifaces::{Document, Item, RenameMap};
-use proxsave_net::inventory::{Inventory, Nic, is_null_mac};
+use proxsave_net::inventory::{
+    Inventory, Nic, is_null_mac, parse_ethtool_permanent, parse_udev_db, parse_udev_properties,
+};
 use proxsave_net::matcher::{MatchMethod, Selection, compute_mapping, plan};
 use proxsave_net::overrides::{parse_link_file, parse_udev_rules};
 
@@ -105,13 +107,17 @@ proptest! {
     }
 
     #[test]
-    fn other_parsers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), text in "\\PC{0,200}") {
+    fn other_parsers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), text in "\\PC{0,200}|permanent addr\\PC{0,8}") {
         let _ = parse_udev_rules(Path::new("/r"), &bytes);
         let _ = parse_udev_rules(Path::new("/r"), text.as_bytes());
         let _ = parse_udev_rules(Path::new("/r"), format!("SUBSYSTEM==\"net\", {text}").as_bytes());
         let _ = parse_link_file(Path::new("/l.link"), &bytes);
         let _ = parse_link_file(Path::new("/l.link"), format!("[Link]\nName={text}\n[Match]\nMACAddress={text}").as_bytes());
         let _ = Inventory::parse("x", &bytes);
+        let _ = parse_ethtool_permanent(&text);
+        let _ = parse_ethtool_permanent(&format!("Permanent address:{text}"));
+        let _ = parse_udev_properties(&text);
+        let _ = parse_udev_db(&bytes);
         let _ = Inventory::parse("x", text.as_bytes());
     }
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use super::{ConfigSet, Flavor, Item, RefKind, Stanza, StanzaKind, key_is};
 
 /// How serious a [`Finding`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Informational.
     Info,
@@ -27,7 +28,8 @@ impl std::fmt::Display for Severity {
 }
 
 /// What a [`Finding`] is about (stable identifiers for tests and JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FindingCode {
     /// An option line outside any stanza ("misplaced option").
     OptionBeforeStanza,
@@ -61,7 +63,7 @@ pub enum FindingCode {
 }
 
 /// One problem, with the file and line it is on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
     /// File (absolute path inside the root).
     pub file: PathBuf,

@@ -202,7 +202,8 @@ impl Stanza<'_> {
 }
 
 /// What kind of reference to an interface a word is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RefKind {
     /// The name of an `iface` stanza.
     Iface,

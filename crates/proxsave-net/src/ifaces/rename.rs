@@ -141,7 +141,7 @@ pub fn rename_name(name: &str, map: &RenameMap) -> Option<String> {
 }
 
 /// One replaced word.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Edit {
     /// Physical line (1-based) of the word.
     pub line: usize,
@@ -154,7 +154,8 @@ pub struct Edit {
 }
 
 /// Where a renamed NIC is mentioned but was deliberately NOT rewritten.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MentionKind {
     /// In a comment.
     Comment,
@@ -167,7 +168,7 @@ pub enum MentionKind {
 }
 
 /// A line that mentions a renamed NIC but was left as it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Mention {
     /// Physical line (1-based).
     pub line: usize,
