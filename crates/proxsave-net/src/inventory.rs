@@ -263,16 +263,30 @@ pub fn usable_mac(mac: &str) -> Option<String> {
 }
 
 /// A sysfs device path with any prefix before `/sys/devices/` removed (backups of a mounted root
-/// record the mount prefix), or `None` for empty or virtual paths.
+/// record the mount prefix) and a trailing `virtioN` dropped (the PCI function is the identity,
+/// not the virtio enumeration index), or `None` for empty or virtual paths.
 pub fn normalize_pci_path(path: &str) -> Option<String> {
     let p = path.trim();
     if p.is_empty() || p.contains("/virtual/") {
         return None;
     }
-    Some(match p.find("/sys/devices/") {
-        Some(i) => p[i..].to_string(),
-        None => p.to_string(),
-    })
+    let p = match p.find("/sys/devices/") {
+        Some(i) => &p[i..],
+        None => p,
+    };
+    // virtio NICs: `…/0000:00:03.0/virtio2` — the virtio index is an enumeration order, the PCI
+    // function is the identity
+    let p = match p.rsplit_once('/') {
+        Some((head, last))
+            if last.len() > 6
+                && last.starts_with("virtio")
+                && last[6..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            head
+        }
+        _ => p,
+    };
+    Some(p.to_string())
 }
 
 impl Nic {

@@ -173,6 +173,14 @@ fn mac_helpers() {
     assert!(!is_null_mac("00:00:00:00:00:01"));
     assert_eq!(normalize_pci_path("/sys/devices/virtual/net/vmbr0"), None);
     assert_eq!(
+        normalize_pci_path("/sys/devices/pci0000:00/0000:00:03.0/virtio2").as_deref(),
+        Some("/sys/devices/pci0000:00/0000:00:03.0")
+    );
+    assert_eq!(
+        normalize_pci_path("/sys/devices/pci0000:00/0000:00:03.0/virtio").as_deref(),
+        Some("/sys/devices/pci0000:00/0000:00:03.0/virtio")
+    );
+    assert_eq!(
         parse_ethtool_permanent("PERMANENT ADDRESS: AA:BB:CC:00:00:01\n").as_deref(),
         Some("aa:bb:cc:00:00:01")
     );
