@@ -255,6 +255,39 @@ pub fn integrity_check(path: &Path) -> Result<(), ConfigDbError> {
     check(&conn, path)
 }
 
+/// Opens the `config.db` at `db` (read-only, checked as [`ConfigDbTree::open`]) and writes
+/// its `/etc/pve` into `dest` as `dest/etc/pve/...` ([`ConfigDbTree::write_into`]): the
+/// folder other code reads `/etc/pve` from when a backup holds no `etc/pve` copy. `dest`
+/// should be a private (0700) folder of the work directory; `dest/etc/pve` must not hold
+/// files of the same names (nothing is overwritten). Returns the tree (for listing what was
+/// written) and the number of files written.
+///
+/// # Errors
+/// Those of [`ConfigDbTree::open`] and [`ConfigDbTree::write_into`].
+pub fn export_tree(db: &Path, dest: &Path) -> Result<(ConfigDbTree, usize), ConfigDbError> {
+    let tree = ConfigDbTree::open(db)?;
+    let files = tree.write_into(dest)?;
+    Ok((tree, files))
+}
+
+impl ConfigDbError {
+    /// The same error naming the database as `label` instead of its file path (a copy in
+    /// the work directory is shown as what it is, e.g. the backup's
+    /// `/var/lib/pve-cluster/config.db`). [`ConfigDbError::Write`] is left as it is.
+    pub fn shown_as(mut self, label: impl Into<PathBuf>) -> ConfigDbError {
+        match &mut self {
+            ConfigDbError::Open { path, .. }
+            | ConfigDbError::Integrity { path, .. }
+            | ConfigDbError::NoTree { path }
+            | ConfigDbError::Query { path, .. }
+            | ConfigDbError::Entry { path, .. }
+            | ConfigDbError::NotFound { path, .. } => *path = label.into(),
+            ConfigDbError::Write { .. } => {}
+        }
+        self
+    }
+}
+
 /// One row as read, before the tree is built.
 struct Row {
     inode: i64,
@@ -374,6 +407,33 @@ impl ConfigDbTree {
     /// # Errors
     /// [`ConfigDbError::Write`] naming the file or folder.
     pub fn write_into(&self, dir: &Path) -> Result<usize, ConfigDbError> {
+        self.write_selected(dir, &|_| true)
+    }
+
+    /// [`ConfigDbTree::write_into`] for the entries `keep` accepts (and the folders holding
+    /// them); a folder `keep` accepts is written even when empty, its entries only when
+    /// `keep` accepts them too. Returns the number of files written.
+    ///
+    /// # Errors
+    /// [`ConfigDbError::Write`] naming the file or folder.
+    pub fn write_selected(
+        &self,
+        dir: &Path,
+        keep: &dyn Fn(&TreeEntry) -> bool,
+    ) -> Result<usize, ConfigDbError> {
+        let mut wanted: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for e in &self.entries {
+            if keep(e) {
+                wanted.insert(e.path.as_str());
+                let mut p = e.path.as_str();
+                while let Some((parent, _)) = p.rsplit_once('/') {
+                    if !wanted.insert(parent) {
+                        break;
+                    }
+                    p = parent;
+                }
+            }
+        }
         let werr = |target: PathBuf, e: rustix::io::Errno| ConfigDbError::Write {
             target,
             message: std::io::Error::from(e).to_string(),
@@ -392,6 +452,9 @@ impl ConfigDbTree {
         let mut files = 0usize;
         let mut dir_times: Vec<(PathBuf, String, u32)> = Vec::new();
         for (i, e) in self.entries.iter().enumerate() {
+            if !wanted.contains(e.path.as_str()) {
+                continue;
+            }
             let (parent_rel, name) = match e.path.rsplit_once('/') {
                 Some((p, n)) => (p, n),
                 None => ("", e.path.as_str()),
@@ -779,46 +842,6 @@ fn build(path: &Path, rows: Vec<Row>) -> Result<ConfigDbTree, ConfigDbError> {
     })
 }
 
-/// Builds a `config.db` (tests, fixtures): writes a `config.db` with pmxcfs's schema and the given rows
-/// (`(inode, parent, type, name, data, mtime)`, version = inode, writer 1), plus the
-/// `__version__` row. The file must not exist.
-///
-/// # Errors
-/// SQLite's error.
-pub fn write_test_db(
-    path: &Path,
-    rows: &[(i64, i64, i64, &str, &[u8], u32)],
-) -> Result<(), rusqlite::Error> {
-    let conn = Connection::open(path)?;
-    conn.execute_batch(
-        "CREATE TABLE tree (
-            inode INTEGER PRIMARY KEY NOT NULL,
-            parent INTEGER NOT NULL CHECK(typeof(parent)=='integer'),
-            version INTEGER NOT NULL CHECK(typeof(version)=='integer'),
-            writer INTEGER NOT NULL CHECK(typeof(writer)=='integer'),
-            mtime INTEGER NOT NULL CHECK(typeof(mtime)=='integer'),
-            type INTEGER NOT NULL CHECK(typeof(type)=='integer'),
-            name TEXT NOT NULL,
-            data BLOB);",
-    )?;
-    let max_version = rows.iter().map(|r| r.0).max().unwrap_or(0);
-    let max_mtime = rows.iter().map(|r| r.5).max().unwrap_or(0);
-    conn.execute(
-        "INSERT INTO tree (inode, parent, version, writer, mtime, type, name, data)
-         VALUES (0, 0, ?1, 0, ?2, 8, '__version__', NULL)",
-        rusqlite::params![max_version, max_mtime],
-    )?;
-    for (inode, parent, kind, name, data, mtime) in rows {
-        let data: Option<&[u8]> = if *kind == DT_DIR { None } else { Some(data) };
-        conn.execute(
-            "INSERT INTO tree (inode, parent, version, writer, mtime, type, name, data)
-             VALUES (?1, ?2, ?1, 1, ?3, ?4, ?5, ?6)",
-            rusqlite::params![inode, parent, mtime, kind, name, data],
-        )?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -851,7 +874,7 @@ mod tests {
     fn db(rows: &[R<'_>]) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.db");
-        write_test_db(&path, rows).unwrap();
+        proxsave_testkit::configdb::write_rows(&path, rows);
         (dir, path)
     }
 
@@ -1100,6 +1123,45 @@ mod tests {
     }
 
     #[test]
+    fn write_selected_writes_the_chosen_entries_and_their_folders() {
+        let (_d, path) = db(&sample());
+        let tree = ConfigDbTree::open(&path).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let n = tree
+            .write_selected(out.path(), &|e| e.path.starts_with("nodes/pve1/qemu-server/"))
+            .unwrap();
+        assert_eq!(n, 1);
+        let pve = out.path().join("etc/pve");
+        assert_eq!(
+            std::fs::read(pve.join("nodes/pve1/qemu-server/100.conf")).unwrap(),
+            b"memory: 2048\n"
+        );
+        assert!(!pve.join("storage.cfg").exists());
+        assert!(!pve.join("priv").exists());
+    }
+
+    #[test]
+    fn export_tree_writes_etc_pve_and_errors_can_name_the_backup_copy() {
+        let (_d, path) = db(&sample());
+        let out = tempfile::tempdir().unwrap();
+        let (tree, n) = export_tree(&path, out.path()).unwrap();
+        assert_eq!(n, 4);
+        assert_eq!(tree.entries().len(), 8);
+        assert_eq!(
+            std::fs::read(out.path().join("etc/pve/storage.cfg")).unwrap(),
+            STORAGE
+        );
+        let (_d, bad) = raw_db("CREATE TABLE other (x INTEGER);");
+        let err = export_tree(&bad, out.path())
+            .unwrap_err()
+            .shown_as("/var/lib/pve-cluster/config.db in b.tar.xz");
+        assert_eq!(
+            err.to_string(),
+            "/var/lib/pve-cluster/config.db in b.tar.xz: no `tree` table: not a pmxcfs config.db"
+        );
+    }
+
+    #[test]
     fn write_into_never_follows_a_planted_symlink() {
         let (_d, path) = db(&sample());
         let tree = ConfigDbTree::open(&path).unwrap();
@@ -1142,11 +1204,8 @@ mod tests {
             for (i, (is_dir, name, data, mtime, pick)) in items.into_iter().enumerate() {
                 let inode = i as i64 + 1;
                 let parent = dirs[pick.index(dirs.len())];
-                let name = if name == "." || name == ".." {
-                    format!("{name}x")
-                } else {
-                    format!("{name}{inode}")
-                };
+                // Unique per inode; never `.` or `..`.
+                let name = format!("{name}{inode}");
                 if is_dir {
                     dirs.push(inode);
                 }
@@ -1203,6 +1262,21 @@ mod tests {
                 if let Some((parent, _)) = e.path.rsplit_once('/') {
                     let pi = tree.entries().iter().position(|x| x.path == parent).unwrap();
                     prop_assert!(pi < i);
+                }
+            }
+            // Materialised, the folder holds exactly the tree: same files, bytes and times.
+            let out = tempfile::tempdir().unwrap();
+            let files = tree.write_into(out.path()).unwrap();
+            prop_assert_eq!(files, rows.iter().filter(|r| !r.2).count());
+            let pve = out.path().join("etc/pve");
+            for e in tree.entries() {
+                use std::os::unix::fs::MetadataExt;
+                let p = pve.join(&e.path);
+                let m = std::fs::symlink_metadata(&p).unwrap();
+                prop_assert_eq!(m.is_dir(), e.kind == EntryKind::Dir);
+                prop_assert_eq!(m.mtime(), i64::from(e.mtime));
+                if e.kind == EntryKind::File {
+                    prop_assert_eq!(std::fs::read(&p).unwrap(), tree.read(&e.path).unwrap());
                 }
             }
         }
