@@ -148,6 +148,19 @@ impl TreeEntry {
     pub fn full_path(&self) -> String {
         format!("/etc/pve/{}", self.path)
     }
+
+    /// The permission bits pmxcfs shows for it (and [`ConfigDbTree::write_into`] writes):
+    /// folders 0755 and files 0640, but 0700 / 0600 inside a `priv` folder (pmxcfs decides
+    /// permissions by path; the database stores none).
+    pub fn mode(&self) -> u32 {
+        let private = self.path.split('/').any(|c| c == "priv");
+        match (self.kind, private) {
+            (EntryKind::Dir, false) => 0o755,
+            (EntryKind::Dir, true) => 0o700,
+            (EntryKind::File, false) => 0o640,
+            (EntryKind::File, true) => 0o600,
+        }
+    }
 }
 
 /// The `/etc/pve` tree of a `config.db`, loaded and checked; a read-only view.
@@ -473,16 +486,14 @@ impl ConfigDbTree {
                 }
             };
             let target = pve_path.join(&e.path);
-            let private = e.path.split('/').any(|c| c == "priv");
+            let mode = e.mode();
             match e.kind {
                 EntryKind::Dir => {
-                    let mode = if private { 0o700 } else { 0o755 };
                     let fd = make_dir(parent_fd, name.as_bytes(), mode, &target, false)?;
                     dirs.insert(e.path.as_str(), fd);
                     dir_times.push((target, e.path.clone(), e.mtime));
                 }
                 EntryKind::File => {
-                    let mode = if private { 0o600 } else { 0o640 };
                     let fd = rustix::fs::openat(
                         parent_fd,
                         OsStr::from_bytes(name.as_bytes()),
