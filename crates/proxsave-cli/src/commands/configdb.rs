@@ -176,6 +176,23 @@ fn archive_path(e: &TreeEntry) -> Option<ArchivePath> {
     ArchivePath::from_user(&format!("etc/pve/{}", e.path)).ok()
 }
 
+/// Paths and globs as `ls`/`extract` take them, where a pattern that does not name
+/// `etc/pve` (`storage.cfg`, `nodes/*/qemu-server`) is relative to `/etc/pve`, as for `cat`.
+fn selector(patterns: &[String]) -> Result<Selector, Exit> {
+    let patterns: Vec<String> = patterns
+        .iter()
+        .map(|p| {
+            let bare = p.trim_start_matches("./").trim_start_matches('/');
+            if bare == "etc/pve" || bare.starts_with("etc/pve/") || bare.is_empty() {
+                p.clone()
+            } else {
+                format!("/etc/pve/{bare}")
+            }
+        })
+        .collect();
+    Selector::new(&patterns).map_err(|e| Exit::Usage(e.to_string()))
+}
+
 fn selected(selector: &Selector, e: &TreeEntry) -> bool {
     selector.is_empty() || archive_path(e).is_some_and(|p| selector.matches(&p))
 }
@@ -211,7 +228,7 @@ fn no_match(selector: &Selector) -> CmdResult {
 
 /// `ls --from-config-db`.
 pub fn ls(args: LsArgs, cancel: &CancelToken) -> CmdResult {
-    let selector = Selector::new(&args.patterns).map_err(|e| Exit::Usage(e.to_string()))?;
+    let selector = selector(&args.patterns)?;
     let (db, warnings) = load(&args.backup, &args.key, &args.config_db, cancel)?;
     print_warnings(&warnings);
     let entries: Vec<ListedEntry> = db
@@ -284,7 +301,7 @@ pub fn cat(args: CatArgs, cancel: &CancelToken) -> CmdResult {
 
 /// `extract --from-config-db`: `<to>/etc/pve/...` with pmxcfs's modes and the stored times.
 pub fn extract(args: ExtractArgs, cancel: &CancelToken) -> CmdResult {
-    let selector = Selector::new(&args.patterns).map_err(|e| Exit::Usage(e.to_string()))?;
+    let selector = selector(&args.patterns)?;
     // Read (and check) the database before anything is created at the destination.
     let (db, warnings) = load(&args.backup, &args.key, &args.config_db, cancel)?;
     print_warnings(&warnings);
