@@ -143,7 +143,11 @@ fn ls_lists_etc_pve_paths_sizes_and_times() {
     // A pattern matching nothing: exit 1, said so.
     let out = case.run("ls", &["/etc/pve/nodes/pve9"]);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("no entry of /etc/pve"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no entry of /etc/pve"),
+        "{}",
+        stderr(&out)
+    );
     case.assert_work_dir_clean();
 }
 
@@ -162,7 +166,11 @@ fn cat_prints_storage_cfg_byte_for_byte() {
     // A folder and a missing file are refused by name.
     let out = case.run("cat", &["/etc/pve/nodes"]);
     assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("/etc/pve/nodes is not a file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/etc/pve/nodes is not a file"),
+        "{}",
+        stderr(&out)
+    );
     let out = case.run("cat", &["/etc/pve/missing.cfg"]);
     assert_eq!(code(&out), 1);
     let err = stderr(&out);
@@ -203,7 +211,12 @@ fn extract_writes_etc_pve_with_pmxcfs_modes_and_stored_times() {
     let to2 = case.dir.path().join("out2");
     let out = case.run(
         "extract",
-        &["--to", to2.to_str().unwrap(), "--json", "/etc/pve/nodes/pve1/qemu-server"],
+        &[
+            "--to",
+            to2.to_str().unwrap(),
+            "--json",
+            "/etc/pve/nodes/pve1/qemu-server",
+        ],
     );
     assert_ok(&out);
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -254,19 +267,24 @@ fn diff_shows_a_changed_file_against_the_live_etc_pve() {
         .unwrap()
         .replace("content iso,vztmpl,backup", "content iso,backup");
     fs::write(pve.join("storage.cfg"), &live_storage).unwrap();
-    fs::write(pve.join("priv/authkey.key"), b"-----BEGIN PRIVATE KEY-----\nROTATED\n").unwrap();
+    fs::write(
+        pve.join("priv/authkey.key"),
+        b"-----BEGIN PRIVATE KEY-----\nROTATED\n",
+    )
+    .unwrap();
     fs::remove_dir_all(pve.join("nodes/pve2")).unwrap();
     let before = HostSnapshot::of(&root);
     let out = case.run("diff", &["--root", root.to_str().unwrap()]);
     assert_ok(&out);
     let text = stdout(&out);
     assert!(
-        text.contains(
-            "--- /etc/pve/storage.cfg (current)\n+++ /etc/pve/storage.cfg (backup)\n"
-        ),
+        text.contains("--- /etc/pve/storage.cfg (current)\n+++ /etc/pve/storage.cfg (backup)\n"),
         "{text}"
     );
-    assert!(text.contains("-\tcontent iso,backup\n+\tcontent iso,vztmpl,backup\n"), "{text}");
+    assert!(
+        text.contains("-\tcontent iso,backup\n+\tcontent iso,vztmpl,backup\n"),
+        "{text}"
+    );
     assert!(
         text.contains("new file: /etc/pve/nodes/pve2/qemu-server/101.conf"),
         "{text}"
@@ -275,7 +293,10 @@ fn diff_shows_a_changed_file_against_the_live_etc_pve() {
         text.contains("differs: /etc/pve/priv/authkey.key (secret file"),
         "{text}"
     );
-    assert!(!text.contains("ROTATED") && !text.contains("MIIEvQ"), "{text}");
+    assert!(
+        !text.contains("ROTATED") && !text.contains("MIIEvQ"),
+        "{text}"
+    );
     assert!(!text.contains("datacenter.cfg"), "{text}");
     let err = stderr(&out);
     assert!(
@@ -298,10 +319,18 @@ fn diff_shows_a_changed_file_against_the_live_etc_pve() {
         .find(|f| f["path"] == "/etc/pve/storage.cfg")
         .unwrap();
     assert_eq!(storage["change"], "changed");
-    assert!(storage["diff"].as_str().unwrap().contains("+\tcontent iso,vztmpl,backup"));
+    assert!(
+        storage["diff"]
+            .as_str()
+            .unwrap()
+            .contains("+\tcontent iso,vztmpl,backup")
+    );
 
     // The restore's selection flags do not apply here.
-    let out = case.run("diff", &["--root", root.to_str().unwrap(), "--mode", "full"]);
+    let out = case.run(
+        "diff",
+        &["--root", root.to_str().unwrap(), "--mode", "full"],
+    );
     assert_eq!(code(&out), 2);
 }
 
@@ -319,7 +348,11 @@ impl HostSnapshot {
                 .map(|p| {
                     let full = root.join(&p);
                     let m = fs::symlink_metadata(&full).unwrap();
-                    let data = if m.is_file() { fs::read(&full).unwrap() } else { Vec::new() };
+                    let data = if m.is_file() {
+                        fs::read(&full).unwrap()
+                    } else {
+                        Vec::new()
+                    };
                     (p, data, m.mtime())
                 })
                 .collect(),
@@ -331,7 +364,11 @@ impl HostSnapshot {
 fn a_config_db_with_committed_writes_in_its_wal_is_read_with_them() {
     require_tools!("tar", "xz", "sha256sum");
     let mut db = ConfigDb::pve_cluster();
-    db.file("nodes/pve1/qemu-server/102.conf", b"memory: 1024\n", 1_721_790_000);
+    db.file(
+        "nodes/pve1/qemu-server/102.conf",
+        b"memory: 1024\n",
+        1_721_790_000,
+    );
     let (main, wal) = db.bytes_with_wal(1);
     let dir = tempfile::tempdir().unwrap();
     let backup = backup_with(dir.path(), Some(&main), Some(&wal));
@@ -382,7 +419,10 @@ fn garbage_bytes_are_refused_with_sqlites_message() {
     require_tools!("tar", "xz", "sha256sum");
     assert_refused(
         Some(&pseudo_random(96 * 1024, 7)),
-        &[NAMED, "SQLite integrity check failed: file is not a database"],
+        &[
+            NAMED,
+            "SQLite integrity check failed: file is not a database",
+        ],
     );
 }
 
@@ -391,7 +431,11 @@ fn a_damaged_page_is_refused_by_the_integrity_check() {
     require_tools!("tar", "xz", "sha256sum");
     let mut db = ConfigDb::pve_cluster();
     for i in 0..40 {
-        db.file(&format!("nodes/pve1/qemu-server/{}.conf", 300 + i), &[b'x'; 2000], 1_721_790_000);
+        db.file(
+            &format!("nodes/pve1/qemu-server/{}.conf", 300 + i),
+            &[b'x'; 2000],
+            1_721_790_000,
+        );
     }
     let damaged = configdb::damaged(&db.bytes());
     assert_refused(Some(&damaged), &[NAMED, "SQLite integrity check failed: "]);
@@ -418,7 +462,11 @@ fn a_dangling_parent_is_refused_by_inode_and_name() {
         .raw(41, 99, DT_REG, "lost.conf", b"memory: 1\n", 1_721_780_030);
     assert_refused(
         Some(&db.bytes()),
-        &[NAMED, "inode 41 (name lost.conf)", "orphan: its parent inode 99"],
+        &[
+            NAMED,
+            "inode 41 (name lost.conf)",
+            "orphan: its parent inode 99",
+        ],
     );
 }
 

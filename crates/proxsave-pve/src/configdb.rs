@@ -1139,7 +1139,9 @@ mod tests {
         let tree = ConfigDbTree::open(&path).unwrap();
         let out = tempfile::tempdir().unwrap();
         let n = tree
-            .write_selected(out.path(), &|e| e.path.starts_with("nodes/pve1/qemu-server/"))
+            .write_selected(out.path(), &|e| {
+                e.path.starts_with("nodes/pve1/qemu-server/")
+            })
             .unwrap();
         assert_eq!(n, 1);
         let pve = out.path().join("etc/pve");

@@ -434,7 +434,10 @@ mod tests {
         let p = |s: &str| ArchivePath::from_user(s).unwrap();
         let files: Vec<(ArchivePath, &[u8])> = vec![
             (p("etc/pve/same.cfg"), b"a\n"),
-            (p("etc/pve/storage.cfg"), b"dir: local\n\tpassword new\n\tshared 1\n"),
+            (
+                p("etc/pve/storage.cfg"),
+                b"dir: local\n\tpassword new\n\tshared 1\n",
+            ),
             (p("etc/pve/priv/authkey.key"), b"new"),
             (p("etc/pve/link.cfg"), b"x\n"),
             (p("etc/pve/new.cfg"), b"n\n"),

@@ -138,7 +138,8 @@ impl ConfigDb {
         let parent = self.parent_inode(&rel, mtime);
         let inode = self.rows.len() as i64 + 1;
         let name = rel.rsplit('/').next().unwrap_or(&rel).to_string();
-        self.rows.push((inode, parent, DT_DIR, name, Vec::new(), mtime));
+        self.rows
+            .push((inode, parent, DT_DIR, name, Vec::new(), mtime));
         self.inodes.insert(rel, inode);
         self
     }
@@ -150,7 +151,8 @@ impl ConfigDb {
         let parent = self.parent_inode(&rel, mtime);
         let inode = self.rows.len() as i64 + 1;
         let name = rel.rsplit('/').next().unwrap_or(&rel).to_string();
-        self.rows.push((inode, parent, DT_REG, name, data.to_vec(), mtime));
+        self.rows
+            .push((inode, parent, DT_REG, name, data.to_vec(), mtime));
         self.inodes.insert(rel, inode);
         self
     }

@@ -315,7 +315,10 @@ pub fn extract(args: ExtractArgs, cancel: &CancelToken) -> CmdResult {
         return no_match(&selector);
     }
     let dest = Destination::prepare(&args.to)?;
-    let written = match db.tree.write_selected(&dest.path, &|e| selected(&selector, e)) {
+    let written = match db
+        .tree
+        .write_selected(&dest.path, &|e| selected(&selector, e))
+    {
         Ok(n) => n,
         Err(e) => {
             dest.restore_original_state();
