@@ -78,8 +78,12 @@ impl Case {
 fn ls_lists_etc_pve_paths_sizes_and_times() {
     require_tools!("tar", "xz", "sha256sum");
     let case = Case::cluster();
+    let backups = case.backup.parent().unwrap().to_path_buf();
+    let before = HostSnapshot::of(&backups);
     let out = case.run("ls", &[]);
     assert_ok(&out);
+    // Nothing was created or changed beside the backup (no -shm, no -wal, no copy).
+    assert_eq!(HostSnapshot::of(&backups), before);
     assert_eq!(
         stdout(&out),
         "/etc/pve/corosync.conf\n\
@@ -384,6 +388,8 @@ fn a_config_db_with_committed_writes_in_its_wal_is_read_with_them() {
     ]);
     assert_ok(&out);
     assert_eq!(out.stdout, b"memory: 1024\n");
+    // The private copy, its log and SQLite's -shm are gone.
+    assert_eq!(fs::read_dir(&work).unwrap().count(), 0);
 }
 
 /// Runs `ls`, `cat`, `extract` and `diff` on a backup whose config.db is `db`; each must
@@ -449,7 +455,10 @@ fn a_database_without_the_tree_table_is_refused() {
     configdb::without_tree(&path);
     assert_refused(
         Some(&fs::read(&path).unwrap()),
-        &[NAMED, "no `tree` table: not a pmxcfs config.db"],
+        &[
+            NAMED,
+            "no `tree` table: not a pmxcfs config.db (SQLite: no such table: tree)",
+        ],
     );
 }
 

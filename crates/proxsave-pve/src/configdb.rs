@@ -69,10 +69,12 @@ pub enum ConfigDbError {
         message: String,
     },
     /// The database has no `tree` table: not a pmxcfs database.
-    #[error("{path}: no `tree` table: not a pmxcfs config.db")]
+    #[error("{path}: no `tree` table: not a pmxcfs config.db (SQLite: {message})")]
     NoTree {
         /// The database file.
         path: PathBuf,
+        /// SQLite's message (`no such table: tree`).
+        message: String,
     },
     /// Reading the `tree` table failed (a missing column, a bad value).
     #[error("{path}: reading the tree table: {message}")]
@@ -249,8 +251,14 @@ fn check(conn: &Connection, path: &Path) -> Result<(), ConfigDbError> {
         )
         .map_err(|e| integrity(e.to_string()))?;
     if tables == 0 {
+        // SQLite's own words for it.
+        let message = match conn.prepare("SELECT 1 FROM tree LIMIT 0") {
+            Err(e) => e.to_string(),
+            Ok(_) => "no such table: tree".into(),
+        };
         return Err(ConfigDbError::NoTree {
             path: path.to_path_buf(),
+            message,
         });
     }
     Ok(())
@@ -291,7 +299,7 @@ impl ConfigDbError {
         match &mut self {
             ConfigDbError::Open { path, .. }
             | ConfigDbError::Integrity { path, .. }
-            | ConfigDbError::NoTree { path }
+            | ConfigDbError::NoTree { path, .. }
             | ConfigDbError::Query { path, .. }
             | ConfigDbError::Entry { path, .. }
             | ConfigDbError::NotFound { path, .. } => *path = label.into(),
@@ -1170,7 +1178,8 @@ mod tests {
             .shown_as("/var/lib/pve-cluster/config.db in b.tar.xz");
         assert_eq!(
             err.to_string(),
-            "/var/lib/pve-cluster/config.db in b.tar.xz: no `tree` table: not a pmxcfs config.db"
+            "/var/lib/pve-cluster/config.db in b.tar.xz: no `tree` table: not a pmxcfs config.db \
+             (SQLite: no such table: tree)"
         );
     }
 
