@@ -26,6 +26,11 @@
 //! The database is only ever opened read-only: with SQLite's `immutable` flag when no
 //! `-wal` file lies beside it (so nothing is created next to it), else read-only so SQLite
 //! reads the log.
+//!
+//! Callers: `proxsave ls|cat|extract|diff --from-config-db` (a private copy of the backup's
+//! database in the work folder), and SAFE apply, which reads `/etc/pve` from the folder
+//! [`export_tree`] writes when a backup holds no `etc/pve` copy. [`integrity_check`] alone is
+//! the check RECOVERY runs before it stops any service.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
