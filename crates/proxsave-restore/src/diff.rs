@@ -168,8 +168,8 @@ fn text_diff(shown: &str, current: &[u8], backup: &[u8]) -> Option<String> {
     )
 }
 
-/// Compares files whose backup content is already at hand (for example `/etc/pve` rebuilt
-/// from a backup's `config.db`) with the same paths under `root`: new when nothing is
+/// Compares files whose backup content is already at hand (for example a cluster filesystem rebuilt
+/// from its database in a backup) with the same paths under `root`: new when nothing is
 /// there, changed when the bytes differ (a masked unified diff, or a note for secret,
 /// binary, large files and for something that is not a regular file), else unchanged.
 /// Only content is compared: the caller's files carry no mode, owner or time to compare.
@@ -425,7 +425,7 @@ mod tests {
     #[test]
     fn diff_contents_reports_new_changed_unchanged_and_masks() {
         let root = tempfile::tempdir().unwrap();
-        let pve = root.path().join("etc/pve");
+        let pve = root.path().join("etc/clusterfs");
         std::fs::create_dir_all(pve.join("priv")).unwrap();
         std::fs::write(pve.join("same.cfg"), b"a\n").unwrap();
         std::fs::write(pve.join("storage.cfg"), b"dir: local\n\tpassword old\n").unwrap();
@@ -433,25 +433,25 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", pve.join("link.cfg")).unwrap();
         let p = |s: &str| ArchivePath::from_user(s).unwrap();
         let files: Vec<(ArchivePath, &[u8])> = vec![
-            (p("etc/pve/same.cfg"), b"a\n"),
+            (p("etc/clusterfs/same.cfg"), b"a\n"),
             (
-                p("etc/pve/storage.cfg"),
+                p("etc/clusterfs/storage.cfg"),
                 b"dir: local\n\tpassword new\n\tshared 1\n",
             ),
-            (p("etc/pve/priv/authkey.key"), b"new"),
-            (p("etc/pve/link.cfg"), b"x\n"),
-            (p("etc/pve/new.cfg"), b"n\n"),
+            (p("etc/clusterfs/priv/authkey.key"), b"new"),
+            (p("etc/clusterfs/link.cfg"), b"x\n"),
+            (p("etc/clusterfs/new.cfg"), b"n\n"),
         ];
         let d = diff_contents(root.path(), files, Tier::Export).unwrap();
         let changes: Vec<(&str, Change)> = d.iter().map(|f| (f.path.as_str(), f.change)).collect();
         assert_eq!(
             changes,
             [
-                ("/etc/pve/same.cfg", Change::Unchanged),
-                ("/etc/pve/storage.cfg", Change::Changed),
-                ("/etc/pve/priv/authkey.key", Change::Changed),
-                ("/etc/pve/link.cfg", Change::Changed),
-                ("/etc/pve/new.cfg", Change::New),
+                ("/etc/clusterfs/same.cfg", Change::Unchanged),
+                ("/etc/clusterfs/storage.cfg", Change::Changed),
+                ("/etc/clusterfs/priv/authkey.key", Change::Changed),
+                ("/etc/clusterfs/link.cfg", Change::Changed),
+                ("/etc/clusterfs/new.cfg", Change::New),
             ]
         );
         let text = d[1].diff.as_deref().unwrap();
