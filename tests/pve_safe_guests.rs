@@ -487,3 +487,61 @@ fn bad_guest_files_are_refused_by_name_and_the_rest_apply() {
         "{o:#}"
     );
 }
+
+#[test]
+fn diff_shows_the_planned_guest_calls_and_changes_nothing() {
+    let lab = Lab::new(&old_node_files());
+    let out = lab
+        .fake
+        .command(common::bin())
+        .env("TZ", "UTC")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .arg("diff")
+        .arg("--backup")
+        .arg(&lab.bundle)
+        .arg("--root")
+        .arg(&lab.root)
+        .args([
+            "--mode",
+            "custom",
+            "--categories",
+            "pve_config_export,pve_cluster",
+            "--host-actions",
+            "run",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let r = report(&out);
+    // The exported /etc/pve files are no diffs of the root.
+    assert!(
+        r["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| !f["path"].as_str().unwrap().starts_with("/etc/pve/")),
+        "{:#}",
+        r["files"]
+    );
+    let a = r["appliers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "pve-safe-guests")
+        .unwrap_or_else(|| panic!("{:#}", r["appliers"]))
+        .clone();
+    let calls: Vec<&str> = a["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call"].as_str().unwrap_or(c["target"].as_str().unwrap()))
+        .collect();
+    assert_eq!(calls.len(), 7, "{calls:#?}");
+    assert!(calls[0].starts_with("pvesh set /nodes/pve1/qemu/100/config --agent=1"));
+    assert_eq!(calls[1], "pvesh create /nodes/pve1/qemu --vmid=101");
+    assert_eq!(calls[6], "/etc/pve/nodes/pve1/lxc/201.conf");
+    assert!(lab.change_calls().is_empty());
+    assert!(lab.pve.guest_config("pve1", "lxc", 201).is_none());
+}
