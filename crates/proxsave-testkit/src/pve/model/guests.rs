@@ -641,7 +641,7 @@ impl Ctx {
                         st.volumes.push(vol.clone());
                         allocated = true;
                         v = v.replacen(&head, &format!("{vol},size={name}G"), 1);
-                    } else if !st.volumes.iter().any(|x| *x == head) {
+                    } else if !st.volumes.contains(&head) {
                         return die(format!("volume '{head}' does not exist\n"));
                     }
                 }
