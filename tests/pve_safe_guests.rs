@@ -545,3 +545,37 @@ fn diff_shows_the_planned_guest_calls_and_changes_nothing() {
     assert!(lab.change_calls().is_empty());
     assert!(lab.pve.guest_config("pve1", "lxc", 201).is_none());
 }
+
+#[test]
+fn dry_run_lists_the_guest_calls_and_changes_nothing() {
+    let lab = Lab::new(&old_node_files());
+    let out = lab.restore(&["--dry-run", "--answer", "pve.safe.guests=yes"]);
+    common::assert_ok(&out);
+    let r = report(&out);
+    let a = r["appliers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "pve-safe-guests")
+        .unwrap_or_else(|| panic!("{:#}", r["appliers"]))
+        .clone();
+    let actions: Vec<&str> = a["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"VM 101 (db01): missing here: pvesh create /nodes/pve1/qemu --vmid=101"),
+        "{actions:#?}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|x| x.starts_with("manual: CT 200 (ct200): raw key `lxc.apparmor.profile")),
+        "{actions:#?}"
+    );
+    assert!(lab.change_calls().is_empty());
+    assert!(lab.pve.guest_config("pve1", "lxc", 201).is_none());
+    assert_eq!(lab.pve.guest_config("pve1", "qemu", 100).unwrap(), LIVE100);
+}
