@@ -9,7 +9,8 @@
 //!    node that has guests (with a warning); else `pve.safe.source-node` (a node name of the
 //!    backup, its number in the list, `0` or `skip`; default skip).
 //! 3. One read of the cluster's guests (`GET /cluster/resources --type vm`) decides what exists
-//!    (never an error's wording), and one read per storage the guests' disks name
+//!    (never an error's wording); one read of each existing guest's config decides what
+//!    differs (only that is sent); one read per storage the guests' disks name
 //!    (`GET /nodes/{node}/storage/{id}/content`) decides which volumes are there.
 //! 4. Per guest: existing here → `set` with the keys the API takes; missing VM →
 //!    `create --vmid` then `set`; missing CT → its config file written into this node's
@@ -1013,5 +1014,59 @@ impl Applier for SafeGuests {
             Status::PartlyApplied
         };
         Ok(vec![Outcome::new(CATEGORY, status, detail)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &[u8], q: usize, l: usize) -> SourceNode {
+        SourceNode {
+            raw: name.to_vec(),
+            shown: escape_bytes(name),
+            qemu: vec![b"100.conf".to_vec(); q],
+            lxc: vec![b"200.conf".to_vec(); l],
+        }
+    }
+
+    #[test]
+    fn the_source_is_this_node_the_only_one_or_asked() {
+        let a = node(b"a", 2, 1);
+        let b = node(b"b", 0, 3);
+        let me = node(b"pve1", 1, 0);
+        assert_eq!(
+            choose_source(vec![a.clone(), me.clone()], "pve1"),
+            Source::Local(me)
+        );
+        assert!(
+            matches!(choose_source(vec![a.clone()], "pve1"), Source::Only(n, w) if n == a && w.contains("node a"))
+        );
+        assert_eq!(choose_source(Vec::new(), "pve1"), Source::Nothing);
+        let ask = choose_source(vec![a.clone(), b.clone()], "pve1");
+        assert_eq!(ask, Source::Ask(vec![a.clone(), b.clone()]));
+        assert_eq!(a.line(1), "[1] a (qemu=2, lxc=1)");
+        assert_eq!(b.line(2), "[2] b (qemu=0, lxc=3)");
+    }
+
+    #[test]
+    fn source_answers() {
+        let nodes = [node(b"a", 1, 0), node(b"b\x1b", 1, 0)];
+        assert_eq!(pick_source(&nodes, "0").unwrap(), None);
+        assert_eq!(pick_source(&nodes, "skip").unwrap(), None);
+        assert_eq!(pick_source(&nodes, "").unwrap(), None);
+        assert_eq!(pick_source(&nodes, "2").unwrap(), Some(1));
+        assert_eq!(pick_source(&nodes, "a").unwrap(), Some(0));
+        assert_eq!(pick_source(&nodes, "b\\x1b").unwrap(), Some(1));
+        let e = pick_source(&nodes, "3").unwrap_err().to_string();
+        assert!(
+            e.contains("3 is not in the list (1 to 2, or 0 to skip)"),
+            "{e}"
+        );
+        let e = pick_source(&nodes, "c\x07").unwrap_err().to_string();
+        assert!(
+            e.contains("`c\\x07` is not a node of the backup (a, b\\x1b)"),
+            "{e}"
+        );
     }
 }
