@@ -62,6 +62,9 @@ pub const SAFE_SOURCE_NODE: QuestionSpec = QuestionSpec {
     choices: &["<node>", "skip"],
 };
 
+/// Guest keys whose value is never shown (the cloud-init password hash).
+const SECRET_KEYS: &[&str] = &["cipassword"];
+
 /// The SAFE guests applier.
 pub struct SafeGuests;
 
@@ -555,7 +558,11 @@ pub fn plan_guest(g: &BackupGuest, live: &Live, node: &str) -> GuestPlan {
             ));
             continue;
         }
-        params.push(Param::new(k, v));
+        params.push(if SECRET_KEYS.contains(&k) {
+            Param::secret(k, v)
+        } else {
+            Param::new(k, v)
+        });
     }
     let desc_value = if description.is_empty() {
         cur.get("description").map(str::to_string)
@@ -709,9 +716,10 @@ impl Applier for SafeGuests {
         if not_safe(ctx.plan) {
             return Ok(plan);
         }
-        if let Some(a) = (ctx.preset)(SAFE_GUESTS.id) {
-            yes_no(SAFE_GUESTS.id, &a)?;
-        }
+        let refused = match (ctx.preset)(SAFE_GUESTS.id) {
+            Some(a) => !yes_no(SAFE_GUESTS.id, &a)?,
+            None => false,
+        };
         let read = match read_source(ctx.stage, ctx.host)? {
             Ok(r) => r,
             Err(why) => {
@@ -767,6 +775,11 @@ impl Applier for SafeGuests {
             node.shown,
             escape_bytes(read.local.as_bytes())
         ));
+        if refused {
+            plan.actions
+                .push(format!("not applied ({} = no)", SAFE_GUESTS.id));
+            return Ok(plan);
+        }
         if let Some(why) = api_gate(ctx.host) {
             plan.actions.push(format!("skipped: {why}"));
             return Ok(plan);
