@@ -219,7 +219,11 @@ pub fn pick_source(nodes: &[SourceNode], answer: &str) -> Result<Option<usize>, 
     }
 }
 
-fn yes_no(id: &'static str, a: &Answer) -> Result<bool, ApplyError> {
+/// A SAFE yes/no answer (`yes`/`y`, `no`/`n`; empty is no).
+///
+/// # Errors
+/// Anything else ([`ApplyError::BadAnswer`] naming `id`).
+pub fn yes_no(id: &'static str, a: &Answer) -> Result<bool, ApplyError> {
     match a.value.trim().to_ascii_lowercase().as_str() {
         "yes" | "y" => Ok(true),
         "no" | "n" | "" => Ok(false),
@@ -230,7 +234,8 @@ fn yes_no(id: &'static str, a: &Answer) -> Result<bool, ApplyError> {
     }
 }
 
-fn countdown(spec: QuestionSpec, default: &str, details: Vec<String>) -> Ask {
+/// A SAFE question: `default` taken after [`COUNTDOWN`] at a console.
+pub fn countdown(spec: QuestionSpec, default: &str, details: Vec<String>) -> Ask {
     Ask {
         spec,
         default: Some(default.into()),
@@ -240,14 +245,19 @@ fn countdown(spec: QuestionSpec, default: &str, details: Vec<String>) -> Ask {
 }
 
 /// This node's name: the root's `/etc/hostname`, short, lower case.
-fn local_node(host: &Host) -> Option<String> {
+pub fn local_node(host: &Host) -> Option<String> {
     proxsave_restore::plan::host_name(&host.root)
         .map(|h| h.split('.').next().unwrap_or_default().to_ascii_lowercase())
 }
 
-/// Why the applier does nothing in this run, if it does not run.
+/// True when this run is a SAFE cluster restore (`--cluster-mode safe`): the SAFE appliers
+/// run only then.
+pub fn is_safe_run(plan: &Plan) -> bool {
+    plan.cluster_mode == Some(ClusterMode::Safe) && !plan.needs_cluster_restore
+}
+
 fn not_safe(plan: &Plan) -> bool {
-    plan.cluster_mode != Some(ClusterMode::Safe) || plan.needs_cluster_restore
+    !is_safe_run(plan)
 }
 
 /// A guest of the backup, read and checked.
