@@ -966,9 +966,7 @@ mod tests {
             }
         }));
         let mut g = ServiceGuard::new(&host, &user);
-        let err = g
-            .unmount(PathBuf::from("/etc/cluster"), &user)
-            .unwrap_err();
+        let err = g.unmount(PathBuf::from("/etc/cluster"), &user).unwrap_err();
         assert!(err.contains("target is busy"), "{err}");
     }
 
@@ -1035,10 +1033,7 @@ mod tests {
             ]
         );
         // Four steps, each followed by 30 s of probes every 500 ms, 500 ms between steps.
-        assert_eq!(
-            *clock.0.lock().unwrap(),
-            STOP_WAIT * 4 + STOP_POLL * 3
-        );
+        assert_eq!(*clock.0.lock().unwrap(), STOP_WAIT * 4 + STOP_POLL * 3);
         let probes = calls(&script)
             .iter()
             .filter(|c| *c == "systemctl is-active node-daemon")
