@@ -299,7 +299,7 @@ fn a_pbs_service_that_does_not_stop_asks_and_the_answer_can_be_given_up_front() 
             &args,
             Response::fail(
                 1,
-                &format!("Failed to {verb} proxmox-backup-proxy.service: Access denied\n"),
+                format!("Failed to {verb} proxmox-backup-proxy.service: Access denied\n"),
             ),
         );
     }
