@@ -15,6 +15,7 @@ pub mod configdb;
 pub mod domain;
 pub mod formats;
 pub mod pvesh;
+pub mod recovery;
 pub mod storage_dirs;
 pub mod zfs;
 

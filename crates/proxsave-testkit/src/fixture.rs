@@ -297,7 +297,11 @@ impl HostTree {
             .file("home/alice/notes.txt", "café ünïcode\n".as_bytes(), 0o640, (1000, 1000))
             .file(
                 "var/lib/pve-cluster/config.db",
-                &pseudo_random(96 * 1024, 7),
+                &pmxcfs_config_db(&[
+                    ("storage.cfg", b"dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n\n"),
+                    ("nodes/pve1/qemu-server/100.conf", b"cores: 2\nmemory: 2048\n"),
+                    ("nodes/pve1/lrm_status", &pseudo_random(90 * 1024, 7)),
+                ]),
                 0o600,
                 (0, 0),
             )
@@ -328,6 +332,19 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
             }
         }
     }
+}
+
+/// A real pmxcfs cluster database (`config.db`, SQLite, the schema of pve-cluster's
+/// `database.c`; see [`crate::configdb`]) holding `files` (paths under `/etc/pve`, folders
+/// made as needed), all with the same mtime. Journal mode WAL as pmxcfs sets it,
+/// checkpointed and closed (no `-wal` left). Deterministic: the same files give the same
+/// bytes.
+pub fn pmxcfs_config_db(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut db = crate::configdb::ConfigDb::new();
+    for (p, data) in files {
+        db.file(p, data, 1_784_853_000);
+    }
+    db.bytes()
 }
 
 /// Deterministic pseudo-random bytes (xorshift), for incompressible content.
