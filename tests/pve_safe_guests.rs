@@ -67,6 +67,7 @@ struct Lab {
     root: PathBuf,
     bundle: PathBuf,
     pve: PveDouble,
+    categories: &'static str,
     _mount: Mounted,
 }
 
@@ -74,6 +75,15 @@ impl Lab {
     /// A cluster backup whose `/etc/pve` holds `files` (paths below `etc/pve/`), restored
     /// onto `pve1`.
     fn new(files: &[(&str, &str)]) -> Lab {
+        Lab::build(files, false)
+    }
+
+    /// The same, but the backup holds no `etc/pve` files: they are only in its `config.db`.
+    fn config_db_only(files: &[(&str, &str)]) -> Lab {
+        Lab::build(files, true)
+    }
+
+    fn build(files: &[(&str, &str)], in_config_db: bool) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeBin::new(dir.path().join("fake"));
         let mut source = HostTree::new(dir.path().join("source"));
@@ -83,15 +93,23 @@ impl Lab {
             0o640,
             ROOT,
         );
-        source.file(
-            "var/lib/pve-cluster/config.db",
-            b"SQLite format 3\0(old cluster db)",
-            0o600,
-            ROOT,
-        );
+        let db: Vec<u8> = if in_config_db {
+            let mut db = proxsave_testkit::configdb::ConfigDb::new();
+            for (p, t) in files {
+                db.file(p, t.as_bytes(), 1_718_000_000);
+            }
+            let at = dir.path().join("config.db");
+            db.write(&at);
+            fs::read(&at).unwrap()
+        } else {
+            b"SQLite format 3\0(old cluster db)".to_vec()
+        };
+        source.file("var/lib/pve-cluster/config.db", &db, 0o600, ROOT);
         source.file("etc/hostname", b"old-node\n", 0o644, ROOT);
-        for (p, t) in files {
-            source.file(&format!("etc/pve/{p}"), t.as_bytes(), 0o640, (0, 33));
+        if !in_config_db {
+            for (p, t) in files {
+                source.file(&format!("etc/pve/{p}"), t.as_bytes(), 0o640, (0, 33));
+            }
         }
         source.settle_dirs();
         let spec = BackupSpec {
@@ -124,6 +142,11 @@ impl Lab {
             root,
             bundle,
             pve,
+            categories: if in_config_db {
+                "pve_cluster"
+            } else {
+                "pve_config_export,pve_cluster"
+            },
             _mount: mount,
         }
     }
@@ -147,7 +170,7 @@ impl Lab {
                 "--mode",
                 "custom",
                 "--categories",
-                "pve_config_export,pve_cluster",
+                self.categories,
                 "--cluster-mode",
                 "safe",
                 "--host-actions",
@@ -639,4 +662,58 @@ fn a_ct_whose_unprivileged_differs_is_reported_and_set_without_it() {
         detail.contains("raw key `lxc.cgroup2.devices.allow: c 10:200 rwm` not applied"),
         "{detail}"
     );
+}
+
+#[test]
+fn without_an_etc_pve_copy_the_guests_are_read_from_the_backup_s_config_db() {
+    let lab = Lab::config_db_only(&old_node_files());
+    let out = lab.restore(&["--answer", "pve.safe.guests=yes"]);
+    let r = report(&out);
+    let o = guests_outcome(&r);
+    assert_eq!(o["category"], "pve_cluster", "{o:#}");
+    // The same result as from the files: the missing VMs created, the missing CT written.
+    assert!(
+        lab.pve.guest_config("pve1", "qemu", 101).is_some(),
+        "{o:#}\n{}",
+        common::stderr(&out)
+    );
+    assert!(lab.pve.guest_config("pve1", "qemu", 102).is_some());
+    assert_eq!(
+        fs::read_to_string(lab.root.join("etc/pve/nodes/pve1/lxc/201.conf")).unwrap(),
+        CT201
+    );
+    let plan = r["appliers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "pve-safe-guests")
+        .unwrap()
+        .clone();
+    let text = plan.to_string();
+    assert!(
+        text.contains("the backup holds no copy of /etc/pve: read from its /var/lib/pve-cluster/config.db (5 files)"),
+        "{plan:#}"
+    );
+    // The database was read only privately: nothing of it in the root, no tree left behind.
+    assert!(!lab.root.join("var/lib/pve-cluster/config.db").exists());
+    let work = lab.dir.path().join("work");
+    let leftover: Vec<_> = walk(&work)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("safe-configdb"))
+        .collect();
+    assert!(leftover.is_empty(), "{leftover:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            out.push(p.clone());
+            if p.is_dir() && !p.is_symlink() {
+                out.extend(walk(&p));
+            }
+        }
+    }
+    out
 }

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod formats;
 pub mod pvesh;
 pub mod recovery;
+pub mod safe_source;
 pub mod storage_dirs;
 pub mod zfs;
 

@@ -628,6 +628,15 @@ pub trait Applier: Send + Sync {
     fn reads_exported(&self) -> bool {
         false
     }
+    /// Other export-tier categories whose files the applier reads without applying them
+    /// (it reports no outcome for them): with [`Applier::reads_exported`], the engine
+    /// stages their files too when the plan exports them. Default: none.
+    ///
+    /// The SAFE cluster appliers read the exported cluster database this way, to rebuild
+    /// the exported configuration from it when the backup holds no copy of it as files.
+    fn also_reads(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// Registration of an applier with `inventory` (what the `proxsave` binary runs).

@@ -721,6 +721,10 @@ impl Applier for SafeGuests {
         true
     }
 
+    fn also_reads(&self) -> &'static [&'static str] {
+        crate::safe_source::ALSO_READS
+    }
+
     fn plan(&self, ctx: &PlanContext<'_>) -> Result<ApplierPlan, ApplyError> {
         let mut plan = ApplierPlan::default();
         if not_safe(ctx.plan) {
@@ -730,7 +734,9 @@ impl Applier for SafeGuests {
             Some(a) => !yes_no(SAFE_GUESTS.id, &a)?,
             None => false,
         };
-        let read = match read_source(ctx.stage, ctx.host)? {
+        let source = crate::safe_source::open(ctx.stage)?;
+        plan.actions.extend(source.note());
+        let read = match read_source(source.stage(), ctx.host)? {
             Ok(r) => r,
             Err(why) => {
                 plan.actions.push(format!("skipped: {why}"));
@@ -775,7 +781,7 @@ impl Applier for SafeGuests {
         let Some(node) = node else {
             return Ok(plan);
         };
-        let (guests, bad) = read_guests(ctx.stage, &node)?;
+        let (guests, bad) = read_guests(source.stage(), &node)?;
         for b in &bad {
             plan.actions.push(format!("warning: {b}"));
         }
@@ -860,9 +866,12 @@ impl Applier for SafeGuests {
         if not_safe(ctx.plan) {
             return Ok(Vec::new());
         }
+        let source = crate::safe_source::open(ctx.stage)?;
+        // Reported for the category the guests were read from.
+        let category = source.category();
         let skipped =
-            |reason: String| Ok(vec![Outcome::new(CATEGORY, Status::Skipped { reason }, "")]);
-        let read = match read_source(ctx.stage, ctx.host)? {
+            |reason: String| Ok(vec![Outcome::new(category, Status::Skipped { reason }, "")]);
+        let read = match read_source(source.stage(), ctx.host)? {
             Ok(r) => r,
             Err(why) => return skipped(why),
         };
@@ -925,7 +934,7 @@ impl Applier for SafeGuests {
         if let Some(why) = api_gate(ctx.host) {
             return skipped(why);
         }
-        let (guests, bad) = read_guests(ctx.stage, &node)?;
+        let (guests, bad) = read_guests(source.stage(), &node)?;
         for b in &bad {
             ctx.prompter.say(Level::Warning, b);
         }
@@ -934,7 +943,7 @@ impl Applier for SafeGuests {
             Ok(l) => l,
             Err(e) => {
                 return Ok(vec![Outcome::new(
-                    CATEGORY,
+                    category,
                     Status::Failed {
                         error: format!("reading the cluster's guests failed: {e}"),
                     },
@@ -1036,7 +1045,7 @@ impl Applier for SafeGuests {
         } else {
             Status::PartlyApplied
         };
-        Ok(vec![Outcome::new(CATEGORY, status, detail)])
+        Ok(vec![Outcome::new(category, status, detail)])
     }
 }
 

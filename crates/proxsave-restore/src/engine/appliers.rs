@@ -116,11 +116,14 @@ fn emit(phase: &'static str, outcomes: &[Outcome]) {
 
 /// The categories of the plan `a` runs for: those staged, those restored into the root
 /// when the applier asks for them ([`Applier::runs_for_normal_tier`]), and those exported
-/// when it reads exported categories ([`Applier::reads_exported`]).
+/// when it reads exported categories ([`Applier::reads_exported`]). When none of its own
+/// categories is in the plan, the exported ones it also reads ([`Applier::also_reads`]):
+/// it then works from those alone.
 pub(crate) fn categories_of(a: &dyn Applier, plan: &Plan) -> Vec<&'static str> {
     let normal = a.runs_for_normal_tier();
     let exported = a.reads_exported();
-    a.categories()
+    let own: Vec<&'static str> = a
+        .categories()
         .iter()
         .copied()
         .filter(|c| {
@@ -131,6 +134,14 @@ pub(crate) fn categories_of(a: &dyn Applier, plan: &Plan) -> Vec<&'static str> {
                         || (exported && p.tier == Tier::Export))
             })
         })
+        .collect();
+    if !own.is_empty() || !exported {
+        return own;
+    }
+    a.also_reads()
+        .iter()
+        .copied()
+        .filter(|c| plan.in_tier(Tier::Export).any(|x| x.id == *c))
         .collect()
 }
 
@@ -146,7 +157,7 @@ pub(crate) fn runs_without_stage(set: &AppliersSet, plan: &Plan) -> bool {
             || (a.reads_exported()
                 && plan
                     .in_tier(Tier::Export)
-                    .any(|c| a.categories().contains(&c.id)))
+                    .any(|c| a.categories().contains(&c.id) || a.also_reads().contains(&c.id)))
     })
 }
 
@@ -157,7 +168,7 @@ pub(crate) fn exported_read(set: &AppliersSet, plan: &Plan) -> Vec<&'static str>
     let mut out: Vec<&'static str> = set
         .iter()
         .filter(|a| a.reads_exported())
-        .flat_map(|a| a.categories().iter().copied())
+        .flat_map(|a| a.categories().iter().chain(a.also_reads()).copied())
         .filter(|c| plan.in_tier(Tier::Export).any(|x| x.id == *c))
         .collect();
     out.sort_unstable();
