@@ -13,4 +13,5 @@ pub mod cluster_files;
 pub use cluster_files::*;
 pub mod jobs;
 pub mod notifications;
+pub mod safe_pools;
 pub mod storage;
