@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use proxsave_formats::section::{self, SectionConfig};
 
 use crate::fakes::{Call, FakeBin};
+pub use model::pools::Pool;
 pub use model::{Guest, NodeState};
 
 /// The state file's name inside the fake folder.
@@ -310,6 +311,21 @@ impl PveDouble {
             notifications_priv: parse("priv/notifications.cfg"),
             node: self.node(),
         }
+    }
+
+    /// The pools, from the `pool:` lines of `user.cfg`.
+    pub fn pools(&self) -> BTreeMap<String, Pool> {
+        model::pools::parse_pools(&self.read_file("user.cfg").unwrap_or_default()).0
+    }
+
+    /// The mappings of `kind` (`pci`, `usb`, `dir`: `mapping/pci.cfg`, `mapping/usb.cfg`,
+    /// `mapping/directory.cfg`): each id with its options in file order (`map` repeated).
+    pub fn mappings(&self, kind: &str) -> Vec<(String, Vec<(String, String)>)> {
+        let file = match kind {
+            "dir" => "mapping/directory.cfg".to_string(),
+            other => format!("mapping/{other}.cfg"),
+        };
+        model::mapping::parse_mappings(&self.read_file(&file).unwrap_or_default())
     }
 
     /// Every recorded `pvesh` call, in order.
