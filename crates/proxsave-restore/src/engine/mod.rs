@@ -173,6 +173,15 @@ pub fn execute(
         sha256: Some(scan.stream.sha256.clone()),
         interrupted: None,
     };
+    // Exported categories read by an applier are staged too (privately) during the read.
+    let read = appliers::exported_read(&opts.appliers, plan);
+    let staged_plan;
+    let plan = if read.is_empty() {
+        plan
+    } else {
+        staged_plan = plan.clone().stage_exported(&read);
+        &staged_plan
+    };
     crate::events::summary_header(&report);
     for w in &plan.warnings {
         report.warn(w.clone());
