@@ -13,5 +13,6 @@ pub mod cluster_files;
 pub use cluster_files::*;
 pub mod jobs;
 pub mod notifications;
+pub mod safe_mappings;
 pub mod safe_pools;
 pub mod storage;

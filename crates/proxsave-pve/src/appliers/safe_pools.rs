@@ -376,7 +376,10 @@ fn read_members(
     }
 }
 
-fn read_specs(stage: &Stage) -> Result<Option<(Vec<PoolSpec>, Vec<String>)>, String> {
+/// The backup's pools and the problems of its `user.cfg`.
+type Specs = (Vec<PoolSpec>, Vec<String>);
+
+fn read_specs(stage: &Stage) -> Result<Option<Specs>, String> {
     let Some(text) = staged_text(stage, USER_CFG)? else {
         return Ok(None);
     };
@@ -446,7 +449,9 @@ impl Applier for SafePools {
         &[Q_POOLS, Q_ALLOW_MOVE]
     }
 
-    // SEAM: fn reads_exported(&self) -> bool { true }
+    fn reads_exported(&self) -> bool {
+        true
+    }
 
     fn plan(&self, ctx: &PlanContext<'_>) -> Result<ApplierPlan, ApplyError> {
         let yes = preset_yes(ctx, &Q_POOLS)?;

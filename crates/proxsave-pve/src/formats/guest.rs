@@ -173,7 +173,10 @@ impl Section {
 
     /// The value of `key` (the last one when repeated).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.props().filter(|(k, _)| *k == key).map(|(_, v)| v).last()
+        self.props()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+            .last()
     }
 }
 
@@ -229,9 +232,9 @@ fn is_snapshot_name(name: &str) -> bool {
 fn is_raw_key(key: &str) -> bool {
     key.len() > 4
         && key.starts_with("lxc.")
-        && key[4..]
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.'))
+        && key[4..].bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.')
+        })
 }
 
 impl GuestConfig {
@@ -313,10 +316,7 @@ impl GuestConfig {
                     return Err(fail(format!("key `{key}` has no value")));
                 }
                 _ => {
-                    return Err(fail(format!(
-                        "not a `key: value` line: {}",
-                        shorten(body)
-                    )));
+                    return Err(fail(format!("not a `key: value` line: {}", shorten(body))));
                 }
             }
         }
@@ -351,7 +351,9 @@ impl GuestConfig {
 
     /// The pending section, if any.
     pub fn pending(&self) -> Option<&Section> {
-        self.sections.iter().find(|s| s.kind == SectionKind::Pending)
+        self.sections
+            .iter()
+            .find(|s| s.kind == SectionKind::Pending)
     }
 
     /// The file text of the current configuration alone (its lines as written, without
@@ -512,7 +514,10 @@ mod tests {
         let e = GuestConfig::parse(Kind::Qemu, "cores: 2\nthis is not a config\n").unwrap_err();
         assert_eq!(e.line, 2);
         let e = GuestConfig::parse(Kind::Qemu, "cores: 2\nmemory:\n").unwrap_err();
-        assert_eq!((e.line, e.reason.as_str()), (2, "key `memory` has no value"));
+        assert_eq!(
+            (e.line, e.reason.as_str()),
+            (2, "key `memory` has no value")
+        );
         let e = GuestConfig::parse(Kind::Qemu, "[ab]\n[ab]\n").unwrap_err();
         assert_eq!(e.line, 2);
         let e = GuestConfig::parse(Kind::Qemu, "[special:other]\n").unwrap_err();
@@ -538,7 +543,10 @@ mod tests {
         assert_eq!(denied(Kind::Qemu, "memory"), None);
         assert_eq!(denied(Kind::Qemu, "unprivileged"), None);
         assert_eq!(denied(Kind::Lxc, "unprivileged"), Some(Denied::ReadOnly));
-        assert_eq!(denied(Kind::Lxc, "lxc.apparmor.profile"), Some(Denied::RawLxc));
+        assert_eq!(
+            denied(Kind::Lxc, "lxc.apparmor.profile"),
+            Some(Denied::RawLxc)
+        );
         assert_eq!(denied(Kind::Lxc, "parent"), Some(Denied::Internal));
         assert_eq!(denied(Kind::Lxc, "meta"), None);
     }
