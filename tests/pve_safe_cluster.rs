@@ -401,7 +401,7 @@ fn dry_run_lists_the_calls_and_changes_nothing() {
         Vec::<String>::new(),
         "a dry run only reads"
     );
-    assert!(lab.pve.pools().get("dev").is_none());
+    assert!(!lab.pve.pools().contains_key("dev"));
     let text = common::stdout(&out);
     assert!(
         text.contains("pvesh create /pools --poolid=dev '--comment=Dev pool'"),
