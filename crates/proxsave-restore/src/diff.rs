@@ -12,7 +12,7 @@ use similar::TextDiff;
 
 use crate::applier::{AppliersSet, RootHandle, STAGE_READ_LIMIT, Stage};
 use crate::compare::{Change, RootReader};
-use crate::engine::{PlannedApplier, Scan, Target, plan_appliers, system_guard};
+use crate::engine::{PlannedApplier, Scan, Target, exported_read, plan_appliers, system_guard};
 use crate::error::RestoreError;
 use crate::plan::{Plan, Tier};
 use crate::prompt::Prompter;
@@ -194,7 +194,14 @@ pub fn diff_all(
 ) -> Result<DiffReport, RestoreError> {
     let reader =
         RootReader::open(&target.host.root).map_err(|e| RestoreError::io(&target.host.root, e))?;
-    let staging = appliers.is_some() && plan.in_tier(Tier::Staged).next().is_some();
+    // Exported categories an applier reads are staged too (never listed as diffs).
+    let read = match &appliers {
+        Some((set, _)) => exported_read(set, plan),
+        None => Vec::new(),
+    };
+    let stage_plan = plan.clone().stage_exported(&read);
+    let staging = appliers.is_some()
+        && (plan.in_tier(Tier::Staged).next().is_some() || !stage_plan.exported_staged.is_empty());
     let stage_dir = if staging {
         Some(
             tempfile::Builder::new()
@@ -228,6 +235,26 @@ pub fn diff_all(
         } else if route.contains(&Tier::Staged) {
             Tier::Staged
         } else {
+            if let Some(x) = stager.as_mut()
+                && stage_plan.route(&path).contains(&Tier::Staged)
+                && matches!(h.kind, EntryKind::File | EntryKind::Directory)
+            {
+                let mut data = Vec::new();
+                if h.kind == EntryKind::File {
+                    stream
+                        .data()
+                        .take(STAGE_READ_LIMIT + 1)
+                        .read_to_end(&mut data)
+                        .map_err(|e| stream.explain(proxsave_archive::Error::Read(e)))?;
+                }
+                if data.len() as u64 <= STAGE_READ_LIMIT {
+                    x.add(
+                        &h,
+                        &mut &data[..],
+                        proxsave_archive::extract::Selection::Include,
+                    )?;
+                }
+            }
             continue;
         };
         let staged_here = tier == Tier::Staged && stager.is_some();

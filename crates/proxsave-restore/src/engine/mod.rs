@@ -30,6 +30,7 @@ use proxsave_archive::path::ArchivePath;
 use proxsave_archive::progress::CancelToken;
 use proxsave_archive::read::StreamOptions;
 
+pub(crate) use appliers::exported_read;
 pub use appliers::{PlannedApplier, QuestionRecord, plan_appliers};
 pub use scan::{DEDUP_MANIFEST, DEDUP_MANIFEST_LIMIT, Scan, Seen, scan};
 pub use space::space_needs;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::schema::{self, Kind};
 
+mod guests;
 pub(crate) mod mapping;
 pub(crate) mod pools;
 
@@ -32,6 +33,9 @@ pub struct NodeState {
     /// Exit code of a failed call (Perl `die`: `$!` when set, else 255; default 255).
     #[serde(default)]
     pub die_exit_code: Option<i32>,
+    /// Storage volumes that exist (`local-lvm:vm-100-disk-0`), for guest disks.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// A guest of the cluster.
@@ -325,7 +329,6 @@ impl Ctx {
         match (verb, seg.as_slice()) {
             (_, ["pools", rest_seg @ ..]) => self.pools(verb, rest_seg, rest),
             (_, ["cluster", "mapping", rest_seg @ ..]) => self.mapping(verb, rest_seg, rest),
-            ("get", ["cluster", "resources"]) => self.resources(rest),
             ("get", ["version"]) => {
                 getopt(rest, &[], &[])?;
                 let v = self.state().version;
@@ -341,6 +344,14 @@ impl Ctx {
                         .map(|n| json!({"node": n, "status": "online", "type": "node"}))
                         .collect(),
                 ))
+            }
+            ("get", ["cluster", "resources"]) => self.cluster_resources(rest),
+            ("get", ["nodes", node, "storage", sid, "content"]) => {
+                self.storage_content(node, sid, rest)
+            }
+            (_, ["nodes", node, kind @ ("qemu" | "lxc"), tail @ ..]) => {
+                let kind = if *kind == "qemu" { "qemu" } else { "lxc" };
+                self.guest_call(verb, node, kind, tail, rest)
             }
             ("get", ["storage"]) => {
                 getopt(rest, &[("type", Kind::Str)], &[])?;

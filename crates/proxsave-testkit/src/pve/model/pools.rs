@@ -178,6 +178,11 @@ impl Ctx {
         parse_pools(&self.read("user.cfg"))
     }
 
+    /// The pool each guest is in (`/cluster/resources` shows it as `pool`).
+    pub(super) fn pool_owners(&self) -> BTreeMap<u32, String> {
+        self.pools_now().1
+    }
+
     fn save_pools(&self, pools: &BTreeMap<String, Pool>) -> R<()> {
         let text = write_pools(&self.read("user.cfg"), pools);
         self.write("user.cfg", &text, 0o640)
@@ -289,11 +294,11 @@ impl Ctx {
                 let Some(p) = pools.get(&id) else {
                     return die(format!("delete pool failed: pool '{id}' does not exist\n"));
                 };
-                let st = self.state();
+                let guests = self.vmlist();
                 if let Some(v) = p
                     .vms
                     .iter()
-                    .find(|v| st.guests.contains_key(&v.to_string()))
+                    .find(|v| guests.iter().any(|l| l.vmid == u64::from(**v)))
                 {
                     return die(format!(
                         "delete pool failed: pool '{id}' is not empty (contains VM {v})\n"
@@ -318,9 +323,10 @@ impl Ctx {
             return die(format!("pool '{id}' does not exist\n"));
         };
         let st = self.state();
+        let guests = self.vmlist();
         let mut members = Vec::new();
         for vmid in &p.vms {
-            let Some(g) = st.guests.get(&vmid.to_string()) else {
+            let Some(g) = guests.iter().find(|l| l.vmid == u64::from(*vmid)) else {
                 continue;
             };
             if ty.is_some_and(|t| t != g.kind) {
@@ -432,50 +438,6 @@ impl Ctx {
         }
         self.save_pools(&pools)?;
         Ok(Value::Null)
-    }
-
-    /// `GET /cluster/resources [--type=vm|storage|node]`.
-    pub(super) fn resources(&mut self, rest: &[String]) -> R<Value> {
-        const TYPES: Kind = Kind::Enum(&["vm", "storage", "node", "sdn"]);
-        let opts = getopt(rest, &[("type", TYPES)], &[])?;
-        let opts = verify(&opts, &[("type", TYPES)])?;
-        let ty = one_of(&opts, "type");
-        let want = |t: &str| ty.as_deref().is_none_or(|x| x == t);
-        let st = self.state();
-        let (_, owner) = self.pools_now();
-        let mut out = Vec::new();
-        if want("node") {
-            for n in &st.nodes {
-                out.push(json!({"id": format!("node/{n}"), "type": "node", "node": n, "status": "online"}));
-            }
-        }
-        if want("vm") {
-            for (vmid, g) in &st.guests {
-                let n: u64 = vmid.parse().unwrap_or(0);
-                let mut v = json!({
-                    "id": format!("{}/{vmid}", g.kind), "type": g.kind, "vmid": n,
-                    "node": g.node, "status": "stopped", "template": 0,
-                });
-                if let Some(p) = vmid.parse::<u32>().ok().and_then(|k| owner.get(&k)) {
-                    v["pool"] = json!(p);
-                }
-                out.push(v);
-            }
-        }
-        if want("storage") {
-            let (pools, _) = self.pools_now();
-            for s in &self.storage_cfg().sections {
-                let mut v = json!({
-                    "id": format!("storage/{}/{}", st.node, s.id), "type": "storage",
-                    "storage": s.id, "node": st.node, "plugintype": s.ty, "status": "available",
-                });
-                if let Some((p, _)) = pools.iter().find(|(_, p)| p.storage.contains(&s.id)) {
-                    v["pool"] = json!(p);
-                }
-                out.push(v);
-            }
-        }
-        Ok(Value::Array(out))
     }
 }
 
