@@ -412,3 +412,288 @@ fn dry_run_lists_the_calls_and_changes_nothing() {
         "{text}"
     );
 }
+
+// ---------------------------------------------------------------- the combined SAFE scenario
+
+/// VM 100: exists on pve1; `meta`, `parent`, a snapshot section, a disk whose volume is gone.
+const VM100: &str = "#Web%20frontend\nagent: 1\ncores: 2\nmemory: 4096\nmeta: creation-qemu=9.0.2,ctime=1718000000\nname: web01\nparent: pre-upgrade\nscsi0: local-lvm:vm-100-disk-0,iothread=1,size=32G\nscsi1: local-lvm:vm-100-disk-1,size=8G\nscsihw: virtio-scsi-single\n\n[pre-upgrade]\ncores: 1\nmemory: 2048\nmeta: creation-qemu=9.0.2,ctime=1718000000\nname: web01\nscsi0: local-lvm:vm-100-disk-0,iothread=1,size=32G\nsnaptime: 1717990000\n";
+/// VM 101: missing; its disk is on the node. It uses the PCI mapping `gpu`.
+const VM101: &str = "cores: 1\nhostpci0: mapping=gpu\nmemory: 2048\nmeta: creation-qemu=9.0.2,ctime=1718000001\nname: db01\nscsi0: local-lvm:vm-101-disk-0,size=16G\n";
+/// VM 102: missing; its disk is not on the node.
+const VM102: &str = "memory: 1024\nname: app02\nscsi0: local-lvm:vm-102-disk-0,size=8G\n";
+/// CT 200: exists on pve1; `unprivileged` and a raw lxc key.
+const CT200: &str = "arch: amd64\ncores: 2\nhostname: ct200\nmemory: 2048\nostype: debian\nrootfs: local-lvm:vm-200-disk-0,size=8G\nunprivileged: 1\nlxc.apparmor.profile: unconfined\n";
+/// CT 201: missing.
+const CT201: &str = "arch: amd64\nhostname: ct201\nmemory: 1024\nostype: debian\nrootfs: local-lvm:vm-201-disk-0,size=8G\nunprivileged: 1\n";
+
+const LIVE100: &str = "memory: 1024\nmeta: creation-qemu=8.1.2,ctime=1700000000\nname: web01\nscsi0: local-lvm:vm-100-disk-0,size=32G\n";
+const LIVE200: &str = "arch: amd64\nhostname: ct200\nmemory: 512\nostype: debian\nrootfs: local-lvm:vm-200-disk-0,size=8G\nunprivileged: 1\n";
+
+/// The combined backup's `user.cfg`.
+const CLUSTER_USER_CFG: &str = "user:root@pam:1:0:::root@example.com:::\n\
+\n\
+pool:apps:Applications%3A web and db:100,101,102:local-lvm,nas:\n\
+pool:cts::200,201::\n\
+\n\
+acl:1:/pool/apps:root@pam:PVEVMAdmin:\n";
+
+/// A tmpfs mounted on a folder for the test's life (the missing CT is written to the mounted
+/// `/etc/pve`, which must be a mount point).
+struct Mounted(PathBuf);
+
+impl Mounted {
+    fn new(at: &Path) -> Option<Mounted> {
+        fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "mode=0755", "proxsave-test-pmxcfs"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Mounted(at.to_path_buf()))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn safe_restore_of_guests_pools_and_a_mapping_leaves_the_expected_state() {
+    require_tools!("tar", "sha256sum", "mount");
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeBin::new(dir.path().join("fake"));
+    let mut source = HostTree::new(dir.path().join("source"));
+    source.file(
+        "var/lib/proxsave-info/backup_metadata.txt",
+        b"# ProxSave Metadata\nVERSION=0.30.0\nBACKUP_TYPE=pve\nBACKUP_TARGETS=pve\nHOSTNAME=old-node\nPVE_VERSION=8.4.1\nPVE_CLUSTER_MODE=cluster\n",
+        0o640,
+        ROOT,
+    );
+    source.file(
+        "var/lib/pve-cluster/config.db",
+        b"SQLite format 3\0(old cluster db)",
+        0o600,
+        ROOT,
+    );
+    source.file("etc/hostname", b"old-node\n", 0o644, ROOT);
+    for (p, t) in [
+        ("etc/pve/nodes/old-node/qemu-server/100.conf", VM100),
+        ("etc/pve/nodes/old-node/qemu-server/101.conf", VM101),
+        ("etc/pve/nodes/old-node/qemu-server/102.conf", VM102),
+        ("etc/pve/nodes/old-node/lxc/200.conf", CT200),
+        ("etc/pve/nodes/old-node/lxc/201.conf", CT201),
+        ("etc/pve/user.cfg", CLUSTER_USER_CFG),
+        (
+            "var/lib/proxsave-info/commands/pve/mapping_pci.json",
+            r#"[{"id":"gpu","description":"A4000","map":["node=old-node,path=0000:01:00.0,id=10de:24b0"],"type":"pci"}]"#,
+        ),
+    ] {
+        source.file(p, t.as_bytes(), 0o640, (0, 33));
+    }
+    source.settle_dirs();
+    let spec = BackupSpec {
+        compressor: Compressor::None,
+        ..host_spec(&source)
+    };
+    let bundles = dir.path().join("backups");
+    fs::create_dir(&bundles).unwrap();
+    let bundle = make_host_backup_in(&source, &spec, &bundles);
+
+    let root = dir.path().join("root");
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::write(root.join("etc/hostname"), "pve1\n").unwrap();
+    let Some(_mount) = Mounted::new(&root.join("etc/pve")) else {
+        assert!(
+            std::env::var_os("CI").is_none()
+                && std::env::var_os("PROXSAVE_REQUIRE_TOOLS").is_none(),
+            "mounting a tmpfs failed (the test needs root)"
+        );
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let pve = PveDouble::fresh_node(&fake, &root.join("etc/pve"), "pve1");
+    pve.add_node("pve2");
+    for v in [
+        "local-lvm:vm-100-disk-0",
+        "local-lvm:vm-101-disk-0",
+        "local-lvm:vm-200-disk-0",
+        "local-lvm:vm-201-disk-0",
+    ] {
+        pve.add_volume(v);
+    }
+    pve.write_file("nodes/pve1/qemu-server/100.conf", LIVE100)
+        .write_file("nodes/pve1/lxc/200.conf", LIVE200)
+        .write_file("user.cfg", "user:root@pam:1:0:::root@example.com:::\n")
+        .write_file(
+            "mapping/pci.cfg",
+            "gpu\n\tmap node=pve2,path=0000:02:00.0,id=10de:24b0\n",
+        );
+
+    let out = fake
+        .command(common::bin())
+        .env("TZ", "UTC")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .arg("restore")
+        .arg("--backup")
+        .arg(&bundle)
+        .arg("--root")
+        .arg(&root)
+        .arg("--work-dir")
+        .arg(dir.path().join("work"))
+        .arg("--export-dir")
+        .arg(dir.path().join("export"))
+        .args([
+            "--mode",
+            "custom",
+            "--categories",
+            "pve_cluster,pve_config_export,proxsave_info",
+            "--cluster-mode",
+            "safe",
+            "--host-actions",
+            "run",
+            "--yes",
+            "--json",
+            "--answer",
+            "pve.safe.guests=yes",
+            "--answer",
+            "pve.safe.pools=yes",
+            "--answer",
+            "pve.safe.mappings=yes",
+        ])
+        .output()
+        .unwrap();
+    common::assert_ok(&out);
+    let r = report(&out);
+
+    // Every change call once, in order: the mapping (merged: union of its entries), the
+    // guests, then the pools (definitions, then members, now that the guests exist).
+    let calls: Vec<String> = pve
+        .all_calls()
+        .iter()
+        .map(|c| {
+            c.args
+                .iter()
+                .filter(|a| a.as_str() != "--output-format" && a.as_str() != "json")
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let changes: Vec<&str> = calls
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !c.starts_with("get "))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "set /cluster/mapping/pci/gpu --description=A4000 --map=node=pve2,path=0000:02:00.0,id=10de:24b0 --map=node=old-node,path=0000:01:00.0,id=10de:24b0",
+            "set /nodes/pve1/qemu/100/config --agent=1 --cores=2 --memory=4096 --name=web01 --scsi0=local-lvm:vm-100-disk-0,iothread=1,size=32G --scsihw=virtio-scsi-single --description=Web frontend",
+            "create /nodes/pve1/qemu --vmid=101",
+            "set /nodes/pve1/qemu/101/config --cores=1 --hostpci0=mapping=gpu --memory=2048 --name=db01 --scsi0=local-lvm:vm-101-disk-0,size=16G",
+            "create /nodes/pve1/qemu --vmid=102",
+            "set /nodes/pve1/qemu/102/config --memory=1024 --name=app02",
+            "set /nodes/pve1/lxc/200/config --arch=amd64 --cores=2 --hostname=ct200 --memory=2048 --ostype=debian --rootfs=local-lvm:vm-200-disk-0,size=8G",
+            "create /pools --poolid=apps --comment=Applications: web and db",
+            "create /pools --poolid=cts",
+            "set /pools --poolid=apps --vms=100,101,102 --storage=local-lvm",
+            "set /pools --poolid=cts --vms=200,201",
+        ]
+    );
+    let unique: BTreeSet<&str> = changes.iter().copied().collect();
+    assert_eq!(unique.len(), changes.len());
+    // The mapping's and the pools' calls, reads included, each once: the mapping read before
+    // the guests; the pools read the cluster's guests after the guests were created.
+    // (`get /version` is the availability probe of each applier's gate; the guests applier
+    // reads `/cluster/resources` and the volumes in its plan and in its apply phase.)
+    let no_probe: Vec<&String> = calls.iter().filter(|c| *c != "get /version").collect();
+    let at = |call: &str| no_probe.iter().position(|c| *c == call).unwrap();
+    let first_guest_change = at("create /nodes/pve1/qemu --vmid=101");
+    assert!(at("get /cluster/mapping/pci") < first_guest_change);
+    assert_eq!(
+        no_probe[at("get /pools")..]
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "get /pools",
+            "create /pools --poolid=apps --comment=Applications: web and db",
+            "create /pools --poolid=cts",
+            "get /cluster/resources --type=vm",
+            "get /storage",
+            "get /pools --poolid=apps",
+            "set /pools --poolid=apps --vms=100,101,102 --storage=local-lvm",
+            "get /pools --poolid=cts",
+            "set /pools --poolid=cts --vms=200,201",
+        ]
+    );
+    assert_eq!(
+        no_probe
+            .iter()
+            .filter(|c| c.contains("/cluster/mapping"))
+            .count(),
+        2
+    );
+
+    // The double's state.
+    assert_eq!(
+        pve.guest_config("pve1", "qemu", 100).unwrap(),
+        "#Web frontend\nagent: 1\ncores: 2\nmemory: 4096\nmeta: creation-qemu=8.1.2,ctime=1700000000\nname: web01\nscsi0: local-lvm:vm-100-disk-0,iothread=1,size=32G\nscsihw: virtio-scsi-single\n"
+    );
+    assert!(
+        pve.guest_config("pve1", "qemu", 101)
+            .unwrap()
+            .contains("hostpci0: mapping=gpu\n")
+    );
+    assert!(pve.guest_config("pve1", "qemu", 102).is_some());
+    assert_eq!(
+        pve.guest_config("pve1", "lxc", 200).unwrap(),
+        "arch: amd64\ncores: 2\nhostname: ct200\nmemory: 2048\nostype: debian\nrootfs: local-lvm:vm-200-disk-0,size=8G\nunprivileged: 1\n"
+    );
+    assert_eq!(pve.guest_config("pve1", "lxc", 201).unwrap(), CT201);
+    let want: BTreeMap<String, Pool> = [
+        (
+            "apps",
+            pool("Applications: web and db", &[100, 101, 102], &["local-lvm"]),
+        ),
+        ("cts", pool("", &[200, 201], &[])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(pve.pools(), want);
+    assert_eq!(
+        pve.mappings("pci"),
+        [(
+            "gpu".to_string(),
+            kv(&[
+                ("map", "node=pve2,path=0000:02:00.0,id=10de:24b0"),
+                ("map", "node=old-node,path=0000:01:00.0,id=10de:24b0"),
+                ("description", "A4000"),
+            ])
+        )]
+    );
+
+    // The report lists what needs manual work.
+    let mut detail = String::new();
+    for a in ["pve-safe-guests", "pve-safe-pools", "pve-safe-mappings"] {
+        let o = by_applier(&r, a);
+        assert_eq!(o["status"], "applied", "{o:#}");
+        detail.push_str(o["detail"].as_str().unwrap());
+        detail.push('\n');
+    }
+    for needle in [
+        "raw key `lxc.apparmor.profile: unconfined` not applied",
+        "VM 100 (web01): scsi1 left out (volume local-lvm:vm-100-disk-1 not found on storage local-lvm)",
+        "VM 102 (app02): scsi0 left out (volume local-lvm:vm-102-disk-0 not found on storage local-lvm)",
+        "CT 201 (ct201): config file written to /etc/pve/nodes/pve1/lxc/201.conf",
+        "pool apps: storage nas is not defined on this cluster (not added)",
+        "mapping pci/gpu: merged, 1 entry(ies) of the backup added to the 1 of this cluster",
+    ] {
+        assert!(detail.contains(needle), "{needle:?} not in {detail}");
+    }
+}

@@ -449,7 +449,7 @@ impl Applier for SafeMappings {
     /// After the storages (600), the jobs and notifications, before the SAFE guests: a guest's
     /// `hostpci`/`usb`/`virtiofs` may name a mapping.
     fn order(&self) -> u16 {
-        640
+        630
     }
 
     fn questions(&self) -> &'static [QuestionSpec] {
