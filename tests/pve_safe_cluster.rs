@@ -32,6 +32,7 @@ pool:dev:Dev pool:100,101,102:local,nas:\n\
 pool:empty::::\n\
 pool:prod:Production%3A tier 1:200::\n\
 pool:prod/web::201:local:\n\
+pool:qa::1x0:local:\n\
 \n\
 role:VMOperator:VM.Audit,VM.Console:\n\
 \n\
@@ -256,8 +257,10 @@ fn safe_apply_of_pools_and_mappings_leaves_the_api_state_as_expected() {
             "create /pools --poolid=empty",
             "set /pools --poolid=prod --comment=Production: tier 1",
             "create /pools --poolid=prod/web",
+            "create /pools --poolid=qa",
             "set /pools --poolid=dev --vms=100,101 --storage=local",
             "set /pools --poolid=prod/web --vms=201 --storage=local",
+            "set /pools --poolid=qa --storage=local",
         ]
     );
     // Every call, reads included, made once (`get /version` is the shared availability probe
@@ -277,6 +280,7 @@ fn safe_apply_of_pools_and_mappings_leaves_the_api_state_as_expected() {
         ("legacy", pool("", &[200], &[])),
         ("prod", pool("Production: tier 1", &[], &[])),
         ("prod/web", pool("", &[201], &["local"])),
+        ("qa", pool("", &[], &["local"])),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -338,6 +342,7 @@ fn safe_apply_of_pools_and_mappings_leaves_the_api_state_as_expected() {
         "pool dev: guest 102 is not on this cluster (not added)",
         "pool dev: storage nas is not defined on this cluster (not added)",
         "pool prod: guest 200 is in pool legacy on this cluster (not moved; answer yes to pve.safe.pools.allow-move to move it)",
+        "/etc/pve/user.cfg line 10: pool qa: `1x0` is not a guest id (ignored)",
     ] {
         assert!(detail.contains(needle), "{needle} not in:\n{detail}");
     }
