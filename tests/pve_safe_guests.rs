@@ -234,15 +234,16 @@ fn safe_apply_recreates_the_guests_of_old_node_on_pve1() {
     assert_eq!(
         lab.change_calls(),
         [
-            "set /nodes/pve1/qemu/100/config --agent=1 --boot=order=scsi0;net0 --cores=2 --memory=4096 --name=web01 --net0=virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1 --scsi0=local-lvm:vm-100-disk-0,iothread=1,size=32G --scsihw=virtio-scsi-single --vmgenid=5c3f0000-0000-0000-0000-000000000100 --description=Web frontend",
+            "set /nodes/pve1/qemu/100/config --agent=1 --boot=order=scsi0;net0 --cores=2 --memory=4096 --net0=virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1 --scsi0=local-lvm:vm-100-disk-0,iothread=1,size=32G --scsihw=virtio-scsi-single --vmgenid=5c3f0000-0000-0000-0000-000000000100 --description=Web frontend",
             "create /nodes/pve1/qemu --vmid=101",
             "set /nodes/pve1/qemu/101/config --cores=1 --memory=2048 --name=db01 --scsi0=local-lvm:vm-101-disk-0,size=16G --smbios1=uuid=11111111-2222-4333-8444-555555555555",
             "create /nodes/pve1/qemu --vmid=102",
             "set /nodes/pve1/qemu/102/config --ide2=none,media=cdrom --memory=1024 --name=app02",
-            "set /nodes/pve1/lxc/200/config --arch=amd64 --cores=2 --features=nesting=1 --hostname=ct200 --memory=2048 --net0=name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:01,ip=dhcp,type=veth --ostype=debian --rootfs=local-lvm:vm-200-disk-0,size=8G",
+            "set /nodes/pve1/lxc/200/config --cores=2 --features=nesting=1 --memory=2048 --net0=name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:01,ip=dhcp,type=veth",
         ]
     );
-    // Reads: one of the cluster's guests and one per storage named, per phase (plan, apply).
+    // Reads: the cluster's guests, the config of each existing guest and each storage named,
+    // once per phase (plan, apply).
     let reads: Vec<String> = lab
         .pve
         .all_calls()
@@ -254,10 +255,11 @@ fn safe_apply_recreates_the_guests_of_old_node_on_pve1() {
         reads,
         [
             "/cluster/resources",
-            "/nodes/pve1/storage/local-lvm/content",
-            "/cluster/resources",
+            "/nodes/pve1/qemu/100/config",
+            "/nodes/pve1/lxc/200/config",
             "/nodes/pve1/storage/local-lvm/content"
         ]
+        .repeat(2)
     );
 
     // The double's state equals the expected one.
@@ -301,6 +303,24 @@ fn safe_apply_recreates_the_guests_of_old_node_on_pve1() {
         assert!(detail.contains(needle), "{needle:?} not in {detail}");
     }
     assert!(!detail.contains("failed:"), "{detail}");
+    // unprivileged is the same here: nothing to report about it.
+    assert!(!detail.contains("unprivileged"), "{detail}");
+
+    // A second run finds everything as in the backup: no change call at all.
+    let before = lab.change_calls().len();
+    let out = lab.restore(&["--answer", "pve.safe.guests=yes"]);
+    common::assert_ok(&out);
+    assert_eq!(lab.change_calls().len(), before, "{:?}", lab.change_calls());
+    let detail = guests_outcome(&report(&out))["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains("scsi1 left out (volume local-lvm:vm-100-disk-1 not found"),
+        "{detail}"
+    );
+    assert_eq!(pve.guest_config("pve1", "qemu", 100).unwrap(), want100);
+    assert_eq!(pve.guest_config("pve1", "lxc", 201).unwrap(), CT201);
 }
 
 #[test]
@@ -544,4 +564,64 @@ fn diff_shows_the_planned_guest_calls_and_changes_nothing() {
     assert_eq!(calls[6], "/etc/pve/nodes/pve1/lxc/201.conf");
     assert!(lab.change_calls().is_empty());
     assert!(lab.pve.guest_config("pve1", "lxc", 201).is_none());
+}
+
+#[test]
+fn dry_run_lists_the_guest_calls_and_changes_nothing() {
+    let lab = Lab::new(&old_node_files());
+    let out = lab.restore(&["--dry-run", "--answer", "pve.safe.guests=yes"]);
+    common::assert_ok(&out);
+    let r = report(&out);
+    let a = r["appliers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "pve-safe-guests")
+        .unwrap_or_else(|| panic!("{:#}", r["appliers"]))
+        .clone();
+    let actions: Vec<&str> = a["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"VM 101 (db01): missing here: pvesh create /nodes/pve1/qemu --vmid=101"),
+        "{actions:#?}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|x| x.starts_with("manual: CT 200 (ct200): raw key `lxc.apparmor.profile")),
+        "{actions:#?}"
+    );
+    assert!(lab.change_calls().is_empty());
+    assert!(lab.pve.guest_config("pve1", "lxc", 201).is_none());
+    assert_eq!(lab.pve.guest_config("pve1", "qemu", 100).unwrap(), LIVE100);
+}
+
+#[test]
+fn a_ct_whose_unprivileged_differs_is_reported_and_set_without_it() {
+    let lab = Lab::new(&[(
+        "nodes/pve1/lxc/200.conf",
+        "arch: amd64\nhostname: ct200\nmemory: 4096\nostype: debian\nrootfs: local-lvm:vm-200-disk-0,size=8G\nunprivileged: 0\nlxc.cgroup2.devices.allow = c 10:200 rwm\n",
+    )]);
+    let out = lab.restore(&["--answer", "pve.safe.guests=yes"]);
+    common::assert_ok(&out);
+    assert_eq!(
+        lab.change_calls(),
+        ["set /nodes/pve1/lxc/200/config --memory=4096"]
+    );
+    let detail = guests_outcome(&report(&out))["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains("CT 200 (ct200): unprivileged is 0 in the backup, 1 here: fixed at creation, not changed"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("raw key `lxc.cgroup2.devices.allow: c 10:200 rwm` not applied"),
+        "{detail}"
+    );
 }

@@ -36,6 +36,7 @@ use proxsave_restore::plan::{ClusterMode, Plan};
 use proxsave_restore::prompt::Level;
 use serde_json::json;
 
+use super::api::json_text;
 use crate::clusterfs::{self, ETC_PVE};
 use crate::formats::guest::{self, Denied, GuestConfig, Kind};
 use crate::pvesh::{Call, Method, Param, Pvesh, PveshError};
@@ -319,9 +320,12 @@ pub fn read_guests(
 pub struct Live {
     /// VMID → (kind, node).
     pub guests: BTreeMap<u32, (String, String)>,
-    /// Storage → its volumes (`None`: the storage is not on this node, or reading failed: the
+    /// Storage → its volumes (`Err`: the storage is not on this node, or reading failed: the
     /// message).
     pub volumes: BTreeMap<String, Result<BTreeSet<String>, String>>,
+    /// The current config of each backup guest that exists on this node (`Err`: reading it
+    /// failed).
+    pub configs: BTreeMap<u32, Result<serde_json::Value, String>>,
 }
 
 impl Live {
@@ -349,6 +353,17 @@ impl Live {
             .flat_map(|g| volumes_of(g).into_iter().map(|(_, v)| v))
             .filter_map(|v| v.split_once(':').map(|(s, _)| s.to_string()))
             .collect();
+        for g in guests {
+            let here = live
+                .guests
+                .get(&g.vmid)
+                .is_some_and(|(k, n)| k == g.kind.api() && n == node);
+            if here {
+                let path = format!("/nodes/{node}/{}/{}/config", g.kind.api(), g.vmid);
+                let r = pvesh.get(&path).map_err(|e| e.to_string());
+                live.configs.insert(g.vmid, r);
+            }
+        }
         for s in storages {
             let r = match pvesh.get(&format!("/nodes/{node}/storage/{s}/content")) {
                 Ok(v) => Ok(v
@@ -400,6 +415,8 @@ pub enum Action {
     WriteCt(ArchivePath, Vec<u8>),
     /// Nothing (why).
     Nothing(String),
+    /// Cannot be planned (why).
+    Failed(String),
 }
 
 /// The plan for one guest.
@@ -489,6 +506,19 @@ pub fn plan_guest(g: &BackupGuest, live: &Live, node: &str) -> GuestPlan {
             },
         };
     }
+    let current = match live.configs.get(&g.vmid) {
+        Some(Ok(v)) => Some(v.clone()),
+        Some(Err(e)) => {
+            return GuestPlan {
+                label: label.clone(),
+                action: Action::Failed(format!("reading its current config failed: {e}")),
+                manual,
+                notes,
+            };
+        }
+        None => None,
+    };
+    let now = |k: &str| current.as_ref().and_then(|c| c.get(k)).map(json_text);
     let mut params = Vec::new();
     let description = cur.description();
     let mut internal = Vec::new();
@@ -499,9 +529,12 @@ pub fn plan_guest(g: &BackupGuest, live: &Live, node: &str) -> GuestPlan {
                 continue;
             }
             Some(Denied::ReadOnly) => {
-                manual.push(format!(
-                    "{label}: {k} is {v} in the backup and fixed at creation: not changed (check {conf_path})"
-                ));
+                let here = now(k).unwrap_or_else(|| "0".into());
+                if exists && here != v {
+                    manual.push(format!(
+                        "{label}: {k} is {v} in the backup, {here} here: fixed at creation, not changed (re-create the CT from a backup to change it)"
+                    ));
+                }
                 continue;
             }
             Some(Denied::RawLxc) => continue,
@@ -531,7 +564,23 @@ pub fn plan_guest(g: &BackupGuest, live: &Live, node: &str) -> GuestPlan {
     if let Some(d) = desc_value {
         params.push(Param::text("description", d));
     }
+    let raw_here: Vec<(String, String)> = current
+        .as_ref()
+        .and_then(|c| c.get("lxc"))
+        .and_then(|l| l.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some((
+                p.get(0)?.as_str()?.to_string(),
+                p.get(1)?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
     for (k, v) in cur.raw_keys() {
+        if raw_here.iter().any(|(a, b)| a == k && b == v) {
+            continue;
+        }
         manual.push(format!(
             "{label}: raw key `{k}: {v}` not applied (the API takes no lxc.* keys): add it to {conf_path} by hand"
         ));
@@ -542,12 +591,24 @@ pub fn plan_guest(g: &BackupGuest, live: &Live, node: &str) -> GuestPlan {
             internal.join(", ")
         ));
     }
+    if let Some(c) = &current {
+        // What the guest already has is not sent again (a second run makes no call).
+        params.retain(|p| {
+            let here = c.get(&p.key).map(json_text);
+            let here = if p.key == "description" {
+                here.map(|d| d.trim_end_matches('\n').to_string())
+            } else {
+                here
+            };
+            here.as_deref() != Some(p.value.as_str())
+        });
+    }
     let set_path = format!("/nodes/{node}/{}/{}/config", kind.api(), g.vmid);
     let set = (!params.is_empty()).then(|| Call::new(Method::Set, set_path, params));
     let action = if exists {
         match set {
             Some(c) => Action::Set(c),
-            None => Action::Nothing("nothing to set".into()),
+            None => Action::Nothing("already as in the backup".into()),
         }
     } else {
         Action::Create(
@@ -585,6 +646,7 @@ impl GuestPlan {
                 clusterfs::shown(p)
             )],
             Action::Nothing(why) => vec![format!("{}: nothing to do ({why})", self.label)],
+            Action::Failed(why) => vec![format!("{}: {why}", self.label)],
         }
     }
 }
@@ -759,7 +821,7 @@ impl Applier for SafeGuests {
                     plan.changes
                         .push(PlannedChange::file(&clusterfs::shown(p), None, Some(bytes)));
                 }
-                Action::Nothing(_) => {}
+                Action::Nothing(_) | Action::Failed(_) => {}
             }
         }
         plan.details = json!({ "source_node": node.shown, "node": read.local, "guests": lines, "refused": bad });
@@ -870,6 +932,7 @@ impl Applier for SafeGuests {
             notes.extend(gp.notes.iter().cloned());
             match &gp.action {
                 Action::Nothing(_) => {}
+                Action::Failed(why) => failed.push(format!("{}: {why}", gp.label)),
                 Action::Set(c) => match pvesh.call(c) {
                     Ok(_) => done.push(format!("{}: set", gp.label)),
                     Err(e) => failed.push(format!("{}: {e}", gp.label)),
