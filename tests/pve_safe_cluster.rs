@@ -537,40 +537,42 @@ fn safe_restore_of_guests_pools_and_a_mapping_leaves_the_expected_state() {
             "gpu\n\tmap node=pve2,path=0000:02:00.0,id=10de:24b0\n",
         );
 
-    let out = fake
-        .command(common::bin())
-        .env("TZ", "UTC")
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .arg("restore")
-        .arg("--backup")
-        .arg(&bundle)
-        .arg("--root")
-        .arg(&root)
-        .arg("--work-dir")
-        .arg(dir.path().join("work"))
-        .arg("--export-dir")
-        .arg(dir.path().join("export"))
-        .args([
-            "--mode",
-            "custom",
-            "--categories",
-            "pve_cluster,pve_config_export,proxsave_info",
-            "--cluster-mode",
-            "safe",
-            "--host-actions",
-            "run",
-            "--yes",
-            "--json",
-            "--answer",
-            "pve.safe.guests=yes",
-            "--answer",
-            "pve.safe.pools=yes",
-            "--answer",
-            "pve.safe.mappings=yes",
-        ])
-        .output()
-        .unwrap();
+    let restore = || {
+        fake.command(common::bin())
+            .env("TZ", "UTC")
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .arg("restore")
+            .arg("--backup")
+            .arg(&bundle)
+            .arg("--root")
+            .arg(&root)
+            .arg("--work-dir")
+            .arg(dir.path().join("work"))
+            .arg("--export-dir")
+            .arg(dir.path().join("export"))
+            .args([
+                "--mode",
+                "custom",
+                "--categories",
+                "pve_cluster,pve_config_export,proxsave_info",
+                "--cluster-mode",
+                "safe",
+                "--host-actions",
+                "run",
+                "--yes",
+                "--json",
+                "--answer",
+                "pve.safe.guests=yes",
+                "--answer",
+                "pve.safe.pools=yes",
+                "--answer",
+                "pve.safe.mappings=yes",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = restore();
     common::assert_ok(&out);
     let r = report(&out);
 
@@ -597,12 +599,12 @@ fn safe_restore_of_guests_pools_and_a_mapping_leaves_the_expected_state() {
         changes,
         [
             "set /cluster/mapping/pci/gpu --description=A4000 --map=node=pve2,path=0000:02:00.0,id=10de:24b0 --map=node=old-node,path=0000:01:00.0,id=10de:24b0",
-            "set /nodes/pve1/qemu/100/config --agent=1 --cores=2 --memory=4096 --name=web01 --scsi0=local-lvm:vm-100-disk-0,iothread=1,size=32G --scsihw=virtio-scsi-single --description=Web frontend",
+            "set /nodes/pve1/qemu/100/config --agent=1 --cores=2 --memory=4096 --scsi0=local-lvm:vm-100-disk-0,iothread=1,size=32G --scsihw=virtio-scsi-single --description=Web frontend",
             "create /nodes/pve1/qemu --vmid=101",
             "set /nodes/pve1/qemu/101/config --cores=1 --hostpci0=mapping=gpu --memory=2048 --name=db01 --scsi0=local-lvm:vm-101-disk-0,size=16G",
             "create /nodes/pve1/qemu --vmid=102",
             "set /nodes/pve1/qemu/102/config --memory=1024 --name=app02",
-            "set /nodes/pve1/lxc/200/config --arch=amd64 --cores=2 --hostname=ct200 --memory=2048 --ostype=debian --rootfs=local-lvm:vm-200-disk-0,size=8G",
+            "set /nodes/pve1/lxc/200/config --cores=2 --memory=2048",
             "create /pools --poolid=apps --comment=Applications: web and db",
             "create /pools --poolid=cts",
             "set /pools --poolid=apps --vms=100,101,102 --storage=local-lvm",
@@ -701,4 +703,14 @@ fn safe_restore_of_guests_pools_and_a_mapping_leaves_the_expected_state() {
     ] {
         assert!(detail.contains(needle), "{needle:?} not in {detail}");
     }
+
+    // A second SAFE run finds everything in place: no change call at all.
+    let before = pve.calls().len();
+    let again = restore();
+    common::assert_ok(&again);
+    let new: Vec<Vec<String>> = pve.calls()[before..]
+        .iter()
+        .map(|c| c.args.clone())
+        .collect();
+    assert!(new.is_empty(), "a second run changed something: {new:#?}");
 }
