@@ -555,7 +555,7 @@ impl Applier for SafeMappings {
             )]);
         }
         let mut tally = Tally::default();
-        tally.notes.extend(notes);
+        tally.notes.extend(notes.iter().cloned());
         let g = gate(ctx.plan, ctx.host);
         if g != Gate::Open {
             let calls: Vec<String> = all
@@ -607,7 +607,7 @@ impl Applier for SafeMappings {
                 )]);
             }
         }
-        for n in tally.failed.iter() {
+        for n in notes.iter().chain(&tally.failed).chain(&tally.left) {
             ctx.prompter.say(Level::Warning, &format!("mappings: {n}"));
         }
         Ok(vec![tally.outcome(CATEGORY, "resource mappings")])

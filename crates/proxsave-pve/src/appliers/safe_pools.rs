@@ -548,7 +548,7 @@ impl Applier for SafePools {
             }
         };
         let mut tally = Tally::default();
-        tally.notes.extend(notes);
+        tally.notes.extend(notes.iter().cloned());
         let g = gate(ctx.plan, ctx.host);
         if g != Gate::Open {
             let calls: Vec<String> = specs
@@ -589,7 +589,8 @@ impl Applier for SafePools {
                 "",
             )]);
         }
-        for n in tally.notes.iter().chain(tally.failed.iter()) {
+        // Bad input, failures and what is left for the administrator; the rest is in the report.
+        for n in notes.iter().chain(&tally.failed).chain(&tally.left) {
             ctx.prompter.say(Level::Warning, &format!("pools: {n}"));
         }
         Ok(vec![tally.outcome(CATEGORY, "pools")])
