@@ -476,7 +476,7 @@ impl Applier for SafePools {
             Gate::Open | Gate::Deferred => {
                 if g == Gate::Open {
                     plan.questions.push(ask_pools(describe(&specs)));
-                    if specs.iter().any(|p| !p.vms.is_empty()) {
+                    if yes != Some(false) && specs.iter().any(|p| !p.vms.is_empty()) {
                         plan.questions.push(ask_move());
                     }
                 }
