@@ -714,3 +714,79 @@ fn safe_restore_of_guests_pools_and_a_mapping_leaves_the_expected_state() {
         .collect();
     assert!(new.is_empty(), "a second run changed something: {new:#?}");
 }
+
+#[test]
+fn a_node_before_pve_8_1_gets_the_deprecated_pool_paths() {
+    require_tools!("tar", "sha256sum");
+    let lab = Lab::new();
+    // PVE 8.0 and older: no `PUT /pools`, `GET /pools` takes no `poolid`, no nested pools.
+    lab.fake.respond(
+        "pvesh",
+        &["create", "/pools", "--poolid=prod/web"],
+        proxsave_testkit::fakes::Response::fail(
+            255,
+            "400 Parameter verification failed.\npoolid: invalid format - pool name 'prod/web' contains invalid characters\n\nUSAGE: pvesh create <api_path> [OPTIONS] [FORMAT_OPTIONS]\n",
+        ),
+    );
+    lab.fake.respond(
+        "pvesh",
+        &["set", "/pools"],
+        proxsave_testkit::fakes::Response::fail(1, "No 'set' handler defined for '/pools'\n"),
+    );
+    for id in ["dev", "prod", "prod/web", "qa"] {
+        lab.fake.respond(
+            "pvesh",
+            &["get", "/pools", &format!("--poolid={id}")],
+            proxsave_testkit::fakes::Response::fail(
+                255,
+                "Unknown option: poolid\n400 unable to parse option\n\nUSAGE: pvesh get <api_path> [OPTIONS] [FORMAT_OPTIONS]\n",
+            ),
+        );
+    }
+    let out = lab.restore(&["--answer", "pve.safe.pools=yes"]);
+    assert_eq!(common::code(&out), 1, "{}", common::stderr(&out));
+    let calls: Vec<String> = lab
+        .change_calls()
+        .into_iter()
+        .filter(|c| c.contains("/pools"))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "create /pools --poolid=dev --comment=Dev pool",
+            "create /pools --poolid=empty",
+            "set /pools --poolid=prod --comment=Production: tier 1",
+            "set /pools/prod --comment=Production: tier 1",
+            "create /pools --poolid=prod/web",
+            "create /pools --poolid=qa",
+            "set /pools --poolid=dev --vms=100,101 --storage=local",
+            "set /pools/dev --vms=100,101 --storage=local",
+            "set /pools --poolid=qa --storage=local",
+            "set /pools/qa --storage=local",
+        ]
+    );
+    let reads: Vec<String> = lab
+        .all_calls()
+        .into_iter()
+        .filter(|c| c.starts_with("get /pools/"))
+        .collect();
+    assert_eq!(
+        reads,
+        ["get /pools/dev", "get /pools/prod", "get /pools/qa"]
+    );
+    let pools = lab.pve.pools();
+    assert_eq!(pools["dev"], pool("Dev pool", &[100, 101], &["local"]));
+    assert_eq!(pools["prod"].comment, "Production: tier 1");
+    assert!(!pools.contains_key("prod/web"));
+    // The nested pool is refused by the old node: named with PVE's message; the rest applied.
+    let r = report(&out);
+    let o = by_applier(&r, "pve-safe-pools");
+    assert_eq!(o["status"], "partly_applied");
+    assert!(
+        o["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 object(s) failed: pool prod/web: pvesh create /pools --poolid=prod/web: "),
+        "{o:#}"
+    );
+}
