@@ -348,6 +348,15 @@ fn safe_apply_of_pools_and_mappings_leaves_the_api_state_as_expected() {
     }
     let maps = by_applier(&r, "pve-safe-mappings");
     assert_eq!(maps["status"], "applied", "{maps:#}");
+    for id in ["pci/gpu", "pci/nic", "usb/ups", "dir/share"] {
+        let needle = format!(
+            "mapping {id}: the entries for node(s) old-node are kept, but no node of this cluster has that name"
+        );
+        assert!(
+            maps["detail"].as_str().unwrap().contains(&needle),
+            "{needle} not in {maps:#}"
+        );
+    }
     assert!(
         maps["detail"].as_str().unwrap().contains(
             "mapping pci/gpu: merged, 1 entry(ies) of the backup added to the 1 of this cluster"
@@ -700,6 +709,7 @@ fn safe_restore_of_guests_pools_and_a_mapping_leaves_the_expected_state() {
         "CT 201 (ct201): config file written to /etc/pve/nodes/pve1/lxc/201.conf",
         "pool apps: storage nas is not defined on this cluster (not added)",
         "mapping pci/gpu: merged, 1 entry(ies) of the backup added to the 1 of this cluster",
+        "mapping pci/gpu: the entries for node(s) old-node are kept, but no node of this cluster has that name",
     ] {
         assert!(detail.contains(needle), "{needle:?} not in {detail}");
     }

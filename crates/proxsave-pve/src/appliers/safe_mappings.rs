@@ -34,7 +34,7 @@ use proxsave_restore::applier::{
 use proxsave_restore::prompt::Level;
 use serde_json::{Value, json};
 
-use super::api::{Gate, Tally, gate, gated_outcome, json_text, staged_text, yes_no};
+use super::api::{Gate, Tally, gate, gated_outcome, json_text, list_ids, staged_text, yes_no};
 use super::cluster_files::APPLY_COUNTDOWN;
 use crate::pvesh::{Call, Method, Param, Pvesh, PveshError};
 
@@ -589,6 +589,15 @@ impl Applier for SafeMappings {
             )]);
         }
         let pvesh = Pvesh::new(ctx.host, ctx.cancel);
+        // The cluster's nodes: an entry for another node (the backup's old name) is kept, and
+        // listed as work to do (the guests using the mapping find no device on this cluster).
+        let nodes: Option<BTreeSet<String>> = pvesh
+            .get("/nodes")
+            .ok()
+            .map(|v| list_ids(&v, "node").into_iter().collect());
+        if let Some(nodes) = &nodes {
+            tally.left.extend(foreign_entries(&all, nodes));
+        }
         for (kind, specs) in &all {
             if ctx.cancel.is_cancelled() {
                 return Err(ApplyError::Prompt(
@@ -612,6 +621,38 @@ impl Applier for SafeMappings {
         }
         Ok(vec![tally.outcome(CATEGORY, "resource mappings")])
     }
+}
+
+/// The backup's map entries naming a node that is not one of `nodes`, one line per mapping.
+pub fn foreign_entries(
+    all: &[(MapKind, Vec<MappingSpec>)],
+    nodes: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (kind, specs) in all {
+        for s in specs {
+            let foreign: BTreeSet<String> = s
+                .map
+                .iter()
+                .filter_map(|e| entry_parts(e).remove("node"))
+                .filter(|n| !nodes.contains(n))
+                .collect();
+            if foreign.is_empty() {
+                continue;
+            }
+            let names: Vec<String> = foreign
+                .iter()
+                .map(|n| n.escape_debug().to_string())
+                .collect();
+            out.push(format!(
+                "mapping {}/{}: the entries for node(s) {} are kept, but no node of this cluster has that name: add an entry for this cluster's device (Datacenter > Resource Mappings)",
+                kind.name(),
+                s.id,
+                names.join(", ")
+            ));
+        }
+    }
+    out
 }
 
 /// One type: read this cluster's list once, then create or merge each mapping.
