@@ -790,4 +790,23 @@ mod tests {
         assert!(call.is_none());
         assert!(notes[0].contains("already has every entry"));
     }
+
+    #[test]
+    fn entries_for_unknown_nodes_are_listed_once_per_mapping() {
+        let spec = MappingSpec {
+            id: "gpu".into(),
+            map: vec![
+                "node=old-node,path=0000:01:00.0,id=10de:24b0".into(),
+                "node=pve1,path=0000:02:00.0,id=10de:24b0".into(),
+                "id=10de:24b0,node=old-node,path=0000:03:00.0".into(),
+            ],
+            ..MappingSpec::default()
+        };
+        let nodes: BTreeSet<String> = ["pve1".to_string()].into_iter().collect();
+        let lines = foreign_entries(&[(MapKind::Pci, vec![spec.clone()])], &nodes);
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].starts_with("mapping pci/gpu: the entries for node(s) old-node are kept"));
+        let all: BTreeSet<String> = ["pve1", "old-node"].iter().map(|s| s.to_string()).collect();
+        assert!(foreign_entries(&[(MapKind::Pci, vec![spec])], &all).is_empty());
+    }
 }
