@@ -22,7 +22,7 @@ use proxsave_testkit::pve::PveDouble;
 /// VM 100: exists on pve1; `meta`, `parent`, a snapshot section, a disk whose volume is gone.
 const VM100: &str = "#Web%20frontend\nagent: 1\nboot: order=scsi0;net0\ncores: 2\nmemory: 4096\nmeta: creation-qemu=9.0.2,ctime=1718000000\nname: web01\nnet0: virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1\nparent: pre-upgrade\nscsi0: local-lvm:vm-100-disk-0,iothread=1,size=32G\nscsi1: local-lvm:vm-100-disk-1,size=8G\nscsihw: virtio-scsi-single\nvmgenid: 5c3f0000-0000-0000-0000-000000000100\n\n[pre-upgrade]\ncores: 1\nmemory: 2048\nmeta: creation-qemu=9.0.2,ctime=1718000000\nname: web01\nscsi0: local-lvm:vm-100-disk-0,iothread=1,size=32G\nsnaptime: 1717990000\n";
 /// VM 101: missing; its disk is on the node.
-const VM101: &str = "cores: 1\nmemory: 2048\nmeta: creation-qemu=9.0.2,ctime=1718000001\nname: db01\nscsi0: local-lvm:vm-101-disk-0,size=16G\nsmbios1: uuid=11111111-2222-4333-8444-555555555555\n";
+const VM101: &str = "cipassword: $5$Salt$CloudInitHashS3cret\ncores: 1\nmemory: 2048\nmeta: creation-qemu=9.0.2,ctime=1718000001\nname: db01\nscsi0: local-lvm:vm-101-disk-0,size=16G\nsmbios1: uuid=11111111-2222-4333-8444-555555555555\n";
 /// VM 102: missing; its disk is not on the node.
 const VM102: &str =
     "ide2: none,media=cdrom\nmemory: 1024\nname: app02\nscsi0: local-lvm:vm-102-disk-0,size=8G\n";
@@ -223,6 +223,21 @@ fn safe_apply_recreates_the_guests_of_old_node_on_pve1() {
     let r = report(&out);
     common::assert_ok(&out);
 
+    // The cloud-init password hash is never shown (output, report, restore log).
+    let mut texts = vec![common::stdout(&out), common::stderr(&out)];
+    for e in fs::read_dir(lab.dir.path().join("work")).unwrap().flatten() {
+        if e.path()
+            .extension()
+            .is_some_and(|x| x == "log" || x == "json")
+        {
+            texts.push(fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    for t in &texts {
+        assert!(!t.contains("CloudInitHashS3cret"), "{t}");
+    }
+    assert!(common::stdout(&out).contains("--cipassword=<redacted>"));
+
     // old-node is the only node of the backup: used for pve1 without a question.
     assert_eq!(asked(&r), ["pve.safe.guests"], "{:#}", r["questions"]);
     let o = guests_outcome(&r);
@@ -236,7 +251,7 @@ fn safe_apply_recreates_the_guests_of_old_node_on_pve1() {
         [
             "set /nodes/pve1/qemu/100/config --agent=1 --boot=order=scsi0;net0 --cores=2 --memory=4096 --net0=virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1 --scsi0=local-lvm:vm-100-disk-0,iothread=1,size=32G --scsihw=virtio-scsi-single --vmgenid=5c3f0000-0000-0000-0000-000000000100 --description=Web frontend",
             "create /nodes/pve1/qemu --vmid=101",
-            "set /nodes/pve1/qemu/101/config --cores=1 --memory=2048 --name=db01 --scsi0=local-lvm:vm-101-disk-0,size=16G --smbios1=uuid=11111111-2222-4333-8444-555555555555",
+            "set /nodes/pve1/qemu/101/config --cipassword=$5$Salt$CloudInitHashS3cret --cores=1 --memory=2048 --name=db01 --scsi0=local-lvm:vm-101-disk-0,size=16G --smbios1=uuid=11111111-2222-4333-8444-555555555555",
             "create /nodes/pve1/qemu --vmid=102",
             "set /nodes/pve1/qemu/102/config --ide2=none,media=cdrom --memory=1024 --name=app02",
             "set /nodes/pve1/lxc/200/config --cores=2 --features=nesting=1 --memory=2048 --net0=name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:01,ip=dhcp,type=veth",
@@ -264,7 +279,7 @@ fn safe_apply_recreates_the_guests_of_old_node_on_pve1() {
 
     // The double's state equals the expected one.
     let want100 = "#Web frontend\nagent: 1\nboot: order=scsi0;net0\ncores: 2\nmemory: 4096\nmeta: creation-qemu=8.1.2,ctime=1700000000\nname: web01\nnet0: virtio=BC:24:11:AA:BB:CC,bridge=vmbr0,firewall=1\nscsi0: local-lvm:vm-100-disk-0,iothread=1,size=32G\nscsihw: virtio-scsi-single\nvmgenid: 5c3f0000-0000-0000-0000-000000000100\n";
-    let want101 = "cores: 1\nmemory: 2048\nmeta: creation-qemu=9.0.2,ctime=1733400000\nname: db01\nscsi0: local-lvm:vm-101-disk-0,size=16G\nsmbios1: uuid=11111111-2222-4333-8444-555555555555\nvmgenid: 00000000-0000-4000-9000-000000000101\n";
+    let want101 = "cipassword: $5$Salt$CloudInitHashS3cret\ncores: 1\nmemory: 2048\nmeta: creation-qemu=9.0.2,ctime=1733400000\nname: db01\nscsi0: local-lvm:vm-101-disk-0,size=16G\nsmbios1: uuid=11111111-2222-4333-8444-555555555555\nvmgenid: 00000000-0000-4000-9000-000000000101\n";
     let want102 = "ide2: none,media=cdrom\nmemory: 1024\nmeta: creation-qemu=9.0.2,ctime=1733400000\nname: app02\nsmbios1: uuid=00000000-0000-4000-8000-000000000102\nvmgenid: 00000000-0000-4000-9000-000000000102\n";
     let want200 = "arch: amd64\ncores: 2\nfeatures: nesting=1\nhostname: ct200\nmemory: 2048\nnet0: name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:01,ip=dhcp,type=veth\nostype: debian\nrootfs: local-lvm:vm-200-disk-0,size=8G\nunprivileged: 1\n";
     let pve = &lab.pve;

@@ -9,7 +9,8 @@
 //!    node that has guests (with a warning); else `pve.safe.source-node` (a node name of the
 //!    backup, its number in the list, `0` or `skip`; default skip).
 //! 3. One read of the cluster's guests (`GET /cluster/resources --type vm`) decides what exists
-//!    (never an error's wording), and one read per storage the guests' disks name
+//!    (never an error's wording); one read of each existing guest's config decides what
+//!    differs (only that is sent); one read per storage the guests' disks name
 //!    (`GET /nodes/{node}/storage/{id}/content`) decides which volumes are there.
 //! 4. Per guest: existing here → `set` with the keys the API takes; missing VM →
 //!    `create --vmid` then `set`; missing CT → its config file written into this node's
@@ -60,6 +61,9 @@ pub const SAFE_SOURCE_NODE: QuestionSpec = QuestionSpec {
     prompt: "The backup's guests are stored under other node names: which node's VMs and CTs are applied to this node? (0 skips)",
     choices: &["<node>", "skip"],
 };
+
+/// Guest keys whose value is never shown (the cloud-init password hash).
+const SECRET_KEYS: &[&str] = &["cipassword"];
 
 /// The SAFE guests applier.
 pub struct SafeGuests;
@@ -215,7 +219,11 @@ pub fn pick_source(nodes: &[SourceNode], answer: &str) -> Result<Option<usize>, 
     }
 }
 
-fn yes_no(id: &'static str, a: &Answer) -> Result<bool, ApplyError> {
+/// A SAFE yes/no answer (`yes`/`y`, `no`/`n`; empty is no).
+///
+/// # Errors
+/// Anything else ([`ApplyError::BadAnswer`] naming `id`).
+pub fn yes_no(id: &'static str, a: &Answer) -> Result<bool, ApplyError> {
     match a.value.trim().to_ascii_lowercase().as_str() {
         "yes" | "y" => Ok(true),
         "no" | "n" | "" => Ok(false),
@@ -226,7 +234,8 @@ fn yes_no(id: &'static str, a: &Answer) -> Result<bool, ApplyError> {
     }
 }
 
-fn countdown(spec: QuestionSpec, default: &str, details: Vec<String>) -> Ask {
+/// A SAFE question: `default` taken after [`COUNTDOWN`] at a console.
+pub fn countdown(spec: QuestionSpec, default: &str, details: Vec<String>) -> Ask {
     Ask {
         spec,
         default: Some(default.into()),
@@ -236,14 +245,19 @@ fn countdown(spec: QuestionSpec, default: &str, details: Vec<String>) -> Ask {
 }
 
 /// This node's name: the root's `/etc/hostname`, short, lower case.
-fn local_node(host: &Host) -> Option<String> {
+pub fn local_node(host: &Host) -> Option<String> {
     proxsave_restore::plan::host_name(&host.root)
         .map(|h| h.split('.').next().unwrap_or_default().to_ascii_lowercase())
 }
 
-/// Why the applier does nothing in this run, if it does not run.
+/// True when this run is a SAFE cluster restore (`--cluster-mode safe`): the SAFE appliers
+/// run only then.
+pub fn is_safe_run(plan: &Plan) -> bool {
+    plan.cluster_mode == Some(ClusterMode::Safe) && !plan.needs_cluster_restore
+}
+
 fn not_safe(plan: &Plan) -> bool {
-    plan.cluster_mode != Some(ClusterMode::Safe) || plan.needs_cluster_restore
+    !is_safe_run(plan)
 }
 
 /// A guest of the backup, read and checked.
@@ -554,7 +568,11 @@ pub fn plan_guest(g: &BackupGuest, live: &Live, node: &str) -> GuestPlan {
             ));
             continue;
         }
-        params.push(Param::new(k, v));
+        params.push(if SECRET_KEYS.contains(&k) {
+            Param::secret(k, v)
+        } else {
+            Param::new(k, v)
+        });
     }
     let desc_value = if description.is_empty() {
         cur.get("description").map(str::to_string)
@@ -708,9 +726,10 @@ impl Applier for SafeGuests {
         if not_safe(ctx.plan) {
             return Ok(plan);
         }
-        if let Some(a) = (ctx.preset)(SAFE_GUESTS.id) {
-            yes_no(SAFE_GUESTS.id, &a)?;
-        }
+        let refused = match (ctx.preset)(SAFE_GUESTS.id) {
+            Some(a) => !yes_no(SAFE_GUESTS.id, &a)?,
+            None => false,
+        };
         let read = match read_source(ctx.stage, ctx.host)? {
             Ok(r) => r,
             Err(why) => {
@@ -766,6 +785,11 @@ impl Applier for SafeGuests {
             node.shown,
             escape_bytes(read.local.as_bytes())
         ));
+        if refused {
+            plan.actions
+                .push(format!("not applied ({} = no)", SAFE_GUESTS.id));
+            return Ok(plan);
+        }
         if let Some(why) = api_gate(ctx.host) {
             plan.actions.push(format!("skipped: {why}"));
             return Ok(plan);
@@ -1013,5 +1037,59 @@ impl Applier for SafeGuests {
             Status::PartlyApplied
         };
         Ok(vec![Outcome::new(CATEGORY, status, detail)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &[u8], q: usize, l: usize) -> SourceNode {
+        SourceNode {
+            raw: name.to_vec(),
+            shown: escape_bytes(name),
+            qemu: vec![b"100.conf".to_vec(); q],
+            lxc: vec![b"200.conf".to_vec(); l],
+        }
+    }
+
+    #[test]
+    fn the_source_is_this_node_the_only_one_or_asked() {
+        let a = node(b"a", 2, 1);
+        let b = node(b"b", 0, 3);
+        let me = node(b"pve1", 1, 0);
+        assert_eq!(
+            choose_source(vec![a.clone(), me.clone()], "pve1"),
+            Source::Local(me)
+        );
+        assert!(
+            matches!(choose_source(vec![a.clone()], "pve1"), Source::Only(n, w) if n == a && w.contains("node a"))
+        );
+        assert_eq!(choose_source(Vec::new(), "pve1"), Source::Nothing);
+        let ask = choose_source(vec![a.clone(), b.clone()], "pve1");
+        assert_eq!(ask, Source::Ask(vec![a.clone(), b.clone()]));
+        assert_eq!(a.line(1), "[1] a (qemu=2, lxc=1)");
+        assert_eq!(b.line(2), "[2] b (qemu=0, lxc=3)");
+    }
+
+    #[test]
+    fn source_answers() {
+        let nodes = [node(b"a", 1, 0), node(b"b\x1b", 1, 0)];
+        assert_eq!(pick_source(&nodes, "0").unwrap(), None);
+        assert_eq!(pick_source(&nodes, "skip").unwrap(), None);
+        assert_eq!(pick_source(&nodes, "").unwrap(), None);
+        assert_eq!(pick_source(&nodes, "2").unwrap(), Some(1));
+        assert_eq!(pick_source(&nodes, "a").unwrap(), Some(0));
+        assert_eq!(pick_source(&nodes, "b\\x1b").unwrap(), Some(1));
+        let e = pick_source(&nodes, "3").unwrap_err().to_string();
+        assert!(
+            e.contains("3 is not in the list (1 to 2, or 0 to skip)"),
+            "{e}"
+        );
+        let e = pick_source(&nodes, "c\x07").unwrap_err().to_string();
+        assert!(
+            e.contains("`c\\x07` is not a node of the backup (a, b\\x1b)"),
+            "{e}"
+        );
     }
 }
