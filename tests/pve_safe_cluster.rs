@@ -800,3 +800,54 @@ fn a_node_before_pve_8_1_gets_the_deprecated_pool_paths() {
         "{o:#}"
     );
 }
+
+#[test]
+fn without_a_safe_cluster_restore_nothing_is_asked_or_called() {
+    require_tools!("tar", "sha256sum");
+    let lab = Lab::new();
+    // The export categories alone: the cluster database is not part of the run, so there is
+    // no SAFE choice and the SAFE appliers stay out of it.
+    let mut cmd = lab.fake.command(common::bin());
+    cmd.env("TZ", "UTC")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .arg("restore")
+        .arg("--backup")
+        .arg(&lab.bundle)
+        .arg("--root")
+        .arg(lab.root())
+        .arg("--work-dir")
+        .arg(lab.dir.path().join("work"))
+        .arg("--export-dir")
+        .arg(lab.dir.path().join("export"))
+        .args([
+            "--yes",
+            "--json",
+            "--host-actions",
+            "run",
+            "--mode",
+            "custom",
+            "--categories",
+            "pve_config_export,proxsave_info",
+            "--answer",
+            "pve.safe.pools=yes",
+            "--answer",
+            "pve.safe.mappings=yes",
+        ]);
+    let out = run(cmd);
+    common::assert_ok(&out);
+    assert!(lab.all_calls().is_empty(), "{:?}", lab.all_calls());
+    let r = report(&out);
+    let asked: Vec<&str> = r["questions"]
+        .as_array()
+        .expect("the report lists the questions")
+        .iter()
+        .map(|q| q["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        asked.iter().all(|q| !q.starts_with("pve.safe")),
+        "{asked:?}"
+    );
+    // The export still holds the files.
+    assert!(lab.dir.path().join("export").exists());
+}

@@ -36,6 +36,7 @@ use serde_json::{Value, json};
 
 use super::api::{Gate, Tally, gate, gated_outcome, json_text, list_ids, staged_text, yes_no};
 use super::cluster_files::APPLY_COUNTDOWN;
+use super::safe_guests::is_safe_run;
 use crate::pvesh::{Call, Method, Param, Pvesh, PveshError};
 
 /// The category the `.cfg` files come from (and the outcome's category).
@@ -461,6 +462,10 @@ impl Applier for SafeMappings {
     }
 
     fn plan(&self, ctx: &PlanContext<'_>) -> Result<ApplierPlan, ApplyError> {
+        // Only in a SAFE cluster restore (RECOVERY brings /etc/pve back with the database).
+        if !is_safe_run(ctx.plan) {
+            return Ok(ApplierPlan::default());
+        }
         let yes = (ctx.preset)(Q_MAPPINGS.id)
             .map(|a| yes_no(&Q_MAPPINGS, &a))
             .transpose()?;
@@ -532,6 +537,9 @@ impl Applier for SafeMappings {
         ctx: &mut ApplyContext<'_>,
         _plan: &ApplierPlan,
     ) -> Result<Vec<Outcome>, ApplyError> {
+        if !is_safe_run(ctx.plan) {
+            return Ok(Vec::new());
+        }
         let (all, notes) = match read(ctx.stage) {
             Ok(x) => x,
             Err(e) => {

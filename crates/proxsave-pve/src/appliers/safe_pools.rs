@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 
 use super::api::{Gate, Tally, gate, gated_outcome, json_text, list_ids, staged_text, yes_no};
 use super::cluster_files::APPLY_COUNTDOWN;
+use super::safe_guests::is_safe_run;
 use crate::formats::user_cfg;
 use crate::pvesh::{Call, Method, Param, Pvesh, PveshError};
 
@@ -454,6 +455,10 @@ impl Applier for SafePools {
     }
 
     fn plan(&self, ctx: &PlanContext<'_>) -> Result<ApplierPlan, ApplyError> {
+        // Only in a SAFE cluster restore (RECOVERY brings /etc/pve back with the database).
+        if !is_safe_run(ctx.plan) {
+            return Ok(ApplierPlan::default());
+        }
         let yes = preset_yes(ctx, &Q_POOLS)?;
         preset_yes(ctx, &Q_ALLOW_MOVE)?;
         let mut plan = ApplierPlan::default();
@@ -536,6 +541,9 @@ impl Applier for SafePools {
         ctx: &mut ApplyContext<'_>,
         _plan: &ApplierPlan,
     ) -> Result<Vec<Outcome>, ApplyError> {
+        if !is_safe_run(ctx.plan) {
+            return Ok(Vec::new());
+        }
         let (specs, notes) = match read_specs(ctx.stage) {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(Vec::new()),
