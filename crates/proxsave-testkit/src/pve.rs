@@ -5,7 +5,8 @@
 //! first, so a test can make one call fail) and then runs the `pve-double` binary. That binary
 //! keeps its state where PVE keeps it: the files under the given `/etc/pve` folder, written the
 //! way PVE writes them (`storage.cfg`, `priv/storage/<id>.pw|.enc`, `datacenter.cfg`,
-//! `jobs.cfg`, `replication.cfg`, `notifications.cfg`, `priv/notifications.cfg`, `sdn/`), plus
+//! `jobs.cfg`, `replication.cfg`, `notifications.cfg`, `priv/notifications.cfg`, `sdn/`, the
+//! `pool:` lines of `user.cfg`, `mapping/{pci,usb,directory}.cfg`), plus
 //! `<fake>/pve-state.json` for what is not a file (node name, cluster nodes, guests, whether
 //! SDN was applied: `sdn/.running-config`). It is as strict as PVE: existing ids, fixed options, unknown options,
 //! content types, error texts and exit codes follow the Proxmox sources (`docs/pve-double.md`).
