@@ -5,7 +5,8 @@
 //! first, so a test can make one call fail) and then runs the `pve-double` binary. That binary
 //! keeps its state where PVE keeps it: the files under the given `/etc/pve` folder, written the
 //! way PVE writes them (`storage.cfg`, `priv/storage/<id>.pw|.enc`, `datacenter.cfg`,
-//! `jobs.cfg`, `replication.cfg`, `notifications.cfg`, `priv/notifications.cfg`, `sdn/`), plus
+//! `jobs.cfg`, `replication.cfg`, `notifications.cfg`, `priv/notifications.cfg`, `sdn/`, the
+//! `pool:` lines of `user.cfg`, `mapping/{pci,usb,directory}.cfg`), plus
 //! `<fake>/pve-state.json` for what is not a file (node name, cluster nodes, guests, whether
 //! SDN was applied: `sdn/.running-config`). It is as strict as PVE: existing ids, fixed options, unknown options,
 //! content types, error texts and exit codes follow the Proxmox sources (`docs/pve-double.md`).
@@ -39,6 +40,7 @@ use std::path::{Path, PathBuf};
 use proxsave_formats::section::{self, SectionConfig};
 
 use crate::fakes::{Call, FakeBin};
+pub use model::pools::Pool;
 pub use model::{Guest, NodeState};
 
 /// The state file's name inside the fake folder.
@@ -328,6 +330,21 @@ impl PveDouble {
             notifications_priv: parse("priv/notifications.cfg"),
             node: self.node(),
         }
+    }
+
+    /// The pools, from the `pool:` lines of `user.cfg`.
+    pub fn pools(&self) -> BTreeMap<String, Pool> {
+        model::pools::parse_pools(&self.read_file("user.cfg").unwrap_or_default()).0
+    }
+
+    /// The mappings of `kind` (`pci`, `usb`, `dir`: `mapping/pci.cfg`, `mapping/usb.cfg`,
+    /// `mapping/directory.cfg`): each id with its options in file order (`map` repeated).
+    pub fn mappings(&self, kind: &str) -> Vec<(String, Vec<(String, String)>)> {
+        let file = match kind {
+            "dir" => "mapping/directory.cfg".to_string(),
+            other => format!("mapping/{other}.cfg"),
+        };
+        model::mapping::parse_mappings(&self.read_file(&file).unwrap_or_default())
     }
 
     /// Every recorded `pvesh` call, in order.

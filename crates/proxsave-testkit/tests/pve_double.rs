@@ -1029,3 +1029,173 @@ fn guests_are_their_config_files_and_set_is_as_strict_as_pve() {
     let (_, err) = fails(&w, &["get", "/nodes/pve1/storage/nas/content"]);
     assert_eq!(err, "storage 'nas' does not exist\n");
 }
+
+#[test]
+fn pools_live_in_user_cfg_lines_and_refuse_members_twice() {
+    let w = fresh();
+    w.pve.write_file(
+        "user.cfg",
+        "user:root@pam:1:0:::root@example.com:::\n\nrole:R:VM.Audit:\n",
+    );
+    w.pve
+        .add_guest(100, "qemu", "pve1")
+        .add_guest(101, "lxc", "pve1");
+    ok(
+        &w,
+        &["create", "/pools", "--poolid=dev", "--comment=Dev: pool"],
+    );
+    let (_, err) = fails(&w, &["create", "/pools", "--poolid=dev"]);
+    assert_eq!(err, "create pool failed: pool 'dev' already exists\n");
+    let (_, err) = fails(&w, &["create", "/pools", "--poolid=a/b"]);
+    assert_eq!(err, "create pool failed: parent 'a' does not exist\n");
+    ok(
+        &w,
+        &[
+            "set",
+            "/pools",
+            "--poolid=dev",
+            "--vms=100",
+            "--storage=local",
+        ],
+    );
+    assert_eq!(
+        w.pve.read_file("user.cfg").expect("user.cfg"),
+        "user:root@pam:1:0:::root@example.com:::\n\npool:dev:Dev%3A pool:100:local:\n\nrole:R:VM.Audit:\n"
+    );
+    let (_, err) = fails(&w, &["set", "/pools", "--poolid=dev", "--vms=100,101"]);
+    assert_eq!(
+        err,
+        "update pools failed: VM 100 is already a pool member\n"
+    );
+    ok(&w, &["create", "/pools", "--poolid=ops"]);
+    let (_, err) = fails(&w, &["set", "/pools", "--poolid=ops", "--vms=100"]);
+    assert_eq!(
+        err,
+        "update pools failed: VM 100 belongs already to pool 'dev' and 'allow-move' is not set\n"
+    );
+    ok(
+        &w,
+        &[
+            "set",
+            "/pools",
+            "--poolid=ops",
+            "--vms=100",
+            "--allow-move=1",
+        ],
+    );
+    let pools = w.pve.pools();
+    assert!(pools["dev"].vms.is_empty() && pools["ops"].vms.contains(&100));
+    let got = json(&ok(
+        &w,
+        &["get", "/pools", "--poolid=dev", "--output-format=json"],
+    ));
+    assert_eq!(got[0]["members"][0]["storage"], "local");
+    assert_eq!(got[0]["comment"], "Dev: pool");
+    let (_, err) = fails(&w, &["get", "/pools", "--poolid=nope"]);
+    assert_eq!(err, "pool 'nope' does not exist\n");
+    let res = json(&ok(
+        &w,
+        &[
+            "get",
+            "/cluster/resources",
+            "--type=vm",
+            "--output-format=json",
+        ],
+    ));
+    assert_eq!(res[0]["vmid"], 100);
+    assert_eq!(res[0]["pool"], "ops");
+    assert!(res[1].get("pool").is_none());
+}
+
+#[test]
+fn mappings_are_strict_and_written_like_pve() {
+    let w = fresh();
+    let (_, err) = fails(
+        &w,
+        &[
+            "create",
+            "/cluster/mapping/pci",
+            "--id=gpu",
+            "--map=node=pve1,id=10de:24b0",
+        ],
+    );
+    assert!(
+        err.starts_with(
+            "400 Parameter verification failed.\nmap: invalid format - path: property is missing\n"
+        ),
+        "{err}"
+    );
+    ok(
+        &w,
+        &[
+            "create",
+            "/cluster/mapping/pci",
+            "--id=gpu",
+            "--description=A4000",
+            "--mdev=1",
+            "--map=node=pve1,path=0000:01:00.0,id=10de:24b0",
+        ],
+    );
+    assert_eq!(
+        w.pve.read_file("mapping/pci.cfg").expect("pci.cfg"),
+        "gpu\n\tmap node=pve1,path=0000:01:00.0,id=10de:24b0\n\tdescription A4000\n\tmdev 1\n"
+    );
+    let (_, err) = fails(
+        &w,
+        &[
+            "create",
+            "/cluster/mapping/pci",
+            "--id=gpu",
+            "--map=node=pve2,path=0000:02:00.0,id=10de:24b0",
+        ],
+    );
+    assert_eq!(
+        err,
+        "create hardware mapping failed: pci ID 'gpu' already defined\n"
+    );
+    let one = json(&ok(
+        &w,
+        &["get", "/cluster/mapping/pci/gpu", "--output-format=json"],
+    ));
+    assert!(
+        one.get("id").is_none(),
+        "the single GET has no id, as in PVE"
+    );
+    assert_eq!(one["map"][0], "node=pve1,path=0000:01:00.0,id=10de:24b0");
+    let (_, err) = fails(&w, &["get", "/cluster/mapping/usb/nope"]);
+    assert_eq!(err, "mapping 'nope' not found\n");
+    let (_, err) = fails(
+        &w,
+        &[
+            "set",
+            "/cluster/mapping/usb/nope",
+            "--map=node=pve1,id=1234:5678",
+        ],
+    );
+    assert_eq!(
+        err,
+        "update hardware mapping failed: usb ID 'nope' does not exist\n"
+    );
+    let (_, err) = fails(
+        &w,
+        &[
+            "create",
+            "/cluster/mapping/dir",
+            "--id=share",
+            "--map=node=pve1,path=/srv/a",
+            "--map=node=pve1,path=/srv/b",
+        ],
+    );
+    assert_eq!(err, "Node 'pve1' is specified 2 times.\n");
+    ok(
+        &w,
+        &[
+            "create",
+            "/cluster/mapping/dir",
+            "--id=share",
+            "--map=node=pve1,path=/srv/a",
+        ],
+    );
+    assert_eq!(w.pve.mappings("dir")[0].0, "share");
+    assert!(w.pve.read_file("mapping/directory.cfg").is_some());
+}

@@ -16,4 +16,6 @@ pub use cluster_files::*;
 pub mod jobs;
 pub mod notifications;
 pub mod safe_guests;
+pub mod safe_mappings;
+pub mod safe_pools;
 pub mod storage;

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use super::schema::{self, Kind};
 
 mod guests;
+pub(crate) mod mapping;
+pub(crate) mod pools;
 
 /// What is not a file under `/etc/pve`: the cluster's nodes and guests, and SDN.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -325,6 +327,8 @@ impl Ctx {
         let trimmed = trimmed.strip_prefix('/').unwrap_or(trimmed);
         let seg: Vec<&str> = trimmed.split('/').collect();
         match (verb, seg.as_slice()) {
+            (_, ["pools", rest_seg @ ..]) => self.pools(verb, rest_seg, rest),
+            (_, ["cluster", "mapping", rest_seg @ ..]) => self.mapping(verb, rest_seg, rest),
             ("get", ["version"]) => {
                 getopt(rest, &[], &[])?;
                 let v = self.state().version;

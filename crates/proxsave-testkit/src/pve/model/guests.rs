@@ -188,9 +188,9 @@ fn word(kind: &str) -> &'static str {
 /// A guest of the cluster.
 #[derive(Clone, Debug)]
 pub(super) struct Listed {
-    vmid: u64,
-    kind: &'static str,
-    node: String,
+    pub(super) vmid: u64,
+    pub(super) kind: &'static str,
+    pub(super) node: String,
     /// The config file (relative to `/etc/pve`), when it has one.
     file: Option<String>,
 }
@@ -358,6 +358,7 @@ impl Ctx {
             }
         }
         if want("vm") {
+            let owner = self.pool_owners();
             for l in self.vmlist() {
                 let mut v = json!({
                     "id": format!("{}/{}", l.kind, l.vmid), "type": l.kind, "vmid": l.vmid,
@@ -365,6 +366,9 @@ impl Ctx {
                 });
                 if let Some(name) = self.guest_name(&l) {
                     v["name"] = json!(name);
+                }
+                if let Some(p) = u32::try_from(l.vmid).ok().and_then(|n| owner.get(&n)) {
+                    v["pool"] = json!(p);
                 }
                 out.push(v);
             }
