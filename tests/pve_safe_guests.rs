@@ -666,8 +666,18 @@ fn a_ct_whose_unprivileged_differs_is_reported_and_set_without_it() {
 
 #[test]
 fn without_an_etc_pve_copy_the_guests_are_read_from_the_backup_s_config_db() {
-    let lab = Lab::config_db_only(&old_node_files());
-    let out = lab.restore(&["--answer", "pve.safe.guests=yes"]);
+    let mut files = old_node_files();
+    files.push((
+        "user.cfg",
+        "user:root@pam:1:0:::root@example.invalid:::\n\npool:web:Web tier:100,101:local:\n",
+    ));
+    let lab = Lab::config_db_only(&files);
+    let out = lab.restore(&[
+        "--answer",
+        "pve.safe.guests=yes",
+        "--answer",
+        "pve.safe.pools=yes",
+    ]);
     let r = report(&out);
     let o = guests_outcome(&r);
     assert_eq!(o["category"], "pve_cluster", "{o:#}");
@@ -690,8 +700,15 @@ fn without_an_etc_pve_copy_the_guests_are_read_from_the_backup_s_config_db() {
         .unwrap()
         .clone();
     let text = plan.to_string();
+    // Pools too come from the database's user.cfg.
+    let pools = lab.pve.pools();
     assert!(
-        text.contains("the backup holds no copy of /etc/pve: read from its /var/lib/pve-cluster/config.db (5 files)"),
+        pools.contains_key("web"),
+        "{pools:?}\n{}",
+        common::stdout(&out)
+    );
+    assert!(
+        text.contains("the backup holds no copy of /etc/pve: read from its /var/lib/pve-cluster/config.db (6 files)"),
         "{plan:#}"
     );
     // The database was read only privately: nothing of it in the root, no tree left behind.

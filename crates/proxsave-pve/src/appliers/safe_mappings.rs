@@ -371,12 +371,14 @@ pub fn merge_call(
 /// problems. `Err`: a file cannot be read.
 type Specs = Vec<(MapKind, Vec<MappingSpec>)>;
 
-fn read(stage: &Stage) -> Result<(Specs, Vec<String>), String> {
+/// `json` holds the backup's JSON files, `pve` its `/etc/pve` (the stage, or the tree rebuilt
+/// from `config.db`).
+fn read(json: &Stage, pve: &Stage) -> Result<(Specs, Vec<String>), String> {
     let mut out = Vec::new();
     let mut notes = Vec::new();
     for kind in MapKind::ALL {
         let json_path = kind.json_path();
-        let (specs, n) = if let Some(text) = staged_text(stage, &json_path)? {
+        let (specs, n) = if let Some(text) = staged_text(json, &json_path)? {
             match serde_json::from_str::<Value>(&text) {
                 Ok(v) => from_json(kind, &v, &format!("/{json_path}")),
                 Err(e) => (
@@ -384,7 +386,7 @@ fn read(stage: &Stage) -> Result<(Specs, Vec<String>), String> {
                     vec![format!("/{json_path}: not JSON ({e}); skipped")],
                 ),
             }
-        } else if let Some(text) = staged_text(stage, kind.cfg_path())? {
+        } else if let Some(text) = staged_text(pve, kind.cfg_path())? {
             from_cfg(kind, &text, &format!("/{}", kind.cfg_path()))
         } else {
             continue;
@@ -461,6 +463,10 @@ impl Applier for SafeMappings {
         true
     }
 
+    fn also_reads(&self) -> &'static [&'static str] {
+        crate::safe_source::ALSO_READS
+    }
+
     fn plan(&self, ctx: &PlanContext<'_>) -> Result<ApplierPlan, ApplyError> {
         // Only in a SAFE cluster restore (RECOVERY brings /etc/pve back with the database).
         if !is_safe_run(ctx.plan) {
@@ -470,7 +476,9 @@ impl Applier for SafeMappings {
             .map(|a| yes_no(&Q_MAPPINGS, &a))
             .transpose()?;
         let mut plan = ApplierPlan::default();
-        let (all, notes) = match read(ctx.stage) {
+        let source = crate::safe_source::open(ctx.stage)?;
+        plan.actions.extend(source.note());
+        let (all, notes) = match read(ctx.stage, source.stage()) {
             Ok(x) => x,
             Err(e) => {
                 plan.actions.push(e);
@@ -540,11 +548,13 @@ impl Applier for SafeMappings {
         if !is_safe_run(ctx.plan) {
             return Ok(Vec::new());
         }
-        let (all, notes) = match read(ctx.stage) {
+        let source = crate::safe_source::open(ctx.stage)?;
+        let category = source.category();
+        let (all, notes) = match read(ctx.stage, source.stage()) {
             Ok(x) => x,
             Err(e) => {
                 return Ok(vec![Outcome::new(
-                    CATEGORY,
+                    category,
                     Status::Failed { error: e },
                     "resource mappings",
                 )]);
@@ -555,7 +565,7 @@ impl Applier for SafeMappings {
                 return Ok(Vec::new());
             }
             return Ok(vec![Outcome::new(
-                CATEGORY,
+                category,
                 Status::Skipped {
                     reason: "no usable resource mapping in the backup".into(),
                 },
@@ -580,7 +590,7 @@ impl Applier for SafeMappings {
                 }
             }
             return Ok(vec![gated_outcome(
-                CATEGORY,
+                category,
                 &g,
                 &calls,
                 "the resource mappings",
@@ -589,7 +599,7 @@ impl Applier for SafeMappings {
         let answer = ctx.prompter.ask(&ask(describe(&all)))?;
         if !yes_no(&Q_MAPPINGS, &answer)? {
             return Ok(vec![Outcome::new(
-                CATEGORY,
+                category,
                 Status::Skipped {
                     reason: format!("resource mappings: answer `no` to {}", Q_MAPPINGS.id),
                 },
@@ -614,7 +624,7 @@ impl Applier for SafeMappings {
             }
             if let Err(m) = apply_kind(&pvesh, *kind, specs, &mut tally) {
                 return Ok(vec![Outcome::new(
-                    CATEGORY,
+                    category,
                     Status::Skipped {
                         reason: format!(
                             "`pvesh` cannot be run ({m}): the resource mappings were not applied"
@@ -627,7 +637,7 @@ impl Applier for SafeMappings {
         for n in notes.iter().chain(&tally.failed).chain(&tally.left) {
             ctx.prompter.say(Level::Warning, &format!("mappings: {n}"));
         }
-        Ok(vec![tally.outcome(CATEGORY, "resource mappings")])
+        Ok(vec![tally.outcome(category, "resource mappings")])
     }
 }
 

@@ -454,6 +454,10 @@ impl Applier for SafePools {
         true
     }
 
+    fn also_reads(&self) -> &'static [&'static str] {
+        crate::safe_source::ALSO_READS
+    }
+
     fn plan(&self, ctx: &PlanContext<'_>) -> Result<ApplierPlan, ApplyError> {
         // Only in a SAFE cluster restore (RECOVERY brings /etc/pve back with the database).
         if !is_safe_run(ctx.plan) {
@@ -462,7 +466,9 @@ impl Applier for SafePools {
         let yes = preset_yes(ctx, &Q_POOLS)?;
         preset_yes(ctx, &Q_ALLOW_MOVE)?;
         let mut plan = ApplierPlan::default();
-        let (specs, notes) = match read_specs(ctx.stage) {
+        let source = crate::safe_source::open(ctx.stage)?;
+        plan.actions.extend(source.note());
+        let (specs, notes) = match read_specs(source.stage()) {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(plan),
             Err(e) => {
@@ -544,12 +550,14 @@ impl Applier for SafePools {
         if !is_safe_run(ctx.plan) {
             return Ok(Vec::new());
         }
-        let (specs, notes) = match read_specs(ctx.stage) {
+        let source = crate::safe_source::open(ctx.stage)?;
+        let category = source.category();
+        let (specs, notes) = match read_specs(source.stage()) {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(Vec::new()),
             Err(e) => {
                 return Ok(vec![Outcome::new(
-                    CATEGORY,
+                    category,
                     Status::Failed { error: e },
                     "pools",
                 )]);
@@ -569,12 +577,12 @@ impl Applier for SafePools {
                     ctx.host.defer_note(c.clone());
                 }
             }
-            return Ok(vec![gated_outcome(CATEGORY, &g, &calls, "the pools")]);
+            return Ok(vec![gated_outcome(category, &g, &calls, "the pools")]);
         }
         let answer = ctx.prompter.ask(&ask_pools(describe(&specs)))?;
         if !yes_no(&Q_POOLS, &answer)? {
             return Ok(vec![Outcome::new(
-                CATEGORY,
+                category,
                 Status::Skipped {
                     reason: format!("pools: answer `no` to {}", Q_POOLS.id),
                 },
@@ -590,7 +598,7 @@ impl Applier for SafePools {
         let pvesh = Pvesh::new(ctx.host, ctx.cancel);
         if let Err(m) = apply_pools(&pvesh, ctx.cancel, &specs, allow_move, &mut tally)? {
             return Ok(vec![Outcome::new(
-                CATEGORY,
+                category,
                 Status::Skipped {
                     reason: format!("`pvesh` cannot be run ({m}): the pools were not applied"),
                 },
@@ -601,7 +609,7 @@ impl Applier for SafePools {
         for n in notes.iter().chain(&tally.failed).chain(&tally.left) {
             ctx.prompter.say(Level::Warning, &format!("pools: {n}"));
         }
-        Ok(vec![tally.outcome(CATEGORY, "pools")])
+        Ok(vec![tally.outcome(category, "pools")])
     }
 }
 
