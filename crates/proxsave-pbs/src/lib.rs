@@ -7,8 +7,12 @@
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod appliers;
 mod categories;
+pub mod chunkstore;
+pub mod datastore_cfg;
 pub mod domain;
+pub mod safety;
 
 /// Ids of the categories this crate registers, in registry order.
 pub const CATEGORY_IDS: [&str; 9] = [
