@@ -686,7 +686,14 @@ mod tests {
             prop_assert!(n.fixes.is_empty() && n.duplicates.is_empty());
             let i = installable(t.as_bytes()).expect("valid");
             prop_assert!(i.findings().is_empty());
-            prop_assert_eq!(i.text(), t.replace("    ", "\t"));
+            let tabbed: String = t
+                .split_inclusive('\n')
+                .map(|l| match l.strip_prefix("    ") {
+                    Some(rest) => format!("\t{rest}"),
+                    None => l.to_string(),
+                })
+                .collect();
+            prop_assert_eq!(i.text(), tabbed);
         }
 
         #[test]

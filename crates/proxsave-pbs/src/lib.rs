@@ -1,5 +1,6 @@
-//! Proxmox Backup Server restore categories (and, in later work, their appliers: datastore.cfg
-//! normaliser, datastore initialisation, `proxmox-backup-manager` apply).
+//! Proxmox Backup Server restore categories and their appliers: the `datastore.cfg` normaliser
+//! ([`datastore_cfg`]), datastore safety ([`safety`]), chunk stores ([`chunkstore`]), the
+//! `proxmox-backup-manager` client ([`pbm`]) and the appliers ([`appliers`]).
 //!
 //! Linking this crate registers the nine PBS categories with `proxsave-categories`.
 
@@ -12,6 +13,7 @@ mod categories;
 pub mod chunkstore;
 pub mod datastore_cfg;
 pub mod domain;
+pub mod pbm;
 pub mod safety;
 
 /// Ids of the categories this crate registers, in registry order.

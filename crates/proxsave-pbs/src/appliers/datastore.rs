@@ -26,7 +26,7 @@ use proxsave_restore::applier::{
     Answer, Applier, ApplierPlan, ApplierRegistration, ApplyContext, ApplyError, Ask, ChangeKind,
     FileSpec, Outcome, PlanContext, PlannedChange, QuestionSpec, Status,
 };
-use proxsave_restore::host::{Host, HostActions, HostCommand, Ran};
+use proxsave_restore::host::Host;
 use proxsave_restore::plan::{PbsBehavior, Plan};
 use proxsave_restore::prompt::Level;
 use proxsave_restore::roothandle::RootHandle;
@@ -34,6 +34,7 @@ use serde_json::json;
 
 use crate::chunkstore;
 use crate::datastore_cfg::{self, Datastore, Installable};
+use crate::pbm::{Arg, Call, Pbm, PbmError, Version};
 use crate::safety::{self, PathState, Verdict};
 
 /// The category.
@@ -233,68 +234,48 @@ pub fn deferred_text(deferred: &[(&Datastore, &str)]) -> String {
     out
 }
 
-/// Runs `proxmox-backup-manager` (secrets redacted by the command itself).
-fn pbm(
-    host: &Host,
-    cancel: &proxsave_archive::progress::CancelToken,
-    cmd: &HostCommand,
-) -> Result<String, String> {
-    match host.run(cmd, cancel) {
-        Ok(Ran::Done(out)) if out.success() => {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        }
-        Ok(Ran::Done(out)) => Err(format!("`{}` failed: {}", cmd.display(), out.failure())),
-        Ok(Ran::Deferred) => Err("host actions are deferred".into()),
-        Err(e) => Err(format!("`{}` cannot be run: {e}", cmd.display())),
-    }
+/// A datastore of the host, as `datastore list` shows it.
+#[derive(Clone, Debug)]
+struct Row {
+    name: String,
+    path: String,
+    /// The row's other keys (properties set on the host).
+    keys: Vec<String>,
 }
 
-fn pbm_cmd<S: Into<String>>(args: impl IntoIterator<Item = S>) -> HostCommand {
-    HostCommand::new(PBM, args).timeout(std::time::Duration::from_secs(120))
-}
-
-/// `datastore list`: name → path. `Err`: the API does not answer.
-fn list_datastores(
-    host: &Host,
-    cancel: &proxsave_archive::progress::CancelToken,
-) -> Result<Vec<(String, String)>, String> {
-    if host.actions == HostActions::Defer {
-        return Err("host actions are deferred".into());
-    }
-    let out = pbm(
-        host,
-        cancel,
-        &pbm_cmd(["datastore", "list", "--output-format", "json"]),
-    )?;
-    let v: serde_json::Value = serde_json::from_str(out.trim())
-        .map_err(|e| format!("`{PBM} datastore list` returned unparseable JSON: {e}"))?;
-    let rows = v.get("data").unwrap_or(&v);
-    let rows = rows
-        .as_array()
-        .ok_or_else(|| format!("`{PBM} datastore list` did not return a list"))?;
+/// `datastore list`. `Err`: the API does not answer (or answers nonsense).
+fn list_datastores(pbm: &Pbm<'_>) -> Result<Vec<Row>, PbmError> {
+    // `version` first: with host actions deferred nothing runs (and nothing is recorded).
+    pbm.version()?;
+    let rows = pbm.list(&["datastore"])?;
     Ok(rows
         .iter()
         .filter_map(|r| {
-            let name = r.get("name").or_else(|| r.get("store"))?.as_str()?;
+            let name = ["name", "store"]
+                .iter()
+                .find_map(|k| r.get(*k).and_then(|v| v.as_str()))?;
             let path = r.get("path").and_then(|p| p.as_str()).unwrap_or("");
-            Some((name.to_string(), path.to_string()))
+            let keys = r
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default();
+            Some(Row {
+                name: name.to_string(),
+                path: path.to_string(),
+                keys,
+            })
         })
         .collect())
 }
 
-/// `--key value` arguments of a datastore's properties except `path`.
-fn ds_flags(ds: &Datastore) -> Vec<String> {
-    let mut args = Vec::new();
-    for p in &ds.section.props {
-        if p.key == "path" {
-            continue;
-        }
-        if let Some(v) = &p.value {
-            args.push(format!("--{}", p.key));
-            args.push(v.clone());
-        }
-    }
-    args
+/// `--key=value` options of a datastore's properties except `path`.
+fn ds_args(ds: &Datastore) -> Vec<Arg> {
+    ds.section
+        .props
+        .iter()
+        .filter(|p| p.key != "path")
+        .filter_map(|p| p.value.as_ref().map(|v| Arg::new(&p.key, v)))
+        .collect()
 }
 
 /// The gid of `backup` in the root (config files are `root:backup`).
@@ -343,7 +324,8 @@ impl Applier for DatastorePbs {
             plan.actions.push(why.clone());
         }
         let cancel = proxsave_archive::progress::CancelToken::new();
-        let api = list_datastores(ctx.host, &cancel);
+        let pbm = Pbm::new(ctx.host, &cancel);
+        let api = list_datastores(&pbm);
         if let Some(cfg) = &inputs.cfg {
             for f in cfg.findings() {
                 plan.actions.push(format!("datastore.cfg {f}"));
@@ -475,17 +457,19 @@ impl Applier for DatastorePbs {
         if let Some(why) = &inputs.s3_bad {
             run.notes.push(why.clone());
         }
-        let api = list_datastores(ctx.host, ctx.cancel);
+        let (host, cancel) = (ctx.host, ctx.cancel);
+        let pbm = Pbm::new(host, cancel);
+        let api = list_datastores(&pbm);
         if let Some(cfg) = &inputs.cfg {
             run.notes.extend(
                 cfg.findings()
                     .into_iter()
                     .map(|f| format!("datastore.cfg {f}")),
             );
-            apply_datastores(ctx, mode, &inputs.decided, api.clone(), &mut run);
+            apply_datastores(ctx, &pbm, mode, &inputs.decided, api.clone(), &mut run);
         }
         if let Some(s3) = &inputs.s3 {
-            apply_s3(ctx, mode, s3, api.is_ok(), &mut run);
+            apply_s3(ctx, &pbm, mode, s3, api.is_ok(), &mut run);
         }
         for n in run.notes.iter().chain(run.failed.iter()) {
             ctx.prompter
@@ -564,103 +548,94 @@ impl Run {
 
 fn apply_datastores(
     ctx: &mut ApplyContext<'_>,
+    pbm: &Pbm<'_>,
     mode: PbsBehavior,
     decided: &[Decided],
-    api: Result<Vec<(String, String)>, String>,
+    api: Result<Vec<Row>, PbmError>,
     run: &mut Run,
 ) {
-    let deferred: Vec<(&Datastore, &str)> = decided
-        .iter()
-        .filter_map(|d| match &d.verdict {
-            Verdict::Defer(why) => Some((&d.ds, why.as_str())),
-            _ => None,
-        })
-        .collect();
-    let mut applied: Vec<(&Datastore, PathState)> = decided
+    let applied: Vec<(&Datastore, PathState)> = decided
         .iter()
         .filter_map(|d| match d.verdict {
             Verdict::Apply(s) => Some((&d.ds, s)),
             Verdict::Defer(_) => None,
         })
         .collect();
-    let mut deferred_all: Vec<(Datastore, String)> = deferred
+    let mut deferred: Vec<(Datastore, String)> = decided
         .iter()
-        .map(|(d, w)| ((*d).clone(), (*w).to_string()))
+        .filter_map(|d| match &d.verdict {
+            Verdict::Defer(why) => Some((d.ds.clone(), why.clone())),
+            Verdict::Apply(_) => None,
+        })
         .collect();
     let mut use_file = false;
     match api {
         Ok(current) => {
             let mut api_failed = false;
             let mut remove_failed = false;
+            // Datastores the API put in place in this run (the file fallback keeps them).
+            let mut api_done: Vec<String> = Vec::new();
             if mode == PbsBehavior::Clean {
-                for (name, _) in &current {
-                    if decided.iter().any(|d| &d.ds.name == name) {
+                for row in &current {
+                    // A deferred datastore the host has keeps the host's definition.
+                    if decided.iter().any(|d| d.ds.name == row.name) {
                         continue;
                     }
-                    let cmd = pbm_cmd(["datastore", "remove", name.as_str()]);
-                    match pbm(ctx.host, ctx.cancel, &cmd) {
+                    let call = Call::new(["datastore", "remove"], [row.name.as_str()]);
+                    match pbm.call(&call) {
                         Ok(_) => run.done.push(format!(
-                            "datastore {name} removed from the configuration (clean mode; its data is kept on disk)"
+                            "datastore {} removed from the configuration (clean mode; its data is kept on {})",
+                            row.name, row.path
                         )),
                         Err(e) => {
                             remove_failed = true;
-                            run.failed.push(format!("datastore {name}: {e}"));
+                            run.failed.push(format!("datastore {}: {e}", row.name));
                         }
                     }
                 }
             }
             for (ds, state) in &applied {
-                let existing = current.iter().find(|(n, _)| *n == ds.name);
+                let existing = current.iter().find(|r| r.name == ds.name);
                 let result = match existing {
-                    Some((_, path)) if *path == ds.path || path.is_empty() => {
-                        let mut args =
-                            vec!["datastore".to_string(), "update".into(), ds.name.clone()];
-                        args.extend(ds_flags(ds));
-                        pbm(ctx.host, ctx.cancel, &pbm_cmd(args))
-                            .map(|_| format!("datastore {} updated", ds.name))
+                    Some(row) if row.path == ds.path || row.path.is_empty() => {
+                        api_update(pbm, ds, row, mode).map_err(|e| e.to_string())
                     }
-                    Some((_, path)) if mode == PbsBehavior::Merge => {
+                    Some(row) if mode == PbsBehavior::Merge => {
                         run.notes.push(format!(
-                            "datastore {}: the host has it at {path}, the backup at {}: path left unchanged (merge mode)",
-                            ds.name, ds.path
+                            "datastore {}: the host has it at {}, the backup at {}: path left unchanged (merge mode; clean mode moves it)",
+                            ds.name, row.path, ds.path
                         ));
-                        let mut args =
-                            vec!["datastore".to_string(), "update".into(), ds.name.clone()];
-                        args.extend(ds_flags(ds));
-                        pbm(ctx.host, ctx.cancel, &pbm_cmd(args))
-                            .map(|_| format!("datastore {} updated", ds.name))
+                        api_update(pbm, ds, row, mode).map_err(|e| e.to_string())
                     }
-                    Some((_, old)) => {
-                        let old = old.clone();
-                        pbm(ctx.host, ctx.cancel, &pbm_cmd(["datastore", "remove", ds.name.as_str()]))
-                            .and_then(|_| api_create(ctx, ds, *state))
-                            .map_err(|e| {
-                                let back = api_create(ctx, &Datastore { path: old.clone(), ..(*ds).clone() }, PathState::Existing);
-                                match back {
-                                    Ok(_) => format!("{e}; the datastore was put back at its old path {old}"),
-                                    Err(e2) => format!("{e}; putting it back at {old} failed too ({e2}): its data is still on disk, re-create it by hand"),
-                                }
-                            })
-                    }
-                    None => api_create(ctx, ds, *state),
+                    Some(row) => api_move(ctx, pbm, ds, *state, row),
+                    None => api_create(ctx, pbm, ds, *state),
                 };
                 match result {
-                    Ok(what) => run.done.push(what),
+                    Ok(what) => {
+                        api_done.push(ds.name.clone());
+                        run.done.push(what);
+                    }
                     Err(e) => {
                         api_failed = true;
                         run.failed.push(format!("datastore {}: {e}", ds.name));
                     }
                 }
             }
-            if api_failed && mode == PbsBehavior::Clean && !remove_failed {
+            if remove_failed {
                 run.notes.push(
-                    "clean mode: an API call failed: writing datastore.cfg as a file instead"
+                    "clean 1:1 incomplete: a datastore could not be removed; datastore.cfg is not rewritten after a failed removal"
                         .into(),
                 );
-                run.failed.clear();
+            } else if api_failed && mode == PbsBehavior::Clean {
+                run.notes.push(
+                    "clean mode: an API call failed: datastore.cfg is written as a file instead"
+                        .into(),
+                );
+                run.failed.retain(|f| !f.starts_with("datastore "));
                 use_file = true;
-            } else if remove_failed {
-                run.notes.push("clean 1:1 incomplete: a datastore could not be removed; datastore.cfg is not rewritten after a failed removal".into());
+            }
+            if use_file {
+                file_fallback(ctx, &applied, &api_done, &mut deferred, run);
             }
         }
         Err(why) => match mode {
@@ -670,99 +645,193 @@ fn apply_datastores(
                 ));
             }
             PbsBehavior::Clean => {
-                run.notes.push(format!("the PBS API is not available ({why}): datastore.cfg is written as a file (clean mode)"));
-                use_file = true;
+                run.notes.push(format!(
+                    "the PBS API is not available ({why}): datastore.cfg is written as a file (clean mode)"
+                ));
+                file_fallback(ctx, &applied, &[], &mut deferred, run);
             }
         },
     }
-    if use_file {
-        let owner = chunkstore::backup_owner(ctx.root);
-        let mut keep: Vec<Datastore> = Vec::new();
-        for (ds, state) in applied.drain(..) {
-            if matches!(state, PathState::Missing | PathState::Empty) {
-                let made = owner.clone().and_then(|o| {
-                    safety::validate_path(&ds.path).and_then(|p| {
-                        chunkstore::create(ctx.root, &p, o).map_err(|e| e.to_string())
-                    })
-                });
-                match made {
-                    Ok(c) => run.done.push(format!(
-                        "datastore {}: chunk store created at {} ({} prefix folders, backup:backup)",
-                        ds.name, ds.path, c.prefixes
-                    )),
-                    Err(e) => {
-                        run.failed.push(format!("datastore {}: the chunk store could not be created: {e}", ds.name));
-                        deferred_all.push((ds.clone(), format!("its chunk store could not be created: {e}")));
-                        continue;
-                    }
-                }
-            } else {
-                run.done.push(format!(
-                    "datastore {}: existing chunk store at {} kept as it is",
-                    ds.name, ds.path
-                ));
-            }
-            keep.push(ds.clone());
-        }
-        let text = datastore_cfg::render(keep.iter());
-        if keep.is_empty() {
-            run.skipped.push(format!(
-                "no datastore of the backup can be applied: /{DATASTORE_CFG} is left as it is"
-            ));
-        } else {
-            match ctx
-                .root
-                .replace(&ap(DATASTORE_CFG), text.as_bytes(), &cfg_spec(ctx.root))
-            {
-                Ok(_) => run.done.push(format!(
-                    "/{DATASTORE_CFG} written with {} datastore(s): {}",
-                    keep.len(),
-                    keep.iter()
-                        .map(|d| d.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-                Err(e) => run.failed.push(format!("/{DATASTORE_CFG}: {e}")),
-            }
-        }
-    }
-    if !deferred_all.is_empty() {
-        let refs: Vec<(&Datastore, &str)> =
-            deferred_all.iter().map(|(d, w)| (d, w.as_str())).collect();
-        match ctx.root.replace(
+    if !deferred.is_empty() {
+        let refs: Vec<(&Datastore, &str)> = deferred.iter().map(|(d, w)| (d, w.as_str())).collect();
+        if let Err(e) = ctx.root.replace(
             &ap(DEFERRED_CFG),
             deferred_text(&refs).as_bytes(),
             &cfg_spec(ctx.root),
         ) {
-            Ok(_) => {}
-            Err(e) => run.failed.push(format!("/{DEFERRED_CFG}: {e}")),
+            run.failed.push(format!("/{DEFERRED_CFG}: {e}"));
         }
-        for (d, why) in &deferred_all {
+        for (d, why) in &deferred {
             run.deferred.push(format!("{}: {} ({why})", d.name, d.path));
         }
     }
 }
 
-/// `datastore create` through the API, then `datastore list` to see it (creation is a task).
+/// Clean mode without a working API: chunk stores created the way PBS does, then
+/// `datastore.cfg` written with exactly the backup's applied datastores.
+fn file_fallback(
+    ctx: &mut ApplyContext<'_>,
+    applied: &[(&Datastore, PathState)],
+    api_done: &[String],
+    deferred: &mut Vec<(Datastore, String)>,
+    run: &mut Run,
+) {
+    let owner = chunkstore::backup_owner(ctx.root);
+    let mut keep: Vec<Datastore> = Vec::new();
+    for (ds, state) in applied {
+        if api_done.contains(&ds.name) {
+            keep.push((*ds).clone());
+            continue;
+        }
+        if matches!(state, PathState::Missing | PathState::Empty) {
+            let made = owner.clone().and_then(|o| {
+                safety::validate_path(&ds.path)
+                    .and_then(|p| chunkstore::create(ctx.root, &p, o).map_err(|e| e.to_string()))
+            });
+            match made {
+                Ok(c) => run.done.push(format!(
+                    "datastore {}: chunk store created at {} ({} prefix folders, backup:backup)",
+                    ds.name, ds.path, c.prefixes
+                )),
+                Err(e) => {
+                    run.failed.push(format!(
+                        "datastore {}: the chunk store could not be created: {e}",
+                        ds.name
+                    ));
+                    deferred.push((
+                        (*ds).clone(),
+                        format!("its chunk store could not be created: {e}"),
+                    ));
+                    continue;
+                }
+            }
+        } else {
+            run.done.push(format!(
+                "datastore {}: existing chunk store at {} kept as it is",
+                ds.name, ds.path
+            ));
+        }
+        keep.push((*ds).clone());
+    }
+    if keep.is_empty() {
+        run.skipped.push(format!(
+            "no datastore of the backup can be applied: /{DATASTORE_CFG} is left as it is"
+        ));
+        return;
+    }
+    let text = datastore_cfg::render(keep.iter());
+    match ctx
+        .root
+        .replace(&ap(DATASTORE_CFG), text.as_bytes(), &cfg_spec(ctx.root))
+    {
+        Ok(_) => run.done.push(format!(
+            "/{DATASTORE_CFG} written with {} datastore(s): {}",
+            keep.len(),
+            keep.iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Err(e) => run.failed.push(format!("/{DATASTORE_CFG}: {e}")),
+    }
+}
+
+/// `datastore update NAME --k=v …` (clean mode: `--delete` for what the backup lacks).
+fn api_update(
+    pbm: &Pbm<'_>,
+    ds: &Datastore,
+    row: &Row,
+    mode: PbsBehavior,
+) -> Result<String, PbmError> {
+    let mut call = Call::new(["datastore", "update"], [ds.name.as_str()]);
+    call.args = ds_args(ds);
+    if mode == PbsBehavior::Clean {
+        for k in &row.keys {
+            let kept = matches!(k.as_str(), "name" | "store" | "path" | "digest")
+                || ds.section.get(k).is_some();
+            if !kept {
+                call.args.push(Arg::new("delete", k));
+            }
+        }
+    }
+    pbm.call(&call)?;
+    Ok(format!("datastore {} updated", ds.name))
+}
+
+/// Clean mode, the host has the datastore at another path: remove it, create it at the
+/// backup's path; when that fails, put it back at the old one.
+fn api_move(
+    ctx: &mut ApplyContext<'_>,
+    pbm: &Pbm<'_>,
+    ds: &Datastore,
+    state: PathState,
+    row: &Row,
+) -> Result<String, String> {
+    pbm.call(&Call::new(["datastore", "remove"], [ds.name.as_str()]))
+        .map_err(|e| e.to_string())?;
+    match api_create(ctx, pbm, ds, state) {
+        Ok(what) => Ok(format!("{what} (moved from {})", row.path)),
+        Err(e) => {
+            let old = Datastore {
+                path: row.path.clone(),
+                ..ds.clone()
+            };
+            match api_create(ctx, pbm, &old, PathState::Existing) {
+                Ok(_) => Err(format!(
+                    "{e}; the datastore was put back at its old path {}",
+                    row.path
+                )),
+                Err(e2) => Err(format!(
+                    "{e}; putting it back at {} failed too ({e2}): its data is still on disk, re-create it by hand",
+                    row.path
+                )),
+            }
+        }
+    }
+}
+
+/// PBS 3.3 added `--reuse-datastore` to adopt an existing chunk store through the API.
+const REUSE_SINCE: Version = Version(3, 3, 0);
+
+/// `datastore create` through the API, then `datastore list` to see it (creation runs as a
+/// PBS task). An existing chunk store is adopted with `--reuse-datastore` (PBS 3.3+); an
+/// older PBS has no API for that, so its definition is added to `datastore.cfg` (the chunk
+/// store is not touched either way).
 fn api_create(
     ctx: &mut ApplyContext<'_>,
+    pbm: &Pbm<'_>,
     ds: &Datastore,
     state: PathState,
 ) -> Result<String, String> {
-    let mut args = vec![
-        "datastore".to_string(),
-        "create".into(),
-        ds.name.clone(),
-        ds.path.clone(),
-    ];
+    let mut call = Call::new(
+        ["datastore", "create"],
+        [ds.name.as_str(), ds.path.as_str()],
+    );
     if state == PathState::Existing {
-        args.push("--reuse-datastore".into());
-        args.push("true".into());
+        let old = matches!(pbm.version(), Ok(Some(v)) if v < REUSE_SINCE);
+        if old {
+            return add_definition(
+                ctx,
+                ds,
+                "PBS before 3.3 cannot adopt an existing chunk store through its API",
+            );
+        }
+        call = call.arg("reuse-datastore", "true");
     }
-    args.extend(ds_flags(ds));
-    pbm(ctx.host, ctx.cancel, &pbm_cmd(args))?;
-    let now = list_datastores(ctx.host, ctx.cancel)?;
-    if now.iter().any(|(n, _)| *n == ds.name) {
+    call.args.extend(ds_args(ds));
+    match pbm.call(&call) {
+        Ok(_) => {}
+        Err(PbmError::ParamRejected { param, .. }) if param == "reuse-datastore" => {
+            return add_definition(
+                ctx,
+                ds,
+                "this PBS does not know --reuse-datastore (PBS before 3.3)",
+            );
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    let now = list_datastores(pbm).map_err(|e| e.to_string())?;
+    if now.iter().any(|r| r.name == ds.name) {
         Ok(match state {
             PathState::Existing => format!(
                 "datastore {} added (existing chunk store at {} reused)",
@@ -781,11 +850,61 @@ fn api_create(
     }
 }
 
+/// Adds (or replaces) one datastore's definition in the live `datastore.cfg`, keeping the
+/// others: for an existing chunk store on a PBS that cannot adopt one through its API.
+fn add_definition(ctx: &mut ApplyContext<'_>, ds: &Datastore, why: &str) -> Result<String, String> {
+    let live = ctx
+        .root
+        .read(&ap(DATASTORE_CFG))
+        .map_err(|e| format!("/{DATASTORE_CFG} cannot be read: {e}"))?
+        .unwrap_or_default();
+    let mut list = if live.iter().all(u8::is_ascii_whitespace) {
+        Vec::new()
+    } else {
+        let cfg = datastore_cfg::installable(&live)
+            .map_err(|e| format!("the live /{DATASTORE_CFG} cannot be read ({e}): not changed"))?;
+        if !cfg.dropped.is_empty() || !cfg.duplicates.is_empty() {
+            return Err(format!(
+                "the live /{DATASTORE_CFG} has lines PBS does not load ({}): not changed",
+                cfg.findings().join("; ")
+            ));
+        }
+        cfg.datastores
+    };
+    match list.iter_mut().find(|d| d.name == ds.name) {
+        Some(d) => *d = ds.clone(),
+        None => list.push(ds.clone()),
+    }
+    let text = datastore_cfg::render(list.iter());
+    ctx.root
+        .replace(&ap(DATASTORE_CFG), text.as_bytes(), &cfg_spec(ctx.root))
+        .map_err(|e| format!("/{DATASTORE_CFG}: {e}"))?;
+    Ok(format!(
+        "datastore {}: its definition was added to /{DATASTORE_CFG} ({why}); the existing chunk store at {} is kept as it is",
+        ds.name, ds.path
+    ))
+}
+
 /// S3 endpoint keys whose values are secrets.
 const S3_SECRET_KEYS: [&str; 2] = ["access-key", "secret-key"];
 
+fn s3_call(verb: &str, s: &Section) -> Call {
+    let mut call = Call::new(["s3", "endpoint", verb], [s.id.as_str()]);
+    for p in &s.props {
+        if let Some(v) = &p.value {
+            call = if S3_SECRET_KEYS.contains(&p.key.as_str()) {
+                call.secret(&p.key, v)
+            } else {
+                call.arg(&p.key, v)
+            };
+        }
+    }
+    call
+}
+
 fn apply_s3(
     ctx: &mut ApplyContext<'_>,
+    pbm: &Pbm<'_>,
     mode: PbsBehavior,
     s3: &section::SectionConfig,
     api: bool,
@@ -793,38 +912,54 @@ fn apply_s3(
 ) {
     if api {
         let mut failed = false;
-        for s in &s3.sections {
-            let build = |verb: &str, s: &Section| {
-                let mut cmd = pbm_cmd(["s3", "endpoint", verb, s.id.as_str()]);
-                for p in &s.props {
-                    if let Some(v) = &p.value {
-                        cmd.args.push(format!("--{}", p.key));
-                        cmd.args.push(v.clone());
-                        if S3_SECRET_KEYS.contains(&p.key.as_str()) {
-                            let i = cmd.args.len() - 1;
-                            cmd = cmd.secret(i);
+        let mut remove_failed = false;
+        if mode == PbsBehavior::Clean {
+            match pbm.ids(&["s3", "endpoint"], &["id", "name"]) {
+                Ok(ids) => {
+                    for id in ids
+                        .iter()
+                        .filter(|id| !s3.sections.iter().any(|s| s.id == **id))
+                    {
+                        match pbm.call(&Call::new(["s3", "endpoint", "remove"], [id.as_str()])) {
+                            Ok(_) => run
+                                .done
+                                .push(format!("S3 endpoint {id} removed (clean mode)")),
+                            Err(e) => {
+                                remove_failed = true;
+                                run.failed.push(format!("S3 endpoint {id}: {e}"));
+                            }
                         }
                     }
                 }
-                cmd
+                Err(e) => {
+                    remove_failed = true;
+                    run.failed.push(format!(
+                        "S3 endpoints: cannot list them, clean 1:1 cannot be enforced: {e}"
+                    ));
+                }
+            }
+        }
+        for s in &s3.sections {
+            let r = match pbm.call(&s3_call("create", s)) {
+                Ok(_) => Ok(()),
+                Err(e1) => pbm
+                    .call(&s3_call("update", s))
+                    .map(|_| ())
+                    .map_err(|e2| format!("{e1} (create) / {e2} (update)")),
             };
-            let r = pbm(ctx.host, ctx.cancel, &build("create", s)).or_else(|e1| {
-                pbm(ctx.host, ctx.cancel, &build("update", s))
-                    .map_err(|e2| format!("{e1} (create) / {e2} (update)"))
-            });
             match r {
-                Ok(_) => run.done.push(format!("S3 endpoint {} applied", s.id)),
+                Ok(()) => run.done.push(format!("S3 endpoint {} applied", s.id)),
                 Err(e) => {
                     failed = true;
                     run.failed.push(format!("S3 endpoint {}: {e}", s.id));
                 }
             }
         }
-        if !(failed && mode == PbsBehavior::Clean) {
+        if !(failed && mode == PbsBehavior::Clean) || remove_failed {
             return;
         }
         run.notes.push(
-            "clean mode: an S3 endpoint call failed: writing s3.cfg as a file instead".into(),
+            "clean mode: an S3 endpoint call failed: s3.cfg is written as a file instead".into(),
         );
         run.failed.retain(|f| !f.starts_with("S3 endpoint "));
     } else if mode == PbsBehavior::Merge {
