@@ -942,10 +942,11 @@ fn apply_s3(
         for s in &s3.sections {
             let r = match pbm.call(&s3_call("create", s)) {
                 Ok(_) => Ok(()),
-                Err(e1) => pbm
+                Err(PbmError::AlreadyExists { .. }) => pbm
                     .call(&s3_call("update", s))
                     .map(|_| ())
-                    .map_err(|e2| format!("{e1} (create) / {e2} (update)")),
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             };
             match r {
                 Ok(()) => run.done.push(format!("S3 endpoint {} applied", s.id)),
