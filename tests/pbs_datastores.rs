@@ -609,6 +609,21 @@ fn clean_mode_through_the_api_removes_the_extra_datastore_from_the_config_only()
     let store1_before = tree(&root.join("mnt/datastore/store1"));
     assert!(!store1_before.is_empty());
 
+    // The plan names every call before anything changes.
+    let dry = lab.restore(&["--pbs-behavior", "clean", "--dry-run"]);
+    common::assert_ok(&dry);
+    let shown = texts(&dry);
+    for want in [
+        "proxmox-backup-manager datastore remove store1 (configuration only; the data at /mnt/datastore/store1 is kept)",
+        "add datastore main to /etc/proxmox-backup/datastore.cfg (PBS before 3.3 cannot adopt an existing chunk store through its API)",
+        "proxmox-backup-manager datastore create fresh /mnt/ds2",
+        "datastore offsite (/mnt/usb-offsite/pbs): defer: /mnt/usb-offsite is a mount location",
+    ] {
+        assert!(shown.contains(want), "missing {want:?} in:\n{shown}");
+    }
+    assert!(change_calls(&pbs).is_empty());
+    assert!(!lab.disk2.join(".chunks").exists());
+
     let out = lab.restore(&["--pbs-behavior", "clean"]);
     common::assert_ok(&out);
     let calls = change_calls(&pbs);
