@@ -749,3 +749,36 @@ fn clean_mode_without_the_api_writes_s3_cfg_as_a_file_and_no_key_shows() {
     assert_eq!(fs::read_to_string(&s3).unwrap(), BACKUP_S3_CFG);
     assert_eq!(mode_owner(&s3), (0o640, 0, BACKUP_GID));
 }
+
+#[test]
+fn answering_no_to_pbs_datastores_create_defers_the_empty_one_and_keeps_the_existing_one() {
+    require_tools!("tar", "mount", "unshare");
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    let root = lab.root().to_path_buf();
+    let out = lab.restore(&[
+        "--pbs-behavior",
+        "clean",
+        "--answer",
+        "pbs.datastores.create=no",
+    ]);
+    common::assert_ok(&out);
+    let r = report(&out);
+    let o = outcome(&r, "datastore_pbs");
+    assert_eq!(o["status"], "deferred", "{o:#}");
+    assert_eq!(
+        fs::read_to_string(root.join("etc/proxmox-backup/datastore.cfg")).unwrap(),
+        "datastore: main\n\tcomment Main backup store\n\tgc-schedule daily\n\tpath /mnt/ds1/main\n"
+    );
+    let deferred =
+        fs::read_to_string(root.join("etc/proxmox-backup/datastore.cfg.deferred")).unwrap();
+    assert!(
+        deferred.contains(
+            "# fresh: deferred: its folder has no chunk store and the answer to pbs.datastores.create is `no`\n# proxmox-backup-manager datastore create fresh /mnt/ds2\n"
+        ),
+        "{deferred}"
+    );
+    assert_eq!(fs::read_dir(&lab.disk2).unwrap().count(), 0);
+}
