@@ -369,6 +369,7 @@ pub fn installable(bytes: &[u8]) -> Result<Installable, CfgError> {
     let n = normalize(input);
     let mut dropped = Vec::new();
     // (name, header line, properties with their lines)
+    #[allow(clippy::type_complexity)]
     let mut blocks: Vec<(String, usize, Vec<(String, String, usize)>)> = Vec::new();
     for (index, (body, _)) in split_lines(&n.text).into_iter().enumerate() {
         let line = index + 1;
