@@ -528,7 +528,7 @@ fn clean_mode_reports_a_failed_removal_and_does_not_overwrite_the_file_after_it(
         &["remote", "create", "pbs-c"],
         Response::fail(
             255,
-            &format!("Error: connection refused (password {PW_C})\n"),
+            format!("Error: connection refused (password {PW_C})\n"),
         ),
     );
     let out = lab.restore(&[
