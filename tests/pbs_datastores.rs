@@ -782,3 +782,36 @@ fn answering_no_to_pbs_datastores_create_defers_the_empty_one_and_keeps_the_exis
     );
     assert_eq!(fs::read_dir(&lab.disk2).unwrap().count(), 0);
 }
+
+#[test]
+fn clean_mode_updates_a_datastore_the_host_has_and_deletes_what_the_backup_lacks() {
+    require_tools!("tar", "mount", "unshare");
+    if !can_mount() {
+        return;
+    }
+    let (lab, pbs) = Lab::with_api();
+    pbs.write_file(
+        "datastore.cfg",
+        "datastore: main\n\tcomment Old comment\n\tnotify-user root@pam\n\tpath /mnt/ds1/main\n",
+    );
+    let main_before = tree(&lab.disk1.join("main"));
+    let out = lab.restore(&[
+        "--pbs-behavior",
+        "clean",
+        "--answer",
+        "pbs.datastores.create=no",
+    ]);
+    common::assert_ok(&out);
+    assert_eq!(
+        change_calls(&pbs),
+        [
+            "datastore update main --comment=Main backup store --gc-schedule=daily --delete=notify-user"
+        ]
+    );
+    let st = pbs.state();
+    assert_eq!(ids(&st.datastore), ["main"]);
+    let main = st.datastore.find("datastore", "main").unwrap();
+    assert_eq!(main.get("comment"), Some("Main backup store"));
+    assert_eq!(main.get("notify-user"), None);
+    assert_eq!(tree(&lab.disk1.join("main")), main_before);
+}
