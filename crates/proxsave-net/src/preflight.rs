@@ -7,7 +7,9 @@
 //!
 //! * ifupdown2: `ifup -a -s -i FILE` (`--syntax-check`). Exit 0 passes; a non-zero exit whose
 //!   output holds only `warning:` lines passes *with those warnings* (3.0.0 exits 1 on
-//!   `bridge-ports none` and on MTU advisories); any `error:` fails.
+//!   `bridge-ports none` and on MTU advisories); any `error:` fails, and so does a warning
+//!   that rejects a value (`address: invalid value "999.0.2.10/24"`: 3.0.0 only warns, but
+//!   the interface would not come up as written).
 //! * classic ifupdown: `ifup -a -n -i FILE` (`--no-act`). Exit 0 passes; non-zero fails. A file
 //!   with a `mapping` stanza is not given to it (mapping scripts run even under `-n`).
 //!
@@ -166,6 +168,14 @@ fn combined(out: &CommandOutput) -> String {
     s
 }
 
+/// True for an ifupdown2 `warning:` that reports a value it rejects (`address: invalid value
+/// "999.0.2.10/24"`): 3.0.0 only warns about those, yet the interface would not come up as
+/// written. `bridge-ports: invalid value "none"` is the exception: Proxmox writes it for a
+/// bridge without ports and ifupdown2 handles it.
+pub fn is_invalid_value(warning: &str) -> bool {
+    warning.contains(": invalid value \"") && !warning.contains("bridge-ports: invalid value \"none\"")
+}
+
 /// Judges a validator's output (pure; see the module documentation).
 pub fn classify(tool: Tool, command: &str, out: &CommandOutput) -> PreflightOutcome {
     let text = combined(out);
@@ -209,7 +219,11 @@ pub fn classify(tool: Tool, command: &str, out: &CommandOutput) -> PreflightOutc
         };
     }
     match tool {
-        Tool::Ifupdown2 if !lines.is_empty() && lines.len() == warnings.len() => {
+        Tool::Ifupdown2
+            if !lines.is_empty()
+                && lines.len() == warnings.len()
+                && !warnings.iter().any(|w| is_invalid_value(w)) =>
+        {
             PreflightOutcome::Passed {
                 command: command.into(),
                 warnings,
