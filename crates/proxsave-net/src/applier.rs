@@ -25,8 +25,8 @@ use std::time::Duration;
 use proxsave_archive::path::ArchivePath;
 use proxsave_archive::progress::CancelToken;
 use proxsave_restore::applier::{
-    Applier, ApplierPlan, ApplierRegistration, ApplyContext, ApplyError, Ask, ChangeKind,
-    FileSpec, Outcome, PlanContext, PlannedChange, QuestionSpec, Stage, Status,
+    Applier, ApplierPlan, ApplierRegistration, ApplyContext, ApplyError, Ask, ChangeKind, FileSpec,
+    Outcome, PlanContext, PlannedChange, QuestionSpec, Stage, Status,
 };
 use proxsave_restore::host::{Host, HostActions, HostCommand, Ran};
 use proxsave_restore::roothandle::RootHandle;
@@ -449,7 +449,10 @@ fn repair_ask(install: &StagedInstall) -> Ask {
 ///
 /// # Errors
 /// A write failed (the files of the all-or-nothing write are then as they were).
-pub fn write_install(root: &RootHandle, install: &StagedInstall) -> Result<Vec<String>, ApplyError> {
+pub fn write_install(
+    root: &RootHandle,
+    install: &StagedInstall,
+) -> Result<Vec<String>, ApplyError> {
     let mut batch = Vec::new();
     for f in &install.files {
         if let Some(parent) = f.path.parent() {
