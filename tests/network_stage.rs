@@ -82,6 +82,10 @@ fn link(root: &Path, rel: &str, target: &str) {
 
 impl Lab {
     fn new(interfaces: &str) -> Lab {
+        Lab::with(interfaces, Some(INVENTORY))
+    }
+
+    fn with(interfaces: &str, inventory: Option<&str>) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeBin::with_commands(dir.path().join("fake"), &["ethtool"]);
         fake.respond(
@@ -114,18 +118,22 @@ impl Lab {
             .file("etc/hostname", b"pve1\n", 0o644, ROOT)
             .symlink("etc/resolv.conf", "../run/systemd/resolve/stub-resolv.conf")
             .file(
-                "var/lib/proxsave-info/commands/system/network_inventory.json",
-                INVENTORY.as_bytes(),
-                0o640,
-                ROOT,
-            )
-            .file(
                 "var/lib/proxsave-info/commands/system/resolv_conf.txt",
                 b"search example.lan\r\nnameserver 192.0.2.53\r\n",
                 0o640,
                 ROOT,
             )
             .settle_dirs();
+        if let Some(inv) = inventory {
+            source
+                .file(
+                    "var/lib/proxsave-info/commands/system/network_inventory.json",
+                    inv.as_bytes(),
+                    0o640,
+                    ROOT,
+                )
+                .settle_dirs();
+        }
         let spec = BackupSpec {
             compressor: Compressor::None,
             ..host_spec(&source)
@@ -452,4 +460,70 @@ fn deferred_host_actions_install_all_the_same_and_leave_the_check_as_a_to_do() {
         lab.read("etc/resolv.conf"),
         "search example.lan\nnameserver 192.0.2.53\n"
     );
+}
+
+#[test]
+fn nic_repair_answers_and_bad_inputs() {
+    require_tools!("tar", "gzip", "sha256sum");
+    // `no`: installed as the backup has it; the preflight then fails on the missing eno1.
+    let lab = Lab::new(INTERFACES);
+    // A file only this host has stays (overlay: nothing is removed).
+    put(lab.root(), "etc/network/interfaces.d/local", "# mine\n");
+    let out = lab.restore(&["--host-actions", "run", "--answer", "network.nic-repair=no"]);
+    common::assert_ok(&out);
+    let o = network_outcome(&report(&out));
+    assert_eq!(lab.read("etc/network/interfaces"), INTERFACES);
+    assert_eq!(lab.read("etc/network/interfaces.d/local"), "# mine\n");
+    let detail = o["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("NIC repair: not applied (NIC repair disabled (network.nic-repair = no))"),
+        "{detail}"
+    );
+    assert!(o["todo"].as_str().unwrap().contains("NOT applied live"), "{o:#}");
+
+    // An answer that is not a choice: exit 2 naming the question, nothing written.
+    let lab = Lab::new(INTERFACES);
+    let before = lab.target.snapshot();
+    let out = lab.restore(&["--host-actions", "run", "--answer", "network.nic-repair=maybe"]);
+    assert_eq!(common::code(&out), 2, "{}", common::stderr(&out));
+    assert!(common::stderr(&out).contains("network.nic-repair"), "{}", common::stderr(&out));
+    assert_eq!(lab.target.snapshot(), before);
+
+    // No inventory in the backup: no renames, with upstream's reason.
+    let lab = Lab::with(INTERFACES, None);
+    let out = lab.restore(&["--host-actions", "defer"]);
+    common::assert_ok(&out);
+    let o = network_outcome(&report(&out));
+    assert_eq!(lab.read("etc/network/interfaces"), INTERFACES);
+    assert!(
+        o["detail"]
+            .as_str()
+            .unwrap()
+            .contains("backup does not include network inventory"),
+        "{o:#}"
+    );
+
+    // An inventory that is not JSON: named with its line and column.
+    let lab = Lab::with(INTERFACES, Some("{\"interfaces\": [\n  oops\n"));
+    let out = lab.restore(&["--host-actions", "defer"]);
+    common::assert_ok(&out);
+    let o = network_outcome(&report(&out));
+    assert!(
+        o["detail"]
+            .as_str()
+            .unwrap()
+            .contains("network_inventory.json:2:3: network inventory is not valid JSON"),
+        "{o:#}"
+    );
+
+    // A file that does not parse: installed as it is, never applied live, the line named.
+    let broken = INTERFACES.replace("iface vmbr0 inet static", "iface vmbr0 inet staticc");
+    let lab = Lab::new(&broken);
+    let out = lab.restore(&["--host-actions", "run"]);
+    common::assert_ok(&out);
+    let o = network_outcome(&report(&out));
+    assert_eq!(lab.read("etc/network/interfaces"), broken);
+    let todo = o["todo"].as_str().unwrap();
+    assert!(todo.contains("NOT applied live"), "{todo}");
+    assert!(todo.contains("/etc/network/interfaces:10:"), "{todo}");
 }
