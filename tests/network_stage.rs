@@ -479,14 +479,26 @@ fn nic_repair_answers_and_bad_inputs() {
         detail.contains("NIC repair: not applied (NIC repair disabled (network.nic-repair = no))"),
         "{detail}"
     );
-    assert!(o["todo"].as_str().unwrap().contains("NOT applied live"), "{o:#}");
+    assert!(
+        o["todo"].as_str().unwrap().contains("NOT applied live"),
+        "{o:#}"
+    );
 
     // An answer that is not a choice: exit 2 naming the question, nothing written.
     let lab = Lab::new(INTERFACES);
     let before = lab.target.snapshot();
-    let out = lab.restore(&["--host-actions", "run", "--answer", "network.nic-repair=maybe"]);
+    let out = lab.restore(&[
+        "--host-actions",
+        "run",
+        "--answer",
+        "network.nic-repair=maybe",
+    ]);
     assert_eq!(common::code(&out), 2, "{}", common::stderr(&out));
-    assert!(common::stderr(&out).contains("network.nic-repair"), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("network.nic-repair"),
+        "{}",
+        common::stderr(&out)
+    );
     assert_eq!(lab.target.snapshot(), before);
 
     // No inventory in the backup: no renames, with upstream's reason.
