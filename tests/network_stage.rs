@@ -86,6 +86,10 @@ impl Lab {
     }
 
     fn with(interfaces: &str, inventory: Option<&str>) -> Lab {
+        Lab::build(interfaces, inventory, |_| {})
+    }
+
+    fn build(interfaces: &str, inventory: Option<&str>, extra: impl Fn(&mut HostTree)) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeBin::with_commands(dir.path().join("fake"), &["ethtool"]);
         fake.respond(
@@ -124,6 +128,8 @@ impl Lab {
                 ROOT,
             )
             .settle_dirs();
+        extra(&mut source);
+        source.settle_dirs();
         if let Some(inv) = inventory {
             source
                 .file(
@@ -538,4 +544,45 @@ fn nic_repair_answers_and_bad_inputs() {
     let todo = o["todo"].as_str().unwrap();
     assert!(todo.contains("NOT applied live"), "{todo}");
     assert!(todo.contains("/etc/network/interfaces:10:"), "{todo}");
+}
+
+#[test]
+fn staged_links_are_not_installed_and_the_backup_resolv_conf_never_is() {
+    require_tools!("tar", "gzip", "sha256sum");
+    let lab = Lab::build(INTERFACES, Some(INVENTORY), |t| {
+        t.symlink("etc/network/if-up.d/escape", "/etc/shadow").file(
+            "etc/netplan/01-netcfg.yaml",
+            b"network: {version: 2}\n",
+            0o600,
+            ROOT,
+        );
+    });
+    let shadow = fs::read(lab.root().join("etc/shadow")).unwrap();
+    let out = lab.restore(&["--host-actions", "defer"]);
+    common::assert_ok(&out);
+    let o = network_outcome(&report(&out));
+    let detail = o["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("/etc/network/if-up.d/escape: a symbolic link (to /etc/shadow) in the backup, not installed"),
+        "{detail}"
+    );
+    assert!(fs::symlink_metadata(lab.root().join("etc/network/if-up.d/escape")).is_err());
+    assert_eq!(fs::read(lab.root().join("etc/shadow")).unwrap(), shadow);
+    // Other staged network folders are installed with their mode.
+    let netplan = lab.root().join("etc/netplan/01-netcfg.yaml");
+    assert_eq!(
+        fs::read_to_string(&netplan).unwrap(),
+        "network: {version: 2}\n"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&netplan).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    // The backup's resolv.conf (a link into systemd-resolved's folder) is never copied: the
+    // root's dangling artefact link becomes this root's systemd-resolved file.
+    assert_eq!(
+        fs::read_link(lab.root().join("etc/resolv.conf")).unwrap(),
+        Path::new("../run/systemd/resolve/stub-resolv.conf")
+    );
 }
