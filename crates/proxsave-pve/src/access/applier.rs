@@ -41,7 +41,7 @@ use proxsave_restore::commit::{self, State as WindowState, Window};
 use proxsave_restore::plan::{ClusterMode, Plan};
 use serde_json::json;
 
-use super::merge::{AcFile, AcTexts, Merged, merge};
+use super::merge::{AcFile, AcTexts, MergeOptions, Merged, merge_with};
 use crate::appliers::COMMIT;
 
 /// The category this applier applies.
@@ -457,7 +457,10 @@ fn gather(
         let path = ap(file.path())?;
         live.set(file, read_text(root.read(&path)?));
     }
-    match merge(&backup, &live) {
+    let opts = MergeOptions {
+        keep_host_pools: crate::appliers::safe_guests::is_safe_run(plan),
+    };
+    match merge_with(&backup, &live, opts) {
         Ok(m) => Ok(State::Ready(Box::new(m))),
         Err(e) => Ok(State::Skip(e.to_string())),
     }

@@ -208,13 +208,34 @@ const LIVE: &str = "this host's";
 /// # Errors
 /// [`MergeError::NoAdministrator`].
 pub fn merge(backup: &AcTexts, live: &AcTexts) -> Result<Merged, MergeError> {
+    merge_with(backup, live, MergeOptions::default())
+}
+
+/// How [`merge_with`] treats what another applier owns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MergeOptions {
+    /// Keep this host's `pool:` lines instead of the backup's: in a SAFE cluster restore the
+    /// pools are re-created through the API, only with the guests and storages this cluster
+    /// has (`pve-safe-pools`), and the backup's lines would bring back members it lacks.
+    pub keep_host_pools: bool,
+}
+
+/// [`merge`] with options.
+///
+/// # Errors
+/// [`MergeError::NoAdministrator`].
+pub fn merge_with(
+    backup: &AcTexts,
+    live: &AcTexts,
+    opts: MergeOptions,
+) -> Result<Merged, MergeError> {
     let mut diags = Vec::new();
     let mut files = Vec::new();
     for file in AcFile::ALL {
         let Some(b) = backup.get(file) else { continue };
         let l = live.get(file);
         let merged = match file {
-            AcFile::UserCfg => merge_user_cfg(b, l, &mut diags)?,
+            AcFile::UserCfg => merge_user_cfg(b, l, opts, &mut diags)?,
             AcFile::Domains => merge_domains(b, l, &mut diags),
             AcFile::Shadow => merge_shadow(b, l, &mut diags),
             AcFile::Token => merge_token(b, l, &mut diags),
@@ -236,6 +257,7 @@ fn is_root_token(id: &str) -> bool {
 fn merge_user_cfg(
     backup: &str,
     live: Option<&str>,
+    opts: MergeOptions,
     diags: &mut Vec<FileDiag>,
 ) -> Result<MergedFile, MergeError> {
     let file = AcFile::UserCfg;
@@ -309,6 +331,13 @@ fn merge_user_cfg(
 
     // Notes.
     let mut notes = Vec::new();
+    if opts.keep_host_pools {
+        out.pools = l.as_ref().map(|l| l.pools.clone()).unwrap_or_default();
+        notes.push(format!(
+            "pools: this host's {} pool line(s) kept (a SAFE cluster restore re-creates the backup's pools through the API)",
+            out.pools.len()
+        ));
+    }
     let live_users: BTreeSet<&str> = l
         .as_ref()
         .map(|l| l.users.iter().map(|u| u.userid.as_str()).collect())
@@ -362,13 +391,22 @@ fn merge_user_cfg(
     if !dropped.is_empty() {
         notes.push(list_note("root@pam tokens of the backup dropped", &dropped));
     }
-    notes.push(format!(
-        "{} group(s), {} pool(s), {} role(s), {} ACL line(s) from the backup",
-        out.groups.len(),
-        out.pools.len(),
-        out.roles.len(),
-        out.acls.len()
-    ));
+    if opts.keep_host_pools {
+        notes.push(format!(
+            "{} group(s), {} role(s), {} ACL line(s) from the backup",
+            out.groups.len(),
+            out.roles.len(),
+            out.acls.len()
+        ));
+    } else {
+        notes.push(format!(
+            "{} group(s), {} pool(s), {} role(s), {} ACL line(s) from the backup",
+            out.groups.len(),
+            out.pools.len(),
+            out.roles.len(),
+            out.acls.len()
+        ));
+    }
     Ok(MergedFile {
         file,
         before: live.map(str::to_owned),

@@ -349,3 +349,39 @@ fn a_backup_user_cfg_without_one_readable_line_is_left_alone() {
     );
     assert_eq!(m.diags.len(), 2);
 }
+
+#[test]
+fn a_safe_run_keeps_this_host_s_pool_lines() {
+    let mut backup = AcTexts::default();
+    backup.set(
+        AcFile::UserCfg,
+        Some("user:root@pam:1:0:::::::\nuser:ann@pve:1:0:::::::\n\npool:web:Backup web:100,101:local:\n".into()),
+    );
+    let mut live = AcTexts::default();
+    live.set(
+        AcFile::UserCfg,
+        Some("user:root@pam:1:0:::::::\n\npool:web:Node web:100::\npool:ops:::\n".into()),
+    );
+    let merged = |keep| {
+        let m = merge_with(
+            &backup,
+            &live,
+            MergeOptions {
+                keep_host_pools: keep,
+            },
+        )
+        .unwrap();
+        m.files[0].after.clone().unwrap()
+    };
+    let kept = merged(true);
+    assert!(kept.contains("pool:web:Node web:100::"), "{kept}");
+    assert!(kept.contains("pool:ops:::"), "{kept}");
+    assert!(!kept.contains("Backup web"), "{kept}");
+    assert!(kept.contains("user:ann@pve:"), "{kept}");
+    let replaced = merged(false);
+    assert!(
+        replaced.contains("pool:web:Backup web:100,101:local:"),
+        "{replaced}"
+    );
+    assert!(!replaced.contains("pool:ops"), "{replaced}");
+}
