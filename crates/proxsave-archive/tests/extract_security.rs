@@ -2011,8 +2011,9 @@ fn c38_hundred_thousand_entries_and_deep_nesting_complete() {
     assert_eq!(read_rel(&sb.root, &path), b"bottom\n");
     assert_outside_unchanged(&before, &sb.snapshot());
     let elapsed = start.elapsed();
+    // Printed only: speed is measured by the benchmarks, not by a wall-clock bound that a
+    // loaded machine breaks.
     eprintln!("2000-deep: {elapsed:?}");
-    assert!(elapsed.as_secs() < 60, "2000-deep nesting took {elapsed:?}");
 }
 
 #[test]
