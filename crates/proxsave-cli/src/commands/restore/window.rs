@@ -88,7 +88,13 @@ pub fn status(args: &RestoreArgs, console: &Console) -> CmdResult {
 /// timer) ends it without firing. What it did is in the window's `rollback.log`.
 pub fn fire(args: &RestoreArgs, dir: &Path, cancel: &CancelToken) -> CmdResult {
     if let Some(secs) = args.after {
-        let deadline = Instant::now() + Duration::from_secs(secs);
+        // The record's absolute deadline when it can be read (a waiter started late, or
+        // slowed down, still fires on time), else N seconds from now.
+        let by_record = Window::load(dir).ok().map(|w| {
+            let left = w.record().deadline_unix_ms - chrono::Utc::now().timestamp_millis();
+            Duration::from_millis(u64::try_from(left).unwrap_or(0))
+        });
+        let deadline = Instant::now() + by_record.unwrap_or(Duration::from_secs(secs));
         loop {
             if cancel.is_cancelled() {
                 return Ok(());
