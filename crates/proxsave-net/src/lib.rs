@@ -9,8 +9,14 @@
 //! * [`repair`]: all of the above in one call: the configuration's files before and after NIC
 //!   repair, with the reasons and the lint of the result.
 //!
-//! Nothing here spawns a process: values that need a tool (`ethtool -P`) are supplied by the
-//! caller through closures. See `docs/network-model.md`.
+//! * [`preflight`]: the installed configuration checked with the real tools (`ifup -s`/`-n`).
+//! * [`resolv`]: the `/etc/resolv.conf` repair.
+//! * [`applier`]: the `network` applier (staged install with NIC repair, preflight, hook for
+//!   the live apply).
+//!
+//! The pure core spawns nothing: values that need a tool (`ethtool -P`) are supplied by the
+//! caller through closures; the applier and the preflight run tools only through the host's
+//! command runner. See `docs/network-model.md` and `docs/network-restore.md`.
 //!
 //! Linking this crate registers the `network` category with `proxsave-categories`.
 
@@ -18,11 +24,14 @@
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod applier;
 pub mod ifaces;
 pub mod inventory;
 pub mod matcher;
 pub mod overrides;
+pub mod preflight;
 pub mod repair;
+pub mod resolv;
 mod rootfs;
 
 use proxsave_categories::{Category, Flags, Handling, Kind, Pattern, Presets};
@@ -49,6 +58,13 @@ pub const CATEGORY_ID: &str = "network";
             File("etc/resolv.conf"),
             File("etc/cloud/cloud.cfg.d/99-disable-network-config.cfg"),
             File("etc/dnsmasq.d/lxc-vmbr1.conf"),
+            // Staged with the category, never written to the root: the NIC inventory (the
+            // applier's NIC repair) and the recorded resolv.conf (its DNS repair).
+            File("var/lib/proxsave-info/commands/system/network_inventory.json"),
+            File("commands/network_inventory.json"),
+            File("var/lib/proxsave-info/network_inventory.json"),
+            File("var/lib/proxsave-info/commands/system/resolv_conf.txt"),
+            File("commands/resolv_conf.txt"),
         ],
         presets: Presets { storage: false, base: true },
         flags: Flags::NONE,

@@ -7,6 +7,7 @@
 //!
 //! Modules:
 //! - [`fixture`]: host trees ([`fixture::HostTree`]) and backups made with the real tools.
+//! - [`ifupdown`]: the real Debian ifupdown2 and ifupdown, unpacked and run in a namespace sandbox.
 //! - [`hosts`]: realistic target roots ([`hosts::HostRoot`]) for restores, PBS/dual/standalone
 //!   source trees, and [`hosts::make_host_backup`].
 //! - [`configdb`]: real-schema pmxcfs `config.db` files ([`configdb::ConfigDb`]).
@@ -21,6 +22,7 @@ pub mod evil;
 pub mod fakes;
 pub mod fixture;
 pub mod hosts;
+pub mod ifupdown;
 pub mod paused;
 pub mod pve;
 
