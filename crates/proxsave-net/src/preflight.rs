@@ -173,7 +173,8 @@ fn combined(out: &CommandOutput) -> String {
 /// written. `bridge-ports: invalid value "none"` is the exception: Proxmox writes it for a
 /// bridge without ports and ifupdown2 handles it.
 pub fn is_invalid_value(warning: &str) -> bool {
-    warning.contains(": invalid value \"") && !warning.contains("bridge-ports: invalid value \"none\"")
+    warning.contains(": invalid value \"")
+        && !warning.contains("bridge-ports: invalid value \"none\"")
 }
 
 /// Judges a validator's output (pure; see the module documentation).
@@ -214,7 +215,8 @@ pub fn classify(tool: Tool, command: &str, out: &CommandOutput) -> PreflightOutc
             reason: format!(
                 "{} (exit {}); this says nothing about the configuration",
                 line.trim(),
-                out.code.map_or_else(|| "by signal".into(), |c| c.to_string())
+                out.code
+                    .map_or_else(|| "by signal".into(), |c| c.to_string())
             ),
         };
     }

@@ -175,7 +175,12 @@ mod tests {
     #[test]
     fn regular_file_without_nameservers_is_kept() {
         assert!(matches!(
-            decide(&Current::File, [true, true], Some(b"nameserver 9.9.9.9\n"), None),
+            decide(
+                &Current::File,
+                [true, true],
+                Some(b"nameserver 9.9.9.9\n"),
+                None
+            ),
             Action::Keep { .. }
         ));
     }

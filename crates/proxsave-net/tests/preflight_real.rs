@@ -100,8 +100,12 @@ impl Lab {
         std::fs::create_dir_all(root.join("etc/network")).expect("mkdir");
         let file = root.join("etc/network/interfaces");
         std::fs::write(&file, text).expect("write");
-        let set = ConfigSet::load(&root, Path::new("/etc/network/interfaces"), Flavor::Ifupdown2)
-            .expect("load");
+        let set = ConfigSet::load(
+            &root,
+            Path::new("/etc/network/interfaces"),
+            Flavor::Ifupdown2,
+        )
+        .expect("load");
         let current = Inventory {
             interfaces: Some(
                 nics.iter()
@@ -191,7 +195,9 @@ fn ifupdown2_syntax_check_passes_warns_and_fails_with_the_line() {
     );
     match &none {
         PreflightOutcome::Passed { warnings, .. } => assert!(
-            warnings.iter().any(|w| w.contains("bridge-ports: invalid value \"none\"")),
+            warnings
+                .iter()
+                .any(|w| w.contains("bridge-ports: invalid value \"none\"")),
             "{warnings:?}"
         ),
         other => panic!("{other:?}"),
@@ -263,11 +269,19 @@ fn ifupdown2_dry_run_crash_on_bridges_is_unusable_not_a_failure() {
         stderr: out.stderr,
         timed_out: false,
     };
-    assert_eq!(out.code, Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.code,
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let o = preflight::classify(Tool::Ifupdown2, "ifup -a -n -i F", &out);
     match &o {
         PreflightOutcome::Unusable { reason, .. } => {
-            assert!(reason.contains("link_set_bridge_info_data_dry_run"), "{reason}")
+            assert!(
+                reason.contains("link_set_bridge_info_data_dry_run"),
+                "{reason}"
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -338,8 +352,5 @@ fn no_ifup_and_deferred_actions_do_not_run_a_validator() {
     );
     assert_eq!(lab.calls(), Vec::<String>::new());
     let todo = lab.host.deferred();
-    assert!(
-        todo.iter().any(|t| t.contains("ifup -a -s -i")),
-        "{todo:?}"
-    );
+    assert!(todo.iter().any(|t| t.contains("ifup -a -s -i")), "{todo:?}");
 }
