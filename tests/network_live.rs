@@ -244,6 +244,8 @@ impl Lab {
             "run".into(),
             "--answer".into(),
             "network.apply-live=yes".into(),
+            "--answer".into(),
+            "network.nic-repair=safe".into(),
         ];
         v.extend(extra.iter().map(|s| s.to_string()));
         v
@@ -328,7 +330,7 @@ fn pty(cmd: Command) -> PtySession {
     spawn_with_options(
         cmd,
         Options::new()
-            .timeout_ms(Some(60_000))
+            .timeout_ms(Some(30_000))
             .strip_ansi_escape_codes(true),
     )
     .expect("spawn in a pty")
@@ -343,10 +345,19 @@ fn settled(lab: &Lab, limit: Duration) -> WindowRecord {
     let end = Instant::now() + limit;
     loop {
         let w = lab.windows();
-        if let Some((_, r)) = w.last()
+        if let Some((dir, r)) = w.last()
             && r.state != State::Pending
         {
-            return r.clone();
+            // A rollback marks the record, then runs `ifreload -a`, then logs its end.
+            let log = fs::read_to_string(dir.join("rollback.log")).unwrap_or_default();
+            let done = r.state == State::Committed
+                || log
+                    .lines()
+                    .last()
+                    .is_some_and(|l| l.ends_with(" rolled back"));
+            if done {
+                return r.clone();
+            }
         }
         assert!(
             Instant::now() < end,
@@ -435,7 +446,12 @@ fn no_answer_at_the_console_rolls_back_files_and_runtime_within_the_window() {
 #[test]
 fn kill_9_after_the_apply_still_rolls_back_on_time() {
     let Some(lab) = Lab::new("kill9") else { return };
-    let mut cmd = lab.restore(&["--yes", "--commit-window", "3"]);
+    // Long enough for ifreload and the health checks before the question.
+    let mut cmd = lab.restore(&["--yes", "--commit-window", "10"]);
+    cmd.env(
+        "PROXSAVE_TEST_CHECKPOINTS",
+        lab.dir.path().join("checkpoints"),
+    );
     // The second window checkpoint: applied live, about to ask network.commit.
     let mut p = Paused::spawn(&mut cmd, "commit-window:2", lab.dir.path(), "killed");
     match p.wait_stopped() {
@@ -446,7 +462,12 @@ fn kill_9_after_the_apply_still_rolls_back_on_time() {
             p.stderr_text()
         ),
     }
-    lab.assert_new_state("");
+    lab.assert_new_state(&format!(
+        "{}\n{}\n{}",
+        p.stdout_text(),
+        p.stderr_text(),
+        fs::read_to_string(lab.dir.path().join("checkpoints")).unwrap_or_default()
+    ));
     // From another shell: the window is pending.
     let status = common::proxsave()
         .args(["net", "status", "--json", "--root"])
@@ -459,7 +480,7 @@ fn kill_9_after_the_apply_still_rolls_back_on_time() {
     p.signal(rustix::process::Signal::KILL);
     p.resume();
     assert!(!p.finish().success());
-    let r = settled(&lab, Duration::from_secs(15));
+    let r = settled(&lab, Duration::from_secs(20));
     let seen = now_ms();
     assert_eq!(r.state, State::RolledBack);
     assert_eq!(r.settled_by.as_deref(), Some("timer"));
