@@ -448,7 +448,8 @@ fn repair_ask(install: &StagedInstall) -> Ask {
     Ask::new(Q_NIC_REPAIR, Some("safe")).with_details(details)
 }
 
-/// Writes the staged install into the root (all files at once, then `/etc/resolv.conf`).
+/// Writes the staged install into the root (all files at once, then `/etc/resolv.conf`);
+/// files already as the backup has them are not rewritten. Returns the paths written.
 ///
 /// # Errors
 /// A write failed (the files of the all-or-nothing write are then as they were).
@@ -458,6 +459,14 @@ pub fn write_install(
 ) -> Result<Vec<String>, ApplyError> {
     let mut batch = Vec::new();
     for f in &install.files {
+        // A file already as the backup has it (bytes, mode, owner) is left alone.
+        if let (Ok(Some(meta)), Ok(Some(bytes))) = (root.stat(&f.path), root.read(&f.path))
+            && meta.kind == rustix::fs::FileType::RegularFile
+            && bytes == f.bytes
+            && (meta.mode, meta.uid, meta.gid) == (f.mode, f.uid, f.gid)
+        {
+            continue;
+        }
         if let Some(parent) = f.path.parent() {
             root.create_dir_all(&parent, 0o755)?;
         }
