@@ -1564,6 +1564,33 @@ mod tests {
     }
 
     #[test]
+    fn a_window_kept_under_the_root_puts_back_the_snapshot_taken_before_the_writes() {
+        let (_d, root, host, _runner, handle) = setup();
+        std::fs::write(root.join("etc/a"), "before").unwrap();
+        let snap = Snapshot::take(&handle, &[p("etc/a"), p("etc/b")]).unwrap();
+        // The install writes; the window is armed only afterwards.
+        std::fs::write(root.join("etc/a"), "installed").unwrap();
+        std::fs::write(root.join("etc/b"), "new").unwrap();
+        let w = Window::arm_with(&host, &handle, "network", &snap, Vec::new(), Place::Root)
+            .unwrap()
+            .unwrap();
+        let base = root_windows_dir(&std::path::absolute(&root).unwrap());
+        assert_eq!(w.dir().parent().unwrap(), base);
+        assert_eq!(mode(&base), 0o700);
+        assert_eq!(mode(base.parent().unwrap()), 0o700);
+        assert_eq!(mode(&w.dir().join(RECORD)), 0o600);
+        assert_eq!(windows(&base).len(), 1);
+        assert!(w.commit_hint().starts_with("proxsave net commit --root "));
+        let s = w.rollback(&host, &CancelToken::new(), "test").unwrap();
+        assert!(s.now && s.problems.is_empty(), "{s:?}");
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/a")).unwrap(),
+            "before"
+        );
+        assert!(!root.join("etc/b").exists());
+    }
+
+    #[test]
     fn nothing_is_armed_when_host_actions_are_deferred() {
         let (_d, _root, mut host, runner, handle) = setup();
         host.actions = HostActions::Defer;
