@@ -116,10 +116,8 @@ pub fn expect_from(text: &str) -> Expect {
                     e.addresses.push((i.clone(), a.to_string()));
                 }
             }
-            "gateway" => {
-                if e.gateway.is_none() {
-                    e.gateway = rest.first().map(|s| s.to_string());
-                }
+            "gateway" if e.gateway.is_none() => {
+                e.gateway = rest.first().map(|s| s.to_string());
             }
             _ => {}
         }
@@ -266,7 +264,6 @@ pub fn health(host: &Host, cancel: &CancelToken, expect: &Expect) -> Vec<Check> 
         let first = t.split_whitespace().next().unwrap_or_default().to_string();
         (!first.is_empty(), format!("resolves to {first}"))
     });
-    drop(push);
     out
 }
 
