@@ -362,25 +362,25 @@ impl StagedInstall {
     pub fn describe(&self) -> Vec<String> {
         let mut lines = Vec::new();
         if let Some(e) = &self.load_error {
-            lines.push(format!("network: the backup's interfaces file: {e}"));
+            lines.push(format!("the backup's interfaces file: {e}"));
         }
         if let Some(r) = &self.repair {
-            lines.extend(r.describe().lines().map(|l| format!("network: {l}")));
+            lines.extend(r.describe().lines().map(str::to_string));
         }
         let names: Vec<String> = self.files.iter().map(|f| format!("/{}", f.path)).collect();
         if !names.is_empty() {
-            lines.push(format!("network: install {}", names.join(", ")));
+            lines.push(format!("install {}", names.join(", ")));
         }
-        lines.extend(self.not_installed.iter().map(|l| format!("network: {l}")));
+        lines.extend(self.not_installed.iter().cloned());
         lines.push(format!(
-            "network: /etc/resolv.conf: {}",
+            "/etc/resolv.conf: {}",
             match &self.resolv {
                 resolv::Action::Keep { reason } => format!("kept ({reason})"),
                 resolv::Action::Link { target, reason } => format!("link to {target} ({reason})"),
                 resolv::Action::Write { reason, .. } => format!("written ({reason})"),
             }
         ));
-        lines.extend(self.notes.iter().map(|n| format!("network: {n}")));
+        lines.extend(self.notes.iter().cloned());
         lines
     }
 
@@ -436,6 +436,15 @@ fn override_answer(value: &str) -> Result<bool, ApplyError> {
             reason: format!("`{other}` is not `yes` or `no`"),
         }),
     }
+}
+
+/// True when the rename plan has something to choose (a rename or a conflict).
+fn has_choice(install: &StagedInstall) -> bool {
+    install
+        .repair
+        .as_ref()
+        .and_then(|r| r.plan.as_ref())
+        .is_some_and(|p| !p.is_empty())
 }
 
 fn repair_ask(install: &StagedInstall) -> Ask {
@@ -603,13 +612,19 @@ impl Applier for NetworkApplier {
         }
         let install = plan_install(ctx.stage, ctx.host, &CancelToken::new(), mode)?;
         let mut plan = ApplierPlan {
-            actions: install.describe(),
+            actions: install
+                .describe()
+                .into_iter()
+                .map(|l| format!("network: {l}"))
+                .collect(),
             ..ApplierPlan::default()
         };
         plan.files = install.files.iter().map(|f| f.path.clone()).collect();
         plan.files.push(ap("etc/resolv.conf")?);
         plan.changes = install.changes(ctx.root);
-        plan.questions.push(repair_ask(&install));
+        if has_choice(&install) {
+            plan.questions.push(repair_ask(&install));
+        }
         plan.details = serde_json::json!({
             "nic_repair": mode.as_str(),
             "renames": install.repair.as_ref().map(|r| r.applied.iter().map(|m| serde_json::json!({
@@ -628,8 +643,16 @@ impl Applier for NetworkApplier {
         _plan: &ApplierPlan,
     ) -> Result<Vec<Outcome>, ApplyError> {
         let first = plan_install(ctx.stage, ctx.host, ctx.cancel, NicRepairMode::Safe)?;
-        let answer = ctx.prompter.ask(&repair_ask(&first))?;
-        let mode = mode_answer(&answer.value)?;
+        // Asked only when there is a rename to choose; otherwise an answer given up front
+        // still counts (`no` keeps the files as the backup has them).
+        let mode = if has_choice(&first) {
+            mode_answer(&ctx.prompter.ask(&repair_ask(&first))?.value)?
+        } else {
+            match ctx.prompter.preset(Q_NIC_REPAIR.id) {
+                Some(a) => mode_answer(&a.value)?,
+                None => NicRepairMode::Safe,
+            }
+        };
         let install = if mode == NicRepairMode::Safe {
             first
         } else {
@@ -686,10 +709,10 @@ impl Applier for NetworkApplier {
         };
         let live = self.live_apply(ctx, &installed)?;
         let mut detail: Vec<String> = installed.install.describe();
-        detail.push(format!("network: {}", installed.preflight.describe()));
+        detail.push(installed.preflight.describe());
         let status = match (live, &installed.preflight) {
             (Ok(l), _) => {
-                detail.extend(l.lines.iter().map(|x| format!("network: {x}")));
+                detail.extend(l.lines.iter().cloned());
                 l.status
             }
             (Err(why), PreflightOutcome::Failed { .. }) => Status::Deferred {
@@ -710,7 +733,7 @@ impl Applier for NetworkApplier {
         Ok(vec![Outcome::new(
             crate::CATEGORY_ID,
             status,
-            detail.join("\n"),
+            detail.join("\n  "),
         )])
     }
 }

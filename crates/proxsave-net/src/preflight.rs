@@ -26,7 +26,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use proxsave_archive::progress::CancelToken;
-use proxsave_restore::host::{CommandOutput, Host, HostCommand, Ran};
+use proxsave_restore::host::{CommandOutput, Host, HostActions, HostCommand, Ran};
 use serde::Serialize;
 
 use crate::ifaces::{Finding, FindingCode, Severity};
@@ -307,14 +307,19 @@ pub fn run(
             reason: format!("{} is not a UTF-8 path", file.display()),
         };
     };
+    if host.actions == HostActions::Defer {
+        let cmd = HostCommand::new("ifup", Tool::Ifupdown2.args(file_text));
+        host.defer_note(format!(
+            "check the network configuration before applying it: {}",
+            cmd.display()
+        ));
+        return PreflightOutcome::NotRun {
+            reason: "host actions are deferred".into(),
+        };
+    }
     let version = HostCommand::new("ifup", ["--version"]).timeout(Duration::from_secs(10));
     let tool = match host.run(&version, cancel) {
         Ok(Ran::Deferred) => {
-            let cmd = HostCommand::new("ifup", Tool::Ifupdown2.args(file_text));
-            host.defer_note(format!(
-                "check the network configuration before applying it: {}",
-                cmd.display()
-            ));
             return PreflightOutcome::NotRun {
                 reason: "host actions are deferred".into(),
             };
