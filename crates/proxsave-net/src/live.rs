@@ -420,6 +420,97 @@ fn root_flag(w: &Window) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proxsave_restore::host::{CommandOutput, CommandRunner, MountProbe, SystemClock};
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    /// Canned outputs by command line; anything else is "not found".
+    struct Canned(Vec<(&'static str, i32, &'static str)>, Mutex<Vec<String>>);
+
+    impl CommandRunner for Canned {
+        fn run(&self, cmd: &HostCommand, _: &CancelToken) -> std::io::Result<CommandOutput> {
+            let line = cmd.display();
+            self.1.lock().unwrap().push(line.clone());
+            match self.0.iter().find(|(l, _, _)| *l == line) {
+                Some((_, code, out)) => Ok(CommandOutput {
+                    code: Some(*code),
+                    stdout: out.as_bytes().to_vec(),
+                    ..Default::default()
+                }),
+                None => Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "No such file or directory",
+                )),
+            }
+        }
+    }
+
+    struct NoMounts;
+    impl MountProbe for NoMounts {
+        fn is_mount_point(&self, _: &Path) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn health_checks_report_each_item_and_say_what_they_could_not_check() {
+        let runner = Arc::new(Canned(
+            vec![
+                (
+                    "ip -o link show dev enp3s0",
+                    0,
+                    "3: enp3s0@peer0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master vmbr0 state UP mode DEFAULT\n",
+                ),
+                (
+                    "ip -o link show dev enp4s0",
+                    0,
+                    "4: enp4s0: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN mode DEFAULT\n",
+                ),
+                (
+                    "ip -o addr show dev vmbr0",
+                    0,
+                    "5: vmbr0    inet 192.0.2.10/24 scope global vmbr0\n",
+                ),
+                (
+                    "ip route show default",
+                    0,
+                    "default via 192.0.2.1 dev vmbr0\n",
+                ),
+                ("getent hosts proxmox.com", 2, ""),
+            ],
+            Mutex::new(Vec::new()),
+        ));
+        let host = Host::new(
+            "/".into(),
+            HostActions::Run,
+            runner.clone(),
+            Arc::new(SystemClock),
+            Arc::new(NoMounts),
+        );
+        let e = expect_from(
+            "auto vmbr0\niface vmbr0 inet static\n\taddress 192.0.2.10/24\n\tgateway 192.0.2.1\n\tbridge-ports enp3s0 enp4s0\n",
+        );
+        let lines: Vec<String> = health(&host, &CancelToken::new(), &e)
+            .iter()
+            .map(Check::line)
+            .collect();
+        assert_eq!(lines[0], "[ok] link enp3s0: up, port of vmbr0");
+        assert_eq!(lines[1], "[warn] link enp4s0: not up, NOT a port of vmbr0");
+        assert_eq!(lines[2], "[ok] address vmbr0 192.0.2.10/24: present");
+        assert_eq!(
+            lines[3],
+            "[ok] default route: default via 192.0.2.1 dev vmbr0"
+        );
+        assert!(
+            lines[4].starts_with("[not checked] gateway 192.0.2.1: ping -c 1 -W 1 192.0.2.1: "),
+            "{lines:?}"
+        );
+        assert!(
+            lines[5].starts_with("[warn] DNS (proxmox.com): "),
+            "{lines:?}"
+        );
+        assert_eq!(lines.len(), 6);
+    }
 
     #[test]
     fn expectations_come_from_the_stanzas() {
