@@ -4,8 +4,8 @@
 //! end (`enp3s0`) has the MAC the backup's inventory gives `eno1`, presented to proxsave as a
 //! PCI NIC in the root's fake `sys/class/net`. The root's `etc/network` is bind-mounted on
 //! `/etc/network` in the mount namespace, so the real `ifreload -a` reads what proxsave wrote;
-//! tmpfs on `/run` and `/var/tmp` (ifupdown2's state), overlays on `/usr/share` and `/etc`
-//! carry the unpacked package. Nothing of the host's network, `/etc` or `/usr` is touched.
+//! folders of the test on `/run` and `/var/tmp` (ifupdown2's state, kept from run to run),
+//! overlays on `/usr/share` and `/etc` carry the unpacked package. Nothing of the host's network, `/etc` or `/usr` is touched.
 //!
 //! A SYSTEM BASE restore repairs `eno1`→`enp3s0` (`iface`, `auto`, `bridge-ports`, a VLAN),
 //! the preflight (`ifup -a -s -i`) passes, `ifreload -a` brings `vmbr0` up with the backup's
@@ -39,13 +39,16 @@ const PREVIOUS_INTERFACES: &str = "auto lo\niface lo inet loopback\n\nauto enp3s
 /// folder, the rest the command (exec'd: the same pid as `ip netns exec`).
 const SETUP: &str = r#"set -e
 tree=$1; root=$2; scratch=$3; shift 3
-mount -t tmpfs tmpfs /run
-mkdir -p /run/network
-mount -t tmpfs tmpfs /var/tmp
+# ifupdown2's state (/run/network, /var/tmp/network) outlives each run, as on a host.
+state=$(dirname "$scratch")/state
+mkdir -p "$state/run/network" "$state/var-tmp"
+mount --bind "$state/run" /run
+mount --bind "$state/var-tmp" /var/tmp
 mkdir -p "$scratch/u" "$scratch/w"
 mount -t overlay overlay -o "lowerdir=$tree/usr/share:/usr/share,upperdir=$scratch/u,workdir=$scratch/w" /usr/share
 chmod 755 /usr/share/ifupdown2/__main__.py
-mount -t overlay overlay -o "lowerdir=$tree/etc:/etc" /etc
+mkdir -p "$scratch/eu" "$scratch/ew"
+mount -t overlay overlay -o "lowerdir=$tree/etc:/etc,upperdir=$scratch/eu,workdir=$scratch/ew" /etc
 mount --bind "$root/etc/network" /etc/network
 mkdir -p "$scratch/bin"
 for t in ifup ifdown ifquery ifreload; do ln -sf /usr/share/ifupdown2/__main__.py "$scratch/bin/$t"; done
@@ -539,4 +542,53 @@ fn yes_leaves_the_window_open_and_net_commit_ends_it_from_another_shell() {
         .unwrap();
     assert_eq!(common::code(&again), 1);
     lab.assert_new_state(&text);
+}
+
+#[test]
+fn net_rollback_now_from_another_shell_puts_back_files_and_runtime() {
+    let Some(lab) = Lab::new("rbnow") else { return };
+    let out = lab
+        .restore(&["--yes", "--commit-window", "60"])
+        .output()
+        .unwrap();
+    let text = format!("{}\n{}", common::stdout(&out), common::stderr(&out));
+    assert!(out.status.success(), "{text}");
+    lab.assert_new_state(&text);
+    // Another shell in the same namespaces (its `ifreload -a` must reach this network).
+    let root = lab.root.display().to_string();
+    let out = lab
+        .in_ns(&[common::bin(), "net", "rollback-now", "--root", &root])
+        .output()
+        .unwrap();
+    let said = format!("{}\n{}", common::stdout(&out), common::stderr(&out));
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("rolled back"), "{said}");
+    let (_, r) = lab.windows().pop().unwrap();
+    assert_eq!(r.state, State::RolledBack);
+    assert_eq!(r.settled_by.as_deref(), Some("net rollback-now"));
+    lab.assert_previous_state(&said);
+    // Too late for a commit now.
+    let late = common::proxsave()
+        .args(["net", "commit", "--root", &root])
+        .output()
+        .unwrap();
+    assert_eq!(common::code(&late), 1, "{late:?}");
+}
+
+#[test]
+fn deferred_host_actions_apply_nothing_live_whatever_the_answer() {
+    let Some(lab) = Lab::new("defer") else { return };
+    let mut args = lab.restore_args(&["--yes"]);
+    let i = args.iter().position(|a| a == "run").unwrap();
+    args[i] = "defer".into();
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = lab.in_ns(&refs).output().unwrap();
+    let text = format!("{}\n{}", common::stdout(&out), common::stderr(&out));
+    assert!(out.status.success(), "{text}");
+    // Installed (repaired) on disk, nothing live, no window.
+    assert_eq!(lab.interfaces(), REPAIRED_INTERFACES, "{text}");
+    assert!(text.contains("network (network): deferred"), "{text}");
+    assert!(lab.windows().is_empty(), "{text}");
+    assert_eq!(lab.addresses("enp3s0"), ["198.51.100.5/24"], "{text}");
+    assert!(lab.addresses("vmbr0").is_empty(), "{text}");
 }
