@@ -310,7 +310,7 @@ pub fn apply_live(
             "no COMMIT window can be armed here: not applied live".into()
         ));
     };
-    let a = ctx.prompter.ask(&Ask::new(Q_APPLY_LIVE, Some("no")).with_details(vec![
+    let a = ctx.prompter.ask(&Ask::new(Q_APPLY_LIVE, Some("no")).countdown(Duration::from_secs(90)).with_details(vec![
         "Applying live may cut this session off; a COMMIT window rolls the files back and reloads unless you confirm in time.".into(),
         "Recommended from the console (IPMI/iKVM), not over SSH on the management interface.".into(),
     ]))?;
