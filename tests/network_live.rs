@@ -480,6 +480,25 @@ fn kill_9_after_the_apply_still_rolls_back_on_time() {
     common::assert_ok(&status);
     let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(doc["windows"][0]["state"], "pending", "{doc:#}");
+    // The restore's own listing shows it too (kept under the root, not in the work folder).
+    let listed = common::proxsave()
+        .args(["restore", "--rollback-status", "--json", "--root"])
+        .arg(&lab.root)
+        .arg("--work-dir")
+        .arg(lab.dir.path().join("work"))
+        .output()
+        .unwrap();
+    common::assert_ok(&listed);
+    let doc: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(doc["pending"][0]["area"], "network", "{doc:#}");
+    assert!(
+        doc["pending"][0]["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "/etc/network/interfaces"),
+        "{doc:#}"
+    );
     p.signal(rustix::process::Signal::KILL);
     p.resume();
     assert!(!p.finish().success());

@@ -39,7 +39,13 @@ struct Pending {
 pub fn status(args: &RestoreArgs, console: &Console) -> CmdResult {
     let s = settings(args)?;
     let now = chrono::Local::now();
-    let list: Vec<Pending> = commit::windows(&commit_dir(&s.work_dir))
+    // The work folder's windows, and those kept under the root (the network's).
+    let mut all = commit::windows(&commit_dir(&s.work_dir));
+    if let Ok(root) = std::path::absolute(&s.root) {
+        all.extend(commit::windows(&commit::root_windows_dir(&root)));
+    }
+    all.sort_by_key(|(_, r)| r.armed_unix_ms);
+    let list: Vec<Pending> = all
         .into_iter()
         .filter(|(_, r)| r.state == State::Pending)
         .map(|(dir, r)| Pending {
