@@ -55,6 +55,8 @@ pub enum Command {
     Restore(Box<RestoreArgs>),
     /// Show how the files a restore would write differ from the target root (secrets masked).
     Diff(DiffArgs),
+    /// The network COMMIT window from another shell: `status`, `commit`, `rollback-now`.
+    Net(crate::commands::net::NetArgs),
 }
 
 fn parse_mode(s: &str) -> Result<proxsave_categories::Mode, String> {

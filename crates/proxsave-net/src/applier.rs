@@ -122,6 +122,9 @@ pub struct Installed {
     pub preflight: PreflightOutcome,
     /// The installed main file on this machine (`<root>/etc/network/interfaces`).
     pub main_file: PathBuf,
+    /// The written paths as they were before the install (taken when host actions run and
+    /// COMMIT windows can be armed): what a rollback of the live apply puts back.
+    pub before: Option<proxsave_restore::commit::Snapshot>,
 }
 
 fn ap(text: &str) -> Result<ArchivePath, ApplyError> {
@@ -528,19 +531,31 @@ pub fn write_install(
 }
 
 impl NetworkApplier {
-    /// The live-apply hook: called after the staged install with its preflight. Returns a
-    /// line for the summary when it applied (or tried to apply) live, `None` when it did not.
+    /// The live apply: after a preflight that allows it ([`live_apply_allowed`]), asks
+    /// `network.apply-live` and applies inside a COMMIT window ([`crate::live`]).
+    /// `Err(reason)` when nothing was applied live.
     ///
-    /// The COMMIT window (`network.apply-live`) is built here; until then the configuration
-    /// stays installed on disk only. It never applies after a failed preflight, and after an
-    /// unusable or absent validator only with `network.preflight-override = yes`
-    /// ([`live_apply_allowed`]).
+    /// # Errors
+    /// A bad answer, an aborted prompt, a window record that cannot be written.
     pub fn live_apply(
         &self,
-        _ctx: &mut ApplyContext<'_>,
-        _installed: &Installed,
-    ) -> Result<Option<String>, ApplyError> {
-        Ok(None)
+        ctx: &mut ApplyContext<'_>,
+        installed: &Installed,
+    ) -> Result<Result<crate::live::Live, String>, ApplyError> {
+        if ctx.host.actions == HostActions::Defer {
+            return Ok(Err(
+                "host actions deferred (--host-actions): not applied live".into(),
+            ));
+        }
+        if !live_apply_allowed(ctx, &installed.preflight)? {
+            return Ok(Err("not applied live: the preflight did not pass".into()));
+        }
+        let text = ctx
+            .root
+            .read(&ap("etc/network/interfaces")?)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        crate::live::apply_live(ctx, installed.before.as_ref(), &text)
     }
 }
 
@@ -579,7 +594,12 @@ impl Applier for NetworkApplier {
     }
 
     fn questions(&self) -> &'static [QuestionSpec] {
-        &[Q_NIC_REPAIR, Q_PREFLIGHT_OVERRIDE]
+        &[
+            Q_NIC_REPAIR,
+            Q_PREFLIGHT_OVERRIDE,
+            crate::live::Q_APPLY_LIVE,
+            crate::live::Q_COMMIT,
+        ]
     }
 
     fn plan(&self, ctx: &PlanContext<'_>) -> Result<ApplierPlan, ApplyError> {
@@ -647,6 +667,15 @@ impl Applier for NetworkApplier {
                 String::new(),
             )]);
         }
+        // What the live apply's COMMIT window would put back: the paths as they are now.
+        let before = if ctx.host.actions == HostActions::Run && ctx.host.commit.is_some() {
+            let mut paths: Vec<ArchivePath> =
+                install.files.iter().map(|f| f.path.clone()).collect();
+            paths.push(ap("etc/resolv.conf")?);
+            Some(proxsave_restore::commit::Snapshot::take(ctx.root, &paths)?)
+        } else {
+            None
+        };
         let written = write_install(ctx.root, &install)?;
         let main_file = ctx.root.path().join("etc/network/interfaces");
         let preflight = match (&install.repair, &install.load_error) {
@@ -676,26 +705,27 @@ impl Applier for NetworkApplier {
             written,
             preflight,
             main_file,
+            before,
         };
         let live = self.live_apply(ctx, &installed)?;
         let mut detail: Vec<String> = installed.install.describe();
         detail.push(installed.preflight.describe());
-        let status = match (&live, &installed.preflight) {
-            (Some(line), _) => {
-                detail.push(line.clone());
-                Status::Applied
+        let status = match (live, &installed.preflight) {
+            (Ok(l), _) => {
+                detail.extend(l.lines.iter().cloned());
+                l.status
             }
-            (None, PreflightOutcome::Failed { .. }) => Status::Deferred {
+            (Err(why), PreflightOutcome::Failed { .. }) => Status::Deferred {
                 todo: format!(
-                    "the restored network configuration is installed but was NOT applied live: {}. Fix {} and check it with `ifup -a -s -i {}` before `ifreload -a`",
+                    "the restored network configuration is installed but was NOT applied live ({why}): {}. Fix {} and check it with `ifup -a -s -i {}` before `ifreload -a`",
                     installed.preflight.describe().replace('\n', " "),
                     INTERFACES,
                     INTERFACES
                 ),
             },
-            (None, _) => Status::Deferred {
+            (Err(why), _) => Status::Deferred {
                 todo: format!(
-                    "the restored network configuration is installed on disk and not applied live ({}); apply it at the console with `ifreload -a` or reboot",
+                    "the restored network configuration is installed on disk and {why} ({}); apply it at the console with `ifreload -a` or reboot",
                     installed.preflight.describe().replace('\n', " ")
                 ),
             },

@@ -27,6 +27,7 @@
 pub mod applier;
 pub mod ifaces;
 pub mod inventory;
+pub mod live;
 pub mod matcher;
 pub mod overrides;
 pub mod preflight;

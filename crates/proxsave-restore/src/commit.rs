@@ -383,27 +383,44 @@ fn check_area(area: &str) -> Result<(), CommitError> {
     Ok(())
 }
 
-/// Saves what `path` is in the root into `saved/` of the window.
-fn save_one(
-    root: BorrowedFd<'_>,
-    saved_dir: &Path,
-    index: usize,
-    path: &ArchivePath,
-) -> Result<Saved, CommitError> {
+/// What a path is, captured in memory (see [`Snapshot`]).
+#[derive(Clone, Debug)]
+enum Captured {
+    Absent,
+    File {
+        bytes: Vec<u8>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        mtime: i64,
+        mtime_nsec: i64,
+    },
+    Dir {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Symlink {
+        target: String,
+    },
+}
+
+/// Captures what `path` is in the root (never following a symlink).
+fn capture_one(root: BorrowedFd<'_>, path: &ArchivePath) -> Result<Captured, CommitError> {
     let shown = PathBuf::from(format!("/{}", path.as_os_str().to_string_lossy()));
     let parent = match dirfd::open_parent(root, path) {
         Ok(p) => p,
-        Err(Errno::NOENT) => return Ok(Saved::Absent),
+        Err(Errno::NOENT) => return Ok(Captured::Absent),
         Err(e) => return Err(io(&shown, e)),
     };
     let name = OsStr::from_bytes(path.file_name());
     let st = match rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
-        Err(Errno::NOENT) => return Ok(Saved::Absent),
+        Err(Errno::NOENT) => return Ok(Captured::Absent),
         Err(e) => return Err(io(&shown, e)),
     };
     match FileType::from_raw_mode(st.st_mode) {
-        FileType::Directory => Ok(Saved::Dir {
+        FileType::Directory => Ok(Captured::Dir {
             mode: st.st_mode & 0o7777,
             uid: st.st_uid,
             gid: st.st_gid,
@@ -411,7 +428,7 @@ fn save_one(
         FileType::Symlink => {
             let target =
                 rustix::fs::readlinkat(&parent, name, Vec::new()).map_err(|e| io(&shown, e))?;
-            Ok(Saved::Symlink {
+            Ok(Captured::Symlink {
                 target: target.to_string_lossy().into_owned(),
             })
         }
@@ -422,18 +439,8 @@ fn save_one(
             std::fs::File::from(fd)
                 .read_to_end(&mut bytes)
                 .map_err(|e| io(&shown, e))?;
-            let blob = format!("{index:04}");
-            let dest = saved_dir.join(&blob);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&dest)
-                .map_err(|e| io(&dest, e))?;
-            f.write_all(&bytes).map_err(|e| io(&dest, e))?;
-            f.sync_all().map_err(|e| io(&dest, e))?;
-            Ok(Saved::File {
-                blob,
+            Ok(Captured::File {
+                bytes,
                 mode: st.st_mode & 0o7777,
                 uid: st.st_uid,
                 gid: st.st_gid,
@@ -446,6 +453,121 @@ fn save_one(
             std::io::Error::other(format!("cannot be saved for a rollback ({other:?})")),
         )),
     }
+}
+
+/// Writes a captured path into the window's `saved/` folder and returns its record.
+fn save_captured(saved_dir: &Path, index: usize, c: &Captured) -> Result<Saved, CommitError> {
+    Ok(match c {
+        Captured::Absent => Saved::Absent,
+        Captured::Dir { mode, uid, gid } => Saved::Dir {
+            mode: *mode,
+            uid: *uid,
+            gid: *gid,
+        },
+        Captured::Symlink { target } => Saved::Symlink {
+            target: target.clone(),
+        },
+        Captured::File {
+            bytes,
+            mode,
+            uid,
+            gid,
+            mtime,
+            mtime_nsec,
+        } => {
+            let blob = format!("{index:04}");
+            let dest = saved_dir.join(&blob);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&dest)
+                .map_err(|e| io(&dest, e))?;
+            f.write_all(bytes).map_err(|e| io(&dest, e))?;
+            f.sync_all().map_err(|e| io(&dest, e))?;
+            Saved::File {
+                blob,
+                mode: *mode,
+                uid: *uid,
+                gid: *gid,
+                mtime: *mtime,
+                mtime_nsec: *mtime_nsec,
+            }
+        }
+    })
+}
+
+/// The state of root paths captured in memory before an applier writes them, for a window
+/// armed only later (the network applier installs its files, checks them, and only then
+/// decides to apply them live: the window must put back what was there *before* the
+/// install). Taken through the root's descriptor, never following a symbolic link.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    items: Vec<(ArchivePath, Captured)>,
+}
+
+impl Snapshot {
+    /// Captures `paths` of `root` (sorted, duplicates removed).
+    ///
+    /// # Errors
+    /// A path is not UTF-8, cannot be read, or is a device or socket.
+    pub fn take(root: &RootHandle, paths: &[ArchivePath]) -> Result<Snapshot, CommitError> {
+        let mut list: Vec<ArchivePath> = paths.to_vec();
+        list.sort();
+        list.dedup();
+        let mut items = Vec::new();
+        for p in list {
+            if p.to_str().is_none() {
+                return Err(CommitError::Other(format!(
+                    "/{}: not UTF-8; cannot be recorded",
+                    p.as_os_str().to_string_lossy()
+                )));
+            }
+            let c = capture_one(root.dir().as_fd(), &p)?;
+            items.push((p, c));
+        }
+        Ok(Snapshot { items })
+    }
+
+    /// The captured paths.
+    pub fn paths(&self) -> Vec<ArchivePath> {
+        self.items.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    /// Also captures `more` paths not captured yet (their state now).
+    ///
+    /// # Errors
+    /// As [`Snapshot::take`].
+    pub fn extend(&mut self, root: &RootHandle, more: &[ArchivePath]) -> Result<(), CommitError> {
+        let extra: Vec<ArchivePath> = more
+            .iter()
+            .filter(|p| !self.items.iter().any(|(q, _)| q == *p))
+            .cloned()
+            .collect();
+        let taken = Snapshot::take(root, &extra)?;
+        self.items.extend(taken.items);
+        self.items.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(())
+    }
+}
+
+/// Where windows kept under a root live: `<root>/var/lib/proxsave/windows/` (the network
+/// window: found from another shell by `proxsave net status --root R`, whatever work
+/// folder the restore used).
+pub const ROOT_WINDOWS: &str = "var/lib/proxsave/windows";
+
+/// `<root>/var/lib/proxsave/windows`.
+pub fn root_windows_dir(root: &Path) -> PathBuf {
+    root.join(ROOT_WINDOWS)
+}
+
+/// Where a window's folder is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// The run's work folder ([`CommitSettings::dir`]).
+    Work,
+    /// The root's `var/lib/proxsave/windows` ([`ROOT_WINDOWS`]).
+    Root,
 }
 
 impl Window {
@@ -466,6 +588,31 @@ impl Window {
         paths: &[ArchivePath],
         after_rollback: Vec<AfterCommand>,
     ) -> Result<Option<Window>, CommitError> {
+        if host.commit.is_none() || host.actions == HostActions::Defer {
+            return Ok(None);
+        }
+        let snapshot = Snapshot::take(root, paths)?;
+        Window::arm_with(host, root, area, &snapshot, after_rollback, Place::Work)
+    }
+
+    /// Arms a window like [`Window::arm`], but over a [`Snapshot`] taken earlier (the
+    /// rollback puts back what the snapshot holds), with its folder in `place`. With
+    /// [`Place::Root`] the folder is `<root>/var/lib/proxsave/windows/<id>` (folders made
+    /// through the root's descriptor, `proxsave` 0700), so another shell finds it with
+    /// the root alone.
+    ///
+    /// `Ok(None)` as for [`Window::arm`].
+    ///
+    /// # Errors
+    /// As [`Window::arm`].
+    pub fn arm_with(
+        host: &Host,
+        root: &RootHandle,
+        area: &str,
+        snapshot: &Snapshot,
+        after_rollback: Vec<AfterCommand>,
+        place: Place,
+    ) -> Result<Option<Window>, CommitError> {
         let Some(settings) = host.commit.clone() else {
             return Ok(None);
         };
@@ -476,7 +623,24 @@ impl Window {
         if settings.fire.is_empty() {
             return Err(CommitError::Other("no fire command configured".into()));
         }
-        private_dir(&settings.dir)?;
+        let base = match place {
+            Place::Work => settings.dir.clone(),
+            Place::Root => {
+                let lib = ArchivePath::from_user("var/lib")
+                    .map_err(|e| CommitError::Other(format!("var/lib: {e}")))?;
+                root.create_dir_all(&lib, 0o755)
+                    .map_err(|e| io(&root.path().join("var/lib"), e))?;
+                let ours = ArchivePath::from_user(ROOT_WINDOWS)
+                    .map_err(|e| CommitError::Other(format!("{ROOT_WINDOWS}: {e}")))?;
+                root.create_dir_all(&ours, 0o700)
+                    .map_err(|e| io(&root_windows_dir(root.path()), e))?;
+                root_windows_dir(&std::path::absolute(root.path()).map_err(|e| io(root.path(), e))?)
+            }
+        };
+        private_dir(&base)?;
+        if place == Place::Root {
+            private_dir(base.parent().unwrap_or(&base))?;
+        }
         let now = host.clock.now();
         let stamp = now.format("%Y%m%d-%H%M%S").to_string();
         let (id, dir) = {
@@ -487,7 +651,7 @@ impl Window {
                 } else {
                     format!("{area}-{stamp}-{n}")
                 };
-                let dir = settings.dir.join(&id);
+                let dir = base.join(&id);
                 match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                     Ok(()) => break (id, dir),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
@@ -500,20 +664,11 @@ impl Window {
             .mode(0o700)
             .create(&saved_dir)
             .map_err(|e| io(&saved_dir, e))?;
-        let mut list: Vec<ArchivePath> = paths.to_vec();
-        list.sort();
-        list.dedup();
         let mut saved = Vec::new();
-        for (i, p) in list.iter().enumerate() {
-            let text = p.to_str().ok_or_else(|| {
-                CommitError::Other(format!(
-                    "/{}: not UTF-8; cannot be recorded",
-                    p.as_os_str().to_string_lossy()
-                ))
-            })?;
+        for (i, (p, c)) in snapshot.items.iter().enumerate() {
             saved.push(SavedPath {
-                path: text.to_string(),
-                saved: save_one(root.dir().as_fd(), &saved_dir, i, p)?,
+                path: p.to_str().unwrap_or_default().to_string(),
+                saved: save_captured(&saved_dir, i, c)?,
             });
         }
         let armed = now.timestamp_millis();
@@ -521,7 +676,7 @@ impl Window {
         let mut record = WindowRecord {
             id: id.clone(),
             area: area.to_string(),
-            root: root.path().to_path_buf(),
+            root: std::path::absolute(root.path()).unwrap_or_else(|_| root.path().to_path_buf()),
             paths: saved,
             seconds: secs,
             armed_unix_ms: armed,
@@ -584,6 +739,20 @@ impl Window {
     /// Its id.
     pub fn id(&self) -> &str {
         &self.record.id
+    }
+
+    /// How to commit it from another shell: `proxsave net commit --root R` for a window
+    /// kept under its root, else `proxsave restore --commit-fire`-free wording.
+    pub fn commit_hint(&self) -> String {
+        if self.dir.starts_with(root_windows_dir(&self.record.root)) {
+            if self.record.root == Path::new("/") {
+                "proxsave net commit".to_string()
+            } else {
+                format!("proxsave net commit --root {}", self.record.root.display())
+            }
+        } else {
+            format!("proxsave net commit --window {}", self.dir.display())
+        }
     }
 
     /// Keeps the changes: marks the record committed, then stops the timer. When the timer
@@ -1067,7 +1236,25 @@ pub fn settle(
     ctx: &mut ApplyContext<'_>,
     window: &Window,
     spec: QuestionSpec,
+    details: Vec<String>,
+) -> Result<Settled, ApplyError> {
+    settle_with(ctx, window, spec, details, "commit")
+}
+
+/// [`settle`] with another answer when nobody is at a console: `unattended` is `commit`
+/// (what [`settle`] uses) or `wait`. A spec whose choices include `wait` may be answered
+/// `wait` (up front, at the console, or as the unattended default): the window is left
+/// pending, to be ended by its timer or from another shell (`proxsave net commit`), and
+/// the result is `Settled { state: Pending, now: false, by }`.
+///
+/// # Errors
+/// As [`settle`].
+pub fn settle_with(
+    ctx: &mut ApplyContext<'_>,
+    window: &Window,
+    spec: QuestionSpec,
     mut details: Vec<String>,
+    unattended: &str,
 ) -> Result<Settled, ApplyError> {
     proxsave_archive::checkpoint::checkpoint(CHECKPOINT, &format!("open {}", window.id()));
     let left = window.record.left_at(now_ms(ctx.host));
@@ -1086,7 +1273,7 @@ pub fn settle(
     } else {
         Ask {
             spec,
-            default: Some("commit".into()),
+            default: Some(unattended.into()),
             details,
             timeout: None,
         }
@@ -1114,6 +1301,17 @@ pub fn settle(
     let settled = match answer.value.to_ascii_lowercase().as_str() {
         "commit" => window.commit(ctx.host, ctx.cancel, by)?,
         "rollback" => window.rollback(ctx.host, ctx.cancel, by)?,
+        "wait" if spec.choices.contains(&"wait") => {
+            let s = Settled {
+                state: State::Pending,
+                by: by.to_string(),
+                now: false,
+                problems: Vec::new(),
+            };
+            log(window.dir(), ctx.host, &format!("left pending ({by})"));
+            say_settled(ctx, window, &s);
+            return Ok(s);
+        }
         _ if countdown => window.rollback(ctx.host, ctx.cancel, by)?,
         other => {
             let reason = format!("takes commit or rollback, not {other:?}");
@@ -1140,7 +1338,11 @@ fn say_settled(ctx: &mut ApplyContext<'_>, window: &Window, s: &Settled) {
             "{area}: the window's timer already rolled the changes back ({})",
             s.by
         ),
-        (State::Pending, _) => format!("{area}: window still pending"),
+        (State::Pending, _) => format!(
+            "{area}: COMMIT window left open ({}); it rolls back at the deadline unless committed (`{}`)",
+            s.by,
+            window.commit_hint()
+        ),
     };
     ctx.prompter.say(
         if s.state == State::Committed {
@@ -1359,6 +1561,33 @@ mod tests {
         assert_eq!(s.problems.len(), 1, "{s:?}");
         assert!(s.problems[0].starts_with("/etc/x/f: "), "{s:?}");
         assert!(!outside.join("f").exists(), "written through the link");
+    }
+
+    #[test]
+    fn a_window_kept_under_the_root_puts_back_the_snapshot_taken_before_the_writes() {
+        let (_d, root, host, _runner, handle) = setup();
+        std::fs::write(root.join("etc/a"), "before").unwrap();
+        let snap = Snapshot::take(&handle, &[p("etc/a"), p("etc/b")]).unwrap();
+        // The install writes; the window is armed only afterwards.
+        std::fs::write(root.join("etc/a"), "installed").unwrap();
+        std::fs::write(root.join("etc/b"), "new").unwrap();
+        let w = Window::arm_with(&host, &handle, "network", &snap, Vec::new(), Place::Root)
+            .unwrap()
+            .unwrap();
+        let base = root_windows_dir(&std::path::absolute(&root).unwrap());
+        assert_eq!(w.dir().parent().unwrap(), base);
+        assert_eq!(mode(&base), 0o700);
+        assert_eq!(mode(base.parent().unwrap()), 0o700);
+        assert_eq!(mode(&w.dir().join(RECORD)), 0o600);
+        assert_eq!(windows(&base).len(), 1);
+        assert!(w.commit_hint().starts_with("proxsave net commit --root "));
+        let s = w.rollback(&host, &CancelToken::new(), "test").unwrap();
+        assert!(s.now && s.problems.is_empty(), "{s:?}");
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/a")).unwrap(),
+            "before"
+        );
+        assert!(!root.join("etc/b").exists());
     }
 
     #[test]

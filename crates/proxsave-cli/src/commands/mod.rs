@@ -8,6 +8,7 @@ pub mod extract;
 pub mod inspect;
 pub mod list;
 pub mod ls;
+pub mod net;
 pub mod recover;
 pub mod restore;
 pub mod verify;

@@ -39,7 +39,13 @@ struct Pending {
 pub fn status(args: &RestoreArgs, console: &Console) -> CmdResult {
     let s = settings(args)?;
     let now = chrono::Local::now();
-    let list: Vec<Pending> = commit::windows(&commit_dir(&s.work_dir))
+    // The work folder's windows, and those kept under the root (the network's).
+    let mut all = commit::windows(&commit_dir(&s.work_dir));
+    if let Ok(root) = std::path::absolute(&s.root) {
+        all.extend(commit::windows(&commit::root_windows_dir(&root)));
+    }
+    all.sort_by_key(|(_, r)| r.armed_unix_ms);
+    let list: Vec<Pending> = all
         .into_iter()
         .filter(|(_, r)| r.state == State::Pending)
         .map(|(dir, r)| Pending {
@@ -88,7 +94,13 @@ pub fn status(args: &RestoreArgs, console: &Console) -> CmdResult {
 /// timer) ends it without firing. What it did is in the window's `rollback.log`.
 pub fn fire(args: &RestoreArgs, dir: &Path, cancel: &CancelToken) -> CmdResult {
     if let Some(secs) = args.after {
-        let deadline = Instant::now() + Duration::from_secs(secs);
+        // The record's absolute deadline when it can be read (a waiter started late, or
+        // slowed down, still fires on time), else N seconds from now.
+        let by_record = Window::load(dir).ok().map(|w| {
+            let left = w.record().deadline_unix_ms - chrono::Utc::now().timestamp_millis();
+            Duration::from_millis(u64::try_from(left).unwrap_or(0))
+        });
+        let deadline = Instant::now() + by_record.unwrap_or(Duration::from_secs(secs));
         loop {
             if cancel.is_cancelled() {
                 return Ok(());
