@@ -74,12 +74,12 @@ fn merge_keeps_this_hosts_root_and_other_objects() {
         "user: root@pam\n\tcomment Superuser\n\tenable 1\n\n\
          token: root@pam!mon\n\tcomment monitoring\n\n\
          user: carol@pbs\n\tenable 1\n\n\
+         token: carol@pbs!x\n\n\
          user: alice@pbs\n\tcomment Alice\n\temail alice@example.com\n\n\
          token: alice@pbs!ci\n\tcomment CI\n\n\
          user: bob@ldap1\n\tenable 1\n"
     );
-    // carol's token had no property: dropped with its line named (PBS needs none, but the
-    // lenient reader keeps a bare section — check it is still there).
+    // carol's token has no property (PBS writes a bare section): kept as it is.
     assert!(!u.contains("root@pam!old"));
     let acl = after(&m, AcFile::Acl);
     assert_eq!(
