@@ -140,6 +140,10 @@ pub struct Analysis {
     pub cluster_payload: bool,
     /// `cluster` / `standalone` from the metadata file, else the manifest.
     pub cluster_mode: Option<String>,
+    /// The archive holds a corosync configuration (`etc/corosync/corosync.conf` or
+    /// `etc/pve/corosync.conf`): only a cluster node has one. Decides when neither the
+    /// metadata nor the manifest records the cluster mode.
+    pub corosync_conf: bool,
     /// Host name from the metadata file, else the manifest.
     pub hostname: Option<String>,
     /// The metadata file, when present and readable.
@@ -152,10 +156,16 @@ pub struct Analysis {
 
 impl Analysis {
     /// True when the backup comes from a PVE cluster node (SAFE/RECOVERY applies).
+    ///
+    /// Every PVE backup holds `var/lib/pve-cluster/` (at least its version file), so the
+    /// archive's payload does not decide: the recorded cluster mode does, and when none is
+    /// recorded, the presence of a corosync configuration (the safe side: SAFE/RECOVERY is
+    /// asked).
     pub fn is_cluster_backup(&self) -> bool {
-        self.cluster_mode
-            .as_deref()
-            .is_some_and(|m| m.eq_ignore_ascii_case("cluster"))
+        match self.cluster_mode.as_deref() {
+            Some(m) => m.eq_ignore_ascii_case("cluster"),
+            None => self.corosync_conf,
+        }
     }
 
     /// True if the category with `id` is available.
@@ -169,6 +179,7 @@ pub struct Analyzer {
     seen: Vec<bool>,
     metadata: Option<BackupMetadata>,
     metadata_done: bool,
+    corosync_conf: bool,
     entries: u64,
     warnings: Vec<String>,
 }
@@ -186,6 +197,7 @@ impl Analyzer {
             seen: vec![false; registry().len()],
             metadata: None,
             metadata_done: false,
+            corosync_conf: false,
             entries: 0,
             warnings: Vec::new(),
         }
@@ -194,6 +206,12 @@ impl Analyzer {
     /// Records one entry.
     pub fn observe(&mut self, path: &ArchivePath) {
         self.entries += 1;
+        if matches!(
+            path.as_bytes(),
+            b"etc/corosync/corosync.conf" | b"etc/pve/corosync.conf"
+        ) {
+            self.corosync_conf = true;
+        }
         for (i, c) in registry().iter().enumerate() {
             if !self.seen[i] && c.matches(path) {
                 self.seen[i] = true;
@@ -296,6 +314,7 @@ impl Analyzer {
             type_source,
             cluster_payload,
             cluster_mode,
+            corosync_conf: self.corosync_conf,
             hostname,
             metadata: self.metadata,
             entries: self.entries,

@@ -148,12 +148,39 @@ fn kill_group(pid: u32) {
     }
 }
 
+/// The host's clock, or with `PROXSAVE_TEST_CLOCK=virtual` a clock whose waits only move it
+/// forward (see [`crate::testhook::virtual_clock`]).
+pub fn clock() -> std::sync::Arc<dyn proxsave_restore::host::Clock> {
+    if crate::testhook::virtual_clock() {
+        std::sync::Arc::new(VirtualClock::default())
+    } else {
+        std::sync::Arc::new(proxsave_restore::host::SystemClock)
+    }
+}
+
+/// The real time plus every wait so far; waiting returns at once.
+#[derive(Default)]
+struct VirtualClock(std::sync::Mutex<std::time::Duration>);
+
+impl proxsave_restore::host::Clock for VirtualClock {
+    fn now(&self) -> chrono::DateTime<chrono::Local> {
+        let ahead = *self.0.lock().unwrap_or_else(|p| p.into_inner());
+        chrono::Local::now() + chrono::Duration::from_std(ahead).unwrap_or_default()
+    }
+
+    fn sleep(&self, d: std::time::Duration) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) += d;
+    }
+}
+
 /// Reads `/proc/self/mountinfo`.
 pub struct ProcMounts;
 
 impl MountProbe for ProcMounts {
     fn is_mount_point(&self, path: &Path) -> bool {
-        let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        let table = crate::testhook::mountinfo()
+            .unwrap_or_else(|| std::path::PathBuf::from("/proc/self/mountinfo"));
+        let Ok(text) = std::fs::read_to_string(table) else {
             return false;
         };
         text.lines().any(|l| {

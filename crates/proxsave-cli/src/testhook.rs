@@ -135,6 +135,19 @@ pub fn commit_timer() -> Option<String> {
         .filter(|v| v == "systemd" || v == "detached")
 }
 
+/// `PROXSAVE_TEST_MOUNTINFO=FILE`: the mount table read instead of `/proc/self/mountinfo`
+/// (the fake pmxcfs mount of `proxsave_testkit::fakes::FakeBin::model_pmxcfs`).
+pub fn mountinfo() -> Option<std::path::PathBuf> {
+    std::env::var_os("PROXSAVE_TEST_MOUNTINFO").map(std::path::PathBuf::from)
+}
+
+/// `PROXSAVE_TEST_CLOCK=virtual`: waits between probes and retries (stop escalation, the
+/// post-restart checks) only move a virtual clock forward, so a test sees every deadline
+/// expire at once without sleeping.
+pub fn virtual_clock() -> bool {
+    std::env::var("PROXSAVE_TEST_CLOCK").is_ok_and(|v| v == "virtual")
+}
+
 /// Installs the process's subscriber: one registry with the checkpoint counter (when the
 /// test variables ask for it) and the restore log ([`proxsave_restore::log::RestoreLog`],
 /// which writes `restore_*.log` in the work directory as a restore runs).

@@ -50,6 +50,11 @@ impl Domain for Pve {
             .then_some("writes to /etc/pve are prohibited (pmxcfs); see the export folder")
     }
 
+    fn stage_copy(&self, path: &ArchivePath) -> bool {
+        // Checked with SQLite before any service stops (crate::recovery).
+        path.as_bytes() == crate::recovery::CONFIG_DB.as_bytes()
+    }
+
     fn is_secret(&self, path: &ArchivePath) -> bool {
         under(path.as_bytes(), b"etc/pve/priv")
     }

@@ -14,6 +14,7 @@ pub mod clusterfs;
 pub mod domain;
 pub mod formats;
 pub mod pvesh;
+pub mod recovery;
 pub mod storage_dirs;
 pub mod zfs;
 

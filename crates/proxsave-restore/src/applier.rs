@@ -419,6 +419,11 @@ pub enum ApplyError {
     /// Anything else, said plainly.
     #[error("{0}")]
     Other(String),
+    /// From the plan phase: the run must not go on (e.g. a file it would put in place is
+    /// corrupt). The run ends before any service is stopped or anything is written (exit 1),
+    /// naming the applier and this reason.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<std::io::Error> for ApplyError {

@@ -52,6 +52,12 @@ pub trait Domain: Send + Sync {
     fn guard(&self, _path: &ArchivePath) -> Option<&'static str> {
         None
     }
+    /// True for a root-tier file that is also staged, so an applier can check it from its
+    /// plan phase, before any service stops or anything is put in place (e.g. a database's
+    /// integrity).
+    fn stage_copy(&self, _path: &ArchivePath) -> bool {
+        false
+    }
     /// True for a file whose content is a secret (masked by `diff`).
     fn is_secret(&self, _path: &ArchivePath) -> bool {
         false
@@ -91,6 +97,12 @@ pub fn domains() -> Vec<&'static dyn Domain> {
 /// Why any domain keeps extraction from writing `path` into the root.
 pub fn guard(path: &ArchivePath) -> Option<&'static str> {
     domains().iter().find_map(|d| d.guard(path))
+}
+
+/// True when a domain wants a staged copy of the root-tier file `path` (see
+/// [`Domain::stage_copy`]).
+pub fn stage_copy(path: &ArchivePath) -> bool {
+    domains().iter().any(|d| d.stage_copy(path))
 }
 
 /// True when a domain says `path` holds a secret.

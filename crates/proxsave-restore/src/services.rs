@@ -51,15 +51,74 @@ impl ServiceAction {
     }
 }
 
-/// Deadline of `systemctl stop --no-block`.
+/// Deadline of `systemctl stop --no-block` (the first step of [`STOP_STEPS`]).
 pub const STOP_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a unit may take to become inactive before it is killed.
+/// How long a unit may take to become inactive after each step of [`STOP_STEPS`].
 pub const STOP_WAIT: Duration = Duration::from_secs(30);
+/// Pause between two steps of [`STOP_STEPS`], and between two `is-active` probes.
+pub const STOP_POLL: Duration = Duration::from_millis(500);
 /// Deadline of each start attempt.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Deadline of each `systemctl is-active`.
-pub const IS_ACTIVE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const IS_ACTIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The stop escalation, in order: each step's `systemctl` arguments (the unit follows) and
+/// its deadline. A step that succeeds is followed by up to [`STOP_WAIT`] of `is-active`
+/// probes; a step that fails, or after which the unit is still running, leads to the next.
+pub const STOP_STEPS: [(&[&str], Duration); 4] = [
+    (&["stop", "--no-block"], STOP_REQUEST_TIMEOUT),
+    (&["stop"], Duration::from_secs(45)),
+    (
+        &["kill", "--signal=SIGTERM", "--kill-who=all"],
+        Duration::from_secs(45),
+    ),
+    (
+        &["kill", "--signal=SIGKILL", "--kill-who=all"],
+        Duration::from_secs(45),
+    ),
+];
+
+/// What `systemctl is-active` says about a unit.
+#[derive(Debug, PartialEq, Eq)]
+enum Probe {
+    /// Running, starting or stopping.
+    Running,
+    /// Down (`inactive`, `failed`, `dead`, `unknown`).
+    Down,
+    /// The probe itself failed (its message).
+    Error(String),
+}
+
+/// Probes `unit`: exit 0 is running; otherwise the output says (`deactivating` /
+/// `activating` still run; `inactive`, `failed`, `dead`, `unknown` are down); anything else
+/// is an error.
+fn probe(host: &Host, unit: &str, token: &CancelToken) -> Probe {
+    match host.run(&systemctl(&["is-active", unit], IS_ACTIVE_TIMEOUT), token) {
+        Ok(Ran::Done(out)) if out.success() => Probe::Running,
+        Ok(Ran::Done(out)) if out.timed_out => Probe::Error("is-active timed out".into()),
+        Ok(Ran::Done(out)) => {
+            let text = format!(
+                "{} {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .to_ascii_lowercase();
+            if text.contains("deactivating") || text.contains("activating") {
+                Probe::Running
+            } else if ["inactive", "failed", "dead", "unknown"]
+                .iter()
+                .any(|w| text.contains(w))
+            {
+                Probe::Down
+            } else {
+                Probe::Error(format!("is-active: {}", out.failure()))
+            }
+        }
+        Ok(Ran::Deferred) => Probe::Down,
+        Err(e) => Probe::Error(format!("is-active: {e}")),
+    }
+}
 
 fn systemctl(args: &[&str], timeout: Duration) -> HostCommand {
     HostCommand::new("systemctl", args.iter().copied()).timeout(timeout)
@@ -73,9 +132,16 @@ fn unit_state(host: &Host, unit: &str, token: &CancelToken) -> Option<String> {
     }
 }
 
-/// The unit is down (or never existed): waiting for it is over.
-fn is_down(state: &str) -> bool {
-    matches!(state, "inactive" | "failed" | "unknown" | "dead" | "")
+/// `umount` said the path is not a mount point (util-linux: "…: not mounted." or "…: no
+/// mount point specified.", exit 32).
+fn not_mounted(out: &crate::host::CommandOutput) -> bool {
+    let text = format!(
+        "{} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = text.to_ascii_lowercase();
+    text.contains("not mounted") || text.contains("no mount point specified")
 }
 
 /// The unit runs (or is getting there): no start needed.
@@ -188,88 +254,110 @@ impl<'h> ServiceGuard<'h> {
         proxsave_archive::checkpoint::checkpoint("stop", &unit);
         // Requests run to completion (or their deadline) whatever the user does.
         let quiet = CancelToken::new();
-        let request = systemctl(&["stop", "--no-block", unit], STOP_REQUEST_TIMEOUT);
-        match self.host.run(&request, &quiet) {
-            Ok(Ran::Deferred) => {
-                self.record("stop", unit, "deferred".into());
-                return Ok(());
+        // Until a step is seen to take effect, a failed stop is checked at restart.
+        self.stopped.push(Stopped {
+            unit: unit.to_string(),
+            accepted: false,
+        });
+        let idx = self.stopped.len() - 1;
+        let mut last = String::new();
+        for (i, (args, deadline)) in STOP_STEPS.iter().enumerate() {
+            if i > 0 {
+                if cancel.is_cancelled() {
+                    self.record("stop", unit, INTERRUPTED.into());
+                    return Err(INTERRUPTED.into());
+                }
+                self.host.clock.sleep(STOP_POLL);
             }
-            Ok(Ran::Done(out)) if !out.success() => {
-                // Refused or timed out: it may or may not be stopping; checked at restart.
-                self.stopped.push(Stopped {
-                    unit: unit.to_string(),
-                    accepted: false,
-                });
-                let why = out.failure();
-                self.record("stop", unit, why.clone());
-                return Err(why);
-            }
-            Ok(Ran::Done(_)) => self.stopped.push(Stopped {
-                unit: unit.to_string(),
-                accepted: true,
-            }),
-            Err(e) => {
-                self.stopped.push(Stopped {
-                    unit: unit.to_string(),
-                    accepted: false,
-                });
-                self.record("stop", unit, e.to_string());
-                return Err(e.to_string());
-            }
-        }
-        if cancel.is_cancelled() {
-            // Interrupted while the request ran: it went through, the unit is started again.
-            self.record("stop", unit, INTERRUPTED.into());
-            return Err(INTERRUPTED.into());
-        }
-        let step = Duration::from_millis(500);
-        let mut waited = Duration::ZERO;
-        loop {
-            let state = unit_state(self.host, unit, &quiet);
-            if state.as_deref().is_some_and(is_down) {
-                break;
+            let mut argv: Vec<&str> = args.to_vec();
+            argv.push(unit);
+            let request = systemctl(&argv, *deadline);
+            match self.host.run(&request, &quiet) {
+                Ok(Ran::Deferred) => {
+                    self.stopped.pop();
+                    self.record("stop", unit, "deferred".into());
+                    return Ok(());
+                }
+                Ok(Ran::Done(out)) if !out.success() => {
+                    last = format!("systemctl {} failed: {}", argv.join(" "), out.failure());
+                    continue;
+                }
+                Ok(Ran::Done(_)) => {}
+                Err(e) => {
+                    last = format!("systemctl {}: {e}", argv.join(" "));
+                    continue;
+                }
             }
             if cancel.is_cancelled() {
+                // Interrupted while the request ran: it went through, the unit is started again.
+                self.stopped[idx].accepted = true;
                 self.record("stop", unit, INTERRUPTED.into());
                 return Err(INTERRUPTED.into());
             }
-            if waited >= STOP_WAIT {
-                let kill = systemctl(&["kill", "--signal=SIGKILL", unit], Duration::from_secs(10));
-                let _ = self.host.run(&kill, &quiet);
-                self.host.clock.sleep(Duration::from_secs(1));
-                if !unit_state(self.host, unit, &quiet)
-                    .as_deref()
-                    .is_some_and(is_down)
-                {
-                    let why = format!(
-                        "still active {}s after the stop request, even after SIGKILL",
-                        STOP_WAIT.as_secs()
-                    );
-                    self.record("stop", unit, why.clone());
-                    return Err(why);
+            match self.wait_down(unit, cancel) {
+                Ok(true) => {
+                    self.stopped[idx].accepted = true;
+                    let reset = systemctl(&["reset-failed", unit], Duration::from_secs(5));
+                    let _ = self.host.run(&reset, &quiet);
+                    self.record("stop", unit, "ok".into());
+                    return Ok(());
                 }
-                break;
+                Ok(false) => {
+                    last = format!(
+                        "still active {}s after `systemctl {}`",
+                        STOP_WAIT.as_secs(),
+                        argv.join(" ")
+                    );
+                }
+                Err(why) if why == INTERRUPTED => {
+                    self.stopped[idx].accepted = true;
+                    self.record("stop", unit, INTERRUPTED.into());
+                    return Err(INTERRUPTED.into());
+                }
+                Err(why) => last = why,
             }
-            self.host.clock.sleep(step);
-            waited += step;
         }
-        self.record("stop", unit, "ok".into());
-        Ok(())
+        let why = format!(
+            "did not stop after {} attempts (stop --no-block, stop, SIGTERM, SIGKILL): {last}",
+            STOP_STEPS.len()
+        );
+        self.record("stop", unit, why.clone());
+        Err(why)
     }
 
-    /// Unmounts `path` if it is a mount point.
+    /// Probes `unit` every [`STOP_POLL`] for up to [`STOP_WAIT`] (on the host's clock):
+    /// `Ok(true)` once it is down, `Ok(false)` when it still runs at the deadline, the
+    /// probe's error, or [`INTERRUPTED`].
+    fn wait_down(&mut self, unit: &str, cancel: &CancelToken) -> Result<bool, String> {
+        let quiet = CancelToken::new();
+        let mut waited = Duration::ZERO;
+        loop {
+            match probe(self.host, unit, &quiet) {
+                Probe::Down => return Ok(true),
+                Probe::Running => {}
+                Probe::Error(e) => return Err(e),
+            }
+            if cancel.is_cancelled() {
+                return Err(INTERRUPTED.into());
+            }
+            if waited >= STOP_WAIT {
+                return Ok(false);
+            }
+            self.host.clock.sleep(STOP_POLL);
+            waited += STOP_POLL;
+        }
+    }
+
+    /// Unmounts `path` (`umount`, not lazy, not forced). An `umount` that answers "not
+    /// mounted" is success (the unit that mounted it usually unmounts it when it stops).
     ///
     /// # Errors
-    /// A message when `umount` fails.
+    /// A message when `umount` fails otherwise.
     pub fn unmount(&mut self, path: PathBuf, cancel: &CancelToken) -> Result<(), String> {
         let shown = path.display().to_string();
         if self.host.actions == HostActions::Defer {
             self.host.defer_note(format!("umount {shown}"));
             self.record("unmount", &shown, "deferred".into());
-            return Ok(());
-        }
-        if !self.host.mounts.is_mount_point(&path) {
-            self.record("unmount", &shown, "not mounted".into());
             return Ok(());
         }
         if cancel.is_cancelled() {
@@ -290,6 +378,11 @@ impl<'h> ServiceGuard<'h> {
             Ok(Ran::Done(out)) if out.success() => {
                 self.unmounted.push(path);
                 self.record("unmount", &shown, "ok".into());
+                Ok(())
+            }
+            Ok(Ran::Done(out)) if not_mounted(&out) => {
+                // Usual once the unit that mounted it stopped: nothing to lift.
+                self.record("unmount", &shown, "not mounted".into());
                 Ok(())
             }
             Ok(Ran::Done(out)) => {
@@ -625,14 +718,11 @@ mod tests {
                     assert_eq!(u.stage(), Stage::Restarting);
                     assert!(!token.is_cancelled());
                 }
-                out(
-                    0,
-                    if line.contains("is-active") {
-                        "inactive"
-                    } else {
-                        ""
-                    },
-                )
+                if line.contains("is-active") {
+                    out(3, "inactive")
+                } else {
+                    out(0, "")
+                }
             }),
         );
         let mut g = ServiceGuard::new(&host, &user).with_journal(Journal::new(
@@ -650,6 +740,7 @@ mod tests {
             [
                 "systemctl stop --no-block cluster-db",
                 "systemctl is-active cluster-db",
+                "systemctl reset-failed cluster-db",
                 "systemctl stop --no-block node-daemon",
                 "systemctl start cluster-db",
                 "systemctl start node-daemon",
@@ -690,7 +781,8 @@ mod tests {
         );
         let mut g = ServiceGuard::new(&host, &user);
         assert!(g.stop("node-daemon", &user).is_err());
-        assert_eq!(g.stop("web-proxy", &user), Err("timed out".into()));
+        // The request timed out; the next step (`systemctl stop`) stopped it.
+        assert_eq!(g.stop("web-proxy", &user), Ok(()));
         assert_eq!(g.stop("api-proxy", &user), Err(INTERRUPTED.into()));
         let actions = g.restore();
         let starts: Vec<String> = calls(&script)
@@ -786,5 +878,180 @@ mod tests {
         assert_eq!(left, ["stats-daemon (exit code 1)"]);
         let kept = journal::scan(dir.path());
         assert_eq!(kept.running[0].doc.units_left(), ["stats-daemon"]);
+    }
+
+    /// A fake clock: `sleep` only adds to the time it says.
+    #[derive(Default)]
+    struct FakeClock(Mutex<Duration>);
+    impl Clock for FakeClock {
+        fn now(&self) -> chrono::DateTime<chrono::Local> {
+            let base = chrono::DateTime::parse_from_rfc3339("2026-07-24T02:30:00+00:00")
+                .unwrap()
+                .with_timezone(&chrono::Local);
+            base + chrono::Duration::from_std(*self.0.lock().unwrap()).unwrap()
+        }
+        fn sleep(&self, d: Duration) {
+            *self.0.lock().unwrap() += d;
+        }
+    }
+
+    fn host_with_clock(answer: Answer) -> (Host, Arc<Script>, Arc<FakeClock>) {
+        let script = Arc::new(Script {
+            calls: Mutex::default(),
+            answer: Mutex::new(answer),
+        });
+        let clock = Arc::new(FakeClock::default());
+        let host = Host::new(
+            PathBuf::from("/"),
+            HostActions::Run,
+            script.clone(),
+            clock.clone(),
+            Arc::new(NoMounts),
+        );
+        (host, script, clock)
+    }
+
+    #[test]
+    fn clean_stops_probe_reset_failed_and_an_unmount_that_is_not_mounted_is_fine() {
+        let user = CancelToken::new();
+        let (host, script, clock) = host_with_clock(Box::new(|line, _| match line {
+            l if l.starts_with("systemctl is-active") => out(3, "inactive\n"),
+            l if l.starts_with("umount") => CommandOutput {
+                code: Some(32),
+                stdout: Vec::new(),
+                stderr: b"umount: /etc/cluster: not mounted.\n".to_vec(),
+                timed_out: false,
+            },
+            _ => out(0, ""),
+        }));
+        let mut g = ServiceGuard::new(&host, &user);
+        for u in ["cluster-db", "node-daemon"] {
+            assert_eq!(g.stop(u, &user), Ok(()));
+        }
+        assert_eq!(g.unmount(PathBuf::from("/etc/cluster"), &user), Ok(()));
+        let actions = g.restore();
+        assert_eq!(
+            calls(&script),
+            [
+                "systemctl stop --no-block cluster-db",
+                "systemctl is-active cluster-db",
+                "systemctl reset-failed cluster-db",
+                "systemctl stop --no-block node-daemon",
+                "systemctl is-active node-daemon",
+                "systemctl reset-failed node-daemon",
+                "umount /etc/cluster",
+                "systemctl start cluster-db",
+                "systemctl start node-daemon",
+            ]
+        );
+        let unmount = actions.iter().find(|a| a.action == "unmount").unwrap();
+        assert_eq!(unmount.result, "not mounted");
+        assert!(unmount.is_fine());
+        assert_eq!(*clock.0.lock().unwrap(), Duration::ZERO, "no waiting");
+    }
+
+    #[test]
+    fn another_umount_failure_is_an_error() {
+        let user = CancelToken::new();
+        let (host, _script, _clock) = host_with_clock(Box::new(|line, _| {
+            if line.starts_with("umount") {
+                CommandOutput {
+                    code: Some(32),
+                    stdout: Vec::new(),
+                    stderr: b"umount: /etc/cluster: target is busy.\n".to_vec(),
+                    timed_out: false,
+                }
+            } else {
+                out(0, "")
+            }
+        }));
+        let mut g = ServiceGuard::new(&host, &user);
+        let err = g
+            .unmount(PathBuf::from("/etc/cluster"), &user)
+            .unwrap_err();
+        assert!(err.contains("target is busy"), "{err}");
+    }
+
+    #[test]
+    fn deactivating_is_still_running_then_failed_is_down() {
+        let user = CancelToken::new();
+        let mut probes = 0;
+        let (host, script, clock) = host_with_clock(Box::new(move |line, _| {
+            if line.starts_with("systemctl is-active") {
+                probes += 1;
+                if probes == 1 {
+                    out(3, "deactivating\n")
+                } else {
+                    out(3, "failed\n")
+                }
+            } else {
+                out(0, "")
+            }
+        }));
+        let mut g = ServiceGuard::new(&host, &user);
+        assert_eq!(g.stop("node-daemon", &user), Ok(()));
+        assert_eq!(
+            calls(&script),
+            [
+                "systemctl stop --no-block node-daemon",
+                "systemctl is-active node-daemon",
+                "systemctl is-active node-daemon",
+                "systemctl reset-failed node-daemon",
+            ]
+        );
+        assert_eq!(*clock.0.lock().unwrap(), STOP_POLL);
+        drop(g);
+    }
+
+    #[test]
+    fn a_unit_that_never_stops_is_escalated_then_the_others_are_started_again() {
+        let user = CancelToken::new();
+        let (host, script, clock) = host_with_clock(Box::new(|line, _| match line {
+            "systemctl is-active node-daemon" => out(0, "active\n"),
+            l if l.starts_with("systemctl is-active") => out(3, "inactive\n"),
+            _ => out(0, ""),
+        }));
+        let mut g = ServiceGuard::new(&host, &user);
+        assert_eq!(g.stop("cluster-db", &user), Ok(()));
+        let err = g.stop("node-daemon", &user).unwrap_err();
+        assert!(err.contains("did not stop after 4 attempts"), "{err}");
+        assert!(err.contains("still active 30s after `systemctl kill --signal=SIGKILL --kill-who=all node-daemon`"), "{err}");
+        let actions = g.restore();
+        let requests: Vec<String> = calls(&script)
+            .into_iter()
+            .filter(|c| !c.starts_with("systemctl is-active"))
+            .collect();
+        assert_eq!(
+            requests,
+            [
+                "systemctl stop --no-block cluster-db",
+                "systemctl reset-failed cluster-db",
+                "systemctl stop --no-block node-daemon",
+                "systemctl stop node-daemon",
+                "systemctl kill --signal=SIGTERM --kill-who=all node-daemon",
+                "systemctl kill --signal=SIGKILL --kill-who=all node-daemon",
+                // The unit that stopped comes back; the one still running is left alone.
+                "systemctl start cluster-db",
+            ]
+        );
+        // Four steps, each followed by 30 s of probes every 500 ms, 500 ms between steps.
+        assert_eq!(
+            *clock.0.lock().unwrap(),
+            STOP_WAIT * 4 + STOP_POLL * 3
+        );
+        let probes = calls(&script)
+            .iter()
+            .filter(|c| *c == "systemctl is-active node-daemon")
+            .count();
+        // 61 probes per step (at 0, 0.5, …, 30 s), one more before the restart.
+        assert_eq!(probes, 61 * 4 + 1);
+        let nd = actions
+            .iter()
+            .find(|a| a.action == "start" && a.target == "node-daemon")
+            .unwrap();
+        assert_eq!(nd.result, ALREADY_ACTIVE);
+        let (restarted, left) = restart_summary(&actions);
+        assert_eq!(restarted, ["cluster-db"]);
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -257,3 +257,36 @@ fn compatibility_levels() {
         UnknownHost { .. }
     ));
 }
+
+#[test]
+fn without_a_recorded_cluster_mode_a_corosync_configuration_makes_it_a_cluster_backup() {
+    // Every PVE backup has the version file: it alone never asks SAFE/RECOVERY.
+    let version_only = analysis(
+        &[
+            "var/lib/pve-cluster/info/pve_version.txt",
+            "etc/pve/storage.cfg",
+        ],
+        None,
+    );
+    assert!(version_only.cluster_payload && !version_only.is_cluster_backup());
+    assert!(plan::build(&version_only, HostRole::Pve, &req(Mode::Storage, &[]), &no_appliers).is_ok());
+    // No metadata, no manifest mode, but corosync.conf: asked.
+    let clustered = analysis(
+        &[
+            "var/lib/pve-cluster/config.db",
+            "etc/corosync/corosync.conf",
+        ],
+        None,
+    );
+    assert!(clustered.is_cluster_backup());
+    assert_eq!(
+        plan::build(&clustered, HostRole::Pve, &req(Mode::Full, &[]), &no_appliers).unwrap_err(),
+        PlanError::Missing(Decision::ClusterMode)
+    );
+    // A recorded mode wins.
+    let recorded = analysis(
+        &["var/lib/pve-cluster/config.db", "etc/pve/corosync.conf"],
+        Some("PVE_CLUSTER_MODE=standalone\n"),
+    );
+    assert!(!recorded.is_cluster_backup());
+}

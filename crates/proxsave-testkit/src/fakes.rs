@@ -486,6 +486,75 @@ impl FakeBin {
         }
     }
 
+    /// Models pmxcfs' FUSE mount of `/etc/pve` at `mount_point` (`<root>/etc/pve` for an
+    /// alternate root): a `mountinfo` line in [`FakeBin::mountinfo_path`] exists while the
+    /// fake `pve-cluster` unit runs (it is mounted now, as on a running node), `systemctl
+    /// stop pve-cluster` (or `kill --signal=SIGKILL`) removes it, `start`/`restart` adds it;
+    /// `umount <mount_point>` unmounts it and answers `umount: …: not mounted.` (exit 32)
+    /// when it is not mounted, as util-linux does. Give the path to the program under test
+    /// as its mountinfo (proxsave: `PROXSAVE_TEST_MOUNTINFO`).
+    pub fn model_pmxcfs(&self, mount_point: &Path) -> &Self {
+        let dir = self.dir.join("pmxcfs");
+        fs::create_dir_all(&dir).expect("create pmxcfs folder");
+        let mp = mount_point.to_str().expect("UTF-8 mount point");
+        assert!(
+            !mp.contains(char::is_whitespace),
+            "mount point with white space: {mp:?}"
+        );
+        fs::write(dir.join("mountpoint"), format!("{mp}\n")).expect("write mount point");
+        if self.unit_state("pve-cluster") == "active" {
+            fs::write(
+                self.mountinfo_path(),
+                format!("61 25 0:52 / {mp} rw,nosuid,nodev,relatime shared:33 - fuse /dev/fuse rw,user_id=0,group_id=0,default_permissions,allow_other\n"),
+            )
+            .expect("write mountinfo");
+        } else {
+            fs::write(self.mountinfo_path(), b"").expect("write mountinfo");
+        }
+        self
+    }
+
+    /// The `mountinfo` text the pmxcfs model keeps ([`FakeBin::model_pmxcfs`]).
+    pub fn mountinfo_path(&self) -> PathBuf {
+        self.dir.join("mountinfo")
+    }
+
+    /// True while the pmxcfs model has its mount ([`FakeBin::model_pmxcfs`]).
+    pub fn pmxcfs_mounted(&self) -> bool {
+        fs::metadata(self.mountinfo_path()).is_ok_and(|m| m.len() > 0)
+    }
+
+    /// Models `pvecm status` on a node of cluster `name` whose members have the addresses
+    /// `members` (this node first), after pve-cluster's `PVE/CLI/pvecm.pm`: the
+    /// "Cluster information", "Quorum information" (`Quorate: Yes`/`No`), "Votequorum
+    /// information" and "Membership information" blocks, exit 0. While the fake
+    /// `pve-cluster` unit is not active it fails as the real tool does without pmxcfs
+    /// (`ipcc_send_rec[…] failed: Connection refused`, exit 111). `not_quorate_for`: how many
+    /// `status` calls answer `Quorate: No` (only this node seen) before quorum is reached;
+    /// `None`: never.
+    pub fn model_pvecm(&self, name: &str, members: &[&str], not_quorate_for: Option<u32>) -> &Self {
+        let dir = self.dir.join("pvecm");
+        fs::create_dir_all(&dir).expect("create pvecm folder");
+        fs::write(dir.join("name"), format!("{name}\n")).expect("write cluster name");
+        let mut m = String::new();
+        for ip in members {
+            m.push_str(ip);
+            m.push('\n');
+        }
+        fs::write(dir.join("members"), m).expect("write members");
+        let left = not_quorate_for.map_or("never".to_string(), |n| n.to_string());
+        fs::write(dir.join("no_quorum"), format!("{left}\n")).expect("write quorum state");
+        self
+    }
+
+    /// Models `pvecm` on a standalone node: `pvecm status` fails with pvecm's "Corosync
+    /// config '/etc/pve/corosync.conf' does not exist - is this node part of a cluster?"
+    /// (exit 2) while pmxcfs runs.
+    pub fn model_pvecm_standalone(&self) -> &Self {
+        fs::create_dir_all(self.dir.join("pvecm")).expect("create pvecm folder");
+        self
+    }
+
     fn state_file(&self, unit: &str) -> PathBuf {
         let unit = unit.strip_suffix(".service").unwrap_or(unit);
         assert!(!unit.contains('/') && !unit.is_empty(), "bad unit {unit:?}");
@@ -674,6 +743,82 @@ if [ "$fb_cmd" = systemd-run ]; then
     exit 0
 fi
 
+# pmxcfs' FUSE mount of /etc/pve, when modelled (FakeBin::model_pmxcfs): the line in
+# $fb_dir/mountinfo exists while pve-cluster runs.
+pmx_mount() {
+    [ -f "$fb_dir/pmxcfs/mountpoint" ] || return 0
+    IFS= read -r mp <"$fb_dir/pmxcfs/mountpoint"
+    printf '%s\n' "61 25 0:52 / $mp rw,nosuid,nodev,relatime shared:33 - fuse /dev/fuse rw,user_id=0,group_id=0,default_permissions,allow_other" >"$fb_dir/mountinfo"
+}
+pmx_umount() {
+    [ -f "$fb_dir/pmxcfs/mountpoint" ] || return 0
+    : >"$fb_dir/mountinfo"
+}
+
+if [ "$fb_cmd" = umount ] && [ -f "$fb_dir/pmxcfs/mountpoint" ]; then
+    IFS= read -r mp <"$fb_dir/pmxcfs/mountpoint"
+    for a in "$@"; do
+        case $a in -*) continue ;; esac
+        if [ "$a" = "$mp" ] && [ -s "$fb_dir/mountinfo" ]; then
+            pmx_umount
+        else
+            echo "umount: $a: not mounted." >&2
+            exit 32
+        fi
+    done
+    exit 0
+fi
+
+if [ "$fb_cmd" = pvecm ] && [ -d "$fb_dir/pvecm" ]; then
+    # `pvecm status` of a cluster node (FakeBin::model_pvecm), as pve-cluster's
+    # PVE/CLI/pvecm.pm prints it from corosync-quorumtool; it needs pmxcfs running.
+    pc=active
+    [ -f "$fb_dir/state/pve-cluster" ] && IFS= read -r pc <"$fb_dir/state/pve-cluster"
+    if [ "$pc" != active ]; then
+        printf 'ipcc_send_rec[1] failed: Connection refused\nipcc_send_rec[2] failed: Connection refused\nipcc_send_rec[3] failed: Connection refused\nUnable to load access control list: Connection refused\n' >&2
+        exit 111
+    fi
+    if [ ! -f "$fb_dir/pvecm/name" ]; then
+        echo "Error: Corosync config '/etc/pve/corosync.conf' does not exist - is this node part of a cluster?" >&2
+        exit 2
+    fi
+    case ${1:-} in
+        status) ;;
+        *) echo "fake pvecm: only 'status' is modelled" >&2; exit 255 ;;
+    esac
+    IFS= read -r cname <"$fb_dir/pvecm/name"
+    left=0
+    [ -f "$fb_dir/pvecm/no_quorum" ] && IFS= read -r left <"$fb_dir/pvecm/no_quorum"
+    quorate=Yes
+    case $left in
+        never) quorate=No ;;
+        0) ;;
+        *) quorate=No; echo $((left - 1)) >"$fb_dir/pvecm/no_quorum" ;;
+    esac
+    nodes=0
+    while IFS= read -r _l; do nodes=$((nodes + 1)); done <"$fb_dir/pvecm/members"
+    total=$nodes
+    flags="Quorate "
+    seen=1
+    if [ "$quorate" = No ]; then total=1; flags=; seen=1; else seen=$nodes; fi
+    q=$((nodes / 2 + 1))
+    printf 'Cluster information\n-------------------\nName:             %s\nConfig Version:   %s\nTransport:        knet\nSecure auth:      on\n\n' "$cname" "$nodes"
+    printf 'Quorum information\n------------------\nDate:             Sat Jul 25 02:30:00 2026\nQuorum provider:  corosync_votequorum\nNodes:            %s\nNode ID:          0x00000001\nRing ID:          1.2a\nQuorate:          %s\n\n' "$seen" "$quorate"
+    printf 'Votequorum information\n----------------------\nExpected votes:   %s\nHighest expected: %s\nTotal votes:      %s\nQuorum:           %s %s\nFlags:            %s\n\n' "$nodes" "$nodes" "$total" "$q" "$([ "$quorate" = No ] && echo 'Activity blocked')" "$flags"
+    printf 'Membership information\n----------------------\n    Nodeid      Votes Name\n'
+    i=0
+    while IFS= read -r ip; do
+        i=$((i + 1))
+        [ "$quorate" = No ] && [ "$i" -gt 1 ] && break
+        if [ "$i" -eq 1 ]; then
+            printf '0x%08x          1 %s (local)\n' "$i" "$ip"
+        else
+            printf '0x%08x          1 %s\n' "$i" "$ip"
+        fi
+    done <"$fb_dir/pvecm/members"
+    exit 0
+fi
+
 [ "$fb_cmd" = systemctl ] || exit 0
 
 # Default systemctl: a unit state machine kept in $fb_dir/state/<unit>.
@@ -731,6 +876,7 @@ for a in "$@"; do
     case $verb in
         stop)
             echo inactive >"$unit_path"
+            [ "${a%.service}" = pve-cluster ] && pmx_umount
             case $a in
                 *.timer)
                     t="$fb_dir/timers/${a%.timer}.sleep"
@@ -738,8 +884,16 @@ for a in "$@"; do
                     ;;
             esac
             ;;
-        kill) [ -n "$sigkill" ] && echo inactive >"$unit_path" ;;
-        start|restart|reload-or-restart) echo active >"$unit_path" ;;
+        kill)
+            if [ -n "$sigkill" ]; then
+                echo inactive >"$unit_path"
+                [ "${a%.service}" = pve-cluster ] && pmx_umount
+            fi
+            ;;
+        start|restart|reload-or-restart)
+            echo active >"$unit_path"
+            [ "${a%.service}" = pve-cluster ] && pmx_mount
+            ;;
         is-active)
             state=active
             [ -f "$unit_path" ] && IFS= read -r state <"$unit_path"

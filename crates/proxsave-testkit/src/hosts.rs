@@ -419,7 +419,15 @@ fn target_pve(t: &mut HostTree, node: &str) {
             ROOT,
         )
         .dir("var/lib/pve-cluster", 0o755, ROOT)
-        .file("var/lib/pve-cluster/config.db", &sqlite_like(32 * 1024, 11), 0o600, ROOT)
+        .file(
+            "var/lib/pve-cluster/config.db",
+            &crate::fixture::pmxcfs_config_db(&[
+                ("storage.cfg", b"dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n\n"),
+                (&format!("nodes/{node}/lrm_status"), &pseudo_random(24 * 1024, 11)),
+            ]),
+            0o600,
+            ROOT,
+        )
         .file(
             "etc/vzdump.conf",
             b"# vzdump default settings\n\n#tmpdir: DIR\n#dumpdir: DIR\n#storage: STORAGE_ID\n#mode: snapshot|suspend|stop\n#bwlimit: KBPS\n#ionice: PRI\n",
@@ -524,13 +532,6 @@ fn target_pbs(t: &mut HostTree) {
         );
 }
 
-/// Bytes that start like an SQLite database (pmxcfs' `config.db`), the rest pseudo-random.
-fn sqlite_like(len: usize, seed: u64) -> Vec<u8> {
-    let mut data = pseudo_random(len, seed);
-    let magic = b"SQLite format 3\0";
-    data[..magic.len()].copy_from_slice(magic);
-    data
-}
 
 const SSHD_CONFIG_DEBIAN: &[u8] = b"Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\nUsePAM yes\nX11Forwarding yes\nPrintMotd no\nAcceptEnv LANG LC_*\nSubsystem\tsftp\t/usr/lib/openssh/sftp-server\n";
 

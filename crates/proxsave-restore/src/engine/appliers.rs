@@ -208,6 +208,12 @@ pub(crate) fn plan_all(
                 return Err(RestoreError::BadAnswer { id, reason });
             }
             Ok(Err(ApplyError::Prompt(e))) => return Err(e.into()),
+            Ok(Err(ApplyError::Refused(reason))) => {
+                return Err(RestoreError::Preflight {
+                    applier: a.name().to_string(),
+                    reason,
+                });
+            }
             Ok(Err(e)) => {
                 report.applied.extend(failed_all(
                     "plan",

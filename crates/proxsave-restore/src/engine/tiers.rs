@@ -298,6 +298,14 @@ pub(crate) fn extract_tiers(
                 });
                 continue;
             }
+            // A root-tier file a domain checks before anything is stopped or written: also
+            // staged, for its applier's plan phase (not listed as staged in a dry run).
+            let stage_copy = route.contains(&Tier::Normal)
+                && !route.contains(&Tier::Staged)
+                && crate::domain::stage_copy(&path);
+            if stage_copy {
+                route.push(Tier::Staged);
+            }
             let to_root = route.contains(&Tier::Normal);
             let needs_spool = h.kind == EntryKind::File && (to_root || route.len() > 1);
             if needs_spool {
@@ -370,6 +378,9 @@ pub(crate) fn extract_tiers(
                     x.add(&h, stream.data(), Selection::Include)
                         .map_err(|e| stream.explain(e))?;
                 }
+            }
+            if stage_copy {
+                route.retain(|t| *t != Tier::Staged);
             }
             if opts.dry_run {
                 record_dry_run(

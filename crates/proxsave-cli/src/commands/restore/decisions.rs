@@ -485,7 +485,7 @@ pub(super) fn ask_decision(console: &Console, d: Decision, req: &mut Request) ->
                     "Cluster backup detected. Choose how to restore the cluster database:",
                     &[
                         "SAFE: Do NOT write /var/lib/pve-cluster/config.db. Export cluster files only (manual/apply via API).".into(),
-                        "RECOVERY: Restore full cluster database (/var/lib/pve-cluster). Use only when cluster is offline/isolated.".into(),
+                        "RECOVERY: Restore full cluster database (/var/lib/pve-cluster). Use only when cluster is offline/isolated. Stops pve-cluster, pvedaemon, pveproxy and pvestatd; on a node with active HA resources the watchdog may fence (hard-reset) it while they are down: migrate or disable HA resources first.".into(),
                     ],
                     "Exit",
                 )

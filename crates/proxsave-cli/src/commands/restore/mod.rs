@@ -14,7 +14,7 @@ use proxsave_archive::read::StreamOptions;
 use proxsave_categories::{Mode, categories_for_mode};
 use proxsave_restore::applier::has_applier;
 use proxsave_restore::engine::{self, ExecuteOptions, Scan, Target};
-use proxsave_restore::host::{Host, HostActions, SystemClock};
+use proxsave_restore::host::{Host, HostActions};
 use proxsave_restore::plan::{self, Compatibility, Decision, Plan, PlanError, Request};
 use proxsave_restore::prompt::{PromptError, Prompter, Question};
 use proxsave_restore::report::{Outcome, Report};
@@ -441,7 +441,7 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
         root.clone(),
         actions,
         runner,
-        Arc::new(SystemClock),
+        crate::effects::clock(),
         Arc::new(ProcMounts),
     );
     // Also for a dry run: the appliers' plans say the window they would arm (nothing is

@@ -395,6 +395,11 @@ pub(super) fn summary(console: &Console, report: &Report) {
             console.line(&format!("  {d}"));
         }
     }
+    for a in &report.applied {
+        if let proxsave_restore::applier::Status::Deferred { todo } = &a.status {
+            console.line(&format!("TO DO ({}, {}): {todo}", a.category, a.applier));
+        }
+    }
     for w in &report.warnings {
         console.line(&format!("WARNING: {w}"));
     }
