@@ -60,6 +60,9 @@ pub const STOP_POLL: Duration = Duration::from_millis(500);
 /// Deadline of each start attempt.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many times a started unit is checked (1 s apart) before the check is reported failed.
+pub const STARTED_CHECK_ATTEMPTS: u32 = 10;
+
 /// Deadline of each `systemctl is-active`.
 pub const IS_ACTIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -406,18 +409,21 @@ impl<'h> ServiceGuard<'h> {
         std::mem::take(&mut self.actions)
     }
 
-    fn restart_all(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        let order = restart_order(std::mem::take(&mut self.stopped), |s| s.unit.as_str());
-        self.unmounted.clear();
-        if !order.is_empty() {
-            self.progress.set_stage(Stage::Restarting);
-            self.progress.set_activity("restarting services");
-        }
-        // Restarts run to completion whatever the user does (a third Ctrl+C ends the program).
+    /// Starts the units of `units` this guard stopped, now, in restart order, each checked
+    /// like at the end ([`STARTED_CHECK_ATTEMPTS`]); they are not started again at the end.
+    /// For an applier that needs them running (an API it calls) while the restore goes on.
+    /// Returns the units started (or found running).
+    pub fn start_now(&mut self, units: &[&str]) -> Vec<String> {
+        let (now, rest): (Vec<Stopped>, Vec<Stopped>) = std::mem::take(&mut self.stopped)
+            .into_iter()
+            .partition(|s| units.contains(&s.unit.as_str()));
+        self.stopped = rest;
+        let names: Vec<String> = now.iter().map(|s| s.unit.clone()).collect();
+        self.start_list(restart_order(now, |s| s.unit.as_str()));
+        names
+    }
+
+    fn start_list(&mut self, order: Vec<Stopped>) {
         let quiet = CancelToken::new();
         for s in order {
             if !s.accepted
@@ -433,13 +439,70 @@ impl<'h> ServiceGuard<'h> {
             }
             proxsave_archive::checkpoint::checkpoint("start", &s.unit);
             let result = start_unit(self.host, &s.unit, &quiet);
-            if result == "ok"
-                && let Some(j) = &mut self.journal
-            {
+            let ok = result == "ok";
+            if ok && let Some(j) = &mut self.journal {
                 let _ = j.started(&s.unit);
             }
             self.record("start", &s.unit, result);
+            if ok && let Some(check) = crate::domain::started_check(&s.unit) {
+                let checked = self.check_started(&s.unit, &check, &quiet);
+                self.record("check", &s.unit, checked);
+            }
         }
+    }
+
+    /// After a start, for a unit a domain wants checked ([`crate::domain::started_check`]):
+    /// `systemctl is-active`, then the domain's command (e.g. the API answering), retried
+    /// [`STARTED_CHECK_ATTEMPTS`] times 1 s apart. `ok` or what failed.
+    fn check_started(
+        &mut self,
+        unit: &str,
+        check: &crate::domain::StartedCheck,
+        quiet: &CancelToken,
+    ) -> String {
+        let mut last = String::new();
+        for i in 0..STARTED_CHECK_ATTEMPTS {
+            if i > 0 {
+                self.host.clock.sleep(Duration::from_secs(1));
+            }
+            match probe(self.host, unit, quiet) {
+                Probe::Running => {}
+                Probe::Down => {
+                    last = "not active after its start".into();
+                    continue;
+                }
+                Probe::Error(e) => {
+                    last = e;
+                    continue;
+                }
+            }
+            let Some(cmd) = &check.command else {
+                return "ok".into();
+            };
+            let what = check.what;
+            match self.host.run(cmd, quiet) {
+                Ok(Ran::Done(out)) if out.success() => return "ok".into(),
+                Ok(Ran::Deferred) => return "deferred".into(),
+                Ok(Ran::Done(out)) => last = format!("{what}: {}", out.failure()),
+                Err(e) => last = format!("{what}: {e}"),
+            }
+        }
+        format!("{last} (checked {STARTED_CHECK_ATTEMPTS} times)")
+    }
+
+    fn restart_all(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let order = restart_order(std::mem::take(&mut self.stopped), |s| s.unit.as_str());
+        self.unmounted.clear();
+        if !order.is_empty() {
+            self.progress.set_stage(Stage::Restarting);
+            self.progress.set_activity("restarting services");
+        }
+        // Restarts run to completion whatever the user does (a third Ctrl+C ends the program).
+        self.start_list(order);
         if let Some(j) = &mut self.journal {
             match j.finish() {
                 Ok(true) => {}

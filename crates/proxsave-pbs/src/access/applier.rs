@@ -27,9 +27,16 @@
 //! over the old one; a failed rename puts back the ones already renamed), with PBS's owners
 //! and modes: `user.cfg`, `acl.cfg`, `domains.cfg` `root:backup` 0640, `token.shadow`
 //! `backup:backup` 0640, `shadow.json` and `tfa.json` `root:root` 0600 — `backup`'s uid and
-//! gid looked up in the root's `etc/passwd` and `etc/group`, never assumed. The PBS services
-//! are stopped while this runs (the PBS domain stops them for any PBS category) and read the
-//! new files when they start again.
+//! gid looked up in the root's `etc/passwd` and `etc/group`, never assumed.
+//!
+//! # Why files, not the API
+//! `proxmox-backup-manager` cannot restore what access control is made of: `user create`
+//! takes a clear-text password (the backup has only its hash), `user generate-token` makes a
+//! new secret (the backup's token secrets are hashes in `token.shadow`), and second factors
+//! have no import. So this applier writes the files, while the PBS services are stopped: it
+//! runs (order 650) before the PBS appliers that call the API (from `datastore_pbs`, order
+//! 700, on), before which the engine starts the services again
+//! ([`crate::domain::API_CATEGORIES`]). The daemons read the new files when they start.
 
 use std::time::Duration;
 
@@ -119,7 +126,7 @@ impl Applier for PbsAccessControl {
     }
 
     fn order(&self) -> u16 {
-        720
+        650
     }
 
     fn questions(&self) -> &'static [QuestionSpec] {

@@ -384,7 +384,7 @@ fn run(
     };
     if let Some(stage) = &stage {
         let applied =
-            appliers::apply_all(&planned, plan, stage, &root, host, prompter, cancel, report);
+            appliers::apply_all(&planned, plan, stage, &root, host, prompter, cancel, report, &mut guard);
         if let Err(e) = applied {
             report.services = guard.restore();
             return Err(e);
