@@ -692,6 +692,12 @@ mod tests {
                 _ => None,
             }
         }
+        fn started_check(&self, unit: &str) -> Option<crate::domain::StartedCheck> {
+            (unit == "checked-daemon").then(|| crate::domain::StartedCheck {
+                what: "the API answering",
+                command: Some(HostCommand::new("probe-api", ["ping"])),
+            })
+        }
     }
     inventory::submit! { crate::domain::DomainRegistration(&TestDomain) }
 
@@ -1116,5 +1122,97 @@ mod tests {
         let (restarted, left) = restart_summary(&actions);
         assert_eq!(restarted, ["cluster-db"]);
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn start_now_starts_and_checks_only_those_units_and_restore_the_rest() {
+        let user = CancelToken::new();
+        let pings = Arc::new(Mutex::new(0));
+        let p = pings.clone();
+        let up = Arc::new(Mutex::new(false));
+        let (host, script) = host(
+            "/",
+            Box::new(move |line, _| match line {
+                "systemctl start checked-daemon" => {
+                    *up.lock().unwrap() = true;
+                    out(0, "")
+                }
+                "systemctl is-active checked-daemon" if *up.lock().unwrap() => out(0, "active"),
+                l if l.contains("is-active") => out(3, "inactive"),
+                "probe-api ping" => {
+                    let mut n = p.lock().unwrap();
+                    *n += 1;
+                    if *n < 3 {
+                        CommandOutput {
+                            code: Some(1),
+                            stderr: b"connection refused".to_vec(),
+                            ..CommandOutput::default()
+                        }
+                    } else {
+                        out(0, "")
+                    }
+                }
+                _ => out(0, ""),
+            }),
+        );
+        let mut g = ServiceGuard::new(&host, &user);
+        g.stop("web-proxy", &user).unwrap();
+        g.stop("checked-daemon", &user).unwrap();
+        script.calls.lock().unwrap().clear();
+        assert_eq!(g.start_now(&["checked-daemon", "not-stopped"]), ["checked-daemon"]);
+        assert_eq!(
+            calls(&script),
+            [
+                "systemctl start checked-daemon",
+                "systemctl is-active checked-daemon",
+                "probe-api ping",
+                "systemctl is-active checked-daemon",
+                "probe-api ping",
+                "systemctl is-active checked-daemon",
+                "probe-api ping",
+            ]
+        );
+        script.calls.lock().unwrap().clear();
+        let actions = g.restore();
+        assert_eq!(calls(&script), ["systemctl start web-proxy"]);
+        let check = actions.iter().find(|a| a.action == "check").unwrap();
+        assert_eq!((check.target.as_str(), check.result.as_str()), ("checked-daemon", "ok"));
+        let (restarted, left) = restart_summary(&actions);
+        assert_eq!(restarted, ["checked-daemon", "web-proxy"]);
+        assert!(left.is_empty());
+    }
+
+    #[test]
+    fn a_start_check_that_keeps_failing_is_reported_not_fine() {
+        let user = CancelToken::new();
+        let up = Arc::new(Mutex::new(false));
+        let (host, _script) = host(
+            "/",
+            Box::new(move |line, _| match line {
+                "systemctl start checked-daemon" => {
+                    *up.lock().unwrap() = true;
+                    out(0, "")
+                }
+                "systemctl is-active checked-daemon" if *up.lock().unwrap() => out(0, "active"),
+                l if l.contains("is-active") => out(3, "inactive"),
+                "probe-api ping" => CommandOutput {
+                    code: Some(255),
+                    stderr: b"Error: connection refused".to_vec(),
+                    ..CommandOutput::default()
+                },
+                _ => out(0, ""),
+            }),
+        );
+        let mut g = ServiceGuard::new(&host, &user);
+        g.stop("checked-daemon", &user).unwrap();
+        let actions = g.restore();
+        let check = actions.iter().find(|a| a.action == "check").unwrap();
+        assert!(!check.is_fine());
+        assert!(
+            check.result.starts_with("the API answering: ")
+                && check.result.ends_with("(checked 10 times)"),
+            "{}",
+            check.result
+        );
     }
 }
