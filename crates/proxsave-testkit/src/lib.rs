@@ -20,6 +20,7 @@ pub mod fakes;
 pub mod fixture;
 pub mod hosts;
 pub mod paused;
+pub mod pbs;
 pub mod pve;
 
 use std::ffi::OsStr;

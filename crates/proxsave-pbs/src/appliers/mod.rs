@@ -1,0 +1,3 @@
+//! PBS appliers.
+
+pub mod datastore;
