@@ -53,7 +53,8 @@ const LIVE_USER_CFG: &str = "user: root@pam\n\tcomment Superuser\n\temail root@p
 token: root@pam!monitor\n\tcomment live monitoring\n\n\
 user: carol@pbs\n\tcomment Carol\n\n\
 token: carol@pbs!x\n";
-const LIVE_ACL: &str = "acl:1:/:root@pam!monitor:Audit\nacl:1:/datastore:carol@pbs:DatastoreAudit\n";
+const LIVE_ACL: &str =
+    "acl:1:/:root@pam!monitor:Audit\nacl:1:/datastore:carol@pbs:DatastoreAudit\n";
 const LIVE_ROOT_TOKEN: &str = "$5$tokSALT$LIVEROOTMONITORHASH";
 const CAROL_TOKEN: &str = "$5$tokSALT$CAROLTOKENHASH";
 const CAROL_HASH: &str = "$5$carolSALT$CAROLPASSWORDHASH";
@@ -131,7 +132,13 @@ impl Lab {
         };
         cfg(&mut source, "user.cfg", BACKUP_USER_CFG, 0o640, ROOT_BACKUP);
         cfg(&mut source, "acl.cfg", BACKUP_ACL, 0o640, ROOT_BACKUP);
-        cfg(&mut source, "domains.cfg", BACKUP_DOMAINS, 0o640, ROOT_BACKUP);
+        cfg(
+            &mut source,
+            "domains.cfg",
+            BACKUP_DOMAINS,
+            0o640,
+            ROOT_BACKUP,
+        );
         cfg(
             &mut source,
             "token.shadow",
@@ -181,9 +188,7 @@ impl Lab {
         write("acl.cfg", LIVE_ACL, 0o640, (0, BACKUP_GID));
         write(
             "token.shadow",
-            &format!(
-                r#"{{"carol@pbs!x":"{CAROL_TOKEN}","root@pam!monitor":"{LIVE_ROOT_TOKEN}"}}"#
-            ),
+            &format!(r#"{{"carol@pbs!x":"{CAROL_TOKEN}","root@pam!monitor":"{LIVE_ROOT_TOKEN}"}}"#),
             0o640,
             (BACKUP_UID, BACKUP_GID),
         );
@@ -305,7 +310,10 @@ fn assert_services(lab: &Lab, r: &serde_json::Value) {
     let start_proxy = pos("systemctl start proxmox-backup-proxy");
     let api = pos("proxmox-backup-manager task list --limit 1 --output-format json");
     assert!(stop_proxy < stop_daemon && stop_daemon < start_daemon);
-    assert!(start_daemon < start_proxy && start_proxy < api, "{lines:#?}");
+    assert!(
+        start_daemon < start_proxy && start_proxy < api,
+        "{lines:#?}"
+    );
     assert!(
         !lines.iter().any(|l| l.starts_with("proxmox-backup-manager")
             && !l.starts_with("proxmox-backup-manager task list")),
@@ -365,7 +373,9 @@ acl:0:/datastore/store1:alice@pbs!ci:DatastoreReader\n"
     );
     let domains = lab.read("domains.cfg");
     assert!(
-        domains.contains("openid: corp\n\tclient-id pbs\n\tissuer-url https://sso.example.lan/realms/corp"),
+        domains.contains(
+            "openid: corp\n\tclient-id pbs\n\tissuer-url https://sso.example.lan/realms/corp"
+        ),
         "{domains}"
     );
     assert!(!domains.contains('#'));
@@ -385,7 +395,11 @@ acl:0:/datastore/store1:alice@pbs!ci:DatastoreReader\n"
     let tfa = json(&lab.read("tfa.json"));
     let users: Vec<&String> = tfa["users"].as_object().unwrap().keys().collect();
     assert_eq!(users, ["alice@pbs", "root@pam"]);
-    assert!(tfa["users"]["root@pam"].to_string().contains(LIVE_ROOT_TOTP));
+    assert!(
+        tfa["users"]["root@pam"]
+            .to_string()
+            .contains(LIVE_ROOT_TOTP)
+    );
     assert!(!tfa.to_string().contains(BACKUP_ROOT_TOTP));
     assert_eq!(tfa["webauthn"]["rp"], "pbs1.example.lan");
     assert_modes(&lab);
@@ -445,10 +459,16 @@ acl:0:/datastore/store1:alice@pbs!ci:DatastoreReader\n"
 #[test]
 fn the_question_defaults_to_no() {
     let Some(lab) = Lab::new() else { return };
-    let before: Vec<String> = ["user.cfg", "acl.cfg", "token.shadow", "shadow.json", "tfa.json"]
-        .iter()
-        .map(|n| lab.read(n))
-        .collect();
+    let before: Vec<String> = [
+        "user.cfg",
+        "acl.cfg",
+        "token.shadow",
+        "shadow.json",
+        "tfa.json",
+    ]
+    .iter()
+    .map(|n| lab.read(n))
+    .collect();
     let out = lab.restore(&["--pbs-behavior", "merge"]);
     let r = report(&out);
     assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
@@ -461,10 +481,16 @@ fn the_question_defaults_to_no() {
             .starts_with("pbs.access-control.apply = no"),
         "{o:#}"
     );
-    let after: Vec<String> = ["user.cfg", "acl.cfg", "token.shadow", "shadow.json", "tfa.json"]
-        .iter()
-        .map(|n| lab.read(n))
-        .collect();
+    let after: Vec<String> = [
+        "user.cfg",
+        "acl.cfg",
+        "token.shadow",
+        "shadow.json",
+        "tfa.json",
+    ]
+    .iter()
+    .map(|n| lab.read(n))
+    .collect();
     assert_eq!(before, after);
     assert!(!lab.path("domains.cfg").exists() || !lab.read("domains.cfg").contains("corp"));
     let q = r["questions"]

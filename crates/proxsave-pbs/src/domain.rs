@@ -4,7 +4,9 @@ use proxsave_archive::path::ArchivePath;
 use proxsave_categories::Kind;
 use std::time::Duration;
 
-use proxsave_restore::domain::{Domain, DomainRegistration, ServiceStep, StartedCheck, StopFailure};
+use proxsave_restore::domain::{
+    Domain, DomainRegistration, ServiceStep, StartedCheck, StopFailure,
+};
 use proxsave_restore::host::HostCommand;
 use proxsave_restore::plan::Plan;
 

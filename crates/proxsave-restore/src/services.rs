@@ -1035,9 +1035,7 @@ mod tests {
             }
         }));
         let mut g = ServiceGuard::new(&host, &user);
-        let err = g
-            .unmount(PathBuf::from("/etc/cluster"), &user)
-            .unwrap_err();
+        let err = g.unmount(PathBuf::from("/etc/cluster"), &user).unwrap_err();
         assert!(err.contains("target is busy"), "{err}");
     }
 
@@ -1104,10 +1102,7 @@ mod tests {
             ]
         );
         // Four steps, each followed by 30 s of probes every 500 ms, 500 ms between steps.
-        assert_eq!(
-            *clock.0.lock().unwrap(),
-            STOP_WAIT * 4 + STOP_POLL * 3
-        );
+        assert_eq!(*clock.0.lock().unwrap(), STOP_WAIT * 4 + STOP_POLL * 3);
         let probes = calls(&script)
             .iter()
             .filter(|c| *c == "systemctl is-active node-daemon")
@@ -1159,7 +1154,10 @@ mod tests {
         g.stop("web-proxy", &user).unwrap();
         g.stop("checked-daemon", &user).unwrap();
         script.calls.lock().unwrap().clear();
-        assert_eq!(g.start_now(&["checked-daemon", "not-stopped"]), ["checked-daemon"]);
+        assert_eq!(
+            g.start_now(&["checked-daemon", "not-stopped"]),
+            ["checked-daemon"]
+        );
         assert_eq!(
             calls(&script),
             [
@@ -1176,7 +1174,10 @@ mod tests {
         let actions = g.restore();
         assert_eq!(calls(&script), ["systemctl start web-proxy"]);
         let check = actions.iter().find(|a| a.action == "check").unwrap();
-        assert_eq!((check.target.as_str(), check.result.as_str()), ("checked-daemon", "ok"));
+        assert_eq!(
+            (check.target.as_str(), check.result.as_str()),
+            ("checked-daemon", "ok")
+        );
         let (restarted, left) = restart_summary(&actions);
         assert_eq!(restarted, ["checked-daemon", "web-proxy"]);
         assert!(left.is_empty());

@@ -56,7 +56,14 @@ pub const ROLES: &[&str] = &[
     "TapeReader",
 ];
 
-const USER_KEYS: &[&str] = &["comment", "email", "enable", "expire", "firstname", "lastname"];
+const USER_KEYS: &[&str] = &[
+    "comment",
+    "email",
+    "enable",
+    "expire",
+    "firstname",
+    "lastname",
+];
 const TOKEN_KEYS: &[&str] = &["comment", "enable", "expire"];
 const REALM_TYPES: &[&str] = &["pam", "pbs", "openid", "ldap", "ad"];
 
@@ -71,7 +78,9 @@ pub fn valid_userid(id: &str) -> bool {
     };
     !name.is_empty()
         && name.len() <= 64
-        && !name.chars().any(|c| c.is_control() || matches!(c, ':' | '/' | '!' | '@'))
+        && !name
+            .chars()
+            .any(|c| c.is_control() || matches!(c, ':' | '/' | '!' | '@'))
         && realm.len() >= 2
         && realm.len() <= 32
         && realm.chars().all(safe_id_char)
@@ -479,11 +488,27 @@ mod tests {
         let ids: Vec<_> = s.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["bob@pbs"]);
         assert_eq!(s[0].get("comment"), Some("later"));
-        let msgs: Vec<String> = d.iter().map(|d| format!("{}: {}", d.line, d.message)).collect();
-        assert!(msgs.iter().any(|m| m.starts_with("2: ") && m.contains("password")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.starts_with("6: ") && m.contains("group: admins")));
-        assert!(msgs.iter().any(|m| m.starts_with("9: ") && m.contains("nobody")));
-        assert!(msgs.iter().any(|m| m.starts_with("12: ") && m.contains("later one")));
+        let msgs: Vec<String> = d
+            .iter()
+            .map(|d| format!("{}: {}", d.line, d.message))
+            .collect();
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("2: ") && m.contains("password")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("6: ") && m.contains("group: admins"))
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("9: ") && m.contains("nobody"))
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("12: ") && m.contains("later one"))
+        );
         assert!(!render_sections(&s).contains('#'));
     }
 

@@ -355,7 +355,11 @@ fn merge_user_cfg(
     let from_backup: Vec<&Section> = b.iter().filter(|s| !is_root_authid(&s.id)).collect();
     let mut out: Vec<Section> = match mode {
         Mode::Merge => l.clone(),
-        Mode::Clean => l.iter().filter(|s| is_root_authid(&s.id)).cloned().collect(),
+        Mode::Clean => l
+            .iter()
+            .filter(|s| is_root_authid(&s.id))
+            .cloned()
+            .collect(),
     };
     for s in &from_backup {
         match out.iter().position(|o| o.id == s.id) {
@@ -495,10 +499,7 @@ fn merge_domains(
             None => out.push(s.clone()),
         }
     }
-    let realms: Vec<String> = out
-        .iter()
-        .map(|s| format!("{} ({})", s.id, s.ty))
-        .collect();
+    let realms: Vec<String> = out.iter().map(|s| format!("{} ({})", s.id, s.ty)).collect();
     notes.insert(
         0,
         if realms.is_empty() {
@@ -543,12 +544,7 @@ fn merge_domains(
 
 /// `line` without the members `drop` says no to; `None` when none is left.
 fn without(line: &AclLine, drop: impl Fn(&str) -> bool) -> Option<AclLine> {
-    let members: Vec<String> = line
-        .members
-        .iter()
-        .filter(|m| !drop(m))
-        .cloned()
-        .collect();
+    let members: Vec<String> = line.members.iter().filter(|m| !drop(m)).cloned().collect();
     if members.is_empty() {
         return None;
     }
@@ -734,7 +730,10 @@ fn merge_secret_map(
         .map(String::as_str)
         .collect();
     if !root_backup.is_empty() {
-        notes.push(list_note("root@pam entries of the backup dropped", &root_backup));
+        notes.push(list_note(
+            "root@pam entries of the backup dropped",
+            &root_backup,
+        ));
     }
     let removed: Vec<&str> = l
         .keys()

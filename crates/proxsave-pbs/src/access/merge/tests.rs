@@ -50,15 +50,15 @@ fn host() -> AcTexts {
              user: carol@pbs\n\tenable 1\n\n\
              token: carol@pbs!x\n",
         )
-        .with(
-            AcFile::Acl,
-            "acl:1:/:root@pam!mon,carol@pbs:Audit\n",
-        )
+        .with(AcFile::Acl, "acl:1:/:root@pam!mon,carol@pbs:Audit\n")
         .with(
             AcFile::TokenShadow,
             r#"{"root@pam!mon":"$5$tok$roottokhash","carol@pbs!x":"$5$tok$carol"}"#,
         )
-        .with(AcFile::Tfa, r#"{"users":{"root@pam":{"totp":[{"secret":"ROOTTOTPSECRET"}]}}}"#)
+        .with(
+            AcFile::Tfa,
+            r#"{"users":{"root@pam":{"totp":[{"secret":"ROOTTOTPSECRET"}]}}}"#,
+        )
 }
 
 fn after(m: &Merged, f: AcFile) -> String {
@@ -88,14 +88,19 @@ fn merge_keeps_this_hosts_root_and_other_objects() {
          acl:1:/datastore/store1:alice@pbs!ci,bob@ldap1:DatastoreBackup\n"
     );
     let ts = after(&m, AcFile::TokenShadow);
-    assert!(ts.contains("root@pam!mon") && ts.contains("carol@pbs!x") && ts.contains("alice@pbs!ci"));
+    assert!(
+        ts.contains("root@pam!mon") && ts.contains("carol@pbs!x") && ts.contains("alice@pbs!ci")
+    );
     assert!(!ts.contains("oldroottok"));
     let tfa = parse_tfa(&after(&m, AcFile::Tfa)).unwrap();
     assert_eq!(tfa.users.len(), 2);
     assert!(after(&m, AcFile::Tfa).contains("ROOTTOTPSECRET"));
     // This host has no realm-wide settings: the backup's come.
     assert!(tfa.settings.contains_key("webauthn"));
-    assert_eq!(after(&m, AcFile::Shadow), "{\n  \"alice@pbs\": \"$5$backupsalt$alicehash\"\n}");
+    assert_eq!(
+        after(&m, AcFile::Shadow),
+        "{\n  \"alice@pbs\": \"$5$backupsalt$alicehash\"\n}"
+    );
     let dom = after(&m, AcFile::Domains);
     assert!(dom.starts_with("ldap: ldap1\n"));
 }
@@ -104,10 +109,15 @@ fn merge_keeps_this_hosts_root_and_other_objects() {
 fn clean_removes_what_the_backup_lacks_but_never_root() {
     let m = merge(&backup(), &host(), Mode::Clean).expect("merge");
     let u = after(&m, AcFile::UserCfg);
-    assert!(u.starts_with("user: root@pam\n\tcomment Superuser\n\tenable 1\n\ntoken: root@pam!mon\n"));
+    assert!(
+        u.starts_with("user: root@pam\n\tcomment Superuser\n\tenable 1\n\ntoken: root@pam!mon\n")
+    );
     assert!(!u.contains("carol"));
     let notes = m.file(AcFile::UserCfg).unwrap().notes.join("\n");
-    assert!(notes.contains("users of this host not in the backup removed (clean): carol@pbs"), "{notes}");
+    assert!(
+        notes.contains("users of this host not in the backup removed (clean): carol@pbs"),
+        "{notes}"
+    );
     assert!(notes.contains("tokens of this host not in the backup removed (clean): carol@pbs!x"));
     assert_eq!(
         after(&m, AcFile::Acl),
@@ -125,8 +135,16 @@ fn notes_and_diags_never_show_a_secret() {
         let m = merge(&backup(), &host(), mode).expect("merge");
         let shown = format!(
             "{}\n{}",
-            m.files.iter().flat_map(|f| f.notes.clone()).collect::<Vec<_>>().join("\n"),
-            m.diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+            m.files
+                .iter()
+                .flat_map(|f| f.notes.clone())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            m.diags
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         let json = serde_json::to_string(&m).unwrap();
         for s in SECRETS {
@@ -140,12 +158,18 @@ fn notes_and_diags_never_show_a_secret() {
 fn a_result_without_an_enabled_administrator_is_refused() {
     let host = AcTexts::default().with(AcFile::UserCfg, "user: root@pam\n\tenable 0\n");
     let b = AcTexts::default().with(AcFile::UserCfg, "user: alice@pbs\n\tenable 1\n");
-    assert_eq!(merge(&b, &host, Mode::Clean).unwrap_err(), MergeError::NoAdministrator);
+    assert_eq!(
+        merge(&b, &host, Mode::Clean).unwrap_err(),
+        MergeError::NoAdministrator
+    );
     // An enabled user with Admin on / (propagating) is enough.
     let b2 = b.clone().with(AcFile::Acl, "acl:1:/:alice@pbs:Admin\n");
     assert!(merge(&b2, &host, Mode::Clean).is_ok());
     // Not propagating, or on a sub-path, or the user disabled: refused.
-    for acl in ["acl:0:/:alice@pbs:Admin\n", "acl:1:/datastore:alice@pbs:Admin\n"] {
+    for acl in [
+        "acl:0:/:alice@pbs:Admin\n",
+        "acl:1:/datastore:alice@pbs:Admin\n",
+    ] {
         let b3 = b.clone().with(AcFile::Acl, acl);
         assert!(merge(&b3, &host, Mode::Clean).is_err(), "{acl}");
     }
@@ -162,13 +186,29 @@ fn a_result_without_an_enabled_administrator_is_refused() {
 #[test]
 fn bad_lines_are_dropped_and_named_the_rest_applies() {
     let b = AcTexts::default()
-        .with(AcFile::Acl, "acl:1:/:alice@pbs:Admin\nacl:1:/:bob@pbs:SuperUser\n")
-        .with(AcFile::UserCfg, "user: alice@pbs\n\tpassword x\n\nuser: bob@pbs\n");
+        .with(
+            AcFile::Acl,
+            "acl:1:/:alice@pbs:Admin\nacl:1:/:bob@pbs:SuperUser\n",
+        )
+        .with(
+            AcFile::UserCfg,
+            "user: alice@pbs\n\tpassword x\n\nuser: bob@pbs\n",
+        );
     let m = merge(&b, &AcTexts::default(), Mode::Merge).expect("merge");
     assert_eq!(after(&m, AcFile::Acl), "acl:1:/:alice@pbs:Admin\n");
     let d: Vec<String> = m.diags.iter().map(ToString::to_string).collect();
-    assert!(d.contains(&"the backup's etc/proxmox-backup/acl.cfg line 2: unknown role `SuperUser` (skipped)".to_string()), "{d:?}");
-    assert!(d.iter().any(|x| x.contains("user.cfg line 1") && x.contains("password")), "{d:?}");
+    assert!(
+        d.contains(
+            &"the backup's etc/proxmox-backup/acl.cfg line 2: unknown role `SuperUser` (skipped)"
+                .to_string()
+        ),
+        "{d:?}"
+    );
+    assert!(
+        d.iter()
+            .any(|x| x.contains("user.cfg line 1") && x.contains("password")),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -194,7 +234,12 @@ fn an_unchanged_host_is_not_rewritten() {
     let m = merge(&backup(), &host(), Mode::Merge).unwrap();
     let mut second = AcTexts::default();
     for f in AcFile::ALL {
-        second.set(f, m.file(f).and_then(|x| x.after.clone()).or_else(|| host().get(f).map(str::to_string)));
+        second.set(
+            f,
+            m.file(f)
+                .and_then(|x| x.after.clone())
+                .or_else(|| host().get(f).map(str::to_string)),
+        );
     }
     for mode in [Mode::Merge] {
         let again = merge(&backup(), &second, mode).unwrap();
