@@ -193,10 +193,7 @@ fn recovery_stops_in_order_writes_the_database_with_the_wal_aside_starts_and_ver
         .filter(|n| n.contains(".proxsave-stale-"))
         .collect();
     assert_eq!(aside.len(), 2, "{aside:?}");
-    let wal_aside = aside
-        .iter()
-        .find(|n| n.starts_with("config.db-wal."))
-        .unwrap();
+    let wal_aside = aside.iter().find(|n| n.starts_with("config.db-wal.")).unwrap();
     assert_eq!(
         fs::read(lab.root().join("var/lib/pve-cluster").join(wal_aside)).unwrap(),
         b"stale wal of the old database"
@@ -274,8 +271,7 @@ fn a_unit_that_never_stops_restarts_the_others_and_leaves_the_root_untouched() {
 fn a_node_that_never_becomes_quorate_ends_with_that_warning_and_the_rollback_command() {
     require_tools!("tar", "xz", "sha256sum", "gzip");
     let lab = Lab::new(|_| {});
-    lab.fake
-        .model_pvecm("prod", &["192.0.2.10", "192.0.2.11"], None);
+    lab.fake.model_pvecm("prod", &["192.0.2.10", "192.0.2.11"], None);
     let out = lab.restore();
     common::assert_ok(&out);
     let r = report(&out);
@@ -286,20 +282,14 @@ fn a_node_that_never_becomes_quorate_ends_with_that_warning_and_the_rollback_com
     let last = checks.last().unwrap();
     assert_eq!(last["status"], "deferred", "{last:#}");
     let todo = last["todo"].as_str().unwrap();
-    assert!(
-        todo.contains("not quorate after 60s (Quorate: No)"),
-        "{todo}"
-    );
+    assert!(todo.contains("not quorate after 60s (Quorate: No)"), "{todo}");
     assert!(todo.contains("rollback"), "{todo}");
     let text = all_text(&out);
     assert!(text.contains("not quorate"), "{text}");
     let cmd = r["rollback_command"].as_str().unwrap();
     assert!(cmd.contains("--rollback"), "{cmd}");
     assert!(text.contains(&format!("Roll back with: {cmd}")), "{text}");
-    assert!(
-        text.contains("TO DO (pve_cluster, pve-cluster-db)"),
-        "{text}"
-    );
+    assert!(text.contains("TO DO (pve_cluster, pve-cluster-db)"), "{text}");
 }
 
 #[test]
@@ -324,11 +314,7 @@ fn a_corrupt_database_is_refused_before_any_service_stops() {
         text.contains("config.db is refused, nothing was stopped or written"),
         "{text}"
     );
-    assert!(
-        lab.fake.calls_of("systemctl").is_empty(),
-        "{:?}",
-        lab.fake.call_lines()
-    );
+    assert!(lab.fake.calls_of("systemctl").is_empty(), "{:?}", lab.fake.call_lines());
     assert!(lab.fake.calls_of("umount").is_empty());
     assert_eq!(snapshot(lab.root()), before);
 }

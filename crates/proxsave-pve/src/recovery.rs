@@ -214,10 +214,7 @@ impl Applier for ClusterDb {
         ));
         // pmxcfs is expected to mount it again only if it was mounted when the run began
         // (a root prepared offline, or a node whose pve-cluster was already down, has none).
-        let mounted = ctx
-            .host
-            .mounts
-            .is_mount_point(&ctx.host.root.join("etc/pve"));
+        let mounted = ctx.host.mounts.is_mount_point(&ctx.host.root.join("etc/pve"));
         details.insert("etc_pve_mounted_before".into(), mounted.into());
         details.insert("checks".into(), serde_json::json!(checks(ctx.plan)));
         plan.details = serde_json::Value::Object(details);
@@ -269,10 +266,7 @@ impl Applier for ClusterDb {
             return vec![Outcome::new(
                 "pve_cluster",
                 Status::Deferred {
-                    todo: format!(
-                        "after the services start: check {}",
-                        checks(ctx.plan).join(", ")
-                    ),
+                    todo: format!("after the services start: check {}", checks(ctx.plan).join(", ")),
                 },
                 "",
             )];
@@ -296,10 +290,7 @@ impl Applier for ClusterDb {
         }
         let mut out = Vec::new();
         if !failed.is_empty() {
-            let detail = format!(
-                "post-restart check failed: {}; {rollback}",
-                failed.join("; ")
-            );
+            let detail = format!("post-restart check failed: {}; {rollback}", failed.join("; "));
             ctx.prompter.say(Level::Warning, &detail);
             out.push(Outcome::new(
                 "pve_cluster",
@@ -452,10 +443,7 @@ mod tests {
 
     #[test]
     fn quorate_reads_the_quorum_line() {
-        assert_eq!(
-            quorate("Quorum information\nQuorate:          Yes\n"),
-            Some(true)
-        );
+        assert_eq!(quorate("Quorum information\nQuorate:          Yes\n"), Some(true));
         assert_eq!(quorate("Quorate:          No\n"), Some(false));
         assert_eq!(quorate("Cluster information\n"), None);
     }

@@ -379,13 +379,7 @@ pub fn pmxcfs_config_db(files: &[(&str, &[u8])]) -> Vec<u8> {
             }
             let i = next;
             next += 1;
-            insert(
-                i,
-                parent,
-                8,
-                parts.last().copied().unwrap_or("x"),
-                Some(data),
-            );
+            insert(i, parent, 8, parts.last().copied().unwrap_or("x"), Some(data));
         }
         insert(0, 0, 8, "__version__", None);
         c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
