@@ -579,7 +579,7 @@ fn merge_acl(
     // root@pam itself never has ACL entries (PBS treats it as the administrator).
     let from_backup: Vec<AclLine> = b
         .iter()
-        .filter_map(|x| without(x, |m| is_root_authid(m)))
+        .filter_map(|x| without(x, is_root_authid))
         .collect();
     let mut out: Vec<AclLine> = match mode {
         Mode::Merge => l.iter().filter_map(|x| without(x, |m| m == ROOT)).collect(),
