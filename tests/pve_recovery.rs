@@ -193,7 +193,10 @@ fn recovery_stops_in_order_writes_the_database_with_the_wal_aside_starts_and_ver
         .filter(|n| n.contains(".proxsave-stale-"))
         .collect();
     assert_eq!(aside.len(), 2, "{aside:?}");
-    let wal_aside = aside.iter().find(|n| n.starts_with("config.db-wal.")).unwrap();
+    let wal_aside = aside
+        .iter()
+        .find(|n| n.starts_with("config.db-wal."))
+        .unwrap();
     assert_eq!(
         fs::read(lab.root().join("var/lib/pve-cluster").join(wal_aside)).unwrap(),
         b"stale wal of the old database"
@@ -271,7 +274,8 @@ fn a_unit_that_never_stops_restarts_the_others_and_leaves_the_root_untouched() {
 fn a_node_that_never_becomes_quorate_ends_with_that_warning_and_the_rollback_command() {
     require_tools!("tar", "xz", "sha256sum", "gzip");
     let lab = Lab::new(|_| {});
-    lab.fake.model_pvecm("prod", &["192.0.2.10", "192.0.2.11"], None);
+    lab.fake
+        .model_pvecm("prod", &["192.0.2.10", "192.0.2.11"], None);
     let out = lab.restore();
     common::assert_ok(&out);
     let r = report(&out);
@@ -282,28 +286,26 @@ fn a_node_that_never_becomes_quorate_ends_with_that_warning_and_the_rollback_com
     let last = checks.last().unwrap();
     assert_eq!(last["status"], "deferred", "{last:#}");
     let todo = last["todo"].as_str().unwrap();
-    assert!(todo.contains("not quorate after 60s (Quorate: No)"), "{todo}");
+    assert!(
+        todo.contains("not quorate after 60s (Quorate: No)"),
+        "{todo}"
+    );
     assert!(todo.contains("rollback"), "{todo}");
     let text = all_text(&out);
     assert!(text.contains("not quorate"), "{text}");
     let cmd = r["rollback_command"].as_str().unwrap();
     assert!(cmd.contains("--rollback"), "{cmd}");
     assert!(text.contains(&format!("Roll back with: {cmd}")), "{text}");
-    assert!(text.contains("TO DO (pve_cluster, pve-cluster-db)"), "{text}");
+    assert!(
+        text.contains("TO DO (pve_cluster, pve-cluster-db)"),
+        "{text}"
+    );
 }
 
-#[test]
-fn a_corrupt_database_is_refused_before_any_service_stops() {
-    require_tools!("tar", "xz", "sha256sum", "gzip");
-    let lab = Lab::new(|t| {
-        let p = t.root.join(DB);
-        let mut bytes = fs::read(&p).unwrap();
-        // Keep the header, break the first table page's b-tree.
-        for b in &mut bytes[4096..4096 + 200] {
-            *b = 0xa5;
-        }
-        fs::write(&p, bytes).unwrap();
-    });
+/// A backup whose `config.db` is replaced by `bytes`: refused before anything is stopped or
+/// written, with SQLite's message; exit 1.
+fn refused(bytes: Vec<u8>, expect: &[&str]) {
+    let lab = Lab::new(move |t| fs::write(t.root.join(DB), &bytes).unwrap());
     lab.fake
         .model_pvecm("prod", &["192.0.2.10", "192.0.2.11"], Some(0));
     let before = snapshot(lab.root());
@@ -311,23 +313,53 @@ fn a_corrupt_database_is_refused_before_any_service_stops() {
     assert_eq!(common::code(&out), 1, "{}", all_text(&out));
     let text = all_text(&out);
     assert!(
-        text.contains("config.db is refused, nothing was stopped or written"),
+        text.contains("pve-cluster-db: preflight failed: the backup's config.db is refused, nothing was stopped or written: /var/lib/pve-cluster/config.db: "),
         "{text}"
     );
-    assert!(lab.fake.calls_of("systemctl").is_empty(), "{:?}", lab.fake.call_lines());
+    for e in expect {
+        assert!(text.contains(e), "{e:?} in {text}");
+    }
+    assert!(
+        lab.fake.calls_of("systemctl").is_empty(),
+        "{:?}",
+        lab.fake.call_lines()
+    );
     assert!(lab.fake.calls_of("umount").is_empty());
-    assert_eq!(snapshot(lab.root()), before);
+    assert!(lab.fake.calls_of("pvecm").is_empty());
+    assert_eq!(lab.fake.unit_state("pve-cluster"), "active");
+    assert_eq!(snapshot(lab.root()), before, "the root is untouched");
+}
+
+#[test]
+fn a_corrupt_database_is_refused_before_any_service_stops() {
+    require_tools!("tar", "xz", "sha256sum", "gzip");
+    let mut db = proxsave_testkit::configdb::ConfigDb::pve_cluster();
+    // Several pages: damaged() overwrites the second (the tree table's b-tree).
+    db.file("nodes/pve1/lrm_status", &[b'x'; 20_000], 1_721_780_100);
+    let good = db.bytes();
+    refused(
+        proxsave_testkit::configdb::damaged(&good),
+        &["SQLite integrity check failed"],
+    );
 }
 
 #[test]
 fn a_file_that_is_not_a_database_is_refused_with_sqlites_message() {
     require_tools!("tar", "xz", "sha256sum", "gzip");
-    let lab = Lab::new(|t| {
-        fs::write(t.root.join(DB), b"this is not an SQLite database at all").unwrap();
-    });
-    let out = lab.restore();
-    assert_eq!(common::code(&out), 1, "{}", all_text(&out));
-    let text = all_text(&out);
-    assert!(text.contains("file is not a database"), "{text}");
-    assert!(lab.fake.calls_of("systemctl").is_empty());
+    refused(
+        b"this is not an SQLite database at all, just text".to_vec(),
+        &["file is not a database"],
+    );
+}
+
+#[test]
+fn a_database_without_the_tree_table_is_refused() {
+    require_tools!("tar", "xz", "sha256sum", "gzip");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("other.db");
+    proxsave_testkit::configdb::without_tree(&db);
+    refused(
+        fs::read(&db).unwrap(),
+        &["no `tree` table: not a pmxcfs config.db"],
+    );
 }

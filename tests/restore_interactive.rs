@@ -156,6 +156,11 @@ fn quick_start_custom_restore_with_safe_cluster_mode() {
     p.send_line("c").unwrap();
     // 5. SAFE / RECOVERY (a cluster backup with the cluster database selected).
     let n = number_of(&mut p, "SAFE: Do NOT write", "Choice: ", &mut t);
+    // RECOVERY's choice says what it stops and the HA watchdog's risk.
+    assert!(
+        t.contains("Stops pve-cluster, pvedaemon, pveproxy and pvestatd; on a node with active HA resources the watchdog may fence (hard-reset) it while they are down"),
+        "{t}"
+    );
     p.send_line(&n).unwrap();
     // 6. Plan and confirmation.
     t += &p.exp_string("RESTORE PLAN").unwrap();

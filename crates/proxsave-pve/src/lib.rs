@@ -11,6 +11,7 @@ pub mod access;
 pub mod appliers;
 mod categories;
 pub mod clusterfs;
+pub mod configdb;
 pub mod domain;
 pub mod formats;
 pub mod pvesh;

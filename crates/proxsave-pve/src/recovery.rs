@@ -37,7 +37,7 @@ use proxsave_restore::prompt::Level;
 use crate::domain::PVE_SERVICES;
 
 /// The cluster database in an archive and in the root.
-pub const CONFIG_DB: &str = "var/lib/pve-cluster/config.db";
+pub const CONFIG_DB: &str = crate::configdb::BACKUP_PATH;
 /// Its SQLite write-ahead log and shared-memory index.
 pub const CONFIG_DB_SIDECARS: [&str; 2] = [
     "var/lib/pve-cluster/config.db-wal",
@@ -56,95 +56,40 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(2);
 /// The reminder about the other nodes (the guide's words).
 pub const ISOLATION_REMINDER: &str = "other cluster nodes: keep them ISOLATED from this node until it is verified; they may need to be removed and rejoined afterwards (pvecm delnode / pvecm add)";
 
-/// Checks a `config.db` file with the SQLite library: `PRAGMA integrity_check` must answer
-/// `ok` and pmxcfs' `tree` table must exist. Returns the number of rows in `tree`.
-///
-/// The file is opened read-only and immutable: nothing (no `-wal`, no `-shm`) is created
-/// beside it.
-///
-/// # Errors
-/// SQLite's own message (`file is not a database`, the integrity check's findings), or
-/// `no table "tree"`.
-pub fn check_config_db(path: &Path) -> Result<u64, String> {
-    use rusqlite::{Connection, OpenFlags};
-    let mut uri = String::from("file:");
-    for c in path.to_string_lossy().chars() {
-        match c {
-            '%' => uri.push_str("%25"),
-            '?' => uri.push_str("%3f"),
-            '#' => uri.push_str("%23"),
-            c => uri.push(c),
-        }
-    }
-    uri.push_str("?immutable=1");
-    let conn = Connection::open_with_flags(
-        &uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| e.to_string())?;
-    let findings: Vec<String> = conn
-        .prepare("PRAGMA integrity_check")
-        .and_then(|mut st| {
-            st.query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<String>, _>>()
-        })
-        .map_err(|e| e.to_string())?;
-    if findings != ["ok"] {
-        return Err(format!("integrity_check: {}", findings.join("; ")));
-    }
-    let tables: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tree'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(|e| e.to_string())?;
-    if tables == 0 {
-        return Err("no table \"tree\" (not a pmxcfs database)".into());
-    }
-    let rows: i64 = conn
-        .query_row("SELECT count(*) FROM tree", [], |r| r.get(0))
-        .map_err(|e| e.to_string())?;
-    Ok(u64::try_from(rows).unwrap_or(0))
-}
-
 fn path(p: &str) -> Result<ArchivePath, ApplyError> {
     ArchivePath::from_user(p).map_err(|e| ApplyError::Other(format!("{p}: {e}")))
 }
 
-/// Checks the staged `config.db` (bytes copied into a private 0700 folder first: it holds
-/// the cluster's private keys).
-fn check_staged(bytes: &[u8]) -> Result<u64, String> {
+/// Checks the backup's `config.db` (its staged bytes) as pmxcfs will load it: opened
+/// read-only with the SQLite library, `PRAGMA integrity_check` must answer `ok`, the `tree`
+/// table must exist and its rows must form the tree pmxcfs accepts
+/// ([`crate::configdb::ConfigDbTree::open`]). The bytes are copied into a private folder
+/// (0700, beside the stage in the work directory) first, away from any `-wal` / `-shm`.
+/// Returns the number of entries of its `/etc/pve`.
+///
+/// # Errors
+/// SQLite's message, or what is wrong with the tree, naming the backup's file.
+pub fn check_config_db(bytes: &[u8], private_dir: &Path) -> Result<usize, String> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = tempfile::Builder::new()
-        .prefix("proxsave-configdb-")
-        .tempdir()
+        .prefix(".proxsave-configdb-check-")
+        .tempdir_in(private_dir)
         .map_err(|e| format!("cannot make a private folder to check it: {e}"))?;
     let file = dir.path().join("config.db");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode_0600()
+        .mode(0o600)
         .open(&file)
         .map_err(|e| format!("{}: {e}", file.display()))?;
     f.write_all(bytes)
         .and_then(|()| f.flush())
         .map_err(|e| format!("{}: {e}", file.display()))?;
     drop(f);
-    check_config_db(&file)
-}
-
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Mode0600 for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.mode(0o600)
-    }
+    crate::configdb::ConfigDbTree::open(&file)
+        .map(|t| t.entries().len())
+        .map_err(|e| e.shown_as(format!("/{CONFIG_DB}")).to_string())
 }
 
 /// The RECOVERY applier; see the module docs.
@@ -180,13 +125,14 @@ impl Applier for ClusterDb {
         let mut details = serde_json::Map::new();
         match staged {
             Some(bytes) => {
-                let rows = check_staged(&bytes).map_err(|why| {
+                let private = ctx.stage.path().parent().unwrap_or(ctx.stage.path());
+                let rows = check_config_db(&bytes, private).map_err(|why| {
                     ApplyError::Refused(format!(
-                        "the backup's /{CONFIG_DB} is refused, nothing was stopped or written: {why}"
+                        "the backup's config.db is refused, nothing was stopped or written: {why}"
                     ))
                 })?;
                 plan.actions.push(format!(
-                    "/{CONFIG_DB}: SQLite integrity check passed ({rows} entries in table tree)"
+                    "/{CONFIG_DB}: SQLite integrity check passed ({rows} entries in its /etc/pve)"
                 ));
                 details.insert("config_db_entries".into(), rows.into());
                 for side in CONFIG_DB_SIDECARS {
@@ -214,7 +160,10 @@ impl Applier for ClusterDb {
         ));
         // pmxcfs is expected to mount it again only if it was mounted when the run began
         // (a root prepared offline, or a node whose pve-cluster was already down, has none).
-        let mounted = ctx.host.mounts.is_mount_point(&ctx.host.root.join("etc/pve"));
+        let mounted = ctx
+            .host
+            .mounts
+            .is_mount_point(&ctx.host.root.join("etc/pve"));
         details.insert("etc_pve_mounted_before".into(), mounted.into());
         details.insert("checks".into(), serde_json::json!(checks(ctx.plan)));
         plan.details = serde_json::Value::Object(details);
@@ -266,7 +215,10 @@ impl Applier for ClusterDb {
             return vec![Outcome::new(
                 "pve_cluster",
                 Status::Deferred {
-                    todo: format!("after the services start: check {}", checks(ctx.plan).join(", ")),
+                    todo: format!(
+                        "after the services start: check {}",
+                        checks(ctx.plan).join(", ")
+                    ),
                 },
                 "",
             )];
@@ -290,7 +242,10 @@ impl Applier for ClusterDb {
         }
         let mut out = Vec::new();
         if !failed.is_empty() {
-            let detail = format!("post-restart check failed: {}; {rollback}", failed.join("; "));
+            let detail = format!(
+                "post-restart check failed: {}; {rollback}",
+                failed.join("; ")
+            );
             ctx.prompter.say(Level::Warning, &detail);
             out.push(Outcome::new(
                 "pve_cluster",
@@ -443,46 +398,37 @@ mod tests {
 
     #[test]
     fn quorate_reads_the_quorum_line() {
-        assert_eq!(quorate("Quorum information\nQuorate:          Yes\n"), Some(true));
+        assert_eq!(
+            quorate("Quorum information\nQuorate:          Yes\n"),
+            Some(true)
+        );
         assert_eq!(quorate("Quorate:          No\n"), Some(false));
         assert_eq!(quorate("Cluster information\n"), None);
     }
 
     #[test]
-    fn a_good_database_passes_and_a_corrupt_one_is_refused_with_sqlites_message() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("config.db");
-        {
-            let c = rusqlite::Connection::open(&db).unwrap();
-            c.execute_batch(
-                "CREATE TABLE tree (inode INTEGER PRIMARY KEY NOT NULL, parent INTEGER NOT NULL, version INTEGER NOT NULL, writer INTEGER NOT NULL, mtime INTEGER NOT NULL, type INTEGER NOT NULL, name TEXT NOT NULL, data BLOB);
-                 INSERT INTO tree VALUES (0, 0, 1, 0, 1700000000, 8, '__version__', NULL);",
-            )
-            .unwrap();
-        }
-        assert_eq!(check_config_db(&db), Ok(1));
-        let bytes = std::fs::read(&db).unwrap();
-        assert_eq!(check_staged(&bytes), Ok(1));
-        // Nothing created beside it.
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    fn a_good_database_passes_and_a_bad_one_is_refused_with_sqlites_message() {
+        use proxsave_testkit::configdb::{ConfigDb, damaged, without_tree};
+        let work = tempfile::tempdir().unwrap();
+        let mut db = ConfigDb::pve_cluster();
+        // Big enough for several pages (damaged() overwrites the second).
+        db.file("nodes/pve1/lrm_status", &[b'x'; 20_000], 1_721_780_100);
+        let good = db.bytes();
+        let entries = check_config_db(&good, work.path()).unwrap();
+        assert!(entries >= 9, "{entries}");
+        // The private copy is gone; nothing is left in the work folder.
+        assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0);
 
-        let err = check_staged(b"SQLite format 3\0 but nothing after").unwrap_err();
-        assert!(err.contains("not a database"), "{err}");
+        let err = check_config_db(b"SQLite format 3\0 but nothing after", work.path()).unwrap_err();
+        assert!(err.starts_with("/var/lib/pve-cluster/config.db: "), "{err}");
+        assert!(err.contains("file is not a database"), "{err}");
 
-        let other = dir.path().join("other.db");
-        rusqlite::Connection::open(&other)
-            .unwrap()
-            .execute_batch("CREATE TABLE t (x);")
-            .unwrap();
-        let err = check_config_db(&other).unwrap_err();
-        assert!(err.contains("no table \"tree\""), "{err}");
+        let other = work.path().join("other.db");
+        without_tree(&other);
+        let err = check_config_db(&std::fs::read(&other).unwrap(), work.path()).unwrap_err();
+        assert!(err.contains("no `tree` table"), "{err}");
 
-        // A damaged page: integrity_check's findings.
-        let mut broken = bytes.clone();
-        let page = 4096.min(broken.len() / 2);
-        for b in &mut broken[page..page + 64] {
-            *b = 0xff;
-        }
-        assert!(check_staged(&broken).is_err());
+        let err = check_config_db(&damaged(&good), work.path()).unwrap_err();
+        assert!(err.contains("integrity check failed"), "{err}");
     }
 }

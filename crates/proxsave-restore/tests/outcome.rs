@@ -30,10 +30,12 @@ use proxsave_net as _;
 use proxsave_pbs as _;
 use proxsave_pve as _;
 
-/// Records commands; `systemctl is-active` answers `inactive`; starting `fail_start` fails.
+/// Records commands; `systemctl is-active` answers as systemctl does (`active`, exit 0, for a
+/// unit that runs; `inactive`, exit 3, once stopped); starting `fail_start` fails.
 #[derive(Default)]
 struct Runner {
     calls: Mutex<Vec<String>>,
+    stopped: Mutex<Vec<String>>,
     fail_start: Option<&'static str>,
 }
 
@@ -45,12 +47,26 @@ impl CommandRunner for Runner {
             (args.as_slice(), self.fail_start),
             (["start" | "restart", unit], Some(bad)) if *unit == bad
         );
+        let mut stopped = self.stopped.lock().unwrap();
+        match args.as_slice() {
+            ["stop", .., unit] | ["kill", .., unit] => stopped.push((*unit).to_string()),
+            ["start" | "restart", unit] if !fails => stopped.retain(|u| u != unit),
+            _ => {}
+        }
+        let down =
+            matches!(args.as_slice(), ["is-active", unit] if stopped.iter().any(|u| u == unit));
         Ok(CommandOutput {
-            code: Some(if fails { 1 } else { 0 }),
-            stdout: if args.first() == Some(&"is-active") {
-                b"inactive\n".to_vec()
+            code: Some(if down {
+                3
+            } else if fails {
+                1
             } else {
-                Vec::new()
+                0
+            }),
+            stdout: match args.first() {
+                Some(&"is-active") if down => b"inactive\n".to_vec(),
+                Some(&"is-active") => b"active\n".to_vec(),
+                _ => Vec::new(),
             },
             stderr: if fails {
                 b"Job for unit failed\n".to_vec()
@@ -300,9 +316,18 @@ fn a_service_left_stopped_is_completed_with_errors() {
     let (report, err, runner) = restore(&lab, &["pve_cluster"], runner, NEVER);
     assert!(err.is_none(), "{err:?}");
     assert_eq!(report.outcome, Outcome::CompletedWithErrors);
-    assert_eq!(
-        report.errors,
-        ["service pvedaemon was not started again: exit code 1: Job for unit failed"]
+    // The restart failure, and RECOVERY's check after the restart naming the unit and how
+    // to roll back.
+    assert_eq!(report.errors.len(), 2, "{:#?}", report.errors);
+    assert!(report.errors.contains(
+        &"service pvedaemon was not started again: exit code 1: Job for unit failed".to_string()
+    ));
+    assert!(
+        report.errors.iter().any(|e| e
+            .contains("post-restart check failed: pvedaemon is not active (inactive)")
+            && e.contains("--rollback")),
+        "{:#?}",
+        report.errors
     );
     let calls = runner.calls.lock().unwrap().clone();
     assert!(

@@ -269,7 +269,15 @@ fn without_a_recorded_cluster_mode_a_corosync_configuration_makes_it_a_cluster_b
         None,
     );
     assert!(version_only.cluster_payload && !version_only.is_cluster_backup());
-    assert!(plan::build(&version_only, HostRole::Pve, &req(Mode::Storage, &[]), &no_appliers).is_ok());
+    assert!(
+        plan::build(
+            &version_only,
+            HostRole::Pve,
+            &req(Mode::Storage, &[]),
+            &no_appliers
+        )
+        .is_ok()
+    );
     // No metadata, no manifest mode, but corosync.conf: asked.
     let clustered = analysis(
         &[
@@ -280,7 +288,13 @@ fn without_a_recorded_cluster_mode_a_corosync_configuration_makes_it_a_cluster_b
     );
     assert!(clustered.is_cluster_backup());
     assert_eq!(
-        plan::build(&clustered, HostRole::Pve, &req(Mode::Full, &[]), &no_appliers).unwrap_err(),
+        plan::build(
+            &clustered,
+            HostRole::Pve,
+            &req(Mode::Full, &[]),
+            &no_appliers
+        )
+        .unwrap_err(),
         PlanError::Missing(Decision::ClusterMode)
     );
     // A recorded mode wins.

@@ -335,57 +335,16 @@ fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// A real pmxcfs cluster database (`config.db`, SQLite, the schema of pve-cluster's
-/// `database.c`: one table `tree(inode, parent, version, writer, mtime, type, name, data)`,
-/// inode 0 the `__version__` row, folders type 4, files type 8) holding `files` (paths under
-/// `/etc/pve`, folders made as needed). Journal mode WAL as pmxcfs sets it, checkpointed and
-/// closed (no `-wal` left). Deterministic: the same files give the same bytes.
+/// `database.c`; see [`crate::configdb`]) holding `files` (paths under `/etc/pve`, folders
+/// made as needed), all with the same mtime. Journal mode WAL as pmxcfs sets it,
+/// checkpointed and closed (no `-wal` left). Deterministic: the same files give the same
+/// bytes.
 pub fn pmxcfs_config_db(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let dir = tempfile::tempdir().expect("tempdir for config.db");
-    let path = dir.path().join("config.db");
-    {
-        let c = rusqlite::Connection::open(&path).expect("create config.db");
-        c.pragma_update(None, "journal_mode", "WAL").expect("WAL");
-        c.execute_batch(
-            "CREATE TABLE tree (inode INTEGER PRIMARY KEY NOT NULL, parent INTEGER NOT NULL CHECK(typeof(parent)=='integer'), version INTEGER NOT NULL CHECK(typeof(version)=='integer'), writer INTEGER NOT NULL CHECK(typeof(writer)=='integer'), mtime INTEGER NOT NULL CHECK(typeof(mtime)=='integer'), type INTEGER NOT NULL CHECK(typeof(type)=='integer'), name TEXT NOT NULL, data BLOB);",
-        )
-        .expect("schema");
-        let mtime: i64 = 1_784_853_000;
-        let mut next: i64 = 1;
-        let mut dirs: Vec<(String, i64)> = vec![(String::new(), 0)];
-        let insert = |inode: i64, parent: i64, ty: i64, name: &str, data: Option<&[u8]>| {
-            c.execute(
-                "INSERT INTO tree (inode, parent, version, writer, mtime, type, name, data) VALUES (?1, ?2, ?1, 0, ?3, ?4, ?5, ?6)",
-                rusqlite::params![inode, parent, mtime, ty, name, data],
-            )
-            .expect("insert row");
-        };
-        for (p, data) in files {
-            let parts: Vec<&str> = p.split('/').filter(|x| !x.is_empty()).collect();
-            let mut parent = 0;
-            let mut so_far = String::new();
-            for d in &parts[..parts.len().saturating_sub(1)] {
-                so_far.push('/');
-                so_far.push_str(d);
-                parent = match dirs.iter().find(|(n, _)| *n == so_far) {
-                    Some((_, i)) => *i,
-                    None => {
-                        let i = next;
-                        next += 1;
-                        insert(i, parent, 4, d, None);
-                        dirs.push((so_far.clone(), i));
-                        i
-                    }
-                };
-            }
-            let i = next;
-            next += 1;
-            insert(i, parent, 8, parts.last().copied().unwrap_or("x"), Some(data));
-        }
-        insert(0, 0, 8, "__version__", None);
-        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-            .expect("checkpoint");
+    let mut db = crate::configdb::ConfigDb::new();
+    for (p, data) in files {
+        db.file(p, data, 1_784_853_000);
     }
-    std::fs::read(&path).expect("read config.db")
+    db.bytes()
 }
 
 /// Deterministic pseudo-random bytes (xorshift), for incompressible content.

@@ -9,12 +9,14 @@
 //! - [`fixture`]: host trees ([`fixture::HostTree`]) and backups made with the real tools.
 //! - [`hosts`]: realistic target roots ([`hosts::HostRoot`]) for restores, PBS/dual/standalone
 //!   source trees, and [`hosts::make_host_backup`].
+//! - [`configdb`]: real-schema pmxcfs `config.db` files ([`configdb::ConfigDb`]).
 //! - [`fakes`]: fake host commands ([`fakes::FakeBin`]) that record calls and answer from rules.
 //! - [`pve`]: a stateful double of the Proxmox VE API behind a fake `pvesh`
 //!   ([`pve::PveDouble`], the `pve-double` binary).
 //! - [`paused`]: runs `proxsave` until a checkpoint (`PROXSAVE_TEST_STOP_AT`) to deliver a real
 //!   signal at an exact point.
 
+pub mod configdb;
 pub mod evil;
 pub mod fakes;
 pub mod fixture;
