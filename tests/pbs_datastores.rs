@@ -1,17 +1,21 @@
 //! PBS datastores end to end: the real binary restores a PBS backup with three datastores
 //! onto a fresh PBS root:
 //!
-//! * `main` at `/mnt/ds1/main`: a real tmpfs is mounted on `<root>/mnt/ds1` and holds an
+//! * `main` at `/mnt/ds1/main`: a test filesystem is mounted on `<root>/mnt/ds1` and holds an
 //!   existing chunk store — only its definition comes back, its files are not touched;
-//! * `fresh` at `/mnt/ds2`: an empty tmpfs is mounted there — it gets the chunk store PBS
-//!   creates (65 536 prefix folders, `.lock`, owners from the *root's* `/etc/passwd`);
+//! * `fresh` at `/mnt/ds2`: an empty test filesystem is mounted there — it gets the chunk
+//!   store PBS creates (65 536 prefix folders, `.lock`, owners from the *root's* `/etc/passwd`);
 //! * `offsite` at `/mnt/usb-offsite/pbs`: nothing is mounted — it is deferred into
 //!   `datastore.cfg.deferred` and its folder is never created.
 //!
 //! The backup's `datastore.cfg` is hand-edited (a property without indentation, a comment):
-//! the normaliser fixes it and the installed file is what PBS loads. `proxmox-backup-manager`
-//! is not on `PATH` (the API is down), so clean mode writes the file and merge mode applies
-//! nothing. Mounts need root; they are undone by a guard on every exit.
+//! the normaliser fixes it and the installed file is what PBS loads.
+//!
+//! The mounts are bind mounts of two folders of the test ("the disks") made in a private mount
+//! namespace (`unshare -m`) that proxsave runs in: they vanish with it on every path, what
+//! proxsave wrote through them stays in the disk folders, and the folders under them in the
+//! root (the root filesystem) show that nothing was written there. They need root and
+//! `unshare(1)`: elsewhere the tests skip with a message (and fail under CI).
 
 mod common;
 
@@ -33,52 +37,53 @@ const BACKUP_DATASTORE_CFG: &str = "datastore: main\n\tcomment Main backup store
 const BACKUP_UID: u32 = 4242;
 const BACKUP_GID: u32 = 4343;
 
-/// tmpfs mounts, unmounted on drop.
-struct Mounts(Vec<PathBuf>);
-
-impl Mounts {
-    fn tmpfs(&mut self, at: &Path) {
-        fs::create_dir_all(at).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs"])
-            .arg(at)
+/// True when bind mounts in a private mount namespace work here (root and `unshare`).
+fn can_mount() -> bool {
+    let ok = proxsave_testkit::fixture::is_root()
+        && Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-euc"])
+            .arg("d=$(mktemp -d); mount --bind \"$d\" \"$d\"; umount \"$d\"; rmdir \"$d\"")
             .status()
-            .unwrap();
-        assert!(st.success(), "mount tmpfs on {}", at.display());
-        self.0.push(at.to_path_buf());
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            !proxsave_testkit::tools_required(),
+            "the PBS datastore tests need root and unshare(1) (mount namespaces) in CI"
+        );
+        eprintln!("skipping: needs root and unshare -m (bind mounts of test disks)");
     }
-}
-
-impl Drop for Mounts {
-    fn drop(&mut self) {
-        for m in self.0.iter().rev() {
-            let _ = Command::new("umount").arg("-l").arg(m).status();
-        }
-    }
+    ok
 }
 
 struct Lab {
-    // Dropped first: unmount before the temporary folder goes.
-    _mounts: Mounts,
     fake: FakeBin,
     target: HostRoot,
     bundle: PathBuf,
     dir: tempfile::TempDir,
+    /// The "disk" mounted on `<root>/mnt/ds1` (holds the existing chunk store `main`).
+    disk1: PathBuf,
+    /// The empty "disk" mounted on `<root>/mnt/ds2`.
+    disk2: PathBuf,
 }
 
 impl Lab {
+    /// A lab whose `proxmox-backup-manager` is missing (the PBS API is down).
     fn new() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
         let cmds: Vec<&str> = DEFAULT_COMMANDS
             .iter()
             .copied()
             .filter(|c| *c != "proxmox-backup-manager")
             .collect();
-        let fake = FakeBin::with_commands(dir.path().join("fake"), &cmds);
+        Lab::with_backup_cfg(BACKUP_DATASTORE_CFG, &cmds)
+    }
+
+    fn with_backup_cfg(cfg: &str, cmds: &[&str]) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeBin::with_commands(dir.path().join("fake"), cmds);
         let mut source = HostTree::pbs_node(dir.path().join("source"));
         source.file(
             "etc/proxmox-backup/datastore.cfg",
-            BACKUP_DATASTORE_CFG.as_bytes(),
+            cfg.as_bytes(),
             0o640,
             (0, 34),
         );
@@ -100,22 +105,26 @@ impl Lab {
             assert!(text.contains(from), "{file}: {text}");
             fs::write(root.join(file), text.replace(from, to)).unwrap();
         }
-        let mut mounts = Mounts(Vec::new());
-        mounts.tmpfs(&root.join("mnt/ds1"));
-        mounts.tmpfs(&root.join("mnt/ds2"));
-        // An existing chunk store on ds1.
-        let main = root.join("mnt/ds1/main");
+        // The mount points on the root filesystem, and the two disks.
+        fs::create_dir_all(root.join("mnt/ds1")).unwrap();
+        fs::create_dir_all(root.join("mnt/ds2")).unwrap();
+        let disk1 = dir.path().join("disk1");
+        let disk2 = dir.path().join("disk2");
+        fs::create_dir(&disk2).unwrap();
+        // An existing chunk store on disk 1.
+        let main = disk1.join("main");
         fs::create_dir_all(main.join(".chunks/0000")).unwrap();
         fs::create_dir_all(main.join(".chunks/abcd")).unwrap();
         fs::write(main.join(".chunks/abcd/abcd0123deadbeef"), b"chunk data").unwrap();
         fs::write(main.join(".lock"), b"").unwrap();
         fs::create_dir_all(main.join("vm/100")).unwrap();
         Lab {
-            _mounts: mounts,
             fake,
             target,
             bundle,
             dir,
+            disk1,
+            disk2,
         }
     }
 
@@ -123,8 +132,32 @@ impl Lab {
         self.target.root()
     }
 
+    /// `proxsave restore …` in a private mount namespace with the two disks mounted.
     fn restore(&self, extra: &[&str]) -> Output {
+        let root = self.root();
+        // The real `mount` (the fakes fake it): PATH gets the fakes only for proxsave.
+        let mut cmd = Command::new("unshare");
+        cmd.env("FAKE_PATH", self.fake.path_env())
+            .args(["-m", "--propagation", "private", "sh", "-euc"])
+            .arg("mount --bind \"$1\" \"$2\"; mount --bind \"$3\" \"$4\"; shift 4; PATH=$FAKE_PATH; export PATH; exec \"$@\"")
+            .arg("sh")
+            .arg(&self.disk1)
+            .arg(root.join("mnt/ds1"))
+            .arg(&self.disk2)
+            .arg(root.join("mnt/ds2"))
+            .arg(common::bin());
+        self.restore_args(&mut cmd, extra);
+        cmd.output().unwrap()
+    }
+
+    /// `proxsave restore …` without any mount.
+    fn restore_unmounted(&self, extra: &[&str]) -> Output {
         let mut cmd = self.fake.command(common::bin());
+        self.restore_args(&mut cmd, extra);
+        cmd.output().unwrap()
+    }
+
+    fn restore_args(&self, cmd: &mut Command, extra: &[&str]) {
         cmd.env("TZ", "UTC")
             .env("LC_ALL", "C")
             .stdin(Stdio::null())
@@ -146,7 +179,6 @@ impl Lab {
                 "storage",
             ])
             .args(extra);
-        cmd.output().unwrap()
     }
 }
 
@@ -158,6 +190,24 @@ fn report(out: &Output) -> serde_json::Value {
             common::stderr(out)
         )
     })
+}
+
+/// Every string of a JSON document, one a line (so texts are matched unescaped).
+fn texts(out: &Output) -> String {
+    fn walk(v: &serde_json::Value, acc: &mut String) {
+        match v {
+            serde_json::Value::String(s) => {
+                acc.push_str(s);
+                acc.push('\n');
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, acc)),
+            serde_json::Value::Object(o) => o.values().for_each(|x| walk(x, acc)),
+            _ => {}
+        }
+    }
+    let mut acc = String::new();
+    walk(&report(out), &mut acc);
+    acc
 }
 
 fn outcome<'a>(r: &'a serde_json::Value, category: &str) -> &'a serde_json::Value {
@@ -205,16 +255,19 @@ fn mode_owner(p: &Path) -> (u32, u32, u32) {
 
 #[test]
 fn clean_mode_without_the_api_creates_defers_and_keeps() {
-    require_tools!("tar", "mount", "umount");
+    require_tools!("tar", "mount", "unshare");
+    if !can_mount() {
+        return;
+    }
     let lab = Lab::new();
     let root = lab.root().to_path_buf();
-    let main_before = tree(&root.join("mnt/ds1/main"));
+    let main_before = tree(&lab.disk1.join("main"));
     let host_store_before = tree(&root.join("mnt/datastore/store1"));
 
     // The plan says what happens to each datastore before anything is written.
     let dry = lab.restore(&["--pbs-behavior", "clean", "--dry-run"]);
     common::assert_ok(&dry);
-    let shown = common::stdout(&dry);
+    let shown = texts(&dry);
     assert!(
         shown.contains("datastore main (/mnt/ds1/main): apply (a PBS datastore is already there"),
         "{shown}"
@@ -230,7 +283,7 @@ fn clean_mode_without_the_api_creates_defers_and_keeps() {
         "{shown}"
     );
     assert!(shown.contains("line 7: property not indented"), "{shown}");
-    assert!(!root.join("mnt/ds2/.chunks").exists());
+    assert!(!lab.disk2.join(".chunks").exists());
     assert!(
         !root
             .join("etc/proxmox-backup/datastore.cfg.deferred")
@@ -269,11 +322,14 @@ fn clean_mode_without_the_api_creates_defers_and_keeps() {
     assert!(!root.join("mnt/usb-offsite").exists());
 
     // The existing chunk store is untouched; so is the host's own store1 (config only).
-    assert_eq!(tree(&root.join("mnt/ds1/main")), main_before);
+    assert_eq!(tree(&lab.disk1.join("main")), main_before);
     assert_eq!(tree(&root.join("mnt/datastore/store1")), host_store_before);
 
     // The empty mounted datastore has PBS's layout.
-    let ds2 = root.join("mnt/ds2");
+    // Nothing went onto the root filesystem under the mount points.
+    assert_eq!(fs::read_dir(root.join("mnt/ds1")).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(root.join("mnt/ds2")).unwrap().count(), 0);
+    let ds2 = lab.disk2.clone();
     assert_eq!(mode_owner(&ds2), (0o750, BACKUP_UID, BACKUP_GID));
     assert_eq!(
         mode_owner(&ds2.join(".lock")),
@@ -310,7 +366,10 @@ fn clean_mode_without_the_api_creates_defers_and_keeps() {
 
 #[test]
 fn merge_mode_without_the_api_writes_no_datastore_and_creates_nothing() {
-    require_tools!("tar", "mount", "umount");
+    require_tools!("tar", "mount", "unshare");
+    if !can_mount() {
+        return;
+    }
     let lab = Lab::new();
     let root = lab.root().to_path_buf();
     let cfg_before = fs::read(root.join("etc/proxmox-backup/datastore.cfg")).unwrap();
@@ -324,10 +383,122 @@ fn merge_mode_without_the_api_writes_no_datastore_and_creates_nothing() {
         fs::read(root.join("etc/proxmox-backup/datastore.cfg")).unwrap(),
         cfg_before
     );
-    assert!(!root.join("mnt/ds2/.chunks").exists());
+    assert!(!lab.disk2.join(".chunks").exists());
     assert!(!root.join("mnt/usb-offsite").exists());
     // The deferred datastore is still kept aside with its command.
     let deferred =
         fs::read_to_string(root.join("etc/proxmox-backup/datastore.cfg.deferred")).unwrap();
     assert!(deferred.contains("datastore: offsite\n"), "{deferred}");
+}
+
+/// A hand-mangled `datastore.cfg`: junk lines, a tab between key and value, a duplicate key,
+/// a datastore defined twice, and paths PBS must never get (`..`, relative, `/`, system
+/// folders).
+const BAD_DATASTORE_CFG: &str = "junk before any header\ndatastore: dotdot\n\tpath /srv/../etc/pbs\ndatastore: rel\npath relative/store\n\ndatastore: slash\n\tpath /\n\ndatastore: etcds\n\tpath /etc/pbs-store\n\ndatastore: usrds\n\tpath /usr/local/pbs\n\ndatastore: procds\n\tpath /proc/pbs\n\ndatastore: good\n\tcomment first\n\tpath /srv/pbs/good\n\tcomment second\n\ndatastore: good\n\tpath /srv/pbs/good2\ngc-schedule\tdaily\n  %% not a property\n";
+
+#[test]
+fn bad_input_is_normalised_named_and_bad_paths_are_deferred_never_created() {
+    require_tools!("tar");
+    let cmds: Vec<&str> = DEFAULT_COMMANDS
+        .iter()
+        .copied()
+        .filter(|c| *c != "proxmox-backup-manager")
+        .collect();
+    let lab = Lab::with_backup_cfg(BAD_DATASTORE_CFG, &cmds);
+    let root = lab.root().to_path_buf();
+
+    let dry = lab.restore_unmounted(&["--pbs-behavior", "clean", "--dry-run"]);
+    common::assert_ok(&dry);
+    let shown = texts(&dry);
+    for want in [
+        "line 1: not part of a datastore section: \"junk before any header\"",
+        "line 5: property not indented under its `datastore:` header",
+        "line 26: property not indented under its `datastore:` header",
+        "datastore good has duplicate key `comment` (also line 20); the last one is kept",
+        "datastore good is defined twice (also line 19); the last definition is kept",
+        "line 27: not a datastore property (`%%`)",
+        "datastore dotdot (/srv/../etc/pbs): defer: the path \"/srv/../etc/pbs\" contains a `..` component",
+        "datastore rel (relative/store): defer: the path \"relative/store\" is not absolute",
+        "datastore slash (/): defer: the path \"/\" is the root folder `/`",
+        "datastore etcds (/etc/pbs-store): defer: the path \"/etc/pbs-store\" is in the system folder /etc",
+        "datastore usrds (/usr/local/pbs): defer: the path \"/usr/local/pbs\" is in the system folder /usr",
+        "datastore procds (/proc/pbs): defer: the path \"/proc/pbs\" is in the system folder /proc",
+        "datastore good (/srv/pbs/good2): apply (the folder is missing",
+    ] {
+        assert!(shown.contains(want), "missing {want:?} in:\n{shown}");
+    }
+
+    let out = lab.restore_unmounted(&["--pbs-behavior", "clean"]);
+    common::assert_ok(&out);
+    let r = report(&out);
+    let o = outcome(&r, "datastore_pbs");
+    assert_eq!(o["status"], "deferred", "{o:#}");
+    let todo = o["todo"].as_str().unwrap();
+    for name in ["dotdot", "rel", "slash", "etcds", "usrds", "procds"] {
+        assert!(todo.contains(name), "{name} in {todo}");
+    }
+    // The live file: the one good datastore, its last definition, as PBS writes it.
+    let cfg = fs::read_to_string(root.join("etc/proxmox-backup/datastore.cfg")).unwrap();
+    assert_eq!(
+        cfg,
+        "datastore: good\n\tpath /srv/pbs/good2\n\tgc-schedule daily\n"
+    );
+    // Nothing was created at a bad path.
+    for p in [
+        "etc/pbs",
+        "etc/pbs-store",
+        "usr/local/pbs",
+        "proc",
+        "relative",
+        ".chunks",
+        ".lock",
+    ] {
+        assert!(!root.join(p).exists(), "{p} was created");
+    }
+    let deferred =
+        fs::read_to_string(root.join("etc/proxmox-backup/datastore.cfg.deferred")).unwrap();
+    for line in [
+        "# proxmox-backup-manager datastore create etcds /etc/pbs-store\n",
+        "datastore: procds\n\tpath /proc/pbs\n",
+    ] {
+        assert!(deferred.contains(line), "{line:?} in {deferred}");
+    }
+    assert!(root.join("srv/pbs/good2/.chunks/ffff").is_dir());
+}
+
+#[test]
+fn a_staged_file_that_is_not_section_config_is_not_written_and_is_reported() {
+    require_tools!("tar");
+    let cmds: Vec<&str> = DEFAULT_COMMANDS
+        .iter()
+        .copied()
+        .filter(|c| *c != "proxmox-backup-manager")
+        .collect();
+    for staged in ["", "this is not\na section config file\n"] {
+        let lab = Lab::with_backup_cfg(staged, &cmds);
+        let root = lab.root().to_path_buf();
+        let before = fs::read(root.join("etc/proxmox-backup/datastore.cfg")).unwrap();
+        let out = lab.restore_unmounted(&["--pbs-behavior", "clean"]);
+        common::assert_ok(&out);
+        let r = report(&out);
+        let o = outcome(&r, "datastore_pbs");
+        let detail = o["detail"].as_str().unwrap_or_default().to_string()
+            + o["reason"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("the backup's datastore.cfg is empty: not written")
+                || detail.contains(
+                    "the backup's datastore.cfg has no valid datastore section: not written"
+                ),
+            "{staged:?}: {o:#}"
+        );
+        assert_eq!(
+            fs::read(root.join("etc/proxmox-backup/datastore.cfg")).unwrap(),
+            before
+        );
+        assert!(
+            !root
+                .join("etc/proxmox-backup/datastore.cfg.deferred")
+                .exists()
+        );
+    }
 }
