@@ -502,3 +502,116 @@ fn the_question_defaults_to_no() {
     assert_eq!(q["default"], "no");
     assert_no_secret(&out, &r);
 }
+
+/// `proxmox-backup-proxy` refuses every step of the stop escalation (it stays active).
+fn refuse_to_stop(lab: &Lab) {
+    let unit = "proxmox-backup-proxy";
+    for prefix in [
+        vec!["stop", "--no-block", unit],
+        vec!["stop", unit],
+        vec!["kill", "--signal=SIGTERM", "--kill-who=all", unit],
+        vec!["kill", "--signal=SIGKILL", "--kill-who=all", unit],
+    ] {
+        lab.fake.respond(
+            "systemctl",
+            &prefix,
+            Response::fail(
+                1,
+                "Failed to stop proxmox-backup-proxy.service: Access denied\n",
+            ),
+        );
+    }
+    lab.fake
+        .respond("systemctl", &["is-active", unit], Response::ok("active\n"));
+}
+
+#[test]
+fn a_proxy_that_will_not_stop_asks_and_no_stops_before_anything_is_written() {
+    let Some(lab) = Lab::new() else { return };
+    refuse_to_stop(&lab);
+    let before: Vec<String> = ["user.cfg", "acl.cfg", "token.shadow", "shadow.json", "tfa.json"]
+        .iter()
+        .map(|n| lab.read(n))
+        .collect();
+    let out = lab.restore(&[
+        "--pbs-behavior",
+        "merge",
+        "--answer",
+        "pbs.access-control.apply=yes",
+        "--answer",
+        "continue_with_pbs_services_running=no",
+    ]);
+    assert_eq!(common::code(&out), 1, "{}", common::stderr(&out));
+    let after: Vec<String> = ["user.cfg", "acl.cfg", "token.shadow", "shadow.json", "tfa.json"]
+        .iter()
+        .map(|n| lab.read(n))
+        .collect();
+    assert_eq!(before, after);
+    let lines = lab.fake.call_lines();
+    // The whole escalation was tried, then nothing else was stopped.
+    for step in [
+        "systemctl stop --no-block proxmox-backup-proxy",
+        "systemctl stop proxmox-backup-proxy",
+        "systemctl kill --signal=SIGTERM --kill-who=all proxmox-backup-proxy",
+        "systemctl kill --signal=SIGKILL --kill-who=all proxmox-backup-proxy",
+    ] {
+        assert!(lines.iter().any(|l| l == step), "{step}: {lines:#?}");
+    }
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l == "systemctl stop --no-block proxmox-backup"),
+        "{lines:#?}"
+    );
+    // Still running: not started again.
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l == "systemctl start proxmox-backup-proxy"),
+        "{lines:#?}"
+    );
+    let text = format!("{}{}", common::stdout(&out), common::stderr(&out));
+    for s in SECRETS {
+        assert!(!text.contains(s), "secret {s} shown:\n{text}");
+    }
+}
+
+#[test]
+fn a_proxy_that_will_not_stop_asks_and_yes_goes_on() {
+    let Some(lab) = Lab::new() else { return };
+    refuse_to_stop(&lab);
+    let out = lab.restore(&[
+        "--pbs-behavior",
+        "merge",
+        "--answer",
+        "pbs.access-control.apply=yes",
+        "--answer",
+        "continue_with_pbs_services_running=yes",
+    ]);
+    let r = report(&out);
+    assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
+    assert_eq!(outcome(&r)["status"], "applied", "{:#}", outcome(&r));
+    assert!(lab.read("user.cfg").contains("user: alice@pbs"));
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains("proxmox-backup-proxy could not be stopped"),
+        "{warnings}"
+    );
+    let lines = lab.fake.call_lines();
+    assert!(lines.iter().any(|l| l == "systemctl stop --no-block proxmox-backup"));
+    assert!(lines.iter().any(|l| l == "systemctl start proxmox-backup"));
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l == "systemctl start proxmox-backup-proxy"),
+        "{lines:#?}"
+    );
+    let start = r["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "start" && a["target"] == "proxmox-backup-proxy")
+        .expect("the proxy's start action");
+    assert_eq!(start["result"], "already active");
+    assert_no_secret(&out, &r);
+}
