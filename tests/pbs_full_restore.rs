@@ -326,7 +326,7 @@ impl Lab {
         self.target.root()
     }
 
-    fn restore(&self, behavior: &str) -> Output {
+    fn restore(&self, behavior: &str, extra: &[&str]) -> Output {
         let mut cmd = self.fake.command(common::bin());
         cmd.env("TZ", "UTC")
             .env("LC_ALL", "C")
@@ -356,7 +356,8 @@ impl Lab {
                 "pbs.access-control.apply=yes",
                 "--answer",
                 "pbs.datastores.create=yes",
-            ]);
+            ])
+            .args(extra);
         cmd.output().unwrap()
     }
 
@@ -688,7 +689,26 @@ fn merge_restores_everything_and_keeps_this_hosts_extra_objects() {
         return;
     }
     let lab = Lab::new();
-    let out = lab.restore("merge");
+    // The plan says when the services come back, before anything is done.
+    let dry = lab.restore("merge", &["--dry-run"]);
+    assert_eq!(common::code(&dry), 0, "{}", common::stderr(&dry));
+    let plan = report(&dry);
+    let ds = plan["appliers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "datastore-pbs")
+        .expect("datastore-pbs planned");
+    assert!(
+        ds["actions"].to_string().contains(
+            "needs proxmox-backup-proxy, proxmox-backup running (it calls their API): they are stopped for the restore and started again just before this applier"
+        ),
+        "{ds:#}"
+    );
+    assert!(!lab.root().join("mnt/ds2/.chunks").exists());
+    assert!(lab.fake.call_lines().iter().all(|l| !l.starts_with("systemctl stop")));
+    assert_no_secret(&dry, &plan);
+    let out = lab.restore("merge", &[]);
     let r = report(&out);
     assert_no_secret(&out, &r);
     assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
@@ -726,7 +746,7 @@ fn clean_restores_everything_and_removes_this_hosts_extra_objects() {
     let store1_before = fs::read_dir(lab.root().join("mnt/datastore/store1/.chunks"))
         .map(|d| d.count())
         .unwrap_or(0);
-    let out = lab.restore("clean");
+    let out = lab.restore("clean", &[]);
     let r = report(&out);
     assert_no_secret(&out, &r);
     assert_eq!(common::code(&out), 0, "{}", common::stderr(&out));
