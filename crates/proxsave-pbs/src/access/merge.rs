@@ -114,6 +114,11 @@ impl AcFile {
         }
     }
 
+    /// The file name (`user.cfg`).
+    pub fn name(self) -> &'static str {
+        self.path().rsplit('/').next().unwrap_or("")
+    }
+
     /// PBS's mode: 0600 for `shadow.json` and `tfa.json`, 0640 otherwise.
     pub fn mode(self) -> u32 {
         match self {
@@ -276,6 +281,20 @@ pub fn merge(backup: &AcTexts, live: &AcTexts, mode: Mode) -> Result<Merged, Mer
     for file in AcFile::ALL {
         let Some(b) = backup.get(file) else { continue };
         let l = live.get(file);
+        if let Some(why) = not_usable(file, b) {
+            diags.push(FileDiag {
+                file: format!("{BACKUP} {}", file.path()),
+                line: 0,
+                reason: format!("{why}: not written"),
+            });
+            files.push(MergedFile {
+                file,
+                before: l.map(str::to_owned),
+                after: None,
+                notes: vec![format!("left as it is: {why}")],
+            });
+            continue;
+        }
         let merged = match file {
             AcFile::UserCfg => merge_user_cfg(b, l, mode, &mut diags),
             AcFile::Domains => merge_domains(b, l, mode, &mut diags),
@@ -299,6 +318,24 @@ pub fn merge(backup: &AcTexts, live: &AcTexts, mode: Mode) -> Result<Merged, Mer
         return Err(MergeError::NoAdministrator);
     }
     Ok(Merged { mode, files, diags })
+}
+
+/// Why the backup's `file` is not used at all (`None`: it is): empty, or not one line of it
+/// reads as that file (a section-config file with no section PBS accepts, an `acl.cfg` with no
+/// valid line). Writing such a file would only remove things (in clean mode, everything of
+/// this host but `root@pam`).
+fn not_usable(file: AcFile, text: &str) -> Option<String> {
+    if text.trim().is_empty() {
+        return Some("the backup's file is empty".into());
+    }
+    let unreadable = match file {
+        AcFile::UserCfg => check_sections(text, SectionFile::User).0.is_empty(),
+        AcFile::Domains => check_sections(text, SectionFile::Domains).0.is_empty(),
+        AcFile::Acl => parse_acl(text).0.is_empty(),
+        // The JSON files name their own error (see their merge).
+        AcFile::TokenShadow | AcFile::Shadow | AcFile::Tfa => false,
+    };
+    unreadable.then(|| format!("no line of the backup's file reads as {}", file.name()))
 }
 
 /// True when PBS would see an enabled administrator in these `user.cfg` and `acl.cfg` texts:

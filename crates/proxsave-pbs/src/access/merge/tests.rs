@@ -271,7 +271,11 @@ proptest! {
             .with(AcFile::Acl, "acl:1:/:a@pbs:Admin\n");
         let mode = if clean { Mode::Clean } else { Mode::Merge };
         let m = merge(&b, &host(), mode).expect("root@pam of this host is enabled");
-        let u = after(&m, AcFile::UserCfg);
+        // What PBS reads afterwards: the file written, or this host's (an empty one is not).
+        let u = m
+            .file(AcFile::UserCfg)
+            .and_then(|x| x.after.clone().or_else(|| x.before.clone()))
+            .unwrap_or_default();
         prop_assert!(u.starts_with("user: root@pam\n\tcomment Superuser\n\tenable 1\n\ntoken: root@pam!mon\n"));
         prop_assert_eq!(u.matches("root@pam").count(), 2);
         let ts = parse_secret_map(&after(&m, AcFile::TokenShadow)).unwrap();
@@ -279,5 +283,37 @@ proptest! {
         prop_assert!(ts.keys().filter(|k| k.starts_with("root@pam")).count() == 1);
         // What PBS reads back is valid section config.
         prop_assert!(proxsave_formats::section::parse_strict(&u).is_ok());
+    }
+}
+
+#[test]
+fn an_empty_or_unreadable_staged_file_is_not_written_and_is_named() {
+    let junk = AcTexts::default()
+        .with(AcFile::UserCfg, "")
+        .with(AcFile::Acl, "# only a comment\nnot an acl line\n")
+        .with(AcFile::Domains, "this is not a section config\n")
+        .with(AcFile::Shadow, "  \n");
+    for mode in [Mode::Merge, Mode::Clean] {
+        let m = merge(&junk, &host(), mode).expect("merge");
+        for f in [AcFile::UserCfg, AcFile::Acl, AcFile::Domains, AcFile::Shadow] {
+            let x = m.file(f).unwrap();
+            assert!(x.after.is_none() && !x.changes(), "{f:?}");
+            assert!(x.notes[0].starts_with("left as it is: "), "{:?}", x.notes);
+        }
+        let d: Vec<String> = m.diags.iter().map(ToString::to_string).collect();
+        assert!(
+            d.contains(
+                &"the backup's etc/proxmox-backup/user.cfg: the backup's file is empty: not written (skipped)"
+                    .to_string()
+            ),
+            "{d:?}"
+        );
+        assert!(
+            d.contains(
+                &"the backup's etc/proxmox-backup/acl.cfg: no line of the backup's file reads as acl.cfg: not written (skipped)"
+                    .to_string()
+            ),
+            "{d:?}"
+        );
     }
 }
