@@ -529,10 +529,16 @@ fn refuse_to_stop(lab: &Lab) {
 fn a_proxy_that_will_not_stop_asks_and_no_stops_before_anything_is_written() {
     let Some(lab) = Lab::new() else { return };
     refuse_to_stop(&lab);
-    let before: Vec<String> = ["user.cfg", "acl.cfg", "token.shadow", "shadow.json", "tfa.json"]
-        .iter()
-        .map(|n| lab.read(n))
-        .collect();
+    let before: Vec<String> = [
+        "user.cfg",
+        "acl.cfg",
+        "token.shadow",
+        "shadow.json",
+        "tfa.json",
+    ]
+    .iter()
+    .map(|n| lab.read(n))
+    .collect();
     let out = lab.restore(&[
         "--pbs-behavior",
         "merge",
@@ -542,10 +548,16 @@ fn a_proxy_that_will_not_stop_asks_and_no_stops_before_anything_is_written() {
         "continue_with_pbs_services_running=no",
     ]);
     assert_eq!(common::code(&out), 1, "{}", common::stderr(&out));
-    let after: Vec<String> = ["user.cfg", "acl.cfg", "token.shadow", "shadow.json", "tfa.json"]
-        .iter()
-        .map(|n| lab.read(n))
-        .collect();
+    let after: Vec<String> = [
+        "user.cfg",
+        "acl.cfg",
+        "token.shadow",
+        "shadow.json",
+        "tfa.json",
+    ]
+    .iter()
+    .map(|n| lab.read(n))
+    .collect();
     assert_eq!(before, after);
     let lines = lab.fake.call_lines();
     // The whole escalation was tried, then nothing else was stopped.
@@ -598,7 +610,11 @@ fn a_proxy_that_will_not_stop_asks_and_yes_goes_on() {
         "{warnings}"
     );
     let lines = lab.fake.call_lines();
-    assert!(lines.iter().any(|l| l == "systemctl stop --no-block proxmox-backup"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "systemctl stop --no-block proxmox-backup")
+    );
     assert!(lines.iter().any(|l| l == "systemctl start proxmox-backup"));
     assert!(
         !lines

@@ -706,7 +706,12 @@ fn merge_restores_everything_and_keeps_this_hosts_extra_objects() {
         "{ds:#}"
     );
     assert!(!lab.root().join("mnt/ds2/.chunks").exists());
-    assert!(lab.fake.call_lines().iter().all(|l| !l.starts_with("systemctl stop")));
+    assert!(
+        lab.fake
+            .call_lines()
+            .iter()
+            .all(|l| !l.starts_with("systemctl stop"))
+    );
     assert_no_secret(&dry, &plan);
     let out = lab.restore("merge", &[]);
     let r = report(&out);

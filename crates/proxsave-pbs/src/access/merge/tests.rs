@@ -295,7 +295,12 @@ fn an_empty_or_unreadable_staged_file_is_not_written_and_is_named() {
         .with(AcFile::Shadow, "  \n");
     for mode in [Mode::Merge, Mode::Clean] {
         let m = merge(&junk, &host(), mode).expect("merge");
-        for f in [AcFile::UserCfg, AcFile::Acl, AcFile::Domains, AcFile::Shadow] {
+        for f in [
+            AcFile::UserCfg,
+            AcFile::Acl,
+            AcFile::Domains,
+            AcFile::Shadow,
+        ] {
             let x = m.file(f).unwrap();
             assert!(x.after.is_none() && !x.changes(), "{f:?}");
             assert!(x.notes[0].starts_with("left as it is: "), "{:?}", x.notes);
