@@ -475,27 +475,31 @@ fn assert_datastores(lab: &Lab, st: &PbsState) {
 
 /// Access control: this host's root@pam and its token, the backup's two users and tokens.
 fn assert_access(lab: &Lab, st: &PbsState) {
-    let _ = (&lab, &st);
+    let _ = st;
     let root = lab.root();
-    let _ = root;
-    // Access control: this host's root@pam and its token, the backup's two users and tokens.
-    let users = lab.read("user.cfg");
-    assert!(
-        users.starts_with(
-            "user: root@pam\n\tcomment Superuser\n\temail root@pbs9.example.lan\n\tenable true\n\n\
-token: root@pam!monitor\n"
-        ),
-        "{users}"
+    // Access control: this host's root@pam and its token, the backup's two users and tokens
+    // (not the backup's disabled root@pam, its token or its ACL line).
+    assert_eq!(
+        lab.read("user.cfg"),
+        "user: root@pam\n\tcomment Superuser\n\temail root@pbs9.example.lan\n\tenable true\n\n\
+token: root@pam!monitor\n\tcomment live monitoring\n\n\
+user: alice@pbs\n\tcomment Alice\n\temail alice@example.lan\n\n\
+token: alice@pbs!ci\n\tcomment CI uploads\n\n\
+user: sync@pbs\n\tcomment Pull from pbs-b\n\n\
+token: sync@pbs!pull\n\tcomment pull token\n"
     );
-    for id in [
-        "user: alice@pbs",
-        "token: alice@pbs!ci",
-        "user: sync@pbs",
-        "token: sync@pbs!pull",
-    ] {
-        assert!(users.contains(id), "{id}:\n{users}");
-    }
-    assert!(!users.contains("root@pam!old") && !users.contains("enable false"));
+    assert_eq!(
+        lab.read("acl.cfg"),
+        "acl:1:/:root@pam!monitor:Audit\nacl:1:/:alice@pbs:Admin\n\
+acl:1:/datastore/main:sync@pbs,sync@pbs!pull:DatastoreBackup\n"
+    );
+    let hashes: serde_json::Value = serde_json::from_str(&lab.read("shadow.json")).unwrap();
+    assert_eq!(
+        hashes,
+        serde_json::json!({ "alice@pbs": ALICE_HASH, "sync@pbs": SYNC_HASH })
+    );
+    let tfa: serde_json::Value = serde_json::from_str(&lab.read("tfa.json")).unwrap();
+    assert!(tfa["users"]["alice@pbs"].to_string().contains(ALICE_TOTP));
     let tokens: serde_json::Value = serde_json::from_str(&lab.read("token.shadow")).unwrap();
     let mut names: Vec<&String> = tokens.as_object().unwrap().keys().collect();
     names.sort();
@@ -558,7 +562,25 @@ fn assert_jobs(lab: &Lab, st: &PbsState) {
             ("store", "fresh"),
         ])
     );
+    assert_eq!(
+        p(&st.sync, "sync", "pull-b"),
+        kv(&[
+            ("remote", "pbs-b"),
+            ("remote-store", "store1"),
+            ("schedule", "hourly"),
+            ("store", "main"),
+        ])
+    );
     assert_eq!(ids(&st.verification), ["v-main"]);
+    assert_eq!(
+        p(&st.verification, "verification", "v-main"),
+        kv(&[
+            ("ignore-verified", "true"),
+            ("outdated-after", "30"),
+            ("schedule", "daily"),
+            ("store", "main"),
+        ])
+    );
     assert_eq!(ids(&st.prune), ["p-main"]);
     assert_eq!(
         p(&st.prune, "prune", "p-main"),
