@@ -29,6 +29,7 @@ inventory::submit! {
             File("etc/proxmox-backup/node.cfg"),
             File("etc/proxmox-backup/proxy.cfg"),
             File("etc/proxmox-backup/acme/accounts.cfg"),
+            Dir("etc/proxmox-backup/acme/accounts"),
             File("etc/proxmox-backup/acme/plugins.cfg"),
             File("etc/proxmox-backup/metricserver.cfg"),
             File("etc/proxmox-backup/traffic-control.cfg"),

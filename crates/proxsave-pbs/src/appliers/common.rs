@@ -484,6 +484,7 @@ pub struct ApiFile {
 /// `cfg`). With the API: clean removes first, then creates/updates; a failed create/update
 /// in clean mode writes the backup's file instead — never after a failed removal. Without the
 /// API: clean writes the file, merge skips and says so.
+#[allow(clippy::too_many_arguments)]
 pub fn apply_api_file(
     root: &RootHandle,
     pbm: &Pbm<'_>,

@@ -2,5 +2,8 @@
 
 pub mod common;
 pub mod datastore;
+pub mod host;
 pub mod jobs;
+pub mod notifications;
 pub mod remotes;
+pub mod tape;
