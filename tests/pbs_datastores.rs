@@ -24,9 +24,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use proxsave_testkit::fakes::{DEFAULT_COMMANDS, FakeBin};
+use proxsave_testkit::fakes::{DEFAULT_COMMANDS, FakeBin, Response};
 use proxsave_testkit::fixture::{BackupSpec, Compressor, HostTree};
 use proxsave_testkit::hosts::{HostRoot, host_spec, make_host_backup_in};
+use proxsave_testkit::pbs::{PbsDouble, ids, props};
 use proxsave_testkit::require_tools;
 
 /// The backup's `datastore.cfg`, as a hand edit left it.
@@ -126,6 +127,14 @@ impl Lab {
             disk1,
             disk2,
         }
+    }
+
+    /// A lab whose `proxmox-backup-manager` is the PBS double (PBS 3.2.4) on the root's
+    /// `/etc/proxmox-backup`.
+    fn with_api() -> (Lab, PbsDouble) {
+        let lab = Lab::with_backup_cfg(BACKUP_DATASTORE_CFG, DEFAULT_COMMANDS);
+        let pbs = PbsDouble::install(&lab.fake, &lab.root().join("etc/proxmox-backup"));
+        (lab, pbs)
     }
 
     fn root(&self) -> &Path {
@@ -253,6 +262,44 @@ fn mode_owner(p: &Path) -> (u32, u32, u32) {
     (m.mode() & 0o7777, m.uid(), m.gid())
 }
 
+/// `dir` holds exactly the chunk store PBS's `ChunkStore::create` makes in an existing empty
+/// folder: the folder chowned (its mode kept: 0755 here), `.lock` empty 0644, `.chunks` 0750
+/// with the 65 536 empty prefix folders 0750, all `backup:backup`.
+fn assert_pbs_chunk_store(ds2: &Path) {
+    assert_eq!(mode_owner(ds2), (0o755, BACKUP_UID, BACKUP_GID));
+    assert_eq!(
+        mode_owner(&ds2.join(".lock")),
+        (0o644, BACKUP_UID, BACKUP_GID)
+    );
+    assert_eq!(fs::metadata(ds2.join(".lock")).unwrap().len(), 0);
+    assert!(fs::symlink_metadata(ds2.join(".lock")).unwrap().is_file());
+    assert_eq!(
+        mode_owner(&ds2.join(".chunks")),
+        (0o750, BACKUP_UID, BACKUP_GID)
+    );
+    let mut top: Vec<String> = fs::read_dir(ds2)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, [".chunks", ".lock"]);
+    let mut names = Vec::new();
+    for e in fs::read_dir(ds2.join(".chunks")).unwrap() {
+        let e = e.unwrap();
+        let m = fs::symlink_metadata(e.path()).unwrap();
+        assert!(m.is_dir());
+        assert_eq!(
+            (m.mode() & 0o7777, m.uid(), m.gid()),
+            (0o750, BACKUP_UID, BACKUP_GID)
+        );
+        assert_eq!(fs::read_dir(e.path()).unwrap().count(), 0);
+        names.push(e.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    let want: Vec<String> = (0..65536).map(|i| format!("{i:04x}")).collect();
+    assert_eq!(names, want);
+}
+
 #[test]
 fn clean_mode_without_the_api_creates_defers_and_keeps() {
     require_tools!("tar", "mount", "unshare");
@@ -329,39 +376,7 @@ fn clean_mode_without_the_api_creates_defers_and_keeps() {
     // Nothing went onto the root filesystem under the mount points.
     assert_eq!(fs::read_dir(root.join("mnt/ds1")).unwrap().count(), 0);
     assert_eq!(fs::read_dir(root.join("mnt/ds2")).unwrap().count(), 0);
-    let ds2 = lab.disk2.clone();
-    assert_eq!(mode_owner(&ds2), (0o750, BACKUP_UID, BACKUP_GID));
-    assert_eq!(
-        mode_owner(&ds2.join(".lock")),
-        (0o644, BACKUP_UID, BACKUP_GID)
-    );
-    assert_eq!(fs::metadata(ds2.join(".lock")).unwrap().len(), 0);
-    assert!(fs::symlink_metadata(ds2.join(".lock")).unwrap().is_file());
-    assert_eq!(
-        mode_owner(&ds2.join(".chunks")),
-        (0o750, BACKUP_UID, BACKUP_GID)
-    );
-    let mut top: Vec<String> = fs::read_dir(&ds2)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    top.sort();
-    assert_eq!(top, [".chunks", ".lock"]);
-    let mut names = Vec::new();
-    for e in fs::read_dir(ds2.join(".chunks")).unwrap() {
-        let e = e.unwrap();
-        let m = fs::symlink_metadata(e.path()).unwrap();
-        assert!(m.is_dir());
-        assert_eq!(
-            (m.mode() & 0o7777, m.uid(), m.gid()),
-            (0o750, BACKUP_UID, BACKUP_GID)
-        );
-        assert_eq!(fs::read_dir(e.path()).unwrap().count(), 0);
-        names.push(e.file_name().to_string_lossy().into_owned());
-    }
-    names.sort();
-    let want: Vec<String> = (0..65536).map(|i| format!("{i:04x}")).collect();
-    assert_eq!(names, want);
+    assert_pbs_chunk_store(&lab.disk2);
 }
 
 #[test]
@@ -501,4 +516,140 @@ fn a_staged_file_that_is_not_section_config_is_not_written_and_is_reported() {
                 .exists()
         );
     }
+}
+
+/// The `proxmox-backup-manager datastore …` change calls, as lines.
+fn change_calls(pbs: &PbsDouble) -> Vec<String> {
+    pbs.calls()
+        .iter()
+        .map(|c| c.args.join(" "))
+        .filter(|c| c.starts_with("datastore "))
+        .collect()
+}
+
+#[test]
+fn merge_mode_through_the_api_creates_adopts_defers_and_keeps_the_host_s() {
+    require_tools!("tar", "mount", "unshare");
+    if !can_mount() {
+        return;
+    }
+    let (lab, pbs) = Lab::with_api();
+    let root = lab.root().to_path_buf();
+    let main_before = tree(&lab.disk1.join("main"));
+    let store1_before = tree(&root.join("mnt/datastore/store1"));
+
+    let out = lab.restore(&["--pbs-behavior", "merge"]);
+    common::assert_ok(&out);
+    let r = report(&out);
+    let o = outcome(&r, "datastore_pbs");
+    assert_eq!(o["status"], "deferred", "{o:#}");
+    let detail = o["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("datastore fresh created at /mnt/ds2 (PBS built its chunk store)"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("datastore main: its definition was added to /etc/proxmox-backup/datastore.cfg (PBS before 3.3 cannot adopt an existing chunk store through its API)"),
+        "{detail}"
+    );
+
+    // PBS's own chunk store on the empty disk; the existing one untouched.
+    assert_pbs_chunk_store(&lab.disk2);
+    assert_eq!(tree(&lab.disk1.join("main")), main_before);
+    assert_eq!(tree(&root.join("mnt/datastore/store1")), store1_before);
+    assert_eq!(fs::read_dir(root.join("mnt/ds2")).unwrap().count(), 0);
+    assert!(!root.join("mnt/usb-offsite").exists());
+
+    // The double's state: the host's store1 kept, main and fresh added.
+    let st = pbs.state();
+    assert_eq!(ids(&st.datastore), ["fresh", "main", "store1"]);
+    let main = st.datastore.find("datastore", "main").unwrap();
+    assert_eq!(
+        props(main),
+        [
+            ("comment", "Main backup store"),
+            ("gc-schedule", "daily"),
+            ("path", "/mnt/ds1/main"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    );
+    let fresh = st.datastore.find("datastore", "fresh").unwrap();
+    assert_eq!(fresh.get("path"), Some("/mnt/ds2"));
+    let cfg = root.join("etc/proxmox-backup/datastore.cfg");
+    assert_eq!(mode_owner(&cfg), (0o640, 0, BACKUP_GID));
+    assert_eq!(
+        change_calls(&pbs),
+        ["datastore create fresh /mnt/ds2"],
+        "{:#?}",
+        pbs.all_calls()
+    );
+    let deferred =
+        fs::read_to_string(root.join("etc/proxmox-backup/datastore.cfg.deferred")).unwrap();
+    assert!(deferred.contains("datastore: offsite\n"), "{deferred}");
+    assert!(st.datastore.find("datastore", "offsite").is_none());
+}
+
+#[test]
+fn clean_mode_through_the_api_removes_the_extra_datastore_from_the_config_only() {
+    require_tools!("tar", "mount", "unshare");
+    if !can_mount() {
+        return;
+    }
+    let (lab, pbs) = Lab::with_api();
+    let root = lab.root().to_path_buf();
+    let store1_before = tree(&root.join("mnt/datastore/store1"));
+    assert!(!store1_before.is_empty());
+
+    let out = lab.restore(&["--pbs-behavior", "clean"]);
+    common::assert_ok(&out);
+    let calls = change_calls(&pbs);
+    assert_eq!(
+        calls,
+        ["datastore remove store1", "datastore create fresh /mnt/ds2"],
+        "{:#?}",
+        pbs.all_calls()
+    );
+    assert!(!calls.iter().any(|c| c.contains("destroy-data")));
+    // store1's data stays on disk; only its definition is gone.
+    assert_eq!(tree(&root.join("mnt/datastore/store1")), store1_before);
+    let st = pbs.state();
+    assert_eq!(ids(&st.datastore), ["fresh", "main"]);
+    assert_pbs_chunk_store(&lab.disk2);
+    assert!(!root.join("mnt/usb-offsite").exists());
+}
+
+#[test]
+fn a_failed_create_names_the_object_the_call_and_pbs_s_message_and_the_rest_applies() {
+    require_tools!("tar", "mount", "unshare");
+    if !can_mount() {
+        return;
+    }
+    let (lab, pbs) = Lab::with_api();
+    lab.fake.respond(
+        "proxmox-backup-manager",
+        &["datastore", "create", "fresh"],
+        Response::fail(255, "Error: unable to get datastore lock - EAGAIN\n"),
+    );
+    let out = lab.restore(&["--pbs-behavior", "merge"]);
+    let r = report(&out);
+    assert_eq!(
+        r["outcome"],
+        "completed_with_errors",
+        "{}",
+        common::stderr(&out)
+    );
+    assert_eq!(common::code(&out), 1);
+    let o = outcome(&r, "datastore_pbs");
+    assert_eq!(o["status"], "partly_applied", "{o:#}");
+    let detail = o["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("datastore fresh: `proxmox-backup-manager datastore create fresh /mnt/ds2`: failed (exit code 255): unable to get datastore lock - EAGAIN"),
+        "{detail}"
+    );
+    // Merge mode: no file fallback; main still applied.
+    let st = pbs.state();
+    assert_eq!(ids(&st.datastore), ["main", "store1"]);
+    assert!(!lab.disk2.join(".chunks").exists());
 }

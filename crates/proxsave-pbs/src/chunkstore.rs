@@ -4,8 +4,8 @@
 //! the *target root's* `/etc/passwd` and `/etc/group`, never assumed.
 //!
 //! The datastore folder itself (and missing parents) are created when absent: parents
-//! `root:root 0755`, the datastore folder `backup:backup 0750` (an existing empty folder gets
-//! the same owner and mode, so the `backup` user can write `.gc-status` there). An existing
+//! `root:root 0755`, the datastore folder `backup:backup 0750`. An existing empty folder (a
+//! mount point) is chowned to `backup:backup` and keeps its mode, as PBS does. An existing
 //! `.chunks` is never touched: [`create`] refuses it.
 //!
 //! Everything happens through descriptors walked from the root without following a symbolic
@@ -135,8 +135,20 @@ pub fn create(root: &RootHandle, path: &ArchivePath, owner: Owner) -> std::io::R
         }
         Err(e) => return Err(err(path, "create .chunks", e)),
     }
-    own(&cur, base_name, owner, DIR_MODE)
+    if created_base {
+        own(&cur, base_name, owner, DIR_MODE)
+            .map_err(|e| err(path, "chown the datastore folder", e))?;
+    } else {
+        // PBS chowns an existing folder and leaves its mode.
+        rustix::fs::chownat(
+            &cur,
+            OsStr::from_bytes(base_name),
+            Some(Uid::from_raw(owner.uid)),
+            Some(Gid::from_raw(owner.gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
         .map_err(|e| err(path, "chown the datastore folder", e))?;
+    }
     own(&base, b".chunks", owner, DIR_MODE).map_err(|e| err(path, "chown .chunks", e))?;
     // `.lock`: empty, 0644, backup-owned (an empty one already there is kept and fixed).
     match rustix::fs::openat(
