@@ -355,6 +355,8 @@ impl Lab {
                 "--answer",
                 "pbs.access-control.apply=yes",
                 "--answer",
+                "pbs.notifications.apply=yes",
+                "--answer",
                 "pbs.datastores.create=yes",
             ])
             .args(extra);
