@@ -285,14 +285,24 @@ fn unknown_ids_and_bad_values_are_exit_2_naming_them_before_anything_is_read() {
 fn a_pbs_service_that_does_not_stop_asks_and_the_answer_can_be_given_up_front() {
     require_tools!("tar", "xz", "sha256sum");
     let lab = Lab::new(pbs_root, pbs_node);
-    lab.fake.respond(
-        "systemctl",
-        &["stop", "--no-block", "proxmox-backup-proxy"],
-        Response::fail(
-            1,
-            "Failed to stop proxmox-backup-proxy.service: Access denied\n",
-        ),
-    );
+    // Denied at every step of the escalation (stop --no-block, stop, SIGTERM, SIGKILL).
+    for step in [
+        &["stop", "--no-block"][..],
+        &["stop"],
+        &["kill", "--signal=SIGTERM", "--kill-who=all"],
+        &["kill", "--signal=SIGKILL", "--kill-who=all"],
+    ] {
+        let args = [step, &["proxmox-backup-proxy"]].concat();
+        let verb = if step[0] == "stop" { "stop" } else { "kill" };
+        lab.fake.respond(
+            "systemctl",
+            &args,
+            Response::fail(
+                1,
+                format!("Failed to {verb} proxmox-backup-proxy.service: Access denied\n"),
+            ),
+        );
+    }
     let run = [&RUN[..], &["--pbs-behavior", "merge"]].concat();
     let before = lab.target.snapshot();
 

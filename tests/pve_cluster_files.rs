@@ -173,7 +173,8 @@ impl Lab {
         if cluster {
             source.file(
                 "var/lib/pve-cluster/config.db",
-                b"SQLite format 3\0 (cluster database of the backup)",
+                // A real one: RECOVERY checks it with SQLite before anything stops.
+                &proxsave_testkit::configdb::ConfigDb::pve_cluster().bytes(),
                 0o600,
                 ROOT,
             );

@@ -125,7 +125,8 @@ impl Lab {
         );
         source.file(
             "var/lib/pve-cluster/config.db",
-            b"SQLite format 3\0(old cluster db)",
+            // A real one: RECOVERY checks it with SQLite before anything stops.
+            &proxsave_testkit::configdb::ConfigDb::pve_cluster().bytes(),
             0o600,
             ROOT,
         );

@@ -685,11 +685,19 @@ fn defer_runs_no_host_command_and_lists_them() {
 fn a_service_that_does_not_stop_aborts_before_any_write() {
     require_tools!("tar", "xz", "sha256sum");
     let lab = make_lab(pve_root, pve_cluster);
-    lab.fake.respond(
-        "systemctl",
-        &["stop", "--no-block", "pvedaemon"],
-        Response::fail(1, "Job for pvedaemon.service failed\n"),
-    );
+    // Every step of the escalation fails (stop --no-block, stop, SIGTERM, SIGKILL).
+    for step in [
+        &["stop", "--no-block"][..],
+        &["stop"],
+        &["kill", "--signal=SIGTERM", "--kill-who=all"],
+        &["kill", "--signal=SIGKILL", "--kill-who=all"],
+    ] {
+        lab.fake.respond(
+            "systemctl",
+            &[step, &["pvedaemon"]].concat(),
+            Response::fail(1, "Job for pvedaemon.service failed\n"),
+        );
+    }
     let before = lab.target.snapshot();
     let out = lab.restore(&args(&["--mode", "full", "--cluster-mode", "recovery"]));
     assert_eq!(common::code(&out), 1, "{}", common::stderr(&out));

@@ -733,7 +733,9 @@ fn the_next_restore_first_starts_what_a_killed_one_left_stopped() {
             "systemctl start proxmox-backup",
             "systemctl start proxmox-backup-proxy",
             "systemctl stop --no-block proxmox-backup-proxy",
+            "systemctl reset-failed proxmox-backup-proxy",
             "systemctl stop --no-block proxmox-backup",
+            "systemctl reset-failed proxmox-backup",
             "systemctl start proxmox-backup",
             "systemctl start proxmox-backup-proxy",
         ]

@@ -196,7 +196,22 @@ pub struct DiffArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub config_db: ConfigDbArgs,
+    #[command(flatten)]
     pub key: KeyArgs,
+}
+
+/// Reading `/etc/pve` from the backup's `config.db` (`ls`, `cat`, `extract`, `diff`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct ConfigDbArgs {
+    /// Read the files of /etc/pve from the backup's var/lib/pve-cluster/config.db (the
+    /// pmxcfs database), copied into a private folder of --work-dir and read-only there.
+    #[arg(long)]
+    pub from_config_db: bool,
+    /// With --from-config-db: the private work folder the database is copied into (removed
+    /// afterwards) [default: /tmp/proxsave].
+    #[arg(long, value_name = "DIR", requires = "from_config_db")]
+    pub work_dir: Option<PathBuf>,
 }
 
 /// How to decrypt.
@@ -259,6 +274,8 @@ pub struct LsArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub config_db: ConfigDbArgs,
+    #[command(flatten)]
     pub key: KeyArgs,
 }
 
@@ -271,6 +288,8 @@ pub struct CatArgs {
     /// The file, as `etc/hosts`, `./etc/hosts` or `/etc/hosts`.
     #[arg(value_name = "FILE")]
     pub file: String,
+    #[command(flatten)]
+    pub config_db: ConfigDbArgs,
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -297,6 +316,8 @@ pub struct ExtractArgs {
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub config_db: ConfigDbArgs,
     #[command(flatten)]
     pub key: KeyArgs,
 }

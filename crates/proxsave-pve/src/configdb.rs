@@ -26,6 +26,11 @@
 //! The database is only ever opened read-only: with SQLite's `immutable` flag when no
 //! `-wal` file lies beside it (so nothing is created next to it), else read-only so SQLite
 //! reads the log.
+//!
+//! Callers: `proxsave ls|cat|extract|diff --from-config-db` (a private copy of the backup's
+//! database in the work folder), and SAFE apply, which reads `/etc/pve` from the folder
+//! [`export_tree`] writes when a backup holds no `etc/pve` copy. [`integrity_check`] alone is
+//! the check RECOVERY runs before it stops any service.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -69,10 +74,12 @@ pub enum ConfigDbError {
         message: String,
     },
     /// The database has no `tree` table: not a pmxcfs database.
-    #[error("{path}: no `tree` table: not a pmxcfs config.db")]
+    #[error("{path}: no `tree` table: not a pmxcfs config.db (SQLite: {message})")]
     NoTree {
         /// The database file.
         path: PathBuf,
+        /// SQLite's message (`no such table: tree`).
+        message: String,
     },
     /// Reading the `tree` table failed (a missing column, a bad value).
     #[error("{path}: reading the tree table: {message}")]
@@ -147,6 +154,19 @@ impl TreeEntry {
     /// The path as seen on a node: `/etc/pve/<path>`.
     pub fn full_path(&self) -> String {
         format!("/etc/pve/{}", self.path)
+    }
+
+    /// The permission bits pmxcfs shows for it (and [`ConfigDbTree::write_into`] writes):
+    /// folders 0755 and files 0640, but 0700 / 0600 inside a `priv` folder (pmxcfs decides
+    /// permissions by path; the database stores none).
+    pub fn mode(&self) -> u32 {
+        let private = self.path.split('/').any(|c| c == "priv");
+        match (self.kind, private) {
+            (EntryKind::Dir, false) => 0o755,
+            (EntryKind::Dir, true) => 0o700,
+            (EntryKind::File, false) => 0o640,
+            (EntryKind::File, true) => 0o600,
+        }
     }
 }
 
@@ -236,8 +256,14 @@ fn check(conn: &Connection, path: &Path) -> Result<(), ConfigDbError> {
         )
         .map_err(|e| integrity(e.to_string()))?;
     if tables == 0 {
+        // SQLite's own words for it.
+        let message = match conn.prepare("SELECT 1 FROM tree LIMIT 0") {
+            Err(e) => e.to_string(),
+            Ok(_) => "no such table: tree".into(),
+        };
         return Err(ConfigDbError::NoTree {
             path: path.to_path_buf(),
+            message,
         });
     }
     Ok(())
@@ -278,7 +304,7 @@ impl ConfigDbError {
         match &mut self {
             ConfigDbError::Open { path, .. }
             | ConfigDbError::Integrity { path, .. }
-            | ConfigDbError::NoTree { path }
+            | ConfigDbError::NoTree { path, .. }
             | ConfigDbError::Query { path, .. }
             | ConfigDbError::Entry { path, .. }
             | ConfigDbError::NotFound { path, .. } => *path = label.into(),
@@ -473,16 +499,14 @@ impl ConfigDbTree {
                 }
             };
             let target = pve_path.join(&e.path);
-            let private = e.path.split('/').any(|c| c == "priv");
+            let mode = e.mode();
             match e.kind {
                 EntryKind::Dir => {
-                    let mode = if private { 0o700 } else { 0o755 };
                     let fd = make_dir(parent_fd, name.as_bytes(), mode, &target, false)?;
                     dirs.insert(e.path.as_str(), fd);
                     dir_times.push((target, e.path.clone(), e.mtime));
                 }
                 EntryKind::File => {
-                    let mode = if private { 0o600 } else { 0o640 };
                     let fd = rustix::fs::openat(
                         parent_fd,
                         OsStr::from_bytes(name.as_bytes()),
@@ -1159,7 +1183,8 @@ mod tests {
             .shown_as("/var/lib/pve-cluster/config.db in b.tar.xz");
         assert_eq!(
             err.to_string(),
-            "/var/lib/pve-cluster/config.db in b.tar.xz: no `tree` table: not a pmxcfs config.db"
+            "/var/lib/pve-cluster/config.db in b.tar.xz: no `tree` table: not a pmxcfs config.db \
+             (SQLite: no such table: tree)"
         );
     }
 

@@ -616,6 +616,18 @@ pub trait Applier: Send + Sync {
     fn runs_for_normal_tier(&self) -> bool {
         false
     }
+    /// Whether the applier also runs for its categories when the plan only exports them
+    /// (export-only categories, or ones the cluster choice turned into exports). Default:
+    /// false.
+    ///
+    /// For such an applier the engine also puts these categories' files into the private
+    /// stage during the same single read, so [`PlanContext::stage`] and
+    /// [`ApplyContext::stage`] hold them as for a staged category; the export folder gets
+    /// its copy as before, and nothing of them is written to the root. The applier decides
+    /// in [`Applier::plan`] whether it has anything to do (an empty plan otherwise).
+    fn reads_exported(&self) -> bool {
+        false
+    }
 }
 
 /// Registration of an applier with `inventory` (what the `proxsave` binary runs).

@@ -12,7 +12,7 @@ use similar::TextDiff;
 
 use crate::applier::{AppliersSet, RootHandle, STAGE_READ_LIMIT, Stage};
 use crate::compare::{Change, RootReader};
-use crate::engine::{PlannedApplier, Scan, Target, plan_appliers, system_guard};
+use crate::engine::{PlannedApplier, Scan, Target, exported_read, plan_appliers, system_guard};
 use crate::error::RestoreError;
 use crate::plan::{Plan, Tier};
 use crate::prompt::Prompter;
@@ -154,6 +154,76 @@ fn text_of(bytes: &[u8]) -> Option<String> {
     String::from_utf8(bytes.to_vec()).ok()
 }
 
+/// Unified diff (current → backup) of two texts with secret values masked; `None` when
+/// either is binary (a NUL byte or not UTF-8).
+fn text_diff(shown: &str, current: &[u8], backup: &[u8]) -> Option<String> {
+    let (old, new) = (text_of(current)?, text_of(backup)?);
+    let (old, new) = (mask(&old), mask(&new));
+    Some(
+        TextDiff::from_lines(&old, &new)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("{shown} (current)"), &format!("{shown} (backup)"))
+            .to_string(),
+    )
+}
+
+/// Compares files whose backup content is already at hand (for example `/etc/pve` rebuilt
+/// from a backup's `config.db`) with the same paths under `root`: new when nothing is
+/// there, changed when the bytes differ (a masked unified diff, or a note for secret,
+/// binary, large files and for something that is not a regular file), else unchanged.
+/// Only content is compared: the caller's files carry no mode, owner or time to compare.
+/// Nothing is followed through a symlink.
+///
+/// # Errors
+/// The root cannot be opened.
+pub fn diff_contents<'a>(
+    root: &std::path::Path,
+    files: impl IntoIterator<Item = (ArchivePath, &'a [u8])>,
+    tier: Tier,
+) -> Result<Vec<FileDiff>, RestoreError> {
+    let reader = RootReader::open(root).map_err(|e| RestoreError::io(root, e))?;
+    let mut out = Vec::new();
+    for (path, data) in files {
+        let shown = system_path(&path);
+        let mut fd = FileDiff {
+            path: shown.clone(),
+            tier,
+            change: Change::Unchanged,
+            diff: None,
+            note: None,
+        };
+        if !reader.exists(&path) {
+            fd.change = Change::New;
+            out.push(fd);
+            continue;
+        }
+        let current = reader.read_file(&path, DIFF_LIMIT);
+        if current.as_deref() == Some(data) {
+            out.push(fd);
+            continue;
+        }
+        fd.change = Change::Changed;
+        if is_secret(&path) {
+            fd.note = Some("secret file: content differs (not shown)".into());
+        } else if data.len() as u64 > DIFF_LIMIT {
+            fd.note = Some("larger than 1 MiB: content differs (not shown)".into());
+        } else if let Some(current) = current {
+            match text_diff(&shown, &current, data) {
+                Some(d) => fd.diff = Some(d),
+                None => fd.note = Some("binary file: content differs (not shown)".into()),
+            }
+        } else {
+            fd.note = Some(
+                "what is there now is not a regular file, or is larger than 1 MiB (not shown)"
+                    .into(),
+            );
+        }
+        out.push(fd);
+    }
+    Ok(out)
+}
+
 /// Compares every file the plan writes to the root (or stages for an applier) with what the
 /// root holds now. One read of the backup.
 ///
@@ -194,7 +264,14 @@ pub fn diff_all(
 ) -> Result<DiffReport, RestoreError> {
     let reader =
         RootReader::open(&target.host.root).map_err(|e| RestoreError::io(&target.host.root, e))?;
-    let staging = appliers.is_some() && plan.in_tier(Tier::Staged).next().is_some();
+    // Exported categories an applier reads are staged too (never listed as diffs).
+    let read = match &appliers {
+        Some((set, _)) => exported_read(set, plan),
+        None => Vec::new(),
+    };
+    let stage_plan = plan.clone().stage_exported(&read);
+    let staging = appliers.is_some()
+        && (plan.in_tier(Tier::Staged).next().is_some() || !stage_plan.exported_staged.is_empty());
     let stage_dir = if staging {
         Some(
             tempfile::Builder::new()
@@ -228,6 +305,26 @@ pub fn diff_all(
         } else if route.contains(&Tier::Staged) {
             Tier::Staged
         } else {
+            if let Some(x) = stager.as_mut()
+                && stage_plan.route(&path).contains(&Tier::Staged)
+                && matches!(h.kind, EntryKind::File | EntryKind::Directory)
+            {
+                let mut data = Vec::new();
+                if h.kind == EntryKind::File {
+                    stream
+                        .data()
+                        .take(STAGE_READ_LIMIT + 1)
+                        .read_to_end(&mut data)
+                        .map_err(|e| stream.explain(proxsave_archive::Error::Read(e)))?;
+                }
+                if data.len() as u64 <= STAGE_READ_LIMIT {
+                    x.add(
+                        &h,
+                        &mut &data[..],
+                        proxsave_archive::extract::Selection::Include,
+                    )?;
+                }
+            }
             continue;
         };
         let staged_here = tier == Tier::Staged && stager.is_some();
@@ -292,17 +389,9 @@ pub fn diff_all(
                 fd.note = Some("larger than 1 MiB: content differs (not shown)".into());
             } else {
                 let current = reader.read_file(&path, DIFF_LIMIT).unwrap_or_default();
-                match (text_of(&current), text_of(&data)) {
-                    (Some(old), Some(new)) => {
-                        let (old, new) = (mask(&old), mask(&new));
-                        let d = TextDiff::from_lines(&old, &new)
-                            .unified_diff()
-                            .context_radius(3)
-                            .header(&format!("{shown} (current)"), &format!("{shown} (backup)"))
-                            .to_string();
-                        fd.diff = Some(d);
-                    }
-                    _ => fd.note = Some("binary file: content differs (not shown)".into()),
+                match text_diff(&shown, &current, &data) {
+                    Some(d) => fd.diff = Some(d),
+                    None => fd.note = Some("binary file: content differs (not shown)".into()),
                 }
             }
         }
@@ -358,5 +447,46 @@ mod tests {
             &ArchivePath::from_user("etc/ssh/ssh_host_ed25519_key.pub").unwrap()
         ));
         assert!(!is_secret(&ArchivePath::from_user("etc/hosts").unwrap()));
+    }
+
+    #[test]
+    fn diff_contents_reports_new_changed_unchanged_and_masks() {
+        let root = tempfile::tempdir().unwrap();
+        let pve = root.path().join("etc/pve");
+        std::fs::create_dir_all(pve.join("priv")).unwrap();
+        std::fs::write(pve.join("same.cfg"), b"a\n").unwrap();
+        std::fs::write(pve.join("storage.cfg"), b"dir: local\n\tpassword old\n").unwrap();
+        std::fs::write(pve.join("priv/authkey.key"), b"old").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", pve.join("link.cfg")).unwrap();
+        let p = |s: &str| ArchivePath::from_user(s).unwrap();
+        let files: Vec<(ArchivePath, &[u8])> = vec![
+            (p("etc/pve/same.cfg"), b"a\n"),
+            (
+                p("etc/pve/storage.cfg"),
+                b"dir: local\n\tpassword new\n\tshared 1\n",
+            ),
+            (p("etc/pve/priv/authkey.key"), b"new"),
+            (p("etc/pve/link.cfg"), b"x\n"),
+            (p("etc/pve/new.cfg"), b"n\n"),
+        ];
+        let d = diff_contents(root.path(), files, Tier::Export).unwrap();
+        let changes: Vec<(&str, Change)> = d.iter().map(|f| (f.path.as_str(), f.change)).collect();
+        assert_eq!(
+            changes,
+            [
+                ("/etc/pve/same.cfg", Change::Unchanged),
+                ("/etc/pve/storage.cfg", Change::Changed),
+                ("/etc/pve/priv/authkey.key", Change::Changed),
+                ("/etc/pve/link.cfg", Change::Changed),
+                ("/etc/pve/new.cfg", Change::New),
+            ]
+        );
+        let text = d[1].diff.as_deref().unwrap();
+        assert!(text.contains("+\tshared 1"), "{text}");
+        assert!(!text.contains("old") && !text.contains("new\n"), "{text}");
+        assert!(d[2].diff.is_none() && d[2].note.as_deref().unwrap().contains("secret"));
+        assert!(d[3].note.as_deref().unwrap().contains("not a regular file"));
+        // The link was not followed.
+        assert!(d[3].diff.is_none());
     }
 }

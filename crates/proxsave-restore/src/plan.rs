@@ -315,6 +315,11 @@ pub struct Plan {
     pub unmounts: Vec<&'static str>,
     /// Things the user should read before confirming.
     pub warnings: Vec<String>,
+    /// Export-tier categories whose files also go to the private stage, for the appliers
+    /// that read exported categories ([`crate::applier::Applier::reads_exported`]); set by
+    /// the engine ([`Plan::stage_exported`]), empty in a plan fresh from [`build`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exported_staged: Vec<&'static str>,
 }
 
 /// PBS categories whose application depends on merge/clean.
@@ -342,6 +347,39 @@ impl Plan {
         self.categories.iter().any(|p| p.category.id == id)
     }
 
+    /// The same plan, with the export-tier categories among `ids` also staged (privately,
+    /// for an applier that reads them; see [`Plan::exported_staged`]). Ids of categories not
+    /// in the export tier of this plan are ignored.
+    pub fn stage_exported(mut self, ids: &[&str]) -> Plan {
+        let mut staged: Vec<&'static str> = self
+            .categories
+            .iter()
+            .filter(|p| p.tier == Tier::Export && ids.contains(&p.category.id))
+            .map(|p| p.category.id)
+            .collect();
+        staged.sort_unstable();
+        staged.dedup();
+        self.exported_staged = staged;
+        self
+    }
+
+    /// True when `path` reaches the stage only because an exported category is also staged
+    /// for an applier that reads it ([`Plan::stage_exported`]): the user sees it exported.
+    pub fn staged_only_as_export(&self, path: &ArchivePath) -> bool {
+        let mut via_export = false;
+        for p in &self.categories {
+            if !p.category.matches(path) {
+                continue;
+            }
+            match p.tier {
+                Tier::Staged => return false,
+                Tier::Export if self.exported_staged.contains(&p.category.id) => via_export = true,
+                _ => {}
+            }
+        }
+        via_export
+    }
+
     /// The tiers an archive entry goes to (empty: not restored).
     pub fn route(&self, path: &ArchivePath) -> Vec<Tier> {
         let mut tiers: Vec<Tier> = Vec::new();
@@ -355,7 +393,11 @@ impl Plan {
             for c in registry() {
                 if c.matches(path) {
                     any = true;
-                    tiers.push(self.tier_of(c));
+                    let tier = self.tier_of(c);
+                    tiers.push(tier);
+                    if tier == Tier::Export && self.exported_staged.contains(&c.id) {
+                        tiers.push(Tier::Staged);
+                    }
                 }
             }
             if !any {
@@ -365,6 +407,9 @@ impl Plan {
             for p in &self.categories {
                 if p.category.matches(path) {
                     tiers.push(p.tier);
+                    if p.tier == Tier::Export && self.exported_staged.contains(&p.category.id) {
+                        tiers.push(Tier::Staged);
+                    }
                 }
             }
         }
@@ -618,6 +663,7 @@ pub fn build(
         services_to_stop,
         unmounts,
         warnings,
+        exported_staged: Vec::new(),
     };
     for step in crate::domain::service_steps(&plan) {
         plan.services_to_stop.extend(step.units);

@@ -288,14 +288,14 @@ fn appliers_receive_the_stage_and_applied_categories_are_not_reported_as_staged_
         },
     );
     assert!(err.is_none(), "{err:?}");
-    // The real pve-notifications applier also runs (and finds nothing to apply): only the
-    // test applier's outcome matters here.
+    // The registered pve_notifications applier of proxsave-pve runs too; this test's own
+    // applier read the staged file.
     let ours: Vec<_> = report
         .applied
         .iter()
         .filter(|o| o.applier == "test-notifications")
         .collect();
-    assert_eq!(ours.len(), 1, "{:#?}", report.applied);
+    assert_eq!(ours.len(), 1, "{:?}", report.applied);
     assert_eq!(ours[0].status, Status::Applied, "{:?}", report.applied);
     assert_eq!(report.staged_not_applied, ["network"]);
     // Kept because network was not applied.
@@ -388,4 +388,140 @@ fn a_failed_safety_backup_asks_and_no_means_nothing_is_written() {
     );
     assert!(err.unwrap().is_missing_decision());
     assert_eq!(s.target.snapshot(), before);
+}
+
+/// Reads the exported `/etc/pve` copy and the cluster database from the stage (not
+/// registered: only given to the run below).
+struct ExportReader;
+impl Applier for ExportReader {
+    fn name(&self) -> &'static str {
+        "test-export-reader"
+    }
+    fn categories(&self) -> &'static [&'static str] {
+        &["pve_config_export", "pve_cluster"]
+    }
+    fn order(&self) -> u16 {
+        30
+    }
+    fn reads_exported(&self) -> bool {
+        true
+    }
+    fn apply(
+        &self,
+        ctx: &mut ApplyContext<'_>,
+        _plan: &ApplierPlan,
+    ) -> Result<Vec<Outcome>, ApplyError> {
+        let guest = ArchivePath::from_user("etc/pve/nodes/pve1/qemu-server/100.conf").expect("p");
+        let db = ArchivePath::from_user("var/lib/pve-cluster/config.db").expect("p");
+        let found = ctx.stage.read(&guest)?.is_some() && ctx.stage.read(&db)?.is_some();
+        Ok(vec![Outcome::new(
+            "pve_config_export",
+            if found {
+                Status::Applied
+            } else {
+                Status::Failed {
+                    error: "not in the stage".into(),
+                }
+            },
+            String::new(),
+        )])
+    }
+}
+
+/// Staged categories only (the default): never runs for an exported one.
+struct StagedOnlyReader;
+impl Applier for StagedOnlyReader {
+    fn name(&self) -> &'static str {
+        "test-staged-only"
+    }
+    fn categories(&self) -> &'static [&'static str] {
+        &["pve_config_export"]
+    }
+    fn order(&self) -> u16 {
+        31
+    }
+    fn apply(
+        &self,
+        _ctx: &mut ApplyContext<'_>,
+        _plan: &ApplierPlan,
+    ) -> Result<Vec<Outcome>, ApplyError> {
+        panic!("runs only for exported categories it does not read");
+    }
+}
+
+#[test]
+fn an_applier_reading_exported_categories_finds_them_in_the_stage_and_they_are_shown_exported() {
+    require_tools!("tar", "xz", "sha256sum");
+    let s = setup();
+    let opts = StreamOptions::default();
+    let scan = engine::scan(&s.backup, &opts, &CancelToken::new()).unwrap();
+    let request = Request {
+        mode: Some(Mode::Custom),
+        categories: vec!["pve_config_export".into(), "pve_cluster".into()],
+        cluster_mode: Some(plan::ClusterMode::Safe),
+        pbs_behavior: None,
+    };
+    let plan = plan::build(
+        &scan.analysis,
+        plan::detect_role(s.target.root()),
+        &request,
+        &has_applier,
+    )
+    .unwrap();
+    assert!(!plan.needs_cluster_restore);
+    assert!(plan.exported_staged.is_empty());
+    let db_before = std::fs::read(s.target.root().join("var/lib/pve-cluster/config.db")).unwrap();
+    let ws = Workspace::ensure(&s.dir.path().join("work"), "20260101_000003".into()).unwrap();
+    let host = host(&s);
+    let target = Target {
+        backup: &s.backup,
+        stream: &opts,
+        host: &host,
+        workspace: &ws,
+    };
+    let mut prompter = ScriptedPrompter::default();
+    let (report, err) = engine::execute(
+        &target,
+        &scan,
+        &plan,
+        &mut prompter,
+        &ExecuteOptions {
+            export_dir: s.dir.path().join("export"),
+            keep_stage: false,
+            dry_run: false,
+            cancel: CancelToken::new(),
+            state: None,
+            appliers: AppliersSet::new(vec![&ExportReader, &StagedOnlyReader]),
+        },
+    );
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(report.applied.len(), 1, "{:?}", report.applied);
+    assert_eq!(report.applied[0].applier, "test-export-reader");
+    assert_eq!(report.applied[0].status, Status::Applied);
+    let planned: Vec<_> = report.appliers.iter().map(|a| &a.name).collect();
+    assert_eq!(planned, ["test-export-reader"]);
+    assert_eq!(
+        report.appliers[0].categories,
+        ["pve_config_export", "pve_cluster"]
+    );
+    // The user-visible result is unchanged: exported, never written to the root.
+    let guest = report
+        .files
+        .iter()
+        .find(|f| f.path == "/etc/pve/nodes/pve1/qemu-server/100.conf")
+        .expect("listed");
+    assert_eq!(guest.tier, Some(plan::Tier::Export), "{guest:?}");
+    assert!(report.staged_not_applied.is_empty());
+    assert_eq!(
+        std::fs::read(s.target.root().join("var/lib/pve-cluster/config.db")).unwrap(),
+        db_before
+    );
+    let export = report.export_dir.as_ref().expect("exported");
+    assert!(
+        export
+            .join("etc/pve/nodes/pve1/qemu-server/100.conf")
+            .exists()
+    );
+    // The private stage is removed after the run (everything staged was handled).
+    assert!(report.stage_dir.is_none());
 }

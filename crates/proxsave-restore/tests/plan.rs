@@ -304,3 +304,40 @@ fn without_a_recorded_cluster_mode_a_corosync_configuration_makes_it_a_cluster_b
     );
     assert!(!recorded.is_cluster_backup());
 }
+
+#[test]
+fn exported_categories_read_by_an_applier_are_staged_too() {
+    let a = analysis(
+        &[
+            "etc/pve/nodes/pve1/qemu-server/100.conf",
+            "etc/pve/storage.cfg",
+            "var/lib/pve-cluster/config.db",
+        ],
+        Some("PVE_CLUSTER_MODE=cluster\n"),
+    );
+    let mut r = req(Mode::Full, &[]);
+    r.cluster_mode = Some(ClusterMode::Safe);
+    let p = plan::build(&a, HostRole::Pve, &r, &no_appliers).unwrap();
+    let before = |s: &str| p.route(&ArchivePath::from_user(s).unwrap());
+    assert_eq!(
+        before("etc/pve/nodes/pve1/qemu-server/100.conf"),
+        [Tier::Export]
+    );
+    // Only export-tier categories are taken; others are ignored.
+    let p = p.stage_exported(&["pve_config_export", "pve_cluster", "storage_pve"]);
+    assert_eq!(p.exported_staged, ["pve_cluster", "pve_config_export"]);
+    let route = |s: &str| p.route(&ArchivePath::from_user(s).unwrap());
+    let path = |s: &str| ArchivePath::from_user(s).unwrap();
+    assert_eq!(
+        route("etc/pve/nodes/pve1/qemu-server/100.conf"),
+        [Tier::Staged, Tier::Export]
+    );
+    assert_eq!(
+        route("var/lib/pve-cluster/config.db"),
+        [Tier::Staged, Tier::Export]
+    );
+    assert!(p.staged_only_as_export(&path("etc/pve/nodes/pve1/qemu-server/100.conf")));
+    // storage.cfg is staged for its own applier as well: shown as staged.
+    assert!(!p.staged_only_as_export(&path("etc/pve/storage.cfg")));
+    assert!(!p.staged_only_as_export(&path("etc/hosts")));
+}

@@ -187,6 +187,37 @@ impl ConfigDb {
         write_rows(path, &rows);
     }
 
+    /// The database as a copy taken from a running node would be: `(config.db,
+    /// config.db-wal)` where the main file holds every row but the last `in_wal` ones and
+    /// those are committed only in the write-ahead log (copied while the writer is open and
+    /// before any checkpoint).
+    pub fn bytes_with_wal(&self, in_wal: usize) -> (Vec<u8>, Vec<u8>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.db");
+        let keep = self.rows.len().saturating_sub(in_wal);
+        let rows: Vec<Row<'_>> = self.rows[..keep]
+            .iter()
+            .map(|(i, p, k, n, d, m)| (*i, *p, *k, n.as_str(), d.as_slice(), *m))
+            .collect();
+        write_rows(&path, &rows);
+        let conn = Connection::open(&path).expect("open config.db");
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .expect("no autocheckpoint");
+        for (inode, parent, kind, name, data, mtime) in &self.rows[keep..] {
+            let data: Option<&[u8]> = if *kind == DT_DIR { None } else { Some(data) };
+            conn.execute(
+                "INSERT INTO tree (inode, parent, version, writer, mtime, type, name, data)
+                 VALUES (?1, ?2, ?1, 1, ?3, ?4, ?5, ?6)",
+                rusqlite::params![inode, parent, mtime, kind, name, data],
+            )
+            .expect("insert row");
+        }
+        let main = std::fs::read(&path).expect("read config.db");
+        let wal = std::fs::read(dir.path().join("config.db-wal")).expect("read config.db-wal");
+        drop(conn);
+        (main, wal)
+    }
+
     /// The database's bytes.
     pub fn bytes(&self) -> Vec<u8> {
         let dir = tempfile::tempdir().expect("tempdir");

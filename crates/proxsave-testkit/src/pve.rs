@@ -155,6 +155,7 @@ impl PveDouble {
             version: "8.4.1".to_string(),
             offline: Vec::new(),
             die_exit_code: None,
+            volumes: Vec::new(),
         };
         double.save_node(&state);
         let script = format!(
@@ -236,6 +237,23 @@ impl PveDouble {
         );
         self.save_node(&st);
         self
+    }
+
+    /// Adds the storage volume `volid` (`local-lvm:vm-100-disk-0`): a guest disk the node's
+    /// storages hold (listed by `GET /nodes/{node}/storage/{id}/content`).
+    pub fn add_volume(&self, volid: &str) -> &Self {
+        let mut st = self.node();
+        if !st.volumes.iter().any(|v| v == volid) {
+            st.volumes.push(volid.to_string());
+        }
+        self.save_node(&st);
+        self
+    }
+
+    /// The guest config `nodes/<node>/<qemu-server|lxc>/<vmid>.conf`, if present.
+    pub fn guest_config(&self, node: &str, kind: &str, vmid: u32) -> Option<String> {
+        let folder = if kind == "lxc" { "lxc" } else { "qemu-server" };
+        self.read_file(&format!("nodes/{node}/{folder}/{vmid}.conf"))
     }
 
     /// Makes storage `id` unreachable: creating it (enabled, for this node) fails with

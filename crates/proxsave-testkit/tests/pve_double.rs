@@ -852,3 +852,180 @@ fn an_unreachable_storage_is_not_created_and_exit_codes_can_vary() {
     let (code, _) = fails(&w, &["get", "/nowhere"]);
     assert_eq!(code, 1);
 }
+
+#[test]
+fn guests_are_their_config_files_and_set_is_as_strict_as_pve() {
+    let w = fresh();
+    w.pve
+        .add_node("pve2")
+        .add_volume("local-lvm:vm-100-disk-0")
+        .write_file(
+            "nodes/pve1/qemu-server/100.conf",
+            "#old%20text\nmemory: 1024\nname: web\nscsi0: local-lvm:vm-100-disk-0,size=8G\n\n[s1]\nmemory: 512\nsnaptime: 1\n",
+        )
+        .write_file(
+            "nodes/pve2/lxc/200.conf",
+            "hostname: ct\nmemory: 512\nunprivileged: 1\nlxc.apparmor.profile = unconfined\n",
+        );
+    let res = json(&ok(
+        &w,
+        &[
+            "get",
+            "/cluster/resources",
+            "--type",
+            "vm",
+            "--output-format",
+            "json",
+        ],
+    ));
+    assert_eq!(res.as_array().unwrap().len(), 2, "{res}");
+    assert_eq!(res[0]["id"], "qemu/100");
+    assert_eq!(res[0]["node"], "pve1");
+    assert_eq!(res[1]["id"], "lxc/200");
+    assert_eq!(res[1]["node"], "pve2");
+    let list = json(&ok(
+        &w,
+        &["get", "/nodes/pve1/qemu", "--output-format", "json"],
+    ));
+    assert_eq!(list[0]["vmid"], 100);
+    assert_eq!(list[0]["name"], "web");
+    assert_eq!(
+        json(&ok(
+            &w,
+            &["get", "/nodes/pve1/lxc", "--output-format", "json"]
+        )),
+        serde_json::json!([])
+    );
+
+    // The keys PVE writes itself are no options of the API.
+    let (code, err) = fails(
+        &w,
+        &[
+            "set",
+            "/nodes/pve1/qemu/100/config",
+            "--meta=creation-qemu=9.0.2",
+            "--output-format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 255);
+    assert!(
+        err.starts_with("Unknown option: meta\n400 unable to parse option"),
+        "{err}"
+    );
+    let (_, err) = fails(
+        &w,
+        &["set", "/nodes/pve2/lxc/200/config", "--unprivileged=1"],
+    );
+    assert_eq!(err, "unable to modify read-only option: 'unprivileged'\n");
+    let (_, err) = fails(
+        &w,
+        &[
+            "set",
+            "/nodes/pve2/lxc/200/config",
+            "--lxc.apparmor.profile=unconfined",
+        ],
+    );
+    assert!(
+        err.starts_with("Unknown option: lxc.apparmor.profile\n"),
+        "{err}"
+    );
+    let (_, err) = fails(&w, &["get", "/nodes/pve1/qemu/101/config"]);
+    assert_eq!(
+        err,
+        "Configuration file 'nodes/pve1/qemu-server/101.conf' does not exist\n"
+    );
+    let (_, err) = fails(
+        &w,
+        &[
+            "set",
+            "/nodes/pve1/qemu/100/config",
+            "--scsi1=local-lvm:vm-100-disk-9",
+        ],
+    );
+    assert_eq!(err, "volume 'local-lvm:vm-100-disk-9' does not exist\n");
+    let (_, err) = fails(
+        &w,
+        &[
+            "set",
+            "/nodes/pve1/qemu/100/config",
+            "--scsi1=nas:vm-100-disk-1",
+        ],
+    );
+    assert_eq!(err, "storage 'nas' does not exist\n");
+    let (_, err) = fails(&w, &["get", "/nodes/pve9/qemu"]);
+    assert_eq!(err, "no such cluster node 'pve9'\n");
+
+    // set rewrites the config the PVE way: description, sorted keys, snapshots untouched.
+    ok(
+        &w,
+        &[
+            "set",
+            "/nodes/pve1/qemu/100/config",
+            "--memory=4096",
+            "--cores=2",
+            "--description=Web: front\nline 2",
+        ],
+    );
+    assert_eq!(
+        w.pve.guest_config("pve1", "qemu", 100).unwrap(),
+        "#Web%3A front\n#line 2\ncores: 2\nmemory: 4096\nname: web\nscsi0: local-lvm:vm-100-disk-0,size=8G\n\n[s1]\nmemory: 512\nsnaptime: 1\n"
+    );
+    let cfg = json(&ok(
+        &w,
+        &[
+            "get",
+            "/nodes/pve1/qemu/100/config",
+            "--output-format",
+            "json",
+        ],
+    ));
+    assert_eq!(cfg["description"], "Web: front\nline 2\n");
+    assert_eq!(cfg["memory"], "4096");
+    let ct = json(&ok(
+        &w,
+        &[
+            "get",
+            "/nodes/pve2/lxc/200/config",
+            "--output-format",
+            "json",
+        ],
+    ));
+    assert_eq!(
+        ct["lxc"],
+        serde_json::json!([["lxc.apparmor.profile", "unconfined"]])
+    );
+
+    // create: a used VMID anywhere in the cluster is refused; a new VM gets meta, smbios1, vmgenid.
+    let (_, err) = fails(&w, &["create", "/nodes/pve1/qemu", "--vmid=200"]);
+    assert_eq!(err, "CT 200 already exists on node 'pve2'\n");
+    let upid = ok(
+        &w,
+        &[
+            "create",
+            "/nodes/pve1/qemu",
+            "--vmid=101",
+            "--output-format",
+            "json",
+        ],
+    );
+    assert!(upid.contains(":qmcreate:101:"), "{upid}");
+    let created = w.pve.guest_config("pve1", "qemu", 101).unwrap();
+    assert!(created.starts_with("meta: creation-qemu="), "{created}");
+    assert!(created.contains("smbios1: uuid=") && created.contains("vmgenid: "));
+    // a CT cannot be created without a template
+    let (_, err) = fails(&w, &["create", "/nodes/pve1/lxc", "--vmid=201"]);
+    assert!(err.starts_with("400 Parameter verification failed.\nostemplate: property is missing and it is not optional\n"), "{err}");
+    let content = json(&ok(
+        &w,
+        &[
+            "get",
+            "/nodes/pve1/storage/local-lvm/content",
+            "--output-format",
+            "json",
+        ],
+    ));
+    assert_eq!(content[0]["volid"], "local-lvm:vm-100-disk-0");
+    let (_, err) = fails(&w, &["get", "/nodes/pve1/storage/nas/content"]);
+    assert_eq!(err, "storage 'nas' does not exist\n");
+}

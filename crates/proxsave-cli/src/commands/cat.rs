@@ -12,6 +12,9 @@ use crate::commands::{open_backup, print_warnings};
 use crate::{CmdResult, Exit, keys, progress};
 
 pub fn run(args: CatArgs, cancel: &CancelToken) -> CmdResult {
+    if args.config_db.from_config_db {
+        return super::configdb::cat(args, cancel);
+    }
     let path = ArchivePath::from_user(&args.file)
         .map_err(|e| Exit::Usage(format!("{}: {e}", args.file)))?;
     let backup = open_backup(&args.backup)?;

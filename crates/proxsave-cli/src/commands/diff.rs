@@ -22,6 +22,9 @@ use crate::output::print_json;
 use crate::{CmdResult, Exit, keys, progress};
 
 pub fn run(args: DiffArgs, cancel: &CancelToken) -> CmdResult {
+    if args.config_db.from_config_db {
+        return super::configdb::diff(args, cancel);
+    }
     let backup = open_backup(&args.backup)?;
     let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
     let (scan, key) = scan_backup(&backup, &args.key, cancel, "reading")?;
@@ -97,28 +100,7 @@ pub fn run(args: DiffArgs, cancel: &CancelToken) -> CmdResult {
         )?;
         return Ok(());
     }
-    let mut counts = [0usize; 4];
-    for d in &diffs {
-        let i = match d.change {
-            Change::New => 0,
-            Change::Changed => 1,
-            Change::Metadata => 2,
-            Change::Unchanged => 3,
-        };
-        counts[i] += 1;
-        match d.change {
-            Change::Unchanged => {}
-            Change::New => println!("new file: {}", d.path),
-            Change::Metadata => println!("metadata differs (mode, owner or time): {}", d.path),
-            Change::Changed => {
-                if let Some(text) = &d.diff {
-                    print!("{text}");
-                } else {
-                    println!("differs: {} ({})", d.path, d.note.as_deref().unwrap_or(""));
-                }
-            }
-        }
-    }
+    let counts = print_file_diffs(&diffs);
     // What the appliers would change (API objects, merged files), as unified diffs.
     let mut planned = 0usize;
     for a in &appliers {
@@ -150,4 +132,32 @@ pub fn run(args: DiffArgs, cancel: &CancelToken) -> CmdResult {
         counts[3]
     );
     Ok(())
+}
+
+/// Prints each file's difference (unchanged files silently); returns the counts of new,
+/// changed, metadata-only and unchanged files.
+pub fn print_file_diffs(diffs: &[proxsave_restore::diff::FileDiff]) -> [usize; 4] {
+    let mut counts = [0usize; 4];
+    for d in diffs {
+        let i = match d.change {
+            Change::New => 0,
+            Change::Changed => 1,
+            Change::Metadata => 2,
+            Change::Unchanged => 3,
+        };
+        counts[i] += 1;
+        match d.change {
+            Change::Unchanged => {}
+            Change::New => println!("new file: {}", d.path),
+            Change::Metadata => println!("metadata differs (mode, owner or time): {}", d.path),
+            Change::Changed => {
+                if let Some(text) = &d.diff {
+                    print!("{text}");
+                } else {
+                    println!("differs: {} ({})", d.path, d.note.as_deref().unwrap_or(""));
+                }
+            }
+        }
+    }
+    counts
 }

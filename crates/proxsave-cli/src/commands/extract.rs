@@ -103,6 +103,9 @@ fn print_refused(report: &ExtractReport) {
 }
 
 pub fn run(args: ExtractArgs, cancel: &CancelToken) -> CmdResult {
+    if args.config_db.from_config_db {
+        return super::configdb::extract(args, cancel);
+    }
     let selector = Selector::new(&args.patterns).map_err(|e| Exit::Usage(e.to_string()))?;
     let backup = open_backup(&args.backup)?;
     let dest = Destination::prepare(&args.to)?;

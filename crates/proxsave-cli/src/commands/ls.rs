@@ -11,6 +11,9 @@ use crate::output::{mode_string, print_json, time_string};
 use crate::{CmdResult, Exit, keys, progress};
 
 pub fn run(args: LsArgs, cancel: &CancelToken) -> CmdResult {
+    if args.config_db.from_config_db {
+        return super::configdb::ls(args, cancel);
+    }
     let selector = Selector::new(&args.patterns).map_err(|e| Exit::Usage(e.to_string()))?;
     let backup = open_backup(&args.backup)?;
     let label = backup.display_name().to_string();

@@ -7,10 +7,13 @@
 //! - Cluster-filesystem appliers: `pve_firewall`, `pve_ha`, `pve_sdn` ([`cluster_files`]),
 //!   written on the mounted `/etc/pve`, firewall and HA under a COMMIT window; see
 //!   docs/pve-cluster-files.md.
+//! - SAFE apply of guests ([`safe_guests`]): the exported `/etc/pve`'s VMs and CTs re-created
+//!   through the API; see docs/pve-safe-recovery.md.
 
 mod api;
 pub mod cluster_files;
 pub use cluster_files::*;
 pub mod jobs;
 pub mod notifications;
+pub mod safe_guests;
 pub mod storage;

@@ -2,6 +2,7 @@
 //! property-string code lives in `proxsave-formats`).
 
 pub mod datacenter;
+pub mod guest;
 pub mod shadow;
 pub mod tfa;
 pub mod token;

@@ -114,31 +114,55 @@ fn emit(phase: &'static str, outcomes: &[Outcome]) {
     }
 }
 
-/// The categories of the plan `a` runs for: those staged, and those restored into the root
-/// when the applier asks for them ([`Applier::runs_for_normal_tier`]).
-fn categories_of(a: &dyn Applier, plan: &Plan) -> Vec<&'static str> {
+/// The categories of the plan `a` runs for: those staged, those restored into the root
+/// when the applier asks for them ([`Applier::runs_for_normal_tier`]), and those exported
+/// when it reads exported categories ([`Applier::reads_exported`]).
+pub(crate) fn categories_of(a: &dyn Applier, plan: &Plan) -> Vec<&'static str> {
     let normal = a.runs_for_normal_tier();
+    let exported = a.reads_exported();
     a.categories()
         .iter()
         .copied()
         .filter(|c| {
             plan.categories.iter().any(|p| {
                 p.category.id == *c
-                    && (p.tier == Tier::Staged || (normal && p.tier == Tier::Normal))
+                    && (p.tier == Tier::Staged
+                        || (normal && p.tier == Tier::Normal)
+                        || (exported && p.tier == Tier::Export))
             })
         })
         .collect()
 }
 
-/// True when an applier of `set` runs for a category the plan restores into the root: the
-/// appliers' phases then run (with an empty stage) even if nothing is staged.
+/// True when an applier of `set` runs for a category the plan restores into the root or
+/// exports for it: the appliers' phases then run (with a possibly empty stage) even if
+/// nothing is staged.
 pub(crate) fn runs_without_stage(set: &AppliersSet, plan: &Plan) -> bool {
     set.iter().any(|a| {
-        a.runs_for_normal_tier()
+        (a.runs_for_normal_tier()
             && plan
                 .in_tier(Tier::Normal)
-                .any(|c| a.categories().contains(&c.id))
+                .any(|c| a.categories().contains(&c.id)))
+            || (a.reads_exported()
+                && plan
+                    .in_tier(Tier::Export)
+                    .any(|c| a.categories().contains(&c.id)))
     })
+}
+
+/// The export-tier categories of `plan` read by an applier of `set`
+/// ([`Applier::reads_exported`]): the engine stages their files too
+/// ([`Plan::stage_exported`]).
+pub(crate) fn exported_read(set: &AppliersSet, plan: &Plan) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = set
+        .iter()
+        .filter(|a| a.reads_exported())
+        .flat_map(|a| a.categories().iter().copied())
+        .filter(|c| plan.in_tier(Tier::Export).any(|x| x.id == *c))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Plans every applier of `set` that owns a category the plan stages (or, for appliers that

@@ -30,6 +30,7 @@ use proxsave_archive::path::ArchivePath;
 use proxsave_archive::progress::CancelToken;
 use proxsave_archive::read::StreamOptions;
 
+pub(crate) use appliers::exported_read;
 pub use appliers::{PlannedApplier, QuestionRecord, plan_appliers};
 pub use scan::{DEDUP_MANIFEST, DEDUP_MANIFEST_LIMIT, Scan, Seen, scan};
 pub use space::space_needs;
@@ -172,6 +173,15 @@ pub fn execute(
         error: None,
         sha256: Some(scan.stream.sha256.clone()),
         interrupted: None,
+    };
+    // Exported categories read by an applier are staged too (privately) during the read.
+    let read = appliers::exported_read(&opts.appliers, plan);
+    let staged_plan;
+    let plan = if read.is_empty() {
+        plan
+    } else {
+        staged_plan = plan.clone().stage_exported(&read);
+        &staged_plan
     };
     crate::events::summary_header(&report);
     for w in &plan.warnings {

@@ -417,7 +417,16 @@ pub(crate) fn extract_tiers(
             }
         };
         if !opts.dry_run {
-            outcome_from(&r, Tier::Staged, FileStatus::Staged, &mut merged);
+            // Files staged only for an applier reading an exported category are shown as
+            // exported (their export copy), not as staged.
+            let mut shown = r.clone();
+            shown.entries.retain(|e| {
+                e.path
+                    .as_deref()
+                    .and_then(|p| ArchivePath::from_user(p).ok())
+                    .is_none_or(|p| !plan.staged_only_as_export(&p))
+            });
+            outcome_from(&shown, Tier::Staged, FileStatus::Staged, &mut merged);
         }
         if let Some(d) = &tiers.stage_dir {
             dedup_repair(backup, stream_opts, scan, d, &r, cancel, report)?;

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 use super::schema::{self, Kind};
 
+mod guests;
+
 /// What is not a file under `/etc/pve`: the cluster's nodes and guests, and SDN.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NodeState {
@@ -29,6 +31,9 @@ pub struct NodeState {
     /// Exit code of a failed call (Perl `die`: `$!` when set, else 255; default 255).
     #[serde(default)]
     pub die_exit_code: Option<i32>,
+    /// Storage volumes that exist (`local-lvm:vm-100-disk-0`), for guest disks.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// A guest of the cluster.
@@ -335,6 +340,14 @@ impl Ctx {
                         .map(|n| json!({"node": n, "status": "online", "type": "node"}))
                         .collect(),
                 ))
+            }
+            ("get", ["cluster", "resources"]) => self.cluster_resources(rest),
+            ("get", ["nodes", node, "storage", sid, "content"]) => {
+                self.storage_content(node, sid, rest)
+            }
+            (_, ["nodes", node, kind @ ("qemu" | "lxc"), tail @ ..]) => {
+                let kind = if *kind == "qemu" { "qemu" } else { "lxc" };
+                self.guest_call(verb, node, kind, tail, rest)
             }
             ("get", ["storage"]) => {
                 getopt(rest, &[("type", Kind::Str)], &[])?;
