@@ -79,15 +79,22 @@ impl Lab {
     }
 
     fn with_backup_cfg(cfg: &str, cmds: &[&str]) -> Lab {
+        Lab::with_backup_files(&[("datastore.cfg", cfg)], cmds)
+    }
+
+    /// A lab whose backup has these files in `/etc/proxmox-backup`.
+    fn with_backup_files(files: &[(&str, &str)], cmds: &[&str]) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeBin::with_commands(dir.path().join("fake"), cmds);
         let mut source = HostTree::pbs_node(dir.path().join("source"));
-        source.file(
-            "etc/proxmox-backup/datastore.cfg",
-            cfg.as_bytes(),
-            0o640,
-            (0, 34),
-        );
+        for (name, text) in files {
+            source.file(
+                &format!("etc/proxmox-backup/{name}"),
+                text.as_bytes(),
+                0o640,
+                (0, 34),
+            );
+        }
         source.settle_dirs();
         let spec = BackupSpec {
             compressor: Compressor::None,
@@ -602,6 +609,21 @@ fn clean_mode_through_the_api_removes_the_extra_datastore_from_the_config_only()
     let store1_before = tree(&root.join("mnt/datastore/store1"));
     assert!(!store1_before.is_empty());
 
+    // The plan names every call before anything changes.
+    let dry = lab.restore(&["--pbs-behavior", "clean", "--dry-run"]);
+    common::assert_ok(&dry);
+    let shown = texts(&dry);
+    for want in [
+        "proxmox-backup-manager datastore remove store1 (configuration only; the data at /mnt/datastore/store1 is kept)",
+        "add datastore main to /etc/proxmox-backup/datastore.cfg (PBS before 3.3 cannot adopt an existing chunk store through its API)",
+        "proxmox-backup-manager datastore create fresh /mnt/ds2",
+        "datastore offsite (/mnt/usb-offsite/pbs): defer: /mnt/usb-offsite is a mount location",
+    ] {
+        assert!(shown.contains(want), "missing {want:?} in:\n{shown}");
+    }
+    assert!(change_calls(&pbs).is_empty());
+    assert!(!lab.disk2.join(".chunks").exists());
+
     let out = lab.restore(&["--pbs-behavior", "clean"]);
     common::assert_ok(&out);
     let calls = change_calls(&pbs);
@@ -652,4 +674,144 @@ fn a_failed_create_names_the_object_the_call_and_pbs_s_message_and_the_rest_appl
     let st = pbs.state();
     assert_eq!(ids(&st.datastore), ["main", "store1"]);
     assert!(!lab.disk2.join(".chunks").exists());
+}
+
+/// The backup's `s3.cfg` (PBS 4): the keys are secrets.
+const BACKUP_S3_CFG: &str = "s3-endpoint: ep1\n\taccess-key AKIAEXAMPLEKEYID42\n\tendpoint s3.example.com\n\tregion eu-1\n\tsecret-key Sup3rS3cretS3Key\n";
+
+/// Every text a user or a log sees of a run: stdout, stderr, the restore logs.
+fn everything_shown(out: &Output, lab: &Lab) -> String {
+    let mut all = common::stdout(out) + &common::stderr(out);
+    for e in fs::read_dir(lab.dir.path().join("work")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "log") {
+            all.push_str(&fs::read_to_string(&p).unwrap());
+        }
+    }
+    all
+}
+
+#[test]
+fn s3_endpoints_apply_through_the_api_and_their_keys_never_show() {
+    require_tools!("tar");
+    let lab = Lab::with_backup_files(&[("s3.cfg", BACKUP_S3_CFG)], DEFAULT_COMMANDS);
+    let pbs = PbsDouble::install(&lab.fake, &lab.root().join("etc/proxmox-backup"));
+    // The host already has ep1 (other keys) and an endpoint the backup lacks.
+    pbs.write_file(
+        "s3.cfg",
+        "s3-endpoint: ep1\n\taccess-key OLDKEY\n\tendpoint old.example.com\n\tsecret-key OldS3cret\n\ns3-endpoint: extra\n\taccess-key X\n\tendpoint x.example.com\n\tsecret-key Y\n",
+    );
+    for mode in ["merge", "clean"] {
+        let out = lab.restore_unmounted(&["--pbs-behavior", mode]);
+        common::assert_ok(&out);
+        let shown = everything_shown(&out, &lab);
+        for secret in ["Sup3rS3cretS3Key", "AKIAEXAMPLEKEYID42"] {
+            assert!(!shown.contains(secret), "{mode}: {secret} shown");
+        }
+        let st = pbs.state();
+        let ep1 = st.s3.find("s3-endpoint", "ep1").unwrap();
+        assert_eq!(ep1.get("secret-key"), Some("Sup3rS3cretS3Key"));
+        assert_eq!(ep1.get("access-key"), Some("AKIAEXAMPLEKEYID42"));
+        assert_eq!(ep1.get("endpoint"), Some("s3.example.com"));
+        let want: &[&str] = if mode == "merge" {
+            &["ep1", "extra"]
+        } else {
+            &["ep1"]
+        };
+        assert_eq!(ids(&st.s3), want, "{mode}");
+    }
+    let calls: Vec<String> = pbs
+        .calls()
+        .iter()
+        .map(|c| c.args.join(" "))
+        .filter(|c| c.starts_with("s3 "))
+        .collect();
+    assert!(
+        calls.contains(&"s3 endpoint remove extra".to_string()),
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn clean_mode_without_the_api_writes_s3_cfg_as_a_file_and_no_key_shows() {
+    require_tools!("tar");
+    let cmds: Vec<&str> = DEFAULT_COMMANDS
+        .iter()
+        .copied()
+        .filter(|c| *c != "proxmox-backup-manager")
+        .collect();
+    let lab = Lab::with_backup_files(&[("s3.cfg", BACKUP_S3_CFG)], &cmds);
+    let out = lab.restore_unmounted(&["--pbs-behavior", "clean"]);
+    common::assert_ok(&out);
+    let shown = everything_shown(&out, &lab);
+    assert!(!shown.contains("Sup3rS3cretS3Key"));
+    let s3 = lab.root().join("etc/proxmox-backup/s3.cfg");
+    assert_eq!(fs::read_to_string(&s3).unwrap(), BACKUP_S3_CFG);
+    assert_eq!(mode_owner(&s3), (0o640, 0, BACKUP_GID));
+}
+
+#[test]
+fn answering_no_to_pbs_datastores_create_defers_the_empty_one_and_keeps_the_existing_one() {
+    require_tools!("tar", "mount", "unshare");
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::new();
+    let root = lab.root().to_path_buf();
+    let out = lab.restore(&[
+        "--pbs-behavior",
+        "clean",
+        "--answer",
+        "pbs.datastores.create=no",
+    ]);
+    common::assert_ok(&out);
+    let r = report(&out);
+    let o = outcome(&r, "datastore_pbs");
+    assert_eq!(o["status"], "deferred", "{o:#}");
+    assert_eq!(
+        fs::read_to_string(root.join("etc/proxmox-backup/datastore.cfg")).unwrap(),
+        "datastore: main\n\tcomment Main backup store\n\tgc-schedule daily\n\tpath /mnt/ds1/main\n"
+    );
+    let deferred =
+        fs::read_to_string(root.join("etc/proxmox-backup/datastore.cfg.deferred")).unwrap();
+    assert!(
+        deferred.contains(
+            "# fresh: deferred: its folder has no chunk store and the answer to pbs.datastores.create is `no`\n# proxmox-backup-manager datastore create fresh /mnt/ds2\n"
+        ),
+        "{deferred}"
+    );
+    assert_eq!(fs::read_dir(&lab.disk2).unwrap().count(), 0);
+}
+
+#[test]
+fn clean_mode_updates_a_datastore_the_host_has_and_deletes_what_the_backup_lacks() {
+    require_tools!("tar", "mount", "unshare");
+    if !can_mount() {
+        return;
+    }
+    let (lab, pbs) = Lab::with_api();
+    pbs.write_file(
+        "datastore.cfg",
+        "datastore: main\n\tcomment Old comment\n\tnotify-user root@pam\n\tpath /mnt/ds1/main\n",
+    );
+    let main_before = tree(&lab.disk1.join("main"));
+    let out = lab.restore(&[
+        "--pbs-behavior",
+        "clean",
+        "--answer",
+        "pbs.datastores.create=no",
+    ]);
+    common::assert_ok(&out);
+    assert_eq!(
+        change_calls(&pbs),
+        [
+            "datastore update main --comment=Main backup store --gc-schedule=daily --delete=notify-user"
+        ]
+    );
+    let st = pbs.state();
+    assert_eq!(ids(&st.datastore), ["main"]);
+    let main = st.datastore.find("datastore", "main").unwrap();
+    assert_eq!(main.get("comment"), Some("Main backup store"));
+    assert_eq!(main.get("notify-user"), None);
+    assert_eq!(tree(&lab.disk1.join("main")), main_before);
 }

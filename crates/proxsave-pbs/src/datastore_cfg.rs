@@ -354,6 +354,9 @@ pub fn render<'a>(datastores: impl IntoIterator<Item = &'a Datastore>) -> String
     out
 }
 
+/// A datastore section being read: name, header line, properties (key, value, line).
+type Block = (String, usize, Vec<(String, String, usize)>);
+
 /// Normalises `bytes`, then keeps what PBS loads; see the module docs.
 ///
 /// Dropped (each reported with its line): comment lines, lines before the first header or
@@ -368,8 +371,7 @@ pub fn installable(bytes: &[u8]) -> Result<Installable, CfgError> {
     let input = std::str::from_utf8(bytes).map_err(|_| CfgError::NotText)?;
     let n = normalize(input);
     let mut dropped = Vec::new();
-    // (name, header line, properties with their lines)
-    let mut blocks: Vec<(String, usize, Vec<(String, String, usize)>)> = Vec::new();
+    let mut blocks: Vec<Block> = Vec::new();
     for (index, (body, _)) in split_lines(&n.text).into_iter().enumerate() {
         let line = index + 1;
         match kind(body) {

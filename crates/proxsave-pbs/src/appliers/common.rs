@@ -105,7 +105,7 @@ pub fn parse_bytes(bytes: &[u8], rel: &str) -> Staged {
             "the backup's /{rel} is empty: not written (the host's is kept)"
         ));
     }
-    match section::parse_strict(text) {
+    match parse_pbs(text) {
         Ok(c) if c.sections.is_empty() => Staged::Unusable(format!(
             "the backup's /{rel} has no section: not written (the host's is kept)"
         )),
@@ -123,7 +123,85 @@ pub fn read_live(root: &RootHandle, rel: &str) -> Option<SectionConfig> {
     if text.trim().is_empty() {
         return Some(SectionConfig::new());
     }
-    section::parse_strict(&text).ok()
+    parse_pbs(&text).ok()
+}
+
+/// Keys that PBS's schemas declare as arrays: one line per item, so they repeat.
+pub const ARRAY_KEYS: &[&str] = &[
+    "group-filter",
+    "network",
+    "timeframe",
+    "mailto",
+    "mailto-user",
+    "match-field",
+    "match-severity",
+    "match-calendar",
+    "target",
+    "header",
+    "secret",
+];
+
+/// Parses a PBS section-config file with `proxmox-section-config`'s grammar (as
+/// [`section::parse_strict`]), the keys of [`ARRAY_KEYS`] allowed to repeat.
+///
+/// # Errors
+/// The first line PBS would refuse.
+pub fn parse_pbs(text: &str) -> Result<SectionConfig, section::Diag> {
+    let err = |line: usize, message: &str| section::Diag {
+        line,
+        message: message.to_string(),
+    };
+    let mut cfg = SectionConfig::new();
+    let mut current: Option<Section> = None;
+    for (n, raw) in text.lines().enumerate() {
+        let n = n + 1;
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.trim().is_empty() {
+            if let Some(s) = current.take() {
+                cfg.push(s);
+            }
+            continue;
+        }
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        if let Some(sec) = current.as_mut() {
+            if !line.starts_with(char::is_whitespace) {
+                return Err(err(n, "syntax error (expected section properties)"));
+            }
+            let body = line.trim();
+            let Some((k, v)) = body.split_once(char::is_whitespace) else {
+                return Err(err(n, "syntax error (expected section properties)"));
+            };
+            if sec.has(k) && !ARRAY_KEYS.contains(&k) {
+                return Err(err(
+                    n,
+                    &format!(
+                        "duplicate property '{k}' in section '{}: {}'",
+                        sec.ty, sec.id
+                    ),
+                ));
+            }
+            sec.props.push(section::Prop::new(k, v.trim()));
+            continue;
+        }
+        let ok_start = line.chars().next().is_some_and(char::is_alphabetic);
+        let Some((ty, id)) = line.split_once(':').filter(|_| ok_start) else {
+            return Err(err(n, "syntax error (expected header)"));
+        };
+        let (ty, id) = (ty.trim(), id.trim());
+        if ty.is_empty() || id.is_empty() {
+            return Err(err(n, "syntax error (expected header)"));
+        }
+        if cfg.sections.iter().any(|s| s.id == id) {
+            return Err(err(n, &format!("duplicate section id '{id}'")));
+        }
+        current = Some(Section::new(ty, id));
+    }
+    if let Some(s) = current.take() {
+        cfg.push(s);
+    }
+    Ok(cfg)
 }
 
 /// The `proxmox-section-config` writer: `type: id`, `\tkey value`, one empty line between

@@ -361,30 +361,28 @@ impl Applier for DatastorePbs {
                     "merge mode: the PBS API is not available now ({why}): unless it answers when this applier runs, nothing is applied (merge never rewrites the file)"
                 ),
             });
-            let applied: Vec<&Datastore> = inputs
+            let applied: Vec<(&Datastore, PathState)> = inputs
                 .decided
                 .iter()
-                .filter(|d| matches!(d.verdict, Verdict::Apply(_)))
-                .map(|d| &d.ds)
+                .filter_map(|d| match d.verdict {
+                    Verdict::Apply(s) => Some((&d.ds, s)),
+                    Verdict::Defer(_) => None,
+                })
                 .collect();
-            let before = ctx.root.read(&ap(DATASTORE_CFG)).ok().flatten();
-            if mode == PbsBehavior::Clean {
-                let after = datastore_cfg::render(applied.iter().copied());
-                plan.changes.push(PlannedChange::file(
-                    &format!("/{DATASTORE_CFG}"),
-                    before.as_deref(),
-                    Some(after.as_bytes()),
-                ));
-            } else {
-                for ds in &applied {
-                    plan.changes.push(PlannedChange::call(
-                        &format!("/datastore/{}", ds.name),
-                        ChangeKind::Create,
-                        format!("{PBM} datastore create {} {} (or update)", ds.name, ds.path),
-                        None,
-                        Some(datastore_cfg::render([*ds])),
+            match &api {
+                Ok(current) => {
+                    plan_api_changes(&mut plan, &pbm, mode, &inputs.decided, &applied, current)
+                }
+                Err(_) if mode == PbsBehavior::Clean => {
+                    let before = ctx.root.read(&ap(DATASTORE_CFG)).ok().flatten();
+                    let after = datastore_cfg::render(applied.iter().map(|(d, _)| *d));
+                    plan.changes.push(PlannedChange::file(
+                        &format!("/{DATASTORE_CFG}"),
+                        before.as_deref(),
+                        Some(after.as_bytes()),
                     ));
                 }
+                Err(_) => {}
             }
             let deferred: Vec<(&Datastore, &str)> = inputs
                 .decided
@@ -737,12 +735,7 @@ fn file_fallback(
 }
 
 /// `datastore update NAME --k=v …` (clean mode: `--delete` for what the backup lacks).
-fn api_update(
-    pbm: &Pbm<'_>,
-    ds: &Datastore,
-    row: &Row,
-    mode: PbsBehavior,
-) -> Result<String, PbmError> {
+fn update_call(ds: &Datastore, row: &Row, mode: PbsBehavior) -> Call {
     let mut call = Call::new(["datastore", "update"], [ds.name.as_str()]);
     call.args = ds_args(ds);
     if mode == PbsBehavior::Clean {
@@ -754,8 +747,112 @@ fn api_update(
             }
         }
     }
-    pbm.call(&call)?;
+    call
+}
+
+fn api_update(
+    pbm: &Pbm<'_>,
+    ds: &Datastore,
+    row: &Row,
+    mode: PbsBehavior,
+) -> Result<String, PbmError> {
+    pbm.call(&update_call(ds, row, mode))?;
     Ok(format!("datastore {} updated", ds.name))
+}
+
+/// `datastore create NAME PATH [--reuse-datastore=true] --k=v …`.
+fn create_call(ds: &Datastore, reuse: bool) -> Call {
+    let mut call = Call::new(
+        ["datastore", "create"],
+        [ds.name.as_str(), ds.path.as_str()],
+    );
+    if reuse {
+        call = call.arg("reuse-datastore", "true");
+    }
+    call.args.extend(ds_args(ds));
+    call
+}
+
+/// True when PBS is known to be older than 3.3 (no `--reuse-datastore`).
+fn cannot_reuse(pbm: &Pbm<'_>) -> bool {
+    matches!(pbm.version(), Ok(Some(v)) if v < REUSE_SINCE)
+}
+
+/// The plan's changes when the API answers: the calls apply will make.
+fn plan_api_changes(
+    plan: &mut ApplierPlan,
+    pbm: &Pbm<'_>,
+    mode: PbsBehavior,
+    decided: &[Decided],
+    applied: &[(&Datastore, PathState)],
+    current: &[Row],
+) {
+    let target = |name: &str| format!("/config/datastore/{name}");
+    if mode == PbsBehavior::Clean {
+        for row in current
+            .iter()
+            .filter(|r| !decided.iter().any(|d| d.ds.name == r.name))
+        {
+            plan.changes.push(PlannedChange::call(
+                &target(&row.name),
+                ChangeKind::Delete,
+                format!(
+                    "{} (configuration only; the data at {} is kept)",
+                    Call::new(["datastore", "remove"], [row.name.as_str()]),
+                    row.path
+                ),
+                None,
+                None,
+            ));
+        }
+    }
+    for (ds, state) in applied {
+        let after = Some(datastore_cfg::render([*ds]));
+        let reuse = *state == PathState::Existing;
+        let change = match current.iter().find(|r| r.name == ds.name) {
+            Some(row)
+                if row.path == ds.path || row.path.is_empty() || mode == PbsBehavior::Merge =>
+            {
+                PlannedChange::call(
+                    &target(&ds.name),
+                    ChangeKind::Set,
+                    update_call(ds, row, mode).to_string(),
+                    None,
+                    after,
+                )
+            }
+            Some(row) => PlannedChange::call(
+                &target(&ds.name),
+                ChangeKind::Create,
+                format!(
+                    "{} then {} (moved from {}; put back there if the creation fails)",
+                    Call::new(["datastore", "remove"], [ds.name.as_str()]),
+                    create_call(ds, reuse),
+                    row.path
+                ),
+                None,
+                after,
+            ),
+            None if reuse && cannot_reuse(pbm) => PlannedChange::call(
+                &format!("/{DATASTORE_CFG}"),
+                ChangeKind::Write,
+                format!(
+                    "add datastore {} to /{DATASTORE_CFG} (PBS before 3.3 cannot adopt an existing chunk store through its API)",
+                    ds.name
+                ),
+                None,
+                after,
+            ),
+            None => PlannedChange::call(
+                &target(&ds.name),
+                ChangeKind::Create,
+                create_call(ds, reuse).to_string(),
+                None,
+                after,
+            ),
+        };
+        plan.changes.push(change);
+    }
 }
 
 /// Clean mode, the host has the datastore at another path: remove it, create it at the
@@ -803,23 +900,14 @@ fn api_create(
     ds: &Datastore,
     state: PathState,
 ) -> Result<String, String> {
-    let mut call = Call::new(
-        ["datastore", "create"],
-        [ds.name.as_str(), ds.path.as_str()],
-    );
-    if state == PathState::Existing {
-        let old = matches!(pbm.version(), Ok(Some(v)) if v < REUSE_SINCE);
-        if old {
-            return add_definition(
-                ctx,
-                ds,
-                "PBS before 3.3 cannot adopt an existing chunk store through its API",
-            );
-        }
-        call = call.arg("reuse-datastore", "true");
+    if state == PathState::Existing && cannot_reuse(pbm) {
+        return add_definition(
+            ctx,
+            ds,
+            "PBS before 3.3 cannot adopt an existing chunk store through its API",
+        );
     }
-    call.args.extend(ds_args(ds));
-    match pbm.call(&call) {
+    match pbm.call(&create_call(ds, state == PathState::Existing)) {
         Ok(_) => {}
         Err(PbmError::ParamRejected { param, .. }) if param == "reuse-datastore" => {
             return add_definition(
@@ -942,10 +1030,11 @@ fn apply_s3(
         for s in &s3.sections {
             let r = match pbm.call(&s3_call("create", s)) {
                 Ok(_) => Ok(()),
-                Err(e1) => pbm
+                Err(PbmError::AlreadyExists { .. }) => pbm
                     .call(&s3_call("update", s))
                     .map(|_| ())
-                    .map_err(|e2| format!("{e1} (create) / {e2} (update)")),
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             };
             match r {
                 Ok(()) => run.done.push(format!("S3 endpoint {} applied", s.id)),
