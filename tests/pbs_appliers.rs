@@ -382,6 +382,30 @@ fn clean_mode_leaves_exactly_the_backup_removing_jobs_before_their_remotes() {
     .write_file("acme/accounts/stale", "{\"key\":\"x\"}")
     .write_file("media-pool.cfg", "pool: daily\n\tallocation daily\n");
 
+    // The plan names every call (secrets redacted) and changes nothing.
+    let dry = lab.restore(&[
+        "--pbs-behavior",
+        "clean",
+        "--answer",
+        "pbs.notifications.apply=yes",
+        "--dry-run",
+    ]);
+    common::assert_ok(&dry);
+    let plan = common::stdout(&dry);
+    for want in [
+        "proxmox-backup-manager sync-job remove pull-old",
+        "proxmox-backup-manager remote remove old",
+        "proxmox-backup-manager remote create pbs-b --auth-id=sync@pbs",
+        "--password=<redacted>",
+        "proxmox-backup-manager notification endpoint gotify create gw --comment=Phone --server=https://gotify.example.lan --token=<redacted>",
+        "data <redacted>",
+        "pbs.notifications.apply",
+    ] {
+        assert!(plan.contains(want), "{want} not in {plan}");
+    }
+    assert!(lab.calls().is_empty(), "{:?}", lab.calls());
+    assert!(!lab.etc("tape.cfg").exists());
+
     let out = lab.restore(&[
         "--pbs-behavior",
         "clean",
@@ -560,4 +584,27 @@ fn clean_mode_reports_a_failed_removal_and_does_not_overwrite_the_file_after_it(
     // Notifications were declined: untouched.
     assert_eq!(outcome(&r, "pbs_notifications")["status"], "skipped");
     assert!(!lab.etc("notifications-priv.cfg").exists());
+}
+
+#[test]
+fn notifications_are_applied_only_when_the_question_says_yes() {
+    require_tools!("tar");
+    let lab = Lab::new(true);
+    // `--yes` takes the default: `no`.
+    let out = lab.restore(&["--pbs-behavior", "clean"]);
+    common::assert_ok(&out);
+    let r = report(&out);
+    let o = outcome(&r, "pbs_notifications");
+    assert_eq!(o["status"], "skipped", "{o:#}");
+    assert!(
+        o["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("pbs.notifications.apply = no"),
+        "{o:#}"
+    );
+    assert!(!lab.etc("notifications.cfg").exists());
+    assert!(!lab.calls().iter().any(|c| c.starts_with("notification")));
+    // The other objects were applied.
+    assert_eq!(ids(&lab.pbs().state().remote), ["pbs-b", "pbs-c"]);
 }

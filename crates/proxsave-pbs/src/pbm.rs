@@ -570,6 +570,28 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_scrubbed_in_both_option_forms() {
+        let c = Call::new(["remote", "create"], ["pbs-b"])
+            .arg("host", "10.0.0.20")
+            .secret("password", "Pw-1 2");
+        let cmd = c.command();
+        assert_eq!(cmd.shown_arg(4).as_deref(), Some("--password=<redacted>"));
+        assert!(!cmd.display().contains("Pw-1"), "{}", cmd.display());
+        // PBS may echo the value in either option form.
+        assert_eq!(
+            c.scrub("bad --password Pw-1 2 / --password=Pw-1 2"),
+            "bad --password <redacted> / --password=<redacted>"
+        );
+        let e = classify(
+            c.to_string(),
+            Some(255),
+            &c.scrub("Error: rejected 'Pw-1 2'\n"),
+        );
+        assert!(!e.to_string().contains("Pw-1"), "{e}");
+        assert!(e.to_string().contains("--password=<redacted>"), "{e}");
+    }
+
+    #[test]
     fn errors_are_classified_like_proxmox_router_prints_them() {
         let e = classify(
             "c".into(),

@@ -640,3 +640,47 @@ pub fn apply_api_file(
         write_file(root, f.rel, &render_pbs(cfg.sections.iter()), &spec, run);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pbs_grammar_allows_array_keys_only_to_repeat() {
+        let c =
+            parse_pbs("sync: a\n\tgroup-filter type:vm\n\tgroup-filter group:vm/1\n\tstore s\n")
+                .expect("arrays repeat");
+        assert_eq!(
+            c.sections[0].get_all("group-filter"),
+            ["type:vm", "group:vm/1"]
+        );
+        let e = parse_pbs("sync: a\n\tstore s\n\tstore t\n").expect_err("duplicate");
+        assert_eq!(e.line, 3);
+        let e = parse_pbs("remote: a\nhost x\n").expect_err("not indented");
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (2, "syntax error (expected section properties)")
+        );
+        assert!(parse_pbs("remote: a\n\thost x\nremote: b\n").is_err());
+        assert!(matches!(parse_bytes(b"  \n", "x.cfg"), Staged::Unusable(_)));
+        assert!(matches!(
+            parse_bytes(b"plain text\n", "x.cfg"),
+            Staged::Unusable(_)
+        ));
+    }
+
+    #[test]
+    fn merge_keeps_the_hosts_others_and_render_is_pbs_style() {
+        let live = parse_pbs("pool: a\n\tallocation x\n\npool: b\n\tallocation y\n").expect("ok");
+        let backup = parse_pbs("pool: b\n\tallocation z\n\npool: c\n\tallocation w\n").expect("ok");
+        let m = merge_sections(&live, &backup);
+        assert_eq!(
+            render_pbs(m.iter()),
+            "pool: a\n\tallocation x\n\npool: b\n\tallocation z\n\npool: c\n\tallocation w\n"
+        );
+        assert_eq!(
+            render_shown(backup.sections.iter(), &["allocation"]),
+            "pool: b\n\tallocation <redacted>\n\npool: c\n\tallocation <redacted>\n"
+        );
+    }
+}

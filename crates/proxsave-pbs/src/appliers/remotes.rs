@@ -193,3 +193,28 @@ impl Applier for PbsRemotes {
         Ok(vec![run.outcome(CATEGORY)])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_is_decoded_from_base64_before_the_cli() {
+        let cfg = super::super::common::parse_pbs(
+            "remote: pbs-b\n\tauth-id sync@pbs\n\thost 10.0.0.20\n\tpassword c2VjcmV0\n",
+        )
+        .expect("ok");
+        let d = remote_args(&cfg.sections[0]).expect("decodes");
+        let pw = d
+            .args
+            .iter()
+            .find(|a| a.key == "password")
+            .expect("password");
+        assert_eq!(pw.value, "secret");
+        assert!(pw.secret);
+        let bad =
+            super::super::common::parse_pbs("remote: x\n\tpassword not*base64\n").expect("ok");
+        let e = remote_args(&bad.sections[0]).expect_err("not base64");
+        assert!(!e.contains("not*base64"), "{e}");
+    }
+}
