@@ -421,7 +421,17 @@ impl<'h> ServiceGuard<'h> {
             .partition(|s| units.contains(&s.unit.as_str()));
         self.stopped = rest;
         let names: Vec<String> = now.iter().map(|s| s.unit.clone()).collect();
+        if names.is_empty() {
+            return names;
+        }
+        // A Ctrl+C now is about restarting services (announced, not obeyed at once), as at
+        // the end; then the run is back where it was.
+        let (stage, activity) = (self.progress.stage(), self.progress.activity());
+        self.progress.set_stage(Stage::Restarting);
+        self.progress.set_activity("restarting services");
         self.start_list(restart_order(now, |s| s.unit.as_str()));
+        self.progress.set_activity(activity);
+        self.progress.set_stage(stage);
         names
     }
 
