@@ -815,3 +815,38 @@ fn clean_mode_updates_a_datastore_the_host_has_and_deletes_what_the_backup_lacks
     assert_eq!(main.get("notify-user"), None);
     assert_eq!(tree(&lab.disk1.join("main")), main_before);
 }
+
+#[test]
+fn on_pbs_3_3_an_existing_chunk_store_is_adopted_with_reuse_datastore() {
+    require_tools!("tar", "mount", "unshare");
+    if !can_mount() {
+        return;
+    }
+    let lab = Lab::with_backup_cfg(BACKUP_DATASTORE_CFG, DEFAULT_COMMANDS);
+    let pbs =
+        PbsDouble::install_version(&lab.fake, &lab.root().join("etc/proxmox-backup"), "3.3.2");
+    let main_before = tree(&lab.disk1.join("main"));
+    let out = lab.restore(&[
+        "--pbs-behavior",
+        "merge",
+        "--answer",
+        "pbs.datastores.create=no",
+    ]);
+    common::assert_ok(&out);
+    assert_eq!(
+        change_calls(&pbs),
+        [
+            "datastore create main /mnt/ds1/main --reuse-datastore=true --comment=Main backup store --gc-schedule=daily"
+        ]
+    );
+    let detail = outcome(&report(&out), "datastore_pbs")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains("datastore main added (existing chunk store at /mnt/ds1/main reused)"),
+        "{detail}"
+    );
+    assert_eq!(ids(&pbs.state().datastore), ["main", "store1"]);
+    assert_eq!(tree(&lab.disk1.join("main")), main_before);
+}

@@ -123,11 +123,36 @@ impl PbsDouble {
         PbsDouble::install_with(&PbsDouble::binary(), fake, etc_proxmox_backup)
     }
 
+    /// [`PbsDouble::install`] playing another PBS version (`"3.3.2"`: `version` says so and
+    /// `datastore create --reuse-datastore true` adopts an existing chunk store; the default
+    /// 3.2.4 refuses that option).
+    pub fn install_version(fake: &FakeBin, etc_proxmox_backup: &Path, version: &str) -> PbsDouble {
+        PbsDouble::install_full(
+            &PbsDouble::binary(),
+            fake,
+            etc_proxmox_backup,
+            Some(version),
+        )
+    }
+
     /// [`PbsDouble::install`] with an explicit binary (e.g. `env!("CARGO_BIN_EXE_pbs-double")`).
     pub fn install_with(binary: &Path, fake: &FakeBin, etc_proxmox_backup: &Path) -> PbsDouble {
+        PbsDouble::install_full(binary, fake, etc_proxmox_backup, None)
+    }
+
+    /// [`PbsDouble::install_with`] playing `version` (default 3.2.4).
+    pub fn install_full(
+        binary: &Path,
+        fake: &FakeBin,
+        etc_proxmox_backup: &Path,
+        version: Option<&str>,
+    ) -> PbsDouble {
         fs::create_dir_all(etc_proxmox_backup).expect("create etc/proxmox-backup");
+        let env = version
+            .map(|v| format!("export PBS_DOUBLE_VERSION={}\n", sh_quote(v)))
+            .unwrap_or_default();
         let script = format!(
-            "#!/bin/sh\nexec {} {} \"$@\"\n",
+            "#!/bin/sh\n{env}exec {} {} \"$@\"\n",
             sh_quote(&binary.to_string_lossy()),
             sh_quote(&etc_proxmox_backup.to_string_lossy()),
         );

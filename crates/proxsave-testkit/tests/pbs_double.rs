@@ -599,3 +599,82 @@ fn an_unparseable_file_fails_every_call_on_it() {
         "{err}"
     );
 }
+
+#[test]
+fn pbs_3_3_adopts_an_existing_chunk_store_with_reuse_datastore() {
+    let w = fresh();
+    // 3.2.4 (the default) does not know the option.
+    let err = fails(
+        &w,
+        &[
+            "datastore",
+            "create",
+            "ds1",
+            "/mnt/ds1",
+            "--reuse-datastore",
+            "true",
+        ],
+    );
+    assert!(
+        err.contains("parameter 'reuse-datastore': schema does not allow additional properties."),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeBin::new(dir.path().join("fake"));
+    let root = dir.path().join("root");
+    let pbs = PbsDouble::install_full(
+        std::path::Path::new(env!("CARGO_BIN_EXE_pbs-double")),
+        &fake,
+        &root.join("etc/proxmox-backup"),
+        Some("3.3.2"),
+    );
+    let run = |args: &[&str]| {
+        fake.command("proxmox-backup-manager")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run")
+    };
+    let v = run(&["version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&v.stdout),
+        "proxmox-backup-server 3.3.2-1 running version: 3.3.2\n"
+    );
+    std::fs::create_dir_all(root.join("mnt/old/.chunks/abcd")).unwrap();
+    std::fs::write(root.join("mnt/old/.chunks/abcd/c1"), b"chunk").unwrap();
+    let out = run(&[
+        "datastore",
+        "create",
+        "old",
+        "/mnt/old",
+        "--reuse-datastore",
+        "true",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(root.join("mnt/old/.chunks/abcd/c1")).unwrap(),
+        b"chunk"
+    );
+    assert!(
+        !root.join("mnt/old/.chunks/0000").exists(),
+        "not re-created"
+    );
+    assert_eq!(ids(&pbs.state().datastore), ["old"]);
+    let out = run(&[
+        "datastore",
+        "create",
+        "none",
+        "/mnt/none",
+        "--reuse-datastore",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(255));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: unable to open chunk store 'none' at \"/mnt/none/.chunks\" - ENOENT: No such file or directory\n"
+    );
+}

@@ -542,7 +542,10 @@ fn is_bool_option(key: &str) -> bool {
 fn dispatch(etc: &Path, args: &[String]) -> R<String> {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     if words.first() == Some(&"version") || words.first() == Some(&"versions") {
-        return Ok("proxmox-backup-server 3.2.4-1 running version: 3.2.4\n".into());
+        let v = version_text();
+        return Ok(format!(
+            "proxmox-backup-server {v}-1 running version: {v}\n"
+        ));
     }
     if words.first() == Some(&"node") {
         let o = getopt(&args[2.min(args.len())..])?;
@@ -615,6 +618,16 @@ fn object(etc: &Path, kind: &Kind, verb: &str, mut o: Opts) -> R<String> {
                 }
             }
             check_id(kind, &id)?;
+            // PBS 3.3 added `--reuse-datastore`: adopt an existing chunk store.
+            let mut reuse = false;
+            if kind.ty == "datastore" && version() >= (3, 3, 0) {
+                if let Some(v) = o.opts.remove("reuse-datastore") {
+                    match v.last().map(|v| parse_bool(v)) {
+                        Some(Some(b)) => reuse = b,
+                        _ => return param("reuse-datastore", "Unable to parse boolean option."),
+                    }
+                }
+            }
             let mut values = check_opts(kind, &o, true)?;
             if find(&cfg, kind, &id).is_some()
                 || (kind.priv_file.is_some() && cfg.find_id(&id).is_some())
@@ -641,7 +654,11 @@ fn object(etc: &Path, kind: &Kind, verb: &str, mut o: Opts) -> R<String> {
                     .and_then(|v| v.first())
                     .cloned()
                     .unwrap_or_default();
-                out = create_chunk_store(etc, &id, &path)?;
+                out = if reuse {
+                    open_chunk_store(etc, &id, &path)?
+                } else {
+                    create_chunk_store(etc, &id, &path)?
+                };
             }
             let secrets = split_secrets(kind, &mut values);
             let mut section = Section::new(kind.ty, &id);
@@ -1226,6 +1243,44 @@ fn create_chunk_store(etc: &Path, name: &str, path: &str) -> R<String> {
         let _ = std::os::unix::fs::chown(&d, Some(uid), Some(gid));
     }
     Ok(String::new())
+}
+
+/// The PBS version the double plays: `$PBS_DOUBLE_VERSION` (set by
+/// `PbsDouble::install_version`), else 3.2.4.
+pub fn version_text() -> String {
+    std::env::var("PBS_DOUBLE_VERSION").unwrap_or_else(|_| "3.2.4".to_string())
+}
+
+fn version() -> (u32, u32, u32) {
+    let v = version_text();
+    let mut it = v.split(['.', '-']).map(|n| n.parse::<u32>().unwrap_or(0));
+    (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    )
+}
+
+/// `--reuse-datastore` (PBS 3.3+): the chunk store must be there (`ChunkStore::open`); it is
+/// not touched.
+fn open_chunk_store(etc: &Path, name: &str, path: &str) -> R<String> {
+    if !path.starts_with('/') {
+        return plain(format!("expected absolute path - got {path:?}"));
+    }
+    let root = etc
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let chunks = root.join(path.trim_start_matches('/')).join(".chunks");
+    if chunks.is_dir() {
+        Ok(String::new())
+    } else {
+        plain(format!(
+            "unable to open chunk store '{name}' at {:?} - ENOENT: No such file or directory",
+            format!("{}/.chunks", path.trim_end_matches('/'))
+        ))
+    }
 }
 
 /// `--destroy-data` (PBS 3.1+): the chunk store, the backup groups and the lock go, then the
