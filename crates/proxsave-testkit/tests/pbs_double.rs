@@ -357,23 +357,6 @@ fn datastore_create_builds_a_chunk_store_and_refuses_an_existing_one() {
         fails(&w, &["datastore", "remove", "ds1"]),
         "Error: datastore 'ds1' does not exist.\n"
     );
-    // a job of a removed datastore goes with it; --destroy-data removes the chunk store
-    ok(&w, &["datastore", "create", "ds3", "/mnt/ds3"]);
-    ok(
-        &w,
-        &[
-            "prune-job",
-            "create",
-            "p3",
-            "--store",
-            "ds3",
-            "--schedule",
-            "daily",
-        ],
-    );
-    ok(&w, &["datastore", "remove", "ds3", "--destroy-data"]);
-    assert!(!w.root.join("mnt/ds3").exists());
-    assert!(ids(&w.pbs.state().prune).is_empty());
     let err = fails(&w, &["datastore", "create", "x", "/y"]);
     assert!(
         err.contains("parameter 'name': value must be at least 3 characters long"),
@@ -664,6 +647,26 @@ fn pbs_3_3_adopts_an_existing_chunk_store_with_reuse_datastore() {
         "not re-created"
     );
     assert_eq!(ids(&pbs.state().datastore), ["old"]);
+    // a job of a removed datastore goes with it; --destroy-data removes the chunk store
+    let out = run(&[
+        "prune-job",
+        "create",
+        "p3",
+        "--store",
+        "old",
+        "--schedule",
+        "daily",
+    ]);
+    assert!(out.status.success());
+    let out = run(&["datastore", "remove", "old", "--destroy-data"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!root.join("mnt/old").exists());
+    assert!(ids(&pbs.state().prune).is_empty());
+    assert!(ids(&pbs.state().datastore).is_empty());
     let out = run(&[
         "datastore",
         "create",
