@@ -2,12 +2,41 @@
 
 use proxsave_archive::path::ArchivePath;
 use proxsave_categories::Kind;
-use proxsave_restore::domain::{Domain, DomainRegistration, ServiceStep, StopFailure};
+use std::time::Duration;
+
+use proxsave_restore::domain::{
+    Domain, DomainRegistration, ServiceStep, StartedCheck, StopFailure,
+};
+use proxsave_restore::host::HostCommand;
 use proxsave_restore::plan::Plan;
 
 /// PBS services stopped (in this order); restarted API daemon first, then the proxy that
 /// talks to it.
 pub const PBS_SERVICES: [&str; 2] = ["proxmox-backup-proxy", "proxmox-backup"];
+
+/// The categories whose appliers call the PBS API (`proxmox-backup-manager`): the engine
+/// starts [`PBS_SERVICES`] again before the first of them. The others
+/// (`pbs_access_control`, `pbs_tape`) only write files and run first, while the services are
+/// stopped.
+pub const API_CATEGORIES: [&str; 5] = [
+    "datastore_pbs",
+    "pbs_remotes",
+    "pbs_jobs",
+    "pbs_host",
+    "pbs_notifications",
+];
+
+/// The check that the PBS API answers once `proxmox-backup-proxy` is started again:
+/// `proxmox-backup-manager task list` is one of the few subcommands that go through the HTTPS
+/// API on `localhost:8007` (the proxy, which forwards to the `proxmox-backup` daemon) instead
+/// of reading the configuration in-process.
+pub fn api_check() -> HostCommand {
+    HostCommand::new(
+        "proxmox-backup-manager",
+        ["task", "list", "--limit", "1", "--output-format", "json"],
+    )
+    .timeout(Duration::from_secs(15))
+}
 
 /// The Proxmox Backup Server domain.
 pub struct Pbs;
@@ -79,6 +108,28 @@ impl Domain for Pbs {
             "proxmox-backup" => Some(10),
             "proxmox-backup-proxy" => Some(11),
             _ => None,
+        }
+    }
+
+    fn started_check(&self, unit: &str) -> Option<StartedCheck> {
+        match unit {
+            "proxmox-backup" => Some(StartedCheck {
+                what: "is-active",
+                command: None,
+            }),
+            "proxmox-backup-proxy" => Some(StartedCheck {
+                what: "the PBS API answering (proxmox-backup-manager task list)",
+                command: Some(api_check()),
+            }),
+            _ => None,
+        }
+    }
+
+    fn needs_running(&self, category: &str) -> &'static [&'static str] {
+        if API_CATEGORIES.contains(&category) {
+            &PBS_SERVICES
+        } else {
+            &[]
         }
     }
 

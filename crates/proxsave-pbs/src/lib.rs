@@ -1,6 +1,7 @@
 //! Proxmox Backup Server restore categories and their appliers: the `datastore.cfg` normaliser
 //! ([`datastore_cfg`]), datastore safety ([`safety`]), chunk stores ([`chunkstore`]), the
-//! `proxmox-backup-manager` client ([`pbm`]) and the appliers ([`appliers`]).
+//! `proxmox-backup-manager` client ([`pbm`]), the appliers ([`appliers`]) and access control
+//! ([`access`]).
 //!
 //! Linking this crate registers the nine PBS categories with `proxsave-categories`.
 
@@ -8,6 +9,7 @@
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod access;
 pub mod appliers;
 mod categories;
 pub mod chunkstore;

@@ -34,6 +34,16 @@ pub struct StopFailure {
     pub question: String,
 }
 
+/// How a unit is checked after it was started: `systemctl is-active`, then `command` (when
+/// given) must succeed.
+#[derive(Clone, Debug)]
+pub struct StartedCheck {
+    /// What the command checks, for the report (`the PBS API answering`).
+    pub what: &'static str,
+    /// Run after `is-active` says active (through the [`crate::host::Host`] runner).
+    pub command: Option<crate::host::HostCommand>,
+}
+
 /// A kind of host; see the module docs.
 pub trait Domain: Send + Sync {
     /// Short name (`pve`).
@@ -69,6 +79,16 @@ pub trait Domain: Send + Sync {
     /// Whether a run may go on with `unit` still running, and how to ask.
     fn stop_failure(&self, _unit: &str) -> Option<StopFailure> {
         None
+    }
+    /// How `unit` is checked after the restore started it; `None`: not checked.
+    fn started_check(&self, _unit: &str) -> Option<StartedCheck> {
+        None
+    }
+    /// Units that must be running while the applier of `category` applies (the API it
+    /// calls). When the run stopped them, the engine starts them again just before that
+    /// applier (so appliers that only write files come first, in their order).
+    fn needs_running(&self, _category: &str) -> &'static [&'static str] {
+        &[]
     }
     /// Lines for the summary of a completed restore (what to check or restart).
     fn hints(&self, _plan: &Plan) -> Vec<String> {
@@ -118,6 +138,27 @@ pub fn service_steps(plan: &Plan) -> Vec<ServiceStep> {
 /// How the first domain that knows `unit` wants a stop failure handled.
 pub fn stop_failure(unit: &str) -> Option<StopFailure> {
     domains().iter().find_map(|d| d.stop_failure(unit))
+}
+
+/// How the first domain that knows `unit` checks it after a start.
+pub fn started_check(unit: &str) -> Option<StartedCheck> {
+    domains().iter().find_map(|d| d.started_check(unit))
+}
+
+/// The units the domains need running while an applier of `categories` applies, in the
+/// domains' order, without repeats.
+pub fn needs_running(categories: &[&str]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for d in domains() {
+        for c in categories {
+            for u in d.needs_running(c) {
+                if !out.contains(u) {
+                    out.push(u);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The summary hints of every domain for `plan`.

@@ -60,6 +60,11 @@ pub const STOP_POLL: Duration = Duration::from_millis(500);
 /// Deadline of each start attempt.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many times a started unit is checked (1 s apart) before the check is reported failed
+/// (`systemctl start` returns once a notify-type unit says it is ready; the retries cover a
+/// unit that takes a moment more to answer).
+pub const STARTED_CHECK_ATTEMPTS: u32 = 3;
+
 /// Deadline of each `systemctl is-active`.
 pub const IS_ACTIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -406,18 +411,31 @@ impl<'h> ServiceGuard<'h> {
         std::mem::take(&mut self.actions)
     }
 
-    fn restart_all(&mut self) {
-        if self.finished {
-            return;
+    /// Starts the units of `units` this guard stopped, now, in restart order, each checked
+    /// like at the end ([`STARTED_CHECK_ATTEMPTS`]); they are not started again at the end.
+    /// For an applier that needs them running (an API it calls) while the restore goes on.
+    /// Returns the units started (or found running).
+    pub fn start_now(&mut self, units: &[&str]) -> Vec<String> {
+        let (now, rest): (Vec<Stopped>, Vec<Stopped>) = std::mem::take(&mut self.stopped)
+            .into_iter()
+            .partition(|s| units.contains(&s.unit.as_str()));
+        self.stopped = rest;
+        let names: Vec<String> = now.iter().map(|s| s.unit.clone()).collect();
+        if names.is_empty() {
+            return names;
         }
-        self.finished = true;
-        let order = restart_order(std::mem::take(&mut self.stopped), |s| s.unit.as_str());
-        self.unmounted.clear();
-        if !order.is_empty() {
-            self.progress.set_stage(Stage::Restarting);
-            self.progress.set_activity("restarting services");
-        }
-        // Restarts run to completion whatever the user does (a third Ctrl+C ends the program).
+        // A Ctrl+C now is about restarting services (announced, not obeyed at once), as at
+        // the end; then the run is back where it was.
+        let (stage, activity) = (self.progress.stage(), self.progress.activity());
+        self.progress.set_stage(Stage::Restarting);
+        self.progress.set_activity("restarting services");
+        self.start_list(restart_order(now, |s| s.unit.as_str()));
+        self.progress.set_activity(activity);
+        self.progress.set_stage(stage);
+        names
+    }
+
+    fn start_list(&mut self, order: Vec<Stopped>) {
         let quiet = CancelToken::new();
         for s in order {
             if !s.accepted
@@ -433,13 +451,71 @@ impl<'h> ServiceGuard<'h> {
             }
             proxsave_archive::checkpoint::checkpoint("start", &s.unit);
             let result = start_unit(self.host, &s.unit, &quiet);
-            if result == "ok"
-                && let Some(j) = &mut self.journal
-            {
+            let ok = result == "ok";
+            if ok && let Some(j) = &mut self.journal {
                 let _ = j.started(&s.unit);
             }
             self.record("start", &s.unit, result);
+            if ok && let Some(check) = crate::domain::started_check(&s.unit) {
+                let checked = self.check_started(&s.unit, &check, &quiet);
+                self.record("check", &s.unit, checked);
+            }
         }
+    }
+
+    /// After a start, for a unit a domain wants checked ([`crate::domain::started_check`]):
+    /// `systemctl is-active`, then the domain's command (e.g. the API answering), retried
+    /// [`STARTED_CHECK_ATTEMPTS`] times 1 s apart. `ok` or what failed.
+    fn check_started(
+        &mut self,
+        unit: &str,
+        check: &crate::domain::StartedCheck,
+        quiet: &CancelToken,
+    ) -> String {
+        let mut last = String::new();
+        for i in 0..STARTED_CHECK_ATTEMPTS {
+            if i > 0 {
+                self.host.clock.sleep(Duration::from_secs(1));
+            }
+            match probe(self.host, unit, quiet) {
+                Probe::Running => {}
+                Probe::Down => {
+                    last = "not active after its start".into();
+                    continue;
+                }
+                Probe::Error(e) => {
+                    last = e;
+                    continue;
+                }
+            }
+            let Some(cmd) = &check.command else {
+                return "ok".into();
+            };
+            let what = check.what;
+            match self.host.run(cmd, quiet) {
+                Ok(Ran::Done(out)) if out.success() => return "ok".into(),
+                Ok(Ran::Deferred) => return "deferred".into(),
+                Ok(Ran::Done(out)) => last = format!("{what}: {}", out.failure()),
+                // The check cannot run at all (the tool is missing): retrying changes nothing.
+                Err(e) => return format!("{what}: {e}"),
+            }
+        }
+        format!("{last} (checked {STARTED_CHECK_ATTEMPTS} times)")
+    }
+
+    fn restart_all(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let order = restart_order(std::mem::take(&mut self.stopped), |s| s.unit.as_str());
+        self.unmounted.clear();
+        if !order.is_empty() {
+            self.progress.set_stage(Stage::Restarting);
+            self.progress.set_activity("restarting services");
+        }
+        // Restarts run to completion whatever the user does (a third Ctrl+C ends the program).
+        self.start_list(order);
         if let Some(j) = &mut self.journal {
             match j.finish() {
                 Ok(true) => {}
@@ -628,6 +704,12 @@ mod tests {
                 "api-proxy" => Some(11),
                 _ => None,
             }
+        }
+        fn started_check(&self, unit: &str) -> Option<crate::domain::StartedCheck> {
+            (unit == "checked-daemon").then(|| crate::domain::StartedCheck {
+                what: "the API answering",
+                command: Some(HostCommand::new("probe-api", ["ping"])),
+            })
         }
     }
     inventory::submit! { crate::domain::DomainRegistration(&TestDomain) }
@@ -1048,5 +1130,103 @@ mod tests {
         let (restarted, left) = restart_summary(&actions);
         assert_eq!(restarted, ["cluster-db"]);
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn start_now_starts_and_checks_only_those_units_and_restore_the_rest() {
+        let user = CancelToken::new();
+        let pings = Arc::new(Mutex::new(0));
+        let p = pings.clone();
+        let up = Arc::new(Mutex::new(false));
+        let (host, script) = host(
+            "/",
+            Box::new(move |line, _| match line {
+                "systemctl start checked-daemon" => {
+                    *up.lock().unwrap() = true;
+                    out(0, "")
+                }
+                "systemctl is-active checked-daemon" if *up.lock().unwrap() => out(0, "active"),
+                l if l.contains("is-active") => out(3, "inactive"),
+                "probe-api ping" => {
+                    let mut n = p.lock().unwrap();
+                    *n += 1;
+                    if *n < 3 {
+                        CommandOutput {
+                            code: Some(1),
+                            stderr: b"connection refused".to_vec(),
+                            ..CommandOutput::default()
+                        }
+                    } else {
+                        out(0, "")
+                    }
+                }
+                _ => out(0, ""),
+            }),
+        );
+        let mut g = ServiceGuard::new(&host, &user);
+        g.stop("web-proxy", &user).unwrap();
+        g.stop("checked-daemon", &user).unwrap();
+        script.calls.lock().unwrap().clear();
+        assert_eq!(
+            g.start_now(&["checked-daemon", "not-stopped"]),
+            ["checked-daemon"]
+        );
+        assert_eq!(
+            calls(&script),
+            [
+                "systemctl start checked-daemon",
+                "systemctl is-active checked-daemon",
+                "probe-api ping",
+                "systemctl is-active checked-daemon",
+                "probe-api ping",
+                "systemctl is-active checked-daemon",
+                "probe-api ping",
+            ]
+        );
+        script.calls.lock().unwrap().clear();
+        let actions = g.restore();
+        assert_eq!(calls(&script), ["systemctl start web-proxy"]);
+        let check = actions.iter().find(|a| a.action == "check").unwrap();
+        assert_eq!(
+            (check.target.as_str(), check.result.as_str()),
+            ("checked-daemon", "ok")
+        );
+        let (restarted, left) = restart_summary(&actions);
+        assert_eq!(restarted, ["checked-daemon", "web-proxy"]);
+        assert!(left.is_empty());
+    }
+
+    #[test]
+    fn a_start_check_that_keeps_failing_is_reported_not_fine() {
+        let user = CancelToken::new();
+        let up = Arc::new(Mutex::new(false));
+        let (host, _script) = host(
+            "/",
+            Box::new(move |line, _| match line {
+                "systemctl start checked-daemon" => {
+                    *up.lock().unwrap() = true;
+                    out(0, "")
+                }
+                "systemctl is-active checked-daemon" if *up.lock().unwrap() => out(0, "active"),
+                l if l.contains("is-active") => out(3, "inactive"),
+                "probe-api ping" => CommandOutput {
+                    code: Some(255),
+                    stderr: b"Error: connection refused".to_vec(),
+                    ..CommandOutput::default()
+                },
+                _ => out(0, ""),
+            }),
+        );
+        let mut g = ServiceGuard::new(&host, &user);
+        g.stop("checked-daemon", &user).unwrap();
+        let actions = g.restore();
+        let check = actions.iter().find(|a| a.action == "check").unwrap();
+        assert!(!check.is_fine());
+        assert!(
+            check.result.starts_with("the API answering: ")
+                && check.result.ends_with("(checked 3 times)"),
+            "{}",
+            check.result
+        );
     }
 }

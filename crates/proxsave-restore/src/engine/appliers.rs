@@ -203,7 +203,18 @@ pub(crate) fn plan_all(
             preset: &preset_of,
         };
         match catch_unwind(AssertUnwindSafe(|| a.plan(&ctx))) {
-            Ok(Ok(p)) => {
+            Ok(Ok(mut p)) => {
+                let needed: Vec<&str> = crate::domain::needs_running(&categories)
+                    .into_iter()
+                    .filter(|u| plan.services_to_stop.contains(u))
+                    .collect();
+                if !needed.is_empty() {
+                    p.actions.push(format!(
+                        "{}: needs {} running (it calls their API): they are stopped for the restore and started again just before this applier; the appliers before it run while they are stopped",
+                        a.name(),
+                        needed.join(", ")
+                    ));
+                }
                 // A question that will have no answer stops the run now, before any write.
                 if let Some(q) = p
                     .questions
@@ -342,12 +353,28 @@ pub(crate) fn apply_all(
     prompter: &mut dyn Prompter,
     cancel: &CancelToken,
     report: &mut Report,
+    guard: &mut crate::services::ServiceGuard<'_>,
 ) -> Result<(), RestoreError> {
     for p in planned {
         if cancel.is_cancelled() {
             return Err(RestoreError::Interrupted);
         }
         let a = p.applier;
+        // An applier that calls an API: the units serving it run again first.
+        let needed = crate::domain::needs_running(&p.categories);
+        if !needed.is_empty() {
+            let started = guard.start_now(&needed);
+            if !started.is_empty() {
+                prompter.say(
+                    Level::Info,
+                    &format!(
+                        "Starting {} again: {} needs them running (it calls their API)",
+                        started.join(", "),
+                        a.name()
+                    ),
+                );
+            }
+        }
         cancel.set_activity("applying staged categories");
         let mut recording = Recording {
             inner: &mut *prompter,

@@ -393,8 +393,9 @@ fn run(
         None => None,
     };
     if let Some(stage) = &stage {
-        let applied =
-            appliers::apply_all(&planned, plan, stage, &root, host, prompter, cancel, report);
+        let applied = appliers::apply_all(
+            &planned, plan, stage, &root, host, prompter, cancel, report, &mut guard,
+        );
         if let Err(e) = applied {
             report.services = guard.restore();
             return Err(e);
