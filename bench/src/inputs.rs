@@ -590,7 +590,10 @@ impl Tree {
 /// Writes the host tree: about `size` bytes of file content, ~15% of it in thousands of
 /// small config/text files, the rest in a few large logs, JSON dumps, a `config.db`-like
 /// binary of mixed compressibility and already-compressed (incompressible) backups.
-pub fn generate_tree(root: &Path, size: u64, seed: u64) -> Result<TreeStats> {
+/// With `entries > 0`, home directories of tiny user files (1 000 per folder under
+/// `home/userN/`) and `etc/pve/nodes/pveN/qemu-server/*.conf` files are added until the
+/// tree holds about `entries` entries (files, links and directories).
+pub fn generate_tree(root: &Path, size: u64, seed: u64, entries: u64) -> Result<TreeStats> {
     let mut rng = Rng::new(seed);
     let mut t = Tree {
         root: root.to_path_buf(),
@@ -726,6 +729,29 @@ pub fn generate_tree(root: &Path, size: u64, seed: u64) -> Result<TreeStats> {
         }
     }
 
+    // Many tiny files (a home-directory heavy backup), when asked for.
+    let mut k = 0u64;
+    while entries > 0 && t.stats.files + t.stats.symlinks + t.stats.dirs < entries {
+        let rel = if k % 50 == 0 {
+            format!(
+                "etc/pve/nodes/pve{}/qemu-server/{}.conf",
+                1 + k % 3,
+                1_000_000 + k
+            )
+        } else {
+            format!("home/user{}/file{:04}.txt", k / 1000, k % 1000)
+        };
+        if k % 1000 == 0 {
+            t.stats.dirs += 1;
+        }
+        let len = rng.range(16, 400) as usize;
+        let data = text(&mut rng, Style::Ini, len);
+        t.write(&rel, &data, 0o644, 0)?;
+        t.stats.small_files += 1;
+        t.stats.small_bytes += data.len() as u64;
+        k += 1;
+    }
+
     // The rest in a few large files.
     let rest = size.saturating_sub(t.stats.bytes);
     const MAX_PART: u64 = 48 << 20;
@@ -848,10 +874,15 @@ fn run_ok(cmd: &mut Command) -> Result<Vec<u8>> {
 }
 
 /// Returns the cached inputs for (size, seed), generating them first if needed.
-pub fn prepare(work: &Path, size: u64, seed: u64) -> Result<Inputs> {
-    let dir = work
-        .join("cache")
-        .join(format!("size-{size}-seed-{seed}-gen{GENERATOR_VERSION}"));
+pub fn prepare(work: &Path, size: u64, seed: u64, entries: u64) -> Result<Inputs> {
+    let tag = if entries > 0 {
+        format!("-entries-{entries}")
+    } else {
+        String::new()
+    };
+    let dir = work.join("cache").join(format!(
+        "size-{size}{tag}-seed-{seed}-gen{GENERATOR_VERSION}"
+    ));
     let done = dir.join("inputs.json");
     if let Ok(text) = fs::read_to_string(&done)
         && let Ok(inputs) = serde_json::from_str::<Inputs>(&text)
@@ -874,7 +905,7 @@ pub fn prepare(work: &Path, size: u64, seed: u64) -> Result<Inputs> {
         crate::human(size),
         tree.display()
     );
-    let stats = generate_tree(&tree, size, seed)?;
+    let stats = generate_tree(&tree, size, seed, entries)?;
     let tree_secs = t0.elapsed().as_secs_f64();
     eprintln!(
         "[gen] {} files ({} small), {} symlinks, {} dirs, {} in {:.1}s",

@@ -110,6 +110,10 @@ struct Args {
     /// Several sizes, comma-separated; adds the memory-flatness check.
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     sizes: Vec<u64>,
+    /// Add tiny files under `home/` and `etc/pve/nodes/` until the tree holds about this
+    /// many entries (e.g. 1000000 for the million-entry bundle); 0 keeps the default mix.
+    #[arg(long, default_value_t = 0)]
+    entries: u64,
     /// Timed runs per command and contender.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
@@ -355,7 +359,7 @@ fn extract_cmd(
 }
 
 fn bench_size(args: &Args, proxsave: &Path, size: u64, run_dir: &Path) -> Result<SizeResult> {
-    let inp = inputs::prepare(&args.work, size, args.seed)?;
+    let inp = inputs::prepare(&args.work, size, args.seed, args.entries)?;
     let reference = Reference::new(&inp.tree)?;
     let warmed = inputs::warm_up(&inp, proxsave)?;
     eprintln!("[bench] warm-up read {} of inputs", human(warmed));

@@ -48,19 +48,19 @@ use std::io::{self, BufRead, Chain, Cursor, Read};
 
 use liblzma::stream::{Action, MtStreamBuilder, Status, Stream};
 
-/// Memory the multi-threaded xz decoder may use before it reduces its thread count
-/// (80 MiB). The whole restore process must stay below 128 MiB RSS.
+/// Memory the multi-threaded xz decoder may use before it reduces its thread count: the
+/// decoder's share of the process budget, [`crate::spill::xz_memlimit_for_budget`] of
+/// [`crate::spill::MEMORY_BUDGET`] (40 MiB of 64 MiB). Earlier builds used 80 MiB, which put
+/// the whole `verify`/`extract` process near 90 MiB peak RSS (`docs/scale.md`).
 ///
 /// liblzma buffers a whole block (compressed and uncompressed) per worker thread; an
-/// `xz -6 -T0` block is 24 MiB uncompressed, so 80 MiB allows two worker threads for such
-/// archives (about 1.5× faster than one) while leaving room for finished blocks waiting to
-/// be read, and more threads for archives with smaller blocks. The benchmark
-/// (`docs/benchmarks.md`) measured 96 MiB growing to 125–130 MiB peak RSS on a 500 MiB
-/// archive; 80 MiB stays near 95 MiB at any size. Blocks too large for the limit (`xz -9 -T0`: 192
-/// MiB) are decoded single-threaded.
+/// `xz -6 -T0` block is 24 MiB uncompressed, so 40 MiB allows one worker thread for such
+/// archives (decoding overlaps the reading thread's tar parsing and writing), and more
+/// threads for archives with smaller blocks. Blocks too large for the limit (`xz -9 -T0`:
+/// 192 MiB) are decoded single-threaded.
 ///
 /// Measured on 100 MiB of config-like text, `xz -6 -T0` (5 blocks of 24 MiB), 2 CPUs,
-/// release build, peak RSS of the whole decoding process over two runs:
+/// release build, peak RSS of the whole decoding process over two runs (earlier build):
 ///
 /// | `memlimit_threading` | peak RSS | time |
 /// |---|---|---|
@@ -71,7 +71,8 @@ use liblzma::stream::{Action, MtStreamBuilder, Status, Stream};
 ///
 /// Test `xz_mt_memory_and_time_100mib` in `tests/compression_formats.rs` repeats the
 /// measurement.
-pub const XZ_MEMLIMIT_THREADING: u64 = 80 << 20;
+pub const XZ_MEMLIMIT_THREADING: u64 =
+    crate::spill::xz_memlimit_for_budget(crate::spill::MEMORY_BUDGET);
 
 /// Hard memory limit of the xz and LZMA-alone decoders (1 GiB): data that needs more
 /// fails with a [`FaultKind::TooMuchMemory`] fault instead of exhausting the host.

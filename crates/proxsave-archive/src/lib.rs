@@ -40,6 +40,7 @@ pub mod pathmatch;
 pub mod policy;
 pub mod progress;
 pub mod read;
+pub mod spill;
 pub mod tar;
 pub mod write;
 

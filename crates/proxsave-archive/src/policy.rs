@@ -27,9 +27,11 @@
 //! - an existing directory is never replaced by a file or link, and an existing symlink is
 //!   never turned into a directory (so nothing is ever `chmod`ed through a link).
 
-use std::collections::HashMap;
 use std::collections::VecDeque;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::BuildHasher;
 use std::io;
 
 use serde::Serialize;
@@ -287,9 +289,18 @@ struct Known {
 }
 
 /// The policy state for one root; see the module docs.
+///
+/// The model is split in two so it stays small for archives of many small files: regular
+/// files created by this archive (by far the most entries) are kept only as a 128-bit keyed
+/// hash of their path in `files` (about 20–40 bytes each instead of 100–170); everything
+/// else (directories, symlinks, files seen on the target, absent paths) keeps its full
+/// entry in `known`. A path is in at most one of the two. The hash keys are random per
+/// run, so an archive cannot be built to collide two names.
 pub struct Policy<V> {
     view: V,
     known: HashMap<ArchivePath, Option<Known>>,
+    files: HashSet<u128>,
+    keys: (RandomState, RandomState),
     /// Symlinks accepted from this archive (path, target), in order.
     links: Vec<(ArchivePath, Vec<u8>)>,
     /// For each path that a link's resolution passed while it was not a directory, the
@@ -305,9 +316,59 @@ impl<V: FsView> Policy<V> {
         Policy {
             view,
             known: HashMap::new(),
+            files: HashSet::new(),
+            keys: (RandomState::new(), RandomState::new()),
             links: Vec::new(),
             dependents: HashMap::new(),
             link_work: 0,
+        }
+    }
+
+    fn file_key(&self, path: &ArchivePath) -> u128 {
+        (u128::from(self.keys.0.hash_one(path.as_bytes())) << 64)
+            | u128::from(self.keys.1.hash_one(path.as_bytes()))
+    }
+
+    /// The model's entry for `path`: `None` when never looked at, `Some(None)` when known
+    /// to be absent.
+    fn get_known(&self, path: &ArchivePath) -> Option<Option<Known>> {
+        if let Some(k) = self.known.get(path) {
+            return Some(k.clone());
+        }
+        if !self.files.is_empty() && self.files.contains(&self.file_key(path)) {
+            return Some(Some(Known {
+                node: Node::File,
+                from_archive: true,
+            }));
+        }
+        None
+    }
+
+    fn insert_known(&mut self, path: ArchivePath, value: Option<Known>) {
+        if matches!(
+            value,
+            Some(Known {
+                node: Node::File,
+                from_archive: true
+            })
+        ) {
+            self.known.remove(&path);
+            let key = self.file_key(&path);
+            self.files.insert(key);
+        } else {
+            if !self.files.is_empty() {
+                let key = self.file_key(&path);
+                self.files.remove(&key);
+            }
+            self.known.insert(path, value);
+        }
+    }
+
+    fn remove_known(&mut self, path: &ArchivePath) {
+        self.known.remove(path);
+        if !self.files.is_empty() {
+            let key = self.file_key(path);
+            self.files.remove(&key);
         }
     }
 
@@ -421,7 +482,7 @@ impl<V: FsView> Policy<V> {
                     Ok(Some(t)) => t,
                     _ => return Err(Refusal::HardlinkBadTarget { target: shown }),
                 };
-                match self.known.get(&target) {
+                match self.get_known(&target) {
                     Some(Some(Known {
                         node: Node::File,
                         from_archive: true,
@@ -440,7 +501,7 @@ impl<V: FsView> Policy<V> {
         match path.parent() {
             None => true,
             Some(parent) => matches!(
-                self.known.get(&parent),
+                self.get_known(&parent),
                 Some(Some(Known {
                     node: Node::Dir,
                     ..
@@ -479,8 +540,8 @@ impl<V: FsView> Policy<V> {
     }
 
     fn lookup(&mut self, path: &ArchivePath) -> Result<Option<Known>, Refusal> {
-        if let Some(k) = self.known.get(path) {
-            return Ok(k.clone());
+        if let Some(k) = self.get_known(path) {
+            return Ok(k);
         }
         let node = self
             .view
@@ -497,7 +558,7 @@ impl<V: FsView> Policy<V> {
                 },
                 from_archive: false,
             });
-        self.known.insert(path.clone(), node.clone());
+        self.insert_known(path.clone(), node.clone());
         Ok(node)
     }
 
@@ -530,14 +591,14 @@ impl<V: FsView> Policy<V> {
             from_archive: true,
         };
         for anc in path.ancestors() {
-            let prev = self.known.get(&anc).cloned();
+            let prev = self.get_known(&anc);
             if !matches!(prev, Some(Some(_))) {
-                self.known.insert(anc.clone(), Some(dir.clone()));
+                self.insert_known(anc.clone(), Some(dir.clone()));
                 saved.push((anc, prev));
             }
         }
-        saved.push((path.clone(), self.known.get(path).cloned()));
-        self.known.insert(
+        saved.push((path.clone(), self.get_known(path)));
+        self.insert_known(
             path.clone(),
             Some(Known {
                 node: Node::Symlink(target.to_vec()),
@@ -549,9 +610,9 @@ impl<V: FsView> Policy<V> {
             Err(refusal) => {
                 for (p, prev) in saved.into_iter().rev() {
                     match prev {
-                        Some(v) => self.known.insert(p, v),
-                        None => self.known.remove(&p),
-                    };
+                        Some(v) => self.insert_known(p, v),
+                        None => self.remove_known(&p),
+                    }
                 }
                 Err(refusal)
             }
@@ -569,7 +630,7 @@ impl<V: FsView> Policy<V> {
         for i in self.dependents.get(path).cloned().unwrap_or_default() {
             let (link, link_target) = self.links[i].clone();
             let in_place = matches!(
-                self.known.get(&link),
+                self.get_known(&link),
                 Some(Some(Known { node: Node::Symlink(t), from_archive: true })) if *t == link_target
             );
             if !in_place || link == *path {
@@ -670,12 +731,16 @@ impl<V: FsView> Policy<V> {
 
     fn record(&mut self, path: &ArchivePath, action: &Action) {
         for anc in path.ancestors() {
-            let entry = self.known.entry(anc).or_insert(None);
-            if entry.is_none() {
-                *entry = Some(Known {
-                    node: Node::Dir,
-                    from_archive: true,
-                });
+            if !matches!(self.known.get(&anc), Some(Some(_)))
+                && !matches!(self.get_known(&anc), Some(Some(_)))
+            {
+                self.insert_known(
+                    anc,
+                    Some(Known {
+                        node: Node::Dir,
+                        from_archive: true,
+                    }),
+                );
             }
         }
         let node = match action {
@@ -683,7 +748,7 @@ impl<V: FsView> Policy<V> {
             Action::File | Action::Hardlink(_) => Node::File,
             Action::Symlink(t) => Node::Symlink(t.clone()),
         };
-        self.known.insert(
+        self.insert_known(
             path.clone(),
             Some(Known {
                 node,

@@ -850,11 +850,12 @@ fn xz_mt_memory_and_time_100mib() {
     );
 
     let exe = std::env::current_exe().expect("current exe");
-    let configs: [(&str, u32, u64); 6] = [
+    let configs: [(&str, u32, u64); 7] = [
         ("single-threaded (memlimit_threading=0)", 1, 0),
+        ("auto threads, 40 MiB (default)", 0, 40 << 20),
         ("1 worker thread, 64 MiB", 1, 64 << 20),
         ("auto threads, 64 MiB", 0, 64 << 20),
-        ("auto threads, 80 MiB (default)", 0, 80 << 20),
+        ("auto threads, 80 MiB (earlier default)", 0, 80 << 20),
         ("auto threads, 96 MiB", 0, 96 << 20),
         ("auto threads, 128 MiB", 0, 128 << 20),
     ];
