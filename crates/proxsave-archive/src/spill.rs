@@ -261,7 +261,7 @@ impl<T: Record> Iterator for SpillIter<'_, T> {
         if self
             .file
             .take()
-            .is_some_and(|mut r| r.fill_buf().map(|b| !b.is_empty()).unwrap_or(false))
+            .is_some_and(|mut r| r.fill_buf().is_ok_and(|b| !b.is_empty()))
         {
             return Some(Err(io::Error::new(
                 io::ErrorKind::InvalidData,
