@@ -50,14 +50,11 @@ use liblzma::stream::{Action, MtStreamBuilder, Status, Stream};
 
 /// Memory the multi-threaded xz decoder may use before it reduces its thread count: the
 /// decoder's share of the process budget, [`crate::spill::xz_memlimit_for_budget`] of
-/// [`crate::spill::MEMORY_BUDGET`] (40 MiB of 64 MiB). Earlier builds used 80 MiB, which put
-/// the whole `verify`/`extract` process near 90 MiB peak RSS (`docs/scale.md`).
-///
-/// liblzma buffers a whole block (compressed and uncompressed) per worker thread; an
-/// `xz -6 -T0` block is 24 MiB uncompressed, so 40 MiB allows one worker thread for such
-/// archives (decoding overlaps the reading thread's tar parsing and writing), and more
-/// threads for archives with smaller blocks. Blocks too large for the limit (`xz -9 -T0`:
-/// 192 MiB) are decoded single-threaded.
+/// [`crate::spill::MEMORY_BUDGET`]. For the 64 MiB budget that is 0: single-threaded
+/// decoding (about 11 MiB), because the 40 MiB left would only hold one worker thread,
+/// which measured larger and not faster than single-threaded decoding. Earlier builds used
+/// 80 MiB (two workers for `xz -6 -T0`'s 24 MiB blocks), which put the whole
+/// `verify`/`extract` process near 90 MiB peak RSS (`docs/scale.md`).
 ///
 /// Measured on 100 MiB of config-like text, `xz -6 -T0` (5 blocks of 24 MiB), 2 CPUs,
 /// release build, peak RSS of the whole decoding process over two runs (earlier build):

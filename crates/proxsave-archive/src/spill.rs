@@ -36,17 +36,23 @@ pub const READ_BUFFER: usize = 256 << 10;
 /// buffers, age, tar parser, per-entry list budgets): 24 MiB.
 const NON_DECODER_SHARE: u64 = 24 << 20;
 
-/// The xz decoder's `memlimit_threading` for a process budget of `budget` bytes: what is
-/// left after [`NON_DECODER_SHARE`], at least 1 byte (liblzma then decodes single-threaded,
-/// about 11 MiB for `xz -6`, see [`crate::compression::XZ_MEMLIMIT_THREADING`]).
+/// Threading memory two xz worker threads need for upstream's `xz -6 -T0` archives
+/// (24 MiB blocks): 80 MiB, measured (`xz_mt_memory_and_time_100mib`).
+const XZ_TWO_WORKERS: u64 = 80 << 20;
+
+/// The xz decoder's `memlimit_threading` for a process budget of `budget` bytes.
 ///
 /// liblzma buffers one whole block per worker thread, so the thread count follows from
-/// this limit and the archive's block size: with `xz -6 -T0` blocks (24 MiB uncompressed)
-/// the 40 MiB left from the 64 MiB budget allow one worker thread decoding beside the
-/// reading thread; archives with smaller blocks get more threads.
+/// this limit and the archive's block size. Measured on 100 MiB of `xz -6 -T0` data (24
+/// MiB blocks, 2 CPUs, `xz_mt_memory_and_time_100mib`, 2026-12-05, loaded machine):
+/// single-threaded 11.6 MiB / 1.31 s, **one** worker thread (40 MiB limit) 41 MiB / 1.55 s,
+/// two workers (80 MiB) 79 MiB / 0.93 s. One worker costs 30 MiB more than single-threaded
+/// decoding and is not faster, so when what is left of the budget after
+/// [`NON_DECODER_SHARE`] cannot hold two workers, this returns 0: single-threaded decoding
+/// (about 11 MiB). Otherwise it returns what is left.
 pub const fn xz_memlimit_for_budget(budget: u64) -> u64 {
     let left = budget.saturating_sub(NON_DECODER_SHARE);
-    if left == 0 { 1 } else { left }
+    if left < XZ_TWO_WORKERS { 0 } else { left }
 }
 
 /// A record that can be kept in a [`SpillVec`].
@@ -360,7 +366,9 @@ mod tests {
 
     #[test]
     fn xz_share_of_the_budget() {
-        assert_eq!(xz_memlimit_for_budget(MEMORY_BUDGET), 40 << 20);
-        assert_eq!(xz_memlimit_for_budget(1 << 20), 1);
+        // 64 MiB cannot hold two xz workers: single-threaded decoding.
+        assert_eq!(xz_memlimit_for_budget(MEMORY_BUDGET), 0);
+        assert_eq!(xz_memlimit_for_budget(1 << 20), 0);
+        assert_eq!(xz_memlimit_for_budget(128 << 20), 104 << 20);
     }
 }
