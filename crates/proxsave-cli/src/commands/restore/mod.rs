@@ -46,7 +46,13 @@ use settings::settings;
 /// backup's differs from the target's (`etc/hostname` of the root, read through the root's
 /// descriptor: a link pointing outside the root is resolved inside it, never followed out).
 fn hostname_warning(plan: &Plan, scan: &Scan, root: &Path) -> Option<String> {
-    if !(plan.has("pve_access_control") || plan.has("pbs_access_control")) {
+    // Only when access control is really restored (an export-only copy changes nothing).
+    let restored = |id: &str| {
+        plan.categories
+            .iter()
+            .any(|p| p.category.id == id && p.tier != plan::Tier::Export)
+    };
+    if !(restored("pve_access_control") || restored("pbs_access_control")) {
         return None;
     }
     let short = |s: &str| {

@@ -1,0 +1,212 @@
+//! What a restore says before it does anything (issue 12): the plan's three path lists, the
+//! warnings that apply and only those, `--categories` that match nothing, unknown ids caught
+//! before the backup is read, `proxsave categories`, and `diff` masking only secrets.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use proxsave_testkit::fixture::HostTree;
+use proxsave_testkit::hosts::{HostRoot, host_spec, make_host_backup_in};
+use proxsave_testkit::require_tools;
+
+struct Lab {
+    dir: tempfile::TempDir,
+    target: HostRoot,
+    bundle: PathBuf,
+}
+
+fn lab(target: fn(PathBuf) -> HostRoot, source: fn(PathBuf) -> HostTree) -> Lab {
+    lab_edited(target, source, |_| {})
+}
+
+/// A target root, and a backup of `source` after `edit` changed its files.
+fn lab_edited(
+    target: fn(PathBuf) -> HostRoot,
+    source: fn(PathBuf) -> HostTree,
+    edit: impl FnOnce(&Path),
+) -> Lab {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path().join("source"));
+    edit(&src.root);
+    let bundles = dir.path().join("backups");
+    fs::create_dir(&bundles).unwrap();
+    let bundle = make_host_backup_in(&src, &host_spec(&src), &bundles);
+    let target = target(dir.path().join("root"));
+    Lab {
+        dir,
+        target,
+        bundle,
+    }
+}
+
+impl Lab {
+    fn restore(&self, extra: &[&str]) -> Output {
+        Command::new(common::bin())
+            .env("TZ", "UTC")
+            .stdin(Stdio::null())
+            .arg("restore")
+            .arg("--backup")
+            .arg(&self.bundle)
+            .arg("--root")
+            .arg(self.target.root())
+            .arg("--work-dir")
+            .arg(self.dir.path().join("work"))
+            .arg("--export-dir")
+            .arg(self.dir.path().join("export"))
+            .args(extra)
+            .output()
+            .expect("run proxsave")
+    }
+}
+
+/// The lines of the section of `text` that starts with the line beginning with `title`, up
+/// to the next blank line.
+fn section<'a>(text: &'a str, title: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| !l.starts_with(title))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .collect()
+}
+
+fn pve_root(p: PathBuf) -> HostRoot {
+    HostRoot::pve(p)
+}
+fn pve_standalone(p: PathBuf) -> HostTree {
+    HostTree::pve_standalone_node(p)
+}
+fn pbs_node(p: PathBuf) -> HostTree {
+    HostTree::pbs_node(p)
+}
+
+#[test]
+fn the_plan_lists_what_is_written_exported_and_staged_with_only_the_warnings_that_apply() {
+    require_tools!("tar", "xz", "sha256sum");
+    let lab = lab(pve_root, pve_standalone);
+    // The root already holds the backup's sshd_config (unchanged) and another hostid
+    // (replaced).
+    let src = lab.dir.path().join("source");
+    let root = lab.target.root().to_path_buf();
+    fs::create_dir_all(root.join("etc/ssh")).unwrap();
+    fs::copy(
+        src.join("etc/ssh/sshd_config"),
+        root.join("etc/ssh/sshd_config"),
+    )
+    .unwrap();
+    fs::write(root.join("etc/hostid"), "not the backup's").unwrap();
+
+    let out = lab.restore(&["--mode", "full", "--dry-run"]);
+    common::assert_ok(&out);
+    let text = common::stdout(&out);
+
+    let written = section(&text, "Written into the root ");
+    let exported = section(&text, "Exported to ");
+    let staged = section(&text, "Staged for an applier");
+    assert!(
+        !written.is_empty() && !exported.is_empty() && !staged.is_empty(),
+        "{text}"
+    );
+    // Written: with what is there now.
+    let ssh = written
+        .iter()
+        .find(|l| l.starts_with("  • /etc/ssh/  ("))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(ssh.contains("1 unchanged"), "{ssh}");
+    assert!(
+        written.contains(&"  • /etc/hostid  (replaced)"),
+        "{written:#?}"
+    );
+    assert!(written.contains(&"  • /home/  (new)"), "{written:#?}");
+    // Never listed as written: /etc/pve is exported, the network staged.
+    assert!(
+        !written
+            .iter()
+            .any(|l| l.contains("/etc/pve") || l.contains("/etc/network")),
+        "{written:#?}"
+    );
+    assert!(
+        exported.iter().any(|l| l.starts_with("  • /etc/pve/  (")),
+        "{exported:#?}"
+    );
+    assert!(
+        staged.contains(&"  • /etc/pve/storage.cfg  (applier: storage-pve)"),
+        "{staged:#?}"
+    );
+    let net = staged
+        .iter()
+        .find(|l| l.starts_with("  • /etc/network/  ("))
+        .unwrap_or_else(|| panic!("{staged:#?}"));
+    assert!(net.contains("applier: "), "{net}");
+
+    let warnings = section(&text, "⚠ WARNING:");
+    let overwrite = warnings
+        .iter()
+        .find(|l| l.contains("OVERWRITTEN"))
+        .unwrap_or_else(|| panic!("{warnings:#?}"));
+    assert!(
+        overwrite
+            .contains(" existing files in the root will be OVERWRITTEN (listed as replaced above)"),
+        "{overwrite}"
+    );
+    // A scratch root: no restart or reboot advice, before or after.
+    assert!(
+        !text.contains("Services may need to be restarted"),
+        "{text}"
+    );
+    assert!(!text.contains("REBOOT"), "{text}");
+    // FULL restores the network and SSL the backup holds: no TFA hint.
+    assert!(!text.contains("TFA/WebAuthn"), "{text}");
+
+    // One file replaced: singular.
+    let out = lab.restore(&["--categories", "zfs", "--dry-run"]);
+    common::assert_ok(&out);
+    let text = common::stdout(&out);
+    assert!(
+        text.contains(
+            "  • 1 existing file in the root will be OVERWRITTEN (listed as replaced above)"
+        ),
+        "{text}"
+    );
+
+    // Access control alone: the hint names what the backup holds and the plan leaves out.
+    let out = lab.restore(&["--categories", "pve_access_control", "--dry-run"]);
+    common::assert_ok(&out);
+    let text = common::stdout(&out);
+    let tfa = text
+        .lines()
+        .find(|l| l.contains("TFA/WebAuthn"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        tfa.contains("access control is restored without the backup's network"),
+        "{tfa}"
+    );
+    // Nothing is written into the root: no overwrite or safety-backup warning.
+    assert!(!text.contains("Written into the root"), "{text}");
+    assert!(!text.contains("OVERWRITTEN"), "{text}");
+}
+
+#[test]
+fn export_only_access_control_gets_no_tfa_hint() {
+    require_tools!("tar", "xz", "sha256sum");
+    // A PBS backup on a PVE host: every PBS category (access control too) is exported only.
+    let lab = lab(pve_root, pbs_node);
+    let out = lab.restore(&["--mode", "full", "--dry-run", "--continue-incompatible"]);
+    common::assert_ok(&out);
+    let text = common::stdout(&out);
+    assert!(
+        text.contains("exported only: a PBS category on a PVE host"),
+        "{text}"
+    );
+    assert!(!text.contains("TFA/WebAuthn"), "{text}");
+    let exported = section(&text, "Exported to ");
+    assert!(
+        exported
+            .iter()
+            .any(|l| l.starts_with("  • /etc/proxmox-backup/")),
+        "{text}"
+    );
+}
