@@ -351,3 +351,52 @@ fn docs_walkthrough_matches_what_the_binary_prints() {
         at += pos + 1;
     }
 }
+
+/// A host whose type cannot be detected: the compatibility question takes `y` after asking
+/// again on anything else, and STORAGE (which selects nothing here) is shown disabled with
+/// the reason and cannot be chosen.
+#[test]
+fn yes_no_takes_y_and_a_mode_that_selects_nothing_is_disabled() {
+    require_tools!("tar", "xz", "age", "sha256sum");
+    let lab = lab();
+    fs::remove_dir_all(&lab.root).unwrap();
+    fs::create_dir(&lab.root).unwrap();
+    let a = args(&lab, &[]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut p = spawn(&a);
+    let mut t = String::new();
+    for (prompt, answer) in [
+        ("Choice: ", "1"),
+        ("Choice: ", "1"),
+        ("(input hidden, 0 to cancel): ", PASSPHRASE),
+    ] {
+        t += &p.exp_string(prompt).unwrap();
+        p.send_line(answer).unwrap();
+    }
+    t += &p
+        .exp_string("cannot detect the current system type")
+        .unwrap();
+    t += &p.exp_string("(yes/no): ").unwrap();
+    p.send_line("maybe").unwrap();
+    t += &p
+        .exp_string("Please answer yes or no (y/n), or cancel.")
+        .unwrap();
+    t += &p.exp_string("(yes/no): ").unwrap();
+    p.send_line("y").unwrap();
+    let menu = p.exp_string("Choice: ").unwrap();
+    assert!(menu.contains("Select restore mode:"), "{menu}");
+    assert!(
+        menu.contains("  [-] STORAGE only (not available: this host's type (PVE/PBS) is unknown)"),
+        "{menu}"
+    );
+    assert!(menu.contains("  [1] FULL restore"), "{menu}");
+    p.send_line("2").unwrap();
+    t += &p
+        .exp_string("STORAGE only: not available: this host's type (PVE/PBS) is unknown.")
+        .unwrap();
+    t += &p.exp_string("Choice: ").unwrap();
+    p.send_line("0").unwrap();
+    t += &p.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut p), 130, "{t}");
+    assert!(!lab.base.join("export").exists());
+}

@@ -253,10 +253,16 @@ impl Prompter for Console {
             };
             let a = answer.to_ascii_lowercase();
             if q.strict_yes {
+                // `y`/`n` count (upstream aborts on `y`; see docs/differences.md); anything
+                // else is asked again rather than taken as a no.
                 match a.as_str() {
-                    "yes" => return Ok(self.confirmed(q.id, true, AnswerSource::Console)),
+                    "yes" | "y" => return Ok(self.confirmed(q.id, true, AnswerSource::Console)),
+                    "no" | "n" => return Ok(self.confirmed(q.id, false, AnswerSource::Console)),
                     "0" | "cancel" => return Err(PromptError::Aborted),
-                    _ => return Ok(self.confirmed(q.id, false, AnswerSource::Console)),
+                    _ => {
+                        self.line("Please answer yes or no (y/n), or cancel.");
+                        continue;
+                    }
                 }
             }
             match a.as_str() {

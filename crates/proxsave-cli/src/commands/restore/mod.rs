@@ -393,7 +393,7 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
             return Err(Exit::Usage(PlanError::Missing(Decision::Mode).to_string()));
         }
         console.line("");
-        request.mode = Some(choose_mode(&console, host_role)?);
+        request.mode = Some(choose_mode(&console, host_role, &scan)?);
     }
     if request.mode == Some(Mode::Custom) && request.categories.is_empty() {
         if !interactive {
