@@ -210,3 +210,147 @@ fn export_only_access_control_gets_no_tfa_hint() {
         "{text}"
     );
 }
+
+#[test]
+fn categories_that_match_nothing_are_errors() {
+    require_tools!("tar", "xz", "sha256sum");
+    let lab = lab(pve_root, pve_standalone);
+    let before = proxsave_testkit::fixture::snapshot(lab.target.root());
+
+    // A path: exit 1 with the words of `ls` for the same selection.
+    let out = lab.restore(&["--categories", "/etc/nothere", "--yes"]);
+    assert_eq!(common::code(&out), 1, "{}", common::stderr(&out));
+    let ls = Command::new(common::bin())
+        .arg("ls")
+        .arg("--backup")
+        .arg(&lab.bundle)
+        .arg("/etc/nothere")
+        .output()
+        .unwrap();
+    assert_eq!(common::code(&ls), 1);
+    let ls_line = common::stderr(&ls);
+    let ls_line = ls_line.lines().last().unwrap();
+    assert!(
+        ls_line.starts_with("proxsave: no entry matches"),
+        "{ls_line}"
+    );
+    assert!(
+        common::stderr(&out).lines().any(|l| l == ls_line),
+        "{}",
+        common::stderr(&out)
+    );
+
+    // A known id the backup lacks: exit 1.
+    let out = lab.restore(&["--categories", "pbs_tape", "--yes"]);
+    assert_eq!(common::code(&out), 1, "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("category pbs_tape is not in this backup"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert_eq!(
+        proxsave_testkit::fixture::snapshot(lab.target.root()),
+        before
+    );
+    assert!(!lab.dir.path().join("export").exists());
+}
+
+#[test]
+fn an_unknown_id_is_exit_2_with_a_suggestion_before_the_backup_is_read() {
+    // No backup at all, and a corrupt one: the id is checked first, within a second.
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("x.tar.xz.bundle.tar");
+    fs::write(&corrupt, vec![0x5a; 4 << 20]).unwrap();
+    for backup in [dir.path().join("missing.bundle.tar"), corrupt] {
+        let started = Instant::now();
+        let out = Command::new(common::bin())
+            .stdin(Stdio::null())
+            .args(["restore", "--yes", "--categories", "sshh", "--root"])
+            .arg(dir.path())
+            .arg("--backup")
+            .arg(&backup)
+            .output()
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(common::code(&out), 2, "{}", common::stderr(&out));
+        let err = common::stderr(&out);
+        assert!(
+            err.contains("`sshh` is neither a category id nor a path"),
+            "{err}"
+        );
+        assert!(err.contains("did you mean `ssh`?"), "{err}");
+        assert!(
+            !err.contains("checksum") && !err.contains("cannot open"),
+            "{err}"
+        );
+    }
+    // The nearest id by words too.
+    let out = Command::new(common::bin())
+        .stdin(Stdio::null())
+        .args([
+            "restore",
+            "--yes",
+            "--categories",
+            "storage-pve",
+            "--backup",
+            "/nonexistent",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(common::code(&out), 2);
+    assert!(common::stderr(&out).contains("did you mean `storage_pve`?"));
+}
+
+#[test]
+fn categories_lists_ids_handling_paths_and_modes() {
+    let out = common::run(["categories", "--json"]);
+    common::assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema"], "proxsave/categories/v1");
+    let all = v["categories"].as_array().unwrap();
+    assert_eq!(all.len(), 32);
+    let get = |id: &str| {
+        all.iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("{id}"))
+            .clone()
+    };
+    let ssh = get("ssh");
+    assert_eq!(ssh["name"], "SSH Configuration");
+    assert_eq!(ssh["handling"], "normal");
+    assert_eq!(
+        ssh["paths"],
+        serde_json::json!(["/root/.ssh/", "/etc/ssh/"])
+    );
+    assert_eq!(ssh["modes"], serde_json::json!(["full", "base", "custom"]));
+    assert_eq!(get("network")["handling"], "staged");
+    assert_eq!(get("filesystem")["handling"], "staged");
+    let export = get("pve_config_export");
+    assert_eq!(export["handling"], "export");
+    assert_eq!(export["modes"], serde_json::json!(["full", "custom"]));
+    assert_eq!(
+        get("storage_pve")["modes"],
+        serde_json::json!(["full", "storage", "custom"])
+    );
+    // The human listing names every id.
+    let out = common::run(["categories"]);
+    common::assert_ok(&out);
+    let text = common::stdout(&out);
+    for c in all {
+        let id = c["id"].as_str().unwrap();
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{id} "))),
+            "{id}"
+        );
+    }
+    // docs/cli.md lists them all too.
+    let doc =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md")).unwrap();
+    for c in all {
+        let id = c["id"].as_str().unwrap();
+        assert!(
+            doc.contains(&format!("| `{id}` |")),
+            "docs/cli.md lacks {id}"
+        );
+    }
+}

@@ -55,6 +55,9 @@ pub enum Command {
     Restore(Box<RestoreArgs>),
     /// Show how the files a restore would write differ from the target root (secrets masked).
     Diff(DiffArgs),
+    /// List the category ids `--categories` accepts: paths, handling and the modes that
+    /// include each.
+    Categories(CategoriesArgs),
 }
 
 fn parse_mode(s: &str) -> Result<proxsave_categories::Mode, String> {
@@ -337,6 +340,14 @@ pub struct DecryptArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub key: KeyArgs,
+}
+
+/// `categories`.
+#[derive(Debug, Args)]
+pub struct CategoriesArgs {
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `list`.

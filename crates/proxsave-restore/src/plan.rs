@@ -140,6 +140,9 @@ pub enum PlanError {
     /// Nothing to restore.
     #[error("nothing to restore: {0}")]
     Empty(String),
+    /// `--categories` named a known category the backup does not hold.
+    #[error("category {0} is not in this backup")]
+    NotInBackup(String),
 }
 
 impl From<PatternError> for PlanError {
@@ -526,9 +529,7 @@ pub fn build(
             let item = item.trim();
             if let Some(c) = by_id(item) {
                 if !analysis.has(c.id) {
-                    return Err(PlanError::BadSelection(format!(
-                        "category `{item}` is not in this backup"
-                    )));
+                    return Err(PlanError::NotInBackup(c.id.to_string()));
                 }
                 if !selected.iter().any(|s| s.id == c.id) {
                     selected.push(c);

@@ -262,6 +262,8 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
         return window::status(&args, &console);
     }
     let mut s = settings(&args)?;
+    // Before any reading, checksum or decryption: an unknown id is a usage error.
+    decisions::check_category_ids(&s.categories)?;
     let config = Config::load(args.config.as_deref())?;
     console.answers = std::mem::take(&mut s.answers);
 
@@ -411,9 +413,22 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
                 ask_decision(&console, d, &mut request)?;
             }
             Err(e @ PlanError::Missing(_)) => return Err(Exit::Usage(e.to_string())),
+            Err(e @ PlanError::NotInBackup(_)) => {
+                return Err(Exit::Failure(anyhow::anyhow!("{e} (nothing was changed)")));
+            }
             Err(e) => return Err(Exit::Usage(e.to_string())),
         }
     };
+    // A path of `--categories` that matches nothing in the backup is an error, as for `ls`.
+    for p in &plan.paths {
+        let sel = proxsave_archive::pathmatch::Selector::new(std::slice::from_ref(p))
+            .map_err(|e| Exit::Usage(e.to_string()))?;
+        if !scan.entries.iter().any(|e| sel.matches(&e.path)) {
+            // The words of `proxsave ls` for the same selection.
+            eprintln!("proxsave: no entry matches {}", sel.describe().join(", "));
+            return Err(Exit::Code(1));
+        }
+    }
     if let Some(w) = hostname_warning(&plan, &scan, &root) {
         plan.warnings.push(w);
     }
