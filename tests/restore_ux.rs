@@ -354,3 +354,46 @@ fn categories_lists_ids_handling_paths_and_modes() {
         );
     }
 }
+
+#[test]
+fn diff_masks_only_secrets_unless_asked() {
+    require_tools!("tar", "xz", "sha256sum");
+    let lab = lab_edited(pve_root, pve_standalone, |src| {
+        fs::create_dir_all(src.join("etc/ssh")).unwrap();
+        fs::write(
+            src.join("etc/ssh/sshd_config"),
+            "PasswordAuthentication no\nPermitRootLogin prohibit-password\n",
+        )
+        .unwrap();
+        fs::write(
+            src.join("etc/fstab"),
+            "//nas/share /mnt/s cifs username=u,password=hunter2 0 0\n",
+        )
+        .unwrap();
+    });
+    let root = lab.target.root();
+    fs::create_dir_all(root.join("etc/ssh")).unwrap();
+    fs::write(root.join("etc/ssh/sshd_config"), "PermitRootLogin yes\n").unwrap();
+    fs::write(root.join("etc/fstab"), "# empty\n").unwrap();
+    let diff = |extra: &[&str]| {
+        Command::new(common::bin())
+            .stdin(Stdio::null())
+            .args(["diff", "--categories", "ssh,filesystem", "--backup"])
+            .arg(&lab.bundle)
+            .arg("--root")
+            .arg(root)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = diff(&[]);
+    common::assert_ok(&out);
+    let text = common::stdout(&out);
+    assert!(text.contains("+PasswordAuthentication no"), "{text}");
+    assert!(text.contains("username=u,password=********"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let out = diff(&["--show-secrets"]);
+    common::assert_ok(&out);
+    let text = common::stdout(&out);
+    assert!(text.contains("password=hunter2"), "{text}");
+}

@@ -195,6 +195,10 @@ pub struct DiffArgs {
     /// is / (auto), always, or never. Nothing is ever changed.
     #[arg(long, value_name = "auto|run|defer")]
     pub host_actions: Option<crate::answers::HostActionsArg>,
+    /// Show secrets as they are (password hashes, keys, tokens, `password=` values, key
+    /// files); by default they are masked.
+    #[arg(long)]
+    pub show_secrets: bool,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,

@@ -69,6 +69,8 @@ fn main() -> ExitCode {
             "no command given; see `proxsave --help`".to_string(),
         )),
     };
+    // No bar left on the line the final message is written to.
+    progress::hide();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Exit::Code(c)) => ExitCode::from(c),

@@ -302,12 +302,15 @@ pub fn missing_answer(id: &str) -> String {
     let values = spec
         .map(|q| format!("; VALUE: {}", choices_text(q)))
         .unwrap_or_default();
-    let flag = own_flag(id)
-        .map(|f| format!(" (or {f})"))
-        .unwrap_or_default();
-    format!(
-        "no answer to question `{id}`{about} in a non-interactive run: answer it with --answer {id}=VALUE{flag}, or with \"{id}\" = \"VALUE\" in the answers file's [answers] table{values}"
-    )
+    match own_flag(id) {
+        // The flag first, then the answers-file key (as the plan's decisions are named).
+        Some(flag) => format!(
+            "no answer to question `{id}`{about} in a non-interactive run: give {flag} (answers file key `{id}`), or answer it with --answer {id}=VALUE or \"{id}\" = \"VALUE\" in the answers file's [answers] table{values}"
+        ),
+        None => format!(
+            "no answer to question `{id}`{about} in a non-interactive run: answer it with --answer {id}=VALUE, or with \"{id}\" = \"VALUE\" in the answers file's [answers] table{values}"
+        ),
+    }
 }
 
 /// Report lines for the engine's questions answered in this run (asked, or given up front
@@ -802,7 +805,7 @@ mod tests {
     fn the_missing_answer_message_names_the_id_and_both_ways() {
         assert_eq!(
             missing_answer("continue_incompatible"),
-            "no answer to question `continue_incompatible` (The backup comes from another kind of system (PVE/PBS) than this host: continue anyway?) in a non-interactive run: answer it with --answer continue_incompatible=VALUE (or --continue-incompatible), or with \"continue_incompatible\" = \"VALUE\" in the answers file's [answers] table; VALUE: yes or no"
+            "no answer to question `continue_incompatible` (The backup comes from another kind of system (PVE/PBS) than this host: continue anyway?) in a non-interactive run: give --continue-incompatible (answers file key `continue_incompatible`), or answer it with --answer continue_incompatible=VALUE or \"continue_incompatible\" = \"VALUE\" in the answers file's [answers] table; VALUE: yes or no"
         );
         assert_eq!(
             missing_answer("x.y"),

@@ -367,7 +367,7 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
             let go = console
                 .confirm(&Question {
                     id: "continue_incompatible",
-                    flag: None,
+                    flag: Some("--continue-incompatible"),
                     text: "Type \"yes\" to continue anyway or \"no\" to abort".into(),
                     default: false,
                     strict_yes: true,
