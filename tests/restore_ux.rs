@@ -397,3 +397,45 @@ fn diff_masks_only_secrets_unless_asked() {
     let text = common::stdout(&out);
     assert!(text.contains("password=hunter2"), "{text}");
 }
+
+/// The number in `text` right before `word` on the line holding `marker`.
+fn number_before(text: &str, marker: &str, word: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("no {marker:?} in {text}"));
+    let head = &line[..line.find(word).unwrap_or_else(|| panic!("{line}"))];
+    head.split(|c: char| !c.is_ascii_digit())
+        .rfind(|s| !s.is_empty())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
+}
+
+#[test]
+fn counts_agree_across_inspect_verify_extract_and_labels_are_words() {
+    require_tools!("tar", "xz", "sha256sum");
+    let lab = lab(pve_root, pve_standalone);
+    let run = |args: &[&str]| {
+        let out = Command::new(common::bin())
+            .args(args)
+            .arg("--backup")
+            .arg(&lab.bundle)
+            .output()
+            .unwrap();
+        common::assert_ok(&out);
+        format!("{}{}", common::stdout(&out), common::stderr(&out))
+    };
+    let inspect = run(&["inspect", "--categories"]);
+    let verify = run(&["verify"]);
+    let to = lab.dir.path().join("x");
+    let extract = run(&["extract", "--to", to.to_str().unwrap()]);
+    let i = number_before(&inspect, "Contents:", " entries");
+    let v = number_before(&verify, "Archive:", " entries");
+    let e = number_before(&extract, "Extracted", " entries");
+    assert_eq!((i, v), (v, e), "{inspect}\n{verify}\n{extract}");
+    assert!(inspect.contains("backup type PVE"), "{inspect}");
+    assert!(
+        !inspect.contains("Pve") && !verify.contains("Pve"),
+        "{inspect}"
+    );
+}

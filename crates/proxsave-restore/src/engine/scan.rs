@@ -40,6 +40,9 @@ pub struct Scan {
     pub dedup_manifest: Option<Vec<u8>>,
     /// What the read proved (checksum etc.).
     pub stream: StreamSummary,
+    /// Every entry of the tar stream, the root folder `./` and unusable names included: the
+    /// number `verify` and `extract` report.
+    pub tar_entries: u64,
 }
 
 /// Reads the whole backup once: verifies it, finds the available categories and the
@@ -56,8 +59,10 @@ pub fn scan(
     let mut analyzer = Analyzer::new();
     let mut entries = Vec::new();
     let mut dedup_manifest = None;
+    let mut tar_entries = 0u64;
     while let Some(h) = stream.next_entry()? {
         cancel.check()?;
+        tar_entries += 1;
         let Ok(Some(path)) = ArchivePath::parse(&h.raw_path) else {
             continue;
         };
@@ -104,6 +109,7 @@ pub fn scan(
         entries,
         dedup_manifest,
         stream: summary,
+        tar_entries,
     })
 }
 
