@@ -66,8 +66,12 @@ fn lab() -> Lab {
 }
 
 fn spawn(args: &[&str]) -> PtySession {
+    spawn_term(args, "dumb")
+}
+
+fn spawn_term(args: &[&str], term: &str) -> PtySession {
     let mut cmd = Command::new(common::bin());
-    cmd.args(args).env("TZ", "UTC").env("TERM", "dumb");
+    cmd.args(args).env("TZ", "UTC").env("TERM", term);
     spawn_with_options(
         cmd,
         Options::new()
@@ -350,4 +354,126 @@ fn docs_walkthrough_matches_what_the_binary_prints() {
             });
         at += pos + 1;
     }
+}
+
+/// The walkthrough's answers, in a terminal where progress bars are drawn: no bar text is
+/// left on (or drawn onto) a line that holds a prompt, and the error or message lines are
+/// whole. A line is judged by what it shows: the text after its last carriage return (a bar
+/// cleared with `\r` and erase-line before the prompt leaves nothing visible).
+#[test]
+fn no_progress_text_on_a_prompt_line() {
+    require_tools!("tar", "xz", "age", "sha256sum");
+    let lab = lab();
+    let a = args(&lab, &[]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut p = spawn_term(&a, "xterm");
+    let mut t = String::new();
+    let steps: [(&str, &str, bool); 7] = [
+        ("Choice: ", "1", true),
+        ("Choice: ", "1", true),
+        // A wrong passphrase first: the bar of the failed read must not stay on the line.
+        ("(input hidden, 0 to cancel): ", "wrong-passphrase", false),
+        ("(input hidden, 0 to cancel): ", PASSPHRASE, false),
+        ("Choice: ", "1", true),
+        ("Choice: ", "1", true),
+        ("to abort: ", "RESTORE", true),
+    ];
+    for (prompt, answer, echoed) in steps {
+        t += &p.exp_string(prompt).unwrap();
+        t += prompt;
+        p.send_line(answer).unwrap();
+        if echoed {
+            t += answer;
+        }
+        t += "\n";
+    }
+    t += &p.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut p), 0, "{t}");
+    let text = utf8(&t).replace("\r\n", "\n");
+    let bar_words = ["analysing", "restoring", "[==", "=> "];
+    let mut prompts = 0;
+    for line in text.lines() {
+        let shown = line.rsplit('\r').next().unwrap_or(line);
+        let is_prompt = ["Choice: ", "(input hidden", "to abort: "]
+            .iter()
+            .any(|p| shown.contains(p));
+        if is_prompt {
+            prompts += 1;
+            assert!(
+                !bar_words.iter().any(|w| shown.contains(w)),
+                "progress text on a prompt line: {shown:?}\n{text}"
+            );
+        }
+        for msg in [
+            "does not match this backup",
+            "RESTORE PLAN",
+            "Checksum verified",
+        ] {
+            if let Some(at) = shown.find(msg) {
+                assert!(
+                    !bar_words.iter().any(|w| shown[..at].contains(w)),
+                    "progress text before a message: {shown:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(prompts, 7, "{text}");
+    // Not vacuous: a bar was drawn (and cleared) during the run.
+    assert!(
+        text.contains("analysing "),
+        "no progress bar was drawn:\n{text}"
+    );
+    assert!(
+        text.contains("The passphrase or key does not match this backup."),
+        "{text}"
+    );
+}
+
+/// A host whose type cannot be detected: the compatibility question takes `y` after asking
+/// again on anything else, and STORAGE (which selects nothing here) is shown disabled with
+/// the reason and cannot be chosen.
+#[test]
+fn yes_no_takes_y_and_a_mode_that_selects_nothing_is_disabled() {
+    require_tools!("tar", "xz", "age", "sha256sum");
+    let lab = lab();
+    fs::remove_dir_all(&lab.root).unwrap();
+    fs::create_dir(&lab.root).unwrap();
+    let a = args(&lab, &[]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut p = spawn(&a);
+    let mut t = String::new();
+    for (prompt, answer) in [
+        ("Choice: ", "1"),
+        ("Choice: ", "1"),
+        ("(input hidden, 0 to cancel): ", PASSPHRASE),
+    ] {
+        t += &p.exp_string(prompt).unwrap();
+        p.send_line(answer).unwrap();
+    }
+    t += &p
+        .exp_string("cannot detect the current system type")
+        .unwrap();
+    t += &p.exp_string("(yes/no): ").unwrap();
+    p.send_line("maybe").unwrap();
+    t += &p
+        .exp_string("Please answer yes or no (y/n), or cancel.")
+        .unwrap();
+    t += &p.exp_string("(yes/no): ").unwrap();
+    p.send_line("y").unwrap();
+    let menu = p.exp_string("Choice: ").unwrap();
+    assert!(menu.contains("Select restore mode:"), "{menu}");
+    assert!(
+        menu.contains("  [-] STORAGE only (not available: this host's type (PVE/PBS) is unknown)"),
+        "{menu}"
+    );
+    assert!(menu.contains("  [1] FULL restore"), "{menu}");
+    p.send_line("2").unwrap();
+    t += &p
+        .exp_string("STORAGE only: not available: this host's type (PVE/PBS) is unknown.")
+        .unwrap();
+    t += &p.exp_string("Choice: ").unwrap();
+    p.send_line("0").unwrap();
+    t += &p.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut p), 130, "{t}");
+    assert!(!lab.base.join("export").exists());
 }

@@ -57,6 +57,9 @@ pub enum Command {
     Diff(DiffArgs),
     /// The network COMMIT window from another shell: `status`, `commit`, `rollback-now`.
     Net(crate::commands::net::NetArgs),
+    /// List the category ids `--categories` accepts: paths, handling and the modes that
+    /// include each.
+    Categories(CategoriesArgs),
 }
 
 fn parse_mode(s: &str) -> Result<proxsave_categories::Mode, String> {
@@ -194,6 +197,10 @@ pub struct DiffArgs {
     /// is / (auto), always, or never. Nothing is ever changed.
     #[arg(long, value_name = "auto|run|defer")]
     pub host_actions: Option<crate::answers::HostActionsArg>,
+    /// Show secrets as they are (password hashes, keys, tokens, `password=` values, key
+    /// files); by default they are masked.
+    #[arg(long)]
+    pub show_secrets: bool,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -339,6 +346,14 @@ pub struct DecryptArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub key: KeyArgs,
+}
+
+/// `categories`.
+#[derive(Debug, Args)]
+pub struct CategoriesArgs {
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `list`.

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod cat;
+pub mod categories;
 pub mod configdb;
 pub mod decrypt;
 pub mod diff;
