@@ -313,6 +313,30 @@ fn dry_run_shows_the_repairs_and_the_restore_installs_them_and_passes_preflight(
         actions.contains("eno1 -> enp3s0") || actions.contains("eno1 → enp3s0"),
         "{actions}"
     );
+    // The live apply's questions are planned like every applier's, with their defaults.
+    let questions = r["questions"].as_array().unwrap_or_else(|| panic!("{r:#}"));
+    let q = |id: &str| {
+        questions
+            .iter()
+            .find(|q| q["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not planned: {questions:#?}"))
+            .clone()
+    };
+    let live = q("network.apply-live");
+    assert_eq!(live["default"], "no", "{live:#}");
+    assert_eq!(
+        live["choices"],
+        serde_json::json!(["yes", "no"]),
+        "{live:#}"
+    );
+    let commit = q("network.commit");
+    assert_eq!(commit["default"], "wait", "{commit:#}");
+    assert_eq!(
+        commit["choices"],
+        serde_json::json!(["commit", "rollback", "wait"]),
+        "{commit:#}"
+    );
+    assert!(actions.contains("COMMIT window of 180s"), "{actions}");
     let changes = plan["changes"].as_array().unwrap();
     let iface = changes
         .iter()
@@ -437,6 +461,16 @@ fn a_bridge_port_no_nic_matches_fails_preflight_and_is_not_applied_live() {
     common::assert_ok(&human);
     let text = format!("{}{}", common::stdout(&human), common::stderr(&human));
     assert!(text.contains("preflight failed"), "{text}");
+    // The deferred category's to-do is printed in full, not only its status.
+    let todo = text
+        .lines()
+        .find(|l| l.starts_with("TO DO (network, network): "))
+        .unwrap_or_else(|| panic!("no network to-do line:\n{text}"));
+    assert!(todo.contains("was NOT applied live"), "{todo}");
+    assert!(
+        todo.contains("ifup -a -s -i /etc/network/interfaces"),
+        "{todo}"
+    );
 }
 
 #[test]

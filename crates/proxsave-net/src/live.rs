@@ -39,6 +39,60 @@ pub const Q_COMMIT: QuestionSpec = QuestionSpec {
     choices: &["commit", "rollback", "wait"],
 };
 
+/// The `network.apply-live` question as it is asked (default `no`, a 90 s countdown at the
+/// console); the plan lists the same.
+pub fn apply_live_ask() -> Ask {
+    Ask::new(Q_APPLY_LIVE, Some("no"))
+        .countdown(Duration::from_secs(90))
+        .with_details(vec![
+            "Applying live may cut this session off; a COMMIT window rolls the files back and reloads unless you confirm in time.".into(),
+            "Recommended from the console (IPMI/iKVM), not over SSH on the management interface.".into(),
+        ])
+}
+
+/// The `network.commit` question as the plan lists it: asked only once the configuration is
+/// live; unattended (`--yes`) it takes `wait` (the window stays armed, ended by
+/// `proxsave net commit` or its timer); at the console no answer within the window rolls back.
+pub fn commit_plan_ask(window_secs: Option<u64>) -> Ask {
+    let mut details =
+        vec!["Asked only when the configuration was applied live, with the health checks.".into()];
+    if let Some(s) = window_secs {
+        details.push(format!(
+            "The COMMIT window is {s}s: no COMMIT in time rolls the network files back and reloads."
+        ));
+    }
+    Ask::new(Q_COMMIT, Some("wait")).with_details(details)
+}
+
+/// `network.apply-live`: `yes` → `true`, `no` → `false`.
+///
+/// # Errors
+/// Any other value.
+pub fn apply_live_answer(value: &str) -> Result<bool, ApplyError> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        other => Err(ApplyError::BadAnswer {
+            id: Q_APPLY_LIVE.id,
+            reason: format!("takes yes or no, not {other:?}"),
+        }),
+    }
+}
+
+/// `network.commit`: one of `commit`, `rollback`, `wait` (any case).
+///
+/// # Errors
+/// Any other value.
+pub fn commit_answer(value: &str) -> Result<(), ApplyError> {
+    match value.to_ascii_lowercase().as_str() {
+        "commit" | "rollback" | "wait" => Ok(()),
+        other => Err(ApplyError::BadAnswer {
+            id: Q_COMMIT.id,
+            reason: format!("takes commit, rollback or wait, not {other:?}"),
+        }),
+    }
+}
+
 /// The window's area (folder and unit names).
 pub const AREA: &str = "network";
 
@@ -310,24 +364,12 @@ pub fn apply_live(
             "no COMMIT window can be armed here: not applied live".into()
         ));
     };
-    let a = ctx.prompter.ask(&Ask::new(Q_APPLY_LIVE, Some("no")).countdown(Duration::from_secs(90)).with_details(vec![
-        "Applying live may cut this session off; a COMMIT window rolls the files back and reloads unless you confirm in time.".into(),
-        "Recommended from the console (IPMI/iKVM), not over SSH on the management interface.".into(),
-    ]))?;
-    match a.value.to_ascii_lowercase().as_str() {
-        "yes" => {}
-        "no" => {
-            return Ok(Err(format!(
-                "not applied live (network.apply-live=no, {})",
-                format!("{:?}", a.source).to_lowercase()
-            )));
-        }
-        other => {
-            return Err(ApplyError::BadAnswer {
-                id: Q_APPLY_LIVE.id,
-                reason: format!("takes yes or no, not {other:?}"),
-            });
-        }
+    let a = ctx.prompter.ask(&apply_live_ask())?;
+    if !apply_live_answer(&a.value)? {
+        return Ok(Err(format!(
+            "not applied live (network.apply-live=no, {})",
+            format!("{:?}", a.source).to_lowercase()
+        )));
     }
     let window = match Window::arm_with(
         ctx.host,
