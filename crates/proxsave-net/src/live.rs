@@ -554,6 +554,67 @@ mod tests {
         assert_eq!(lines.len(), 6);
     }
 
+    // network.md §13 scenario 27, for the checks this design makes: every failure is a
+    // warning shown with the COMMIT question, none ends the window by itself.
+    #[test]
+    fn health_warns_on_no_route_a_down_link_a_missing_address_and_dead_dns() {
+        let runner = Arc::new(Canned(
+            vec![
+                (
+                    "ip -o link show dev enp3s0",
+                    0,
+                    "3: enp3s0: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue master vmbr0 state DOWN mode DEFAULT\n",
+                ),
+                // Only a link-local address: the management address is missing.
+                (
+                    "ip -o addr show dev vmbr0",
+                    0,
+                    "5: vmbr0    inet6 fe80::1/64 scope link \\       valid_lft forever preferred_lft forever\n",
+                ),
+                ("ip route show default", 0, ""),
+                (
+                    "ping -c 1 -W 1 192.0.2.1",
+                    1,
+                    "1 packets transmitted, 0 received, 100% packet loss\n",
+                ),
+                // resolv.conf without a nameserver: nothing resolves.
+                ("getent hosts proxmox.com", 2, ""),
+            ],
+            Mutex::new(Vec::new()),
+        ));
+        let host = Host::new(
+            "/".into(),
+            HostActions::Run,
+            runner.clone(),
+            Arc::new(SystemClock),
+            Arc::new(NoMounts),
+        );
+        let e = expect_from(
+            "auto vmbr0\niface vmbr0 inet static\n\taddress 192.0.2.10/24\n\tgateway 192.0.2.1\n\tbridge-ports enp3s0\n",
+        );
+        let checks = health(&host, &CancelToken::new(), &e);
+        let lines: Vec<String> = checks.iter().map(Check::line).collect();
+        assert_eq!(lines[0], "[warn] link enp3s0: not up, port of vmbr0");
+        assert_eq!(lines[1], "[warn] address vmbr0 192.0.2.10/24: missing");
+        assert_eq!(lines[2], "[warn] default route: none");
+        assert!(
+            lines[3].starts_with("[warn] gateway 192.0.2.1: "),
+            "{lines:?}"
+        );
+        assert!(
+            lines[4].starts_with("[warn] DNS (proxmox.com): "),
+            "{lines:?}"
+        );
+        assert_eq!(lines.len(), 5);
+        assert!(checks.iter().all(|c| c.result == "warn"));
+        // Each check is bounded: the commands carry short deadlines.
+        assert_eq!(
+            runner.1.lock().unwrap().len(),
+            5,
+            "one command per check, no retries"
+        );
+    }
+
     #[test]
     fn expectations_come_from_the_stanzas() {
         let e = expect_from(
