@@ -52,6 +52,8 @@ mount -t overlay overlay -o "lowerdir=$tree/etc:/etc,upperdir=$scratch/eu,workdi
 mount --bind "$root/etc/network" /etc/network
 mkdir -p "$scratch/bin"
 for t in ifup ifdown ifquery ifreload; do ln -sf /usr/share/ifupdown2/__main__.py "$scratch/bin/$t"; done
+# The test's own `ping` (found on its PATH), for the gateway check.
+if [ -n "$PING" ]; then ln -sf "$PING" "$scratch/bin/ping"; fi
 export PATH="$scratch/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 if [ -n "$PREPARE" ]; then ifreload -a >/dev/null 2>&1; fi
 exec "$@"
@@ -226,6 +228,9 @@ impl Lab {
             .env("TZ", "UTC")
             .env("LC_ALL", "C")
             .env("TERM", "dumb");
+        if let Some(ping) = proxsave_testkit::which("ping") {
+            c.env("PING", ping);
+        }
         c
     }
 
@@ -396,6 +401,14 @@ fn commit_typed_at_the_console_keeps_the_repaired_bridge_live() {
         before_question.contains("[ok] default route"),
         "{before_question}"
     );
+    // The gateway (the veth's other end, in its own namespace) answers `ping`; `.ci/run`
+    // installs iputils-ping, so CI fails here without it.
+    if proxsave_testkit::require_tool("ping").is_some() {
+        assert!(
+            before_question.contains("[ok] gateway 192.0.2.1: answers ping"),
+            "{before_question}"
+        );
+    }
     lab.assert_new_state(&transcript);
     // The window is pending, its state under the root, private.
     let (dir, r) = lab.windows().pop().unwrap();
@@ -532,6 +545,24 @@ fn yes_leaves_the_window_open_and_net_commit_ends_it_from_another_shell() {
     let text = format!("{}\n{}", common::stdout(&out), common::stderr(&out));
     assert!(out.status.success(), "{text}");
     assert!(text.contains("proxsave net commit --root"), "{text}");
+    // The summary prints the deferred category's to-do in full, with the deadline.
+    let todo = text
+        .lines()
+        .find(|l| l.starts_with("TO DO (network, network): "))
+        .unwrap_or_else(|| panic!("no network to-do line:\n{text}"));
+    assert!(
+        todo.contains("live inside a COMMIT window: run `proxsave net commit --root "),
+        "{todo}"
+    );
+    let at = todo
+        .split(" before ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .unwrap_or_else(|| panic!("{todo}"));
+    assert!(
+        at.len() == 8 && at.chars().filter(|c| *c == ':').count() == 2,
+        "not HH:MM:SS: {todo}"
+    );
     lab.assert_new_state(&text);
     let (_, r) = lab.windows().pop().unwrap();
     assert_eq!(r.state, State::Pending, "{text}");
