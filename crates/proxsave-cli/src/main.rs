@@ -64,6 +64,7 @@ fn main() -> ExitCode {
         Some(Command::List(args)) => commands::list::run(args),
         Some(Command::Restore(args)) => commands::restore::run(*args, &cancel),
         Some(Command::Diff(args)) => commands::diff::run(args, &cancel),
+        Some(Command::GenerateAssets(args)) => commands::assets::run(args),
         None => Err(Exit::Usage(
             "no command given; see `proxsave --help`".to_string(),
         )),

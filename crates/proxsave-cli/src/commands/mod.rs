@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod assets;
 pub mod cat;
 pub mod configdb;
 pub mod decrypt;
