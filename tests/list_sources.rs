@@ -1,0 +1,138 @@
+//! `proxsave list` over the sources of a `backup.env`: each source with its backups, or why it
+//! could not be read; exit 1 only when no source could be read.
+
+mod common;
+
+use common::{code, run, stderr, stdout};
+
+const EXAMPLE: &str = "pve1.example.lan-backup-20260724-023000.tar.xz.age.bundle.tar";
+
+fn example() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(EXAMPLE)
+}
+
+#[test]
+fn list_reports_every_source_and_reads_what_it_can() {
+    let lab = tempfile::tempdir().expect("tempdir");
+    let primary = lab.path().join("local");
+    let secondary = lab.path().join("secondary");
+    std::fs::create_dir_all(&primary).expect("mkdir");
+    std::fs::create_dir_all(&secondary).expect("mkdir");
+    std::fs::copy(example(), primary.join(EXAMPLE)).expect("copy example");
+    let env = lab.path().join("backup.env");
+    std::fs::write(
+        &env,
+        format!(
+            "BACKUP_PATH={}\nSECONDARY_ENABLED=true\nSECONDARY_PATH={}\nCLOUD_REMOTE={}/gone\n",
+            primary.display(),
+            secondary.display(),
+            lab.path().display()
+        ),
+    )
+    .expect("write backup.env");
+    let out = run(["list".as_ref(), "--config".as_ref(), env.as_os_str()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("Primary backup path: {}", primary.display()),
+        "{text}"
+    );
+    assert_eq!(
+        lines[1], "  [1] pve1.example.lan-backup-20260724-023000.tar.xz.age",
+        "{text}"
+    );
+    assert!(lines[2].contains("pve1.example.lan"), "{text}");
+    assert!(lines[2].contains("ENCRYPTED"), "{text}");
+    assert!(
+        lines[2].ends_with(" KiB") || lines[2].ends_with(" MiB"),
+        "{text}"
+    );
+    assert_eq!(
+        lines[3],
+        format!(
+            "Secondary backup path: {} — no backups",
+            secondary.display()
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        lines[4],
+        format!(
+            "Cloud/local path: {}/gone — missing (no such folder)",
+            lab.path().display()
+        ),
+        "{text}"
+    );
+
+    let out = run([
+        "list".as_ref(),
+        "--config".as_ref(),
+        env.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let statuses: Vec<&str> = v["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .map(|s| s["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(statuses, ["read", "read", "missing"]);
+    assert_eq!(v["backups"].as_array().expect("backups").len(), 1);
+    assert_eq!(v["backups"][0]["encrypted"], true);
+}
+
+#[test]
+fn list_exits_1_when_no_source_can_be_read_and_0_for_an_empty_folder() {
+    let lab = tempfile::tempdir().expect("tempdir");
+    let env = lab.path().join("backup.env");
+    std::fs::write(
+        &env,
+        format!(
+            "BACKUP_PATH={0}/nothere\nSECONDARY_ENABLED=true\nSECONDARY_PATH={0}/backup.env\n",
+            lab.path().display()
+        ),
+    )
+    .expect("write backup.env");
+    let out = run(["list".as_ref(), "--config".as_ref(), env.as_os_str()]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("nothere — missing (no such folder)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("backup.env — cannot be read: not a folder"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        stderr(&out),
+        "proxsave: error: none of the 2 backup sources could be read\n"
+    );
+
+    let out = run([
+        "list".as_ref(),
+        "--dir".as_ref(),
+        lab.path().join("nothere").as_os_str(),
+    ]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out),
+        "proxsave: error: the backup source could not be read\n"
+    );
+
+    let empty = lab.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let out = run(["list".as_ref(), "--dir".as_ref(), empty.as_os_str()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("Folder: {} — no backups\n", empty.display())
+    );
+}
