@@ -3,7 +3,11 @@
 
 mod common;
 
-use common::{code, run, stderr, stdout};
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+
+use common::{code, proxsave, run, stderr, stdout};
+use proxsave_testkit::require_tools;
 
 const EXAMPLE: &str = "pve1.example.lan-backup-20260724-023000.tar.xz.age.bundle.tar";
 
@@ -134,5 +138,125 @@ fn list_exits_1_when_no_source_can_be_read_and_0_for_an_empty_folder() {
     assert_eq!(
         stdout(&out),
         format!("Folder: {} — no backups\n", empty.display())
+    );
+}
+
+/// `rclone serve webdav` on 127.0.0.1 over a folder; killed on drop.
+struct WebDav {
+    child: Child,
+    url: String,
+}
+
+impl WebDav {
+    fn start(dir: &std::path::Path) -> WebDav {
+        let mut child = Command::new("rclone")
+            .args(["serve", "webdav", "--addr", "127.0.0.1:0"])
+            .arg(dir)
+            .env("RCLONE_CONFIG", "/dev/null")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rclone serve webdav");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        // rclone announces the address once it listens: reading that line is the wait.
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("rclone serve ended before listening")
+                .expect("read rclone's stderr");
+            if let Some(at) = line.find("started on http://127.0.0.1:") {
+                break line[at + "started on ".len()..].trim().to_string();
+            }
+        };
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        WebDav { child, url }
+    }
+}
+
+impl Drop for WebDav {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn list_reads_an_rclone_webdav_remote_and_reports_rclones_errors() {
+    require_tools!("rclone");
+    let lab = tempfile::tempdir().expect("tempdir");
+    let served = lab.path().join("served");
+    std::fs::create_dir(&served).expect("mkdir");
+    std::fs::copy(example(), served.join(EXAMPLE)).expect("copy example");
+    let corrupt = "pve2.example.lan-backup-20260801-010000.tar.xz.bundle.tar";
+    std::fs::write(served.join(corrupt), vec![0x5a; 3000]).expect("write corrupt bundle");
+    let dav = WebDav::start(&served);
+    let env = lab.path().join("backup.env");
+    std::fs::write(
+        &env,
+        format!(
+            "BACKUP_PATH={}/nothere\nCLOUD_REMOTE=lab:\nCLOUD_REMOTE_PATH=\n",
+            lab.path().display()
+        ),
+    )
+    .expect("write backup.env");
+    let list = |json: bool| {
+        let mut cmd = proxsave();
+        cmd.arg("list").arg("--config").arg(&env);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.env("RCLONE_CONFIG", "/dev/null")
+            .env("RCLONE_CONFIG_LAB_TYPE", "webdav")
+            .env("RCLONE_CONFIG_LAB_URL", &dav.url)
+            .output()
+            .expect("run proxsave list")
+    };
+    let out = list(false);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[1], "Cloud backups (rclone): lab:", "{text}");
+    assert_eq!(
+        lines[2], "  [1] pve1.example.lan-backup-20260724-023000.tar.xz.age",
+        "{text}"
+    );
+    assert!(
+        lines[3].contains("Host pve1.example.lan • ENCRYPTED"),
+        "{text}"
+    );
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(
+        stderr(&out),
+        format!("warning: skipped lab:{corrupt}: not a bundle: bad tar header\n")
+    );
+
+    let out = list(true);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["sources"][1]["status"], "read");
+    assert_eq!(v["backups"][0]["path"], format!("lab:{EXAMPLE}"));
+    assert_eq!(v["backups"][0]["encrypted"], true);
+    assert_eq!(
+        v["backups"][0]["size"],
+        std::fs::metadata(example()).expect("size").len()
+    );
+
+    // A remote rclone does not know: rclone's message, exit 1 (no other source readable).
+    std::fs::write(
+        &env,
+        "BACKUP_PATH=/nonexistent\nCLOUD_REMOTE=nosuch:backups\n",
+    )
+    .expect("write backup.env");
+    let out = list(false);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(
+            "Cloud backups (rclone): nosuch:backups — cannot be read: Failed to create file system for \"nosuch:backups\": didn't find section in config file"
+        ),
+        "{}",
+        stdout(&out)
     );
 }

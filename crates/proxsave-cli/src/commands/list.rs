@@ -13,7 +13,11 @@ use crate::{CmdResult, Exit};
 
 /// Upstream's one-line description of a candidate.
 pub fn summary_line(b: &Backup) -> String {
-    let m = &b.manifest;
+    manifest_line(&b.manifest, b.declared_encrypted())
+}
+
+/// The same line from a manifest alone (a backup on an rclone remote).
+fn manifest_line(m: &proxsave_archive::manifest::Manifest, encrypted: bool) -> String {
     format!(
         "{} • Host {} • {} • {} • {}",
         m.created_at.display(),
@@ -22,11 +26,7 @@ pub fn summary_line(b: &Backup) -> String {
         } else {
             &m.hostname
         },
-        if b.declared_encrypted() {
-            "ENCRYPTED"
-        } else {
-            "PLAIN"
-        },
+        if encrypted { "ENCRYPTED" } else { "PLAIN" },
         m.display_tool(),
         m.display_target()
     )
@@ -68,13 +68,21 @@ enum SourceState {
     Missing,
     /// It exists but could not be read (not a folder, permission, I/O error).
     Unreadable(String),
-    /// An rclone remote: not scanned by this version.
-    Remote,
+    /// An rclone remote, listed with `rclone lsjson`; these bundles, newest first.
+    Remote(Vec<super::rclone::RemoteBackup>),
 }
 
 fn scan_one(source: &Source) -> SourceState {
     if source.remote {
-        return SourceState::Remote;
+        return match super::rclone::scan(&source.location) {
+            Ok((backups, skipped)) => {
+                for (p, why) in &skipped {
+                    eprintln!("warning: skipped {p}: {why}");
+                }
+                SourceState::Remote(backups)
+            }
+            Err(e) => SourceState::Unreadable(e),
+        };
     }
     let dir = Path::new(&source.location);
     match std::fs::metadata(dir) {
@@ -111,7 +119,7 @@ struct Listed {
 struct SourceJson {
     label: String,
     location: String,
-    /// `read`, `missing`, `unreadable` or `remote_not_scanned`.
+    /// `read`, `missing` or `unreadable`.
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -139,7 +147,7 @@ pub fn run(args: ListArgs) -> CmdResult {
         .collect();
     let any_read = states
         .iter()
-        .any(|(_, st)| matches!(st, SourceState::Read(_)));
+        .any(|(_, st)| matches!(st, SourceState::Read(_) | SourceState::Remote(_)));
     if args.json {
         let mut listed = Vec::new();
         let mut sources = Vec::new();
@@ -163,7 +171,22 @@ pub fn run(args: ListArgs) -> CmdResult {
                 }
                 SourceState::Missing => ("missing", None, 0),
                 SourceState::Unreadable(e) => ("unreadable", Some(e.clone()), 0),
-                SourceState::Remote => ("remote_not_scanned", None, 0),
+                SourceState::Remote(backups) => {
+                    for b in backups {
+                        listed.push(Listed {
+                            source: source.label.clone(),
+                            path: b.path.clone(),
+                            name: b.name.trim_end_matches(".bundle.tar").to_string(),
+                            created_at: b.manifest.created_at.to_go_string(),
+                            hostname: b.manifest.hostname.clone(),
+                            encrypted: b.manifest.is_encrypted(),
+                            target: b.manifest.display_target(),
+                            tool: b.manifest.display_tool(),
+                            size: b.size,
+                        });
+                    }
+                    ("read", None, backups.len())
+                }
             };
             sources.push(SourceJson {
                 label: source.label.clone(),
@@ -215,11 +238,19 @@ pub fn run(args: ListArgs) -> CmdResult {
                     source.label, source.location
                 );
             }
-            SourceState::Remote => {
-                println!(
-                    "{}: {} — rclone remote, not scanned by this version (mount it or copy the bundle locally)",
-                    source.label, source.location
-                );
+            SourceState::Remote(backups) if backups.is_empty() => {
+                println!("{}: {} — no backups", source.label, source.location);
+            }
+            SourceState::Remote(backups) => {
+                println!("{}: {}", source.label, source.location);
+                for (i, b) in backups.iter().enumerate() {
+                    println!("  [{}] {}", i + 1, b.name.trim_end_matches(".bundle.tar"));
+                    println!(
+                        "      {} • {}",
+                        manifest_line(&b.manifest, b.manifest.is_encrypted()),
+                        crate::output::human_bytes(b.size)
+                    );
+                }
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod inspect;
 pub mod list;
 pub mod ls;
+pub mod rclone;
 pub mod recover;
 pub mod restore;
 pub mod verify;
