@@ -260,3 +260,80 @@ fn list_reads_an_rclone_webdav_remote_and_reports_rclones_errors() {
         stdout(&out)
     );
 }
+
+#[test]
+fn a_backup_on_an_rclone_remote_is_fetched_verified_and_restored() {
+    require_tools!("rclone");
+    let lab = tempfile::tempdir().expect("tempdir");
+    let served = lab.path().join("served");
+    std::fs::create_dir(&served).expect("mkdir");
+    std::fs::copy(example(), served.join(EXAMPLE)).expect("copy example");
+    let tmp = lab.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir");
+    let dav = WebDav::start(&served);
+    let passphrase = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/example-passphrase.txt");
+    let with_remote = |args: &[&std::ffi::OsStr]| {
+        proxsave()
+            .args(args)
+            .env("TMPDIR", &tmp)
+            .env("RCLONE_CONFIG", "/dev/null")
+            .env("RCLONE_CONFIG_LAB_TYPE", "webdav")
+            .env("RCLONE_CONFIG_LAB_URL", &dav.url)
+            .output()
+            .expect("run proxsave")
+    };
+    let spec = format!("lab:{EXAMPLE}");
+    let out = with_remote(&[
+        "verify".as_ref(),
+        "--backup".as_ref(),
+        spec.as_ref(),
+        "--passphrase-file".as_ref(),
+        passphrase.as_os_str(),
+    ]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("Fetching {spec} with rclone")),
+        "{}",
+        stderr(&out)
+    );
+    // The private copy is gone when the command ends.
+    assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
+
+    let root = lab.path().join("root");
+    let out = with_remote(&[
+        "restore".as_ref(),
+        "--backup".as_ref(),
+        spec.as_ref(),
+        "--passphrase-file".as_ref(),
+        passphrase.as_os_str(),
+        "--root".as_ref(),
+        root.as_os_str(),
+        "--create-root".as_ref(),
+        "--work-dir".as_ref(),
+        lab.path().join("work").as_os_str(),
+        "--export-dir".as_ref(),
+        lab.path().join("export").as_os_str(),
+        "--yes".as_ref(),
+        "--mode".as_ref(),
+        "full".as_ref(),
+        "--continue-incompatible".as_ref(),
+    ]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(root.join("etc/ssh/sshd_config").is_file());
+    assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
+
+    // A backup the remote lacks: rclone's message, exit 1.
+    let out = with_remote(&[
+        "inspect".as_ref(),
+        "--backup".as_ref(),
+        "lab:nothere.bundle.tar".as_ref(),
+    ]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("rclone copyto lab:nothere.bundle.tar:"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+}

@@ -69,6 +69,7 @@ fn main() -> ExitCode {
             "no command given; see `proxsave --help`".to_string(),
         )),
     };
+    commands::rclone::cleanup();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Exit::Code(c)) => ExitCode::from(c),

@@ -177,3 +177,93 @@ fn first_manifest(r: &mut impl Read) -> Result<Option<Manifest>, String> {
             .map_err(|e| format!("reading the bundle: {e}"))?;
     }
 }
+
+/// True when `--backup` names a backup on an rclone remote (`remote:path`): it is not a local
+/// file and the part before the first `:` is a remote name (no `/`).
+pub fn is_remote_spec(path: &std::path::Path) -> bool {
+    if path.exists() {
+        return false;
+    }
+    let Some(s) = path.to_str() else {
+        return false;
+    };
+    match s.split_once(':') {
+        Some((remote, rest)) => {
+            !remote.is_empty() && !remote.contains('/') && !rest.is_empty() && !rest.ends_with('/')
+        }
+        None => false,
+    }
+}
+
+/// Private folders holding fetched backups; removed by [`cleanup`] when the command ends.
+static FETCHED: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the private folders of the backups fetched from remotes.
+pub fn cleanup() {
+    if let Ok(mut dirs) = FETCHED.lock() {
+        for d in dirs.drain(..) {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Fetches `remote:path` (and, for a raw archive, its `.metadata`/`.sha256` beside it) with
+/// `rclone copyto` into a private folder (0700, under `$TMPDIR`), showing rclone's progress in
+/// a terminal; returns the local path. The backup is verified as every local one is when it is
+/// read. The error is rclone's message.
+pub fn fetch(spec: &str) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let name = spec
+        .rsplit(['/', ':'])
+        .next()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("{spec}: no file name"))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("proxsave-rclone-{}-{stamp}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    if let Ok(mut dirs) = FETCHED.lock() {
+        dirs.push(dir.clone());
+    }
+    let local = dir.join(name);
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    eprintln!("Fetching {spec} with rclone…");
+    let mut cmd = Command::new("rclone");
+    cmd.arg("copyto");
+    if progress {
+        cmd.arg("--progress");
+    }
+    let out = cmd
+        .arg(spec)
+        .arg(&local)
+        .stdin(Stdio::null())
+        .stdout(if progress {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run rclone: {e}"))?;
+    if !out.status.success() || !local.is_file() {
+        anyhow::bail!("rclone copyto {spec}: {}", rclone_message(&out.stderr));
+    }
+    if !name.ends_with(".bundle.tar") {
+        for sidecar in [".metadata", ".sha256", ".manifest.json"] {
+            let _ = Command::new("rclone")
+                .arg("copyto")
+                .arg(format!("{spec}{sidecar}"))
+                .arg(dir.join(format!("{name}{sidecar}")))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    Ok(local)
+}
