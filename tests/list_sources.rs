@@ -192,6 +192,18 @@ fn list_reads_an_rclone_webdav_remote_and_reports_rclones_errors() {
     std::fs::copy(example(), served.join(EXAMPLE)).expect("copy example");
     let corrupt = "pve2.example.lan-backup-20260801-010000.tar.xz.bundle.tar";
     std::fs::write(served.join(corrupt), vec![0x5a; 3000]).expect("write corrupt bundle");
+    // In lab:raw, a raw archive with its .metadata and .sha256 beside it, as upstream uploads
+    // them (created before the server starts: it caches folder listings).
+    let raw = served.join("raw");
+    std::fs::create_dir(&raw).expect("mkdir");
+    let untar = Command::new("tar")
+        .arg("-xf")
+        .arg(example())
+        .arg("-C")
+        .arg(&raw)
+        .status()
+        .expect("run tar");
+    assert!(untar.success());
     let dav = WebDav::start(&served);
     let env = lab.path().join("backup.env");
     std::fs::write(
@@ -243,6 +255,24 @@ fn list_reads_an_rclone_webdav_remote_and_reports_rclones_errors() {
         v["backups"][0]["size"],
         std::fs::metadata(example()).expect("size").len()
     );
+
+    // A raw archive with its .metadata and .sha256 beside it, as upstream uploads them.
+    std::fs::write(
+        &env,
+        "BACKUP_PATH=/nonexistent\nCLOUD_REMOTE=lab:\nCLOUD_REMOTE_PATH=raw\n",
+    )
+    .expect("write backup.env");
+    let out = list(true);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let backups = v["backups"].as_array().expect("backups");
+    assert_eq!(backups.len(), 1, "{v}");
+    assert_eq!(
+        backups[0]["path"],
+        "lab:raw/pve1.example.lan-backup-20260724-023000.tar.xz.age"
+    );
+    assert_eq!(backups[0]["hostname"], "pve1.example.lan");
+    assert_eq!(backups[0]["encrypted"], true);
 
     // A remote rclone does not know: rclone's message, exit 1 (no other source readable).
     std::fs::write(

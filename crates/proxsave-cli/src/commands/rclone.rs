@@ -69,14 +69,29 @@ pub fn scan(location: &str) -> Result<Scan, String> {
         .map_err(|e| format!("rclone lsjson printed no JSON list: {e}"))?;
     let mut found = Vec::new();
     let mut skipped = Vec::new();
-    for item in items.as_array().map(Vec::as_slice).unwrap_or_default() {
+    let items = items.as_array().map(Vec::as_slice).unwrap_or_default();
+    let names: std::collections::BTreeSet<&str> =
+        items.iter().filter_map(|i| i["Name"].as_str()).collect();
+    for item in items {
         let Some(name) = item["Name"].as_str() else {
             continue;
         };
+        let path = join(location, name);
         if !name.ends_with(".bundle.tar") {
+            // A raw archive with its `.metadata` beside it (as upstream's scan).
+            if !name.ends_with(".partial") && names.contains(format!("{name}.metadata").as_str()) {
+                match read_sidecar_manifest(&format!("{path}.metadata"), name) {
+                    Ok(manifest) => found.push(RemoteBackup {
+                        path,
+                        name: name.to_string(),
+                        size: item["Size"].as_u64().unwrap_or(0),
+                        manifest,
+                    }),
+                    Err(e) => skipped.push((path, e)),
+                }
+            }
             continue;
         }
-        let path = join(location, name);
         match read_bundle_manifest(&path) {
             Ok(manifest) => found.push(RemoteBackup {
                 path,
@@ -94,6 +109,23 @@ pub fn scan(location: &str) -> Result<Scan, String> {
             .then_with(|| a.name.cmp(&b.name))
     });
     Ok((found, skipped))
+}
+
+/// `rclone cat` of a raw archive's `.metadata` (JSON, else upstream's legacy KEY=VALUE).
+fn read_sidecar_manifest(path: &str, archive: &str) -> Result<Manifest, String> {
+    let out = Command::new("rclone")
+        .args(["cat", "--count", "1048576", path])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run rclone: {e}"))?;
+    if !out.status.success() {
+        return Err(rclone_message(&out.stderr));
+    }
+    match Manifest::from_json(&out.stdout) {
+        Ok(m) => Ok(m),
+        Err(_) => Manifest::from_legacy(&String::from_utf8_lossy(&out.stdout), archive)
+            .map_err(|e| format!("bad metadata: {e}")),
+    }
 }
 
 /// Streams `rclone cat PATH` through the tar headers until the first `.metadata` or
