@@ -4,9 +4,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `proxsave --version`: the package version and the git revision it was built from
+/// (`unknown` outside a git checkout; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("PROXSAVE_GIT_REV"),
+    ")"
+);
+
 /// Restore, verify, inspect and extract proxsave backups of Proxmox VE / Backup Server hosts.
 #[derive(Debug, Parser)]
-#[command(name = "proxsave", version, about, long_about = None)]
+#[command(name = "proxsave", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -60,6 +69,18 @@ pub enum Command {
     /// List the category ids `--categories` accepts: paths, handling and the modes that
     /// include each.
     Categories(CategoriesArgs),
+    /// Write the man pages and shell completions (packaging; see docs/packaging.md).
+    #[command(name = "generate-assets", hide = true)]
+    GenerateAssets(GenerateAssetsArgs),
+}
+
+/// `proxsave generate-assets` (hidden): what the Debian package installs besides the binary.
+#[derive(Debug, Args)]
+pub struct GenerateAssetsArgs {
+    /// Folder to write `man/*.1` and `completions/{proxsave.bash,_proxsave,proxsave.fish}`
+    /// into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 fn parse_mode(s: &str) -> Result<proxsave_categories::Mode, String> {
