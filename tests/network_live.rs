@@ -18,7 +18,7 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proxsave_restore::commit::{self, State, WindowRecord};
 use proxsave_testkit::fixture::{Compressor, HostTree};
@@ -348,31 +348,51 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Waits (bounded) for the window to be settled; returns its record.
+/// Waits (bounded) for the window to be settled; returns its record. The timer is a detached
+/// process whose pid the record holds: the wait is for that process to end (a pidfd becomes
+/// readable when it exits), which it does once it rolled back, or once a commit stopped it.
 fn settled(lab: &Lab, limit: Duration) -> WindowRecord {
-    let end = Instant::now() + limit;
-    loop {
-        let w = lab.windows();
-        if let Some((dir, r)) = w.last()
-            && r.state != State::Pending
-        {
-            // A rollback marks the record, then runs `ifreload -a`, then logs its end.
-            let log = fs::read_to_string(dir.join("rollback.log")).unwrap_or_default();
-            let done = r.state == State::Committed
-                || log
-                    .lines()
-                    .last()
-                    .is_some_and(|l| l.ends_with(" rolled back"));
-            if done {
-                return r.clone();
+    let w = lab.windows();
+    let (dir, r) = w.last().cloned().expect("a window");
+    if let commit::Timer::Detached { pid } = r.timer
+        && let Some(pid) = rustix::process::Pid::from_raw(pid as i32)
+    {
+        match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+            Ok(fd) => {
+                let mut fds = [rustix::event::PollFd::new(
+                    &fd,
+                    rustix::event::PollFlags::IN,
+                )];
+                let timeout = rustix::event::Timespec::try_from(limit).expect("timeout");
+                let n = rustix::event::poll(&mut fds, Some(&timeout)).expect("poll the timer");
+                assert!(
+                    n == 1,
+                    "the timer (pid {pid:?}) did not end within {limit:?}: {w:?}"
+                );
             }
+            // Already gone (and reaped).
+            Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => panic!("pidfd_open({pid:?}): {e}"),
         }
-        assert!(
-            Instant::now() < end,
-            "the window was not settled in {limit:?}: {w:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
+    let w = lab.windows();
+    let (_, r) = w
+        .iter()
+        .find(|(d, _)| *d == dir)
+        .cloned()
+        .expect("the window is still listed");
+    assert_ne!(r.state, State::Pending, "{w:?}");
+    // A rollback marks the record, then runs `ifreload -a`, then logs its end.
+    if r.state != State::Committed {
+        let log = fs::read_to_string(dir.join("rollback.log")).unwrap_or_default();
+        assert!(
+            log.lines()
+                .last()
+                .is_some_and(|l| l.ends_with(" rolled back")),
+            "{log}"
+        );
+    }
+    r
 }
 
 #[test]
