@@ -594,3 +594,63 @@ fn the_restore_menu_lists_the_remote_newest_first_and_fetches_the_chosen_backup(
     // The private folder is gone with the command.
     assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
 }
+
+#[test]
+fn the_decrypt_menu_offers_the_encrypted_backups_of_a_remote() {
+    require_tools!("rclone");
+    let lab = tempfile::tempdir().expect("tempdir");
+    let served = lab.path().join("served");
+    std::fs::create_dir(&served).expect("mkdir");
+    std::fs::copy(example(), served.join(EXAMPLE)).expect("copy example");
+    let tmp = lab.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir");
+    let env = lab.path().join("backup.env");
+    std::fs::write(
+        &env,
+        format!(
+            "BACKUP_PATH={}/nothere\nCLOUD_REMOTE=lab:\n",
+            lab.path().display()
+        ),
+    )
+    .expect("write backup.env");
+    let out_dir = lab.path().join("out");
+    let passphrase = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/example-passphrase.txt");
+    let dav = WebDav::start(&served);
+    let mut cmd = Command::new(common::bin());
+    cmd.arg("decrypt")
+        .arg("--config")
+        .arg(&env)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--passphrase-file")
+        .arg(&passphrase)
+        .env("TZ", "UTC")
+        .env("TERM", "dumb");
+    lab_remote(&mut cmd, &dav, &tmp);
+    let mut p = rexpect::session::spawn_with_options(
+        cmd,
+        rexpect::session::Options::new()
+            .timeout_ms(Some(90_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("spawn proxsave in a pty");
+    let (n, menu) = number_of(&mut p, &format!("lab:{EXAMPLE}"), "Choice: ");
+    // (rexpect reads the pty byte-wise: the "•" separators are not compared.)
+    assert!(menu.contains("Host pve1.example.lan"), "{menu}");
+    assert!(menu.contains("ENCRYPTED"), "{menu}");
+    p.send_line(&n).expect("send");
+    p.exp_string(&format!("Fetching lab:{EXAMPLE} with rclone"))
+        .expect("fetching");
+    p.exp_eof().expect("eof");
+    match p.process().wait().expect("wait") {
+        rexpect::process::WaitStatus::Exited(_, 0) => {}
+        other => panic!("proxsave did not exit 0: {other:?}"),
+    }
+    assert!(
+        out_dir
+            .join("pve1.example.lan-backup-20260724-023000.tar.xz.decrypted.bundle.tar")
+            .is_file()
+    );
+    assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
+}
