@@ -654,3 +654,54 @@ fn the_decrypt_menu_offers_the_encrypted_backups_of_a_remote() {
     );
     assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
 }
+
+#[test]
+fn a_remote_download_shows_its_progress_in_a_terminal() {
+    require_tools!("rclone");
+    let lab = tempfile::tempdir().expect("tempdir");
+    let served = lab.path().join("served");
+    std::fs::create_dir(&served).expect("mkdir");
+    // 24 MiB that are no backup, with a sidecar that does not match: the download is shown
+    // with its size, then the mismatch ends the command.
+    let name = "pve9.example.lan-backup-20260801-010000.tar.xz.bundle.tar";
+    std::fs::write(served.join(name), vec![0x42; 24 << 20]).expect("write");
+    std::fs::write(
+        served.join(format!("{name}.sha256")),
+        format!("{}  {name}\n", "0".repeat(64)),
+    )
+    .expect("write sidecar");
+    let tmp = lab.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir");
+    let dav = WebDav::start(&served);
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["verify", "--backup", &format!("lab:{name}")])
+        .env("TERM", "xterm");
+    lab_remote(&mut cmd, &dav, &tmp);
+    let mut p = rexpect::session::spawn_with_options(
+        cmd,
+        rexpect::session::Options::new()
+            .timeout_ms(Some(90_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("spawn proxsave in a pty");
+    let transcript = p.exp_eof().expect("eof");
+    match p.process().wait().expect("wait") {
+        rexpect::process::WaitStatus::Exited(_, 1) => {}
+        other => panic!("proxsave did not exit 1: {other:?}\n{transcript}"),
+    }
+    assert!(transcript.contains("/24.00 MiB"), "{transcript}");
+    // The bar is cleared before the error: the error line holds no bar text.
+    let error_line = transcript
+        .split(['\r', '\n'])
+        .find(|l| l.contains("SHA-256 mismatch"))
+        .expect("error line");
+    assert!(
+        error_line.starts_with("proxsave: error: "),
+        "{error_line:?}"
+    );
+    assert!(
+        transcript.contains(&format!("lab:{name}: SHA-256 mismatch after download")),
+        "{transcript}"
+    );
+    assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
+}
