@@ -369,17 +369,23 @@ pub fn fetch(spec: &str) -> anyhow::Result<std::path::PathBuf> {
         }
     })();
     drop(stdout);
+    if copied.is_err() {
+        // A local failure (the disk is full): rclone is stopped and that error is reported,
+        // not the broken pipe rclone would then see.
+        let _ = child.kill();
+    }
     let status = child.wait();
     let stderr = err_reader.join().unwrap_or_default();
     if let Some(b) = &bar {
         b.finish();
     }
     drop(bar);
+    let bytes =
+        copied.map_err(|e| anyhow::anyhow!("fetching {spec} into {}: {e}", local.display()))?;
     let status = status.map_err(|e| anyhow::anyhow!("rclone cat {spec}: {e}"))?;
     if !status.success() {
         anyhow::bail!("rclone cat {spec}: {}", rclone_message(&stderr));
     }
-    let bytes = copied.map_err(|e| anyhow::anyhow!("fetching {spec}: {e}"))?;
     file.sync_all()
         .map_err(|e| anyhow::anyhow!("fetching {spec}: {e}"))?;
     let got: String = hasher
