@@ -705,3 +705,46 @@ fn a_remote_download_shows_its_progress_in_a_terminal() {
     );
     assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
 }
+
+#[test]
+fn a_remote_chosen_in_the_restore_menu_that_rclone_cannot_read_gives_its_message_and_exit_1() {
+    require_tools!("rclone");
+    let lab = tempfile::tempdir().expect("tempdir");
+    let env = lab.path().join("backup.env");
+    std::fs::write(
+        &env,
+        format!(
+            "BACKUP_PATH={}/nothere\nCLOUD_REMOTE=nosuch:backups\n",
+            lab.path().display()
+        ),
+    )
+    .expect("write backup.env");
+    let mut cmd = Command::new(common::bin());
+    cmd.arg("restore")
+        .arg("--config")
+        .arg(&env)
+        .arg("--root")
+        .arg(lab.path().join("root"))
+        .env("TERM", "dumb")
+        .env("RCLONE_CONFIG", "/dev/null");
+    let mut p = rexpect::session::spawn_with_options(
+        cmd,
+        rexpect::session::Options::new()
+            .timeout_ms(Some(90_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("spawn proxsave in a pty");
+    let (n, _) = number_of(&mut p, "nosuch:backups", "Choice: ");
+    p.send_line(&n).expect("send");
+    let rest = p.exp_eof().expect("eof");
+    match p.process().wait().expect("wait") {
+        rexpect::process::WaitStatus::Exited(_, 1) => {}
+        other => panic!("proxsave did not exit 1: {other:?}\n{rest}"),
+    }
+    assert!(
+        rest.contains(
+            "nosuch:backups: Failed to create file system for \"nosuch:backups\": didn't find section in config file"
+        ),
+        "{rest}"
+    );
+}
