@@ -361,9 +361,390 @@ fn a_backup_on_an_rclone_remote_is_fetched_verified_and_restored() {
     ]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     assert!(
-        stderr(&out).contains("rclone copyto lab:nothere.bundle.tar:"),
+        stderr(&out).contains("rclone cat lab:nothere.bundle.tar:"),
         "{}",
         stderr(&out)
     );
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+}
+
+/// The rclone environment of a `lab:` webdav remote (nothing read from the user's config).
+fn lab_remote(cmd: &mut Command, dav: &WebDav, tmp: &std::path::Path) {
+    cmd.env("TMPDIR", tmp)
+        .env("RCLONE_CONFIG", "/dev/null")
+        .env("RCLONE_CONFIG_LAB_TYPE", "webdav")
+        .env("RCLONE_CONFIG_LAB_URL", &dav.url);
+}
+
+fn sha256_hex(path: &std::path::Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("digest")
+        .to_string()
+}
+
+#[test]
+fn a_remote_backup_is_checked_against_its_sidecar_as_it_arrives() {
+    require_tools!("rclone", "sha256sum");
+    let lab = tempfile::tempdir().expect("tempdir");
+    let served = lab.path().join("served");
+    std::fs::create_dir_all(served.join("bad")).expect("mkdir");
+    std::fs::create_dir_all(served.join("good")).expect("mkdir");
+    std::fs::copy(example(), served.join("bad").join(EXAMPLE)).expect("copy example");
+    std::fs::copy(example(), served.join("good").join(EXAMPLE)).expect("copy example");
+    let digest = sha256_hex(&example());
+    std::fs::write(
+        served.join("good").join(format!("{EXAMPLE}.sha256")),
+        format!("{digest}  {EXAMPLE}\n"),
+    )
+    .expect("write sidecar");
+    let wrong = "0".repeat(64);
+    std::fs::write(
+        served.join("bad").join(format!("{EXAMPLE}.sha256")),
+        format!("{wrong}  {EXAMPLE}\n"),
+    )
+    .expect("write sidecar");
+    let tmp = lab.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir");
+    let dav = WebDav::start(&served);
+    let passphrase = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/example-passphrase.txt");
+
+    // A mismatch fails right after the download, naming the remote path, before any
+    // decryption: no passphrase is given and none is asked for.
+    let bad = format!("lab:bad/{EXAMPLE}");
+    let mut cmd = proxsave();
+    cmd.args(["verify", "--backup", &bad]).stdin(Stdio::null());
+    lab_remote(&mut cmd, &dav, &tmp);
+    let out = cmd.output().expect("run proxsave");
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{bad}: SHA-256 mismatch after download ({} bytes): expected {wrong} (from {bad}.sha256), got {digest}",
+            std::fs::metadata(example()).expect("size").len()
+        )),
+        "{err}"
+    );
+    assert!(!err.to_lowercase().contains("passphrase"), "{err}");
+    assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
+
+    // The matching sidecar: the backup is read and verified as a local one.
+    let good = format!("lab:good/{EXAMPLE}");
+    let mut cmd = proxsave();
+    cmd.args(["verify", "--backup", &good, "--passphrase-file"])
+        .arg(&passphrase);
+    lab_remote(&mut cmd, &dav, &tmp);
+    let out = cmd.output().expect("run proxsave");
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
+
+    // A remote nobody answers on: rclone's message, exit 1, nothing left behind.
+    let mut cmd = proxsave();
+    cmd.args(["inspect", "--backup", &format!("dead:{EXAMPLE}")])
+        .env("TMPDIR", &tmp)
+        .env("RCLONE_CONFIG", "/dev/null")
+        .env("RCLONE_CONFIG_DEAD_TYPE", "webdav")
+        .env("RCLONE_CONFIG_DEAD_URL", "http://127.0.0.1:1");
+    let out = cmd.output().expect("run proxsave");
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("rclone cat dead:{EXAMPLE}: ")),
+        "{err}"
+    );
+    assert!(err.contains("connection refused"), "{err}");
+    assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
+}
+
+/// Reads a menu up to `prompt` and returns the number in front of `label`.
+fn number_of(p: &mut rexpect::session::PtySession, label: &str, prompt: &str) -> (String, String) {
+    let menu = p.exp_string(prompt).expect("menu");
+    let n = menu
+        .lines()
+        .find(|l| l.contains(label))
+        .and_then(|l| {
+            let start = l.find('[')? + 1;
+            let end = l[start..].find(']')? + start;
+            Some(l[start..end].to_string())
+        })
+        .unwrap_or_else(|| panic!("{label:?} not in menu:\n{menu}"));
+    (n, menu)
+}
+
+#[test]
+fn the_restore_menu_lists_the_remote_newest_first_and_fetches_the_chosen_backup() {
+    use proxsave_testkit::fixture::{BackupSpec, HostTree, gnu_tar_pax, make_backup};
+    use std::os::unix::fs::PermissionsExt;
+    require_tools!("rclone", "tar", "xz");
+    let lab = tempfile::tempdir().expect("tempdir");
+    let base = lab.path();
+    let tree = base.join("source-host");
+    HostTree::pve_node(&tree);
+    let served = base.join("served");
+    std::fs::create_dir(&served).expect("mkdir");
+    let tar = gnu_tar_pax(&tree);
+    // The older one has the name that sorts first: the menu must order by creation time.
+    for (stamp, created) in [
+        ("20260701-010000", "2026-07-01T01:00:00"),
+        ("20260801-010000", "2026-08-01T01:00:00"),
+    ] {
+        let mut made = make_backup(
+            &tar,
+            &BackupSpec {
+                stamp: stamp.into(),
+                ..BackupSpec::default()
+            },
+        );
+        made.manifest = made.manifest.replace("2026-07-24T02:30:00", created);
+        made.write_bundle(&served);
+    }
+    let root = base.join("target");
+    for d in ["etc/pve", "usr/sbin", "etc/ssh"] {
+        std::fs::create_dir_all(root.join(d)).expect("mkdir");
+    }
+    std::fs::write(root.join("usr/sbin/qm"), "#!/bin/sh\n").expect("write");
+    std::fs::write(root.join("etc/ssh/sshd_config"), "PermitRootLogin yes\n").expect("write");
+    let tmp = base.join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir");
+    let env = base.join("backup.env");
+    std::fs::write(
+        &env,
+        format!(
+            "BASE_DIR={0}\nBACKUP_PATH={0}/nothere\nCLOUD_ENABLED=true\nCLOUD_REMOTE=lab:\n",
+            base.display()
+        ),
+    )
+    .expect("write backup.env");
+    let dav = WebDav::start(&served);
+
+    let mut cmd = Command::new(common::bin());
+    cmd.arg("restore")
+        .arg("--config")
+        .arg(&env)
+        .arg("--root")
+        .arg(&root)
+        .arg("--work-dir")
+        .arg(base.join("work"))
+        .arg("--export-dir")
+        .arg(base.join("export"))
+        .env("TZ", "UTC")
+        .env("TERM", "dumb");
+    lab_remote(&mut cmd, &dav, &tmp);
+    let mut p = rexpect::session::spawn_with_options(
+        cmd,
+        rexpect::session::Options::new()
+            .timeout_ms(Some(90_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("spawn proxsave in a pty");
+
+    // The source menu names the remote; choosing it lists its backups, newest first.
+    let (n, _) = number_of(&mut p, "lab:", "Choice: ");
+    p.send_line(&n).expect("send");
+    let listing = p.exp_string("Choice: ").expect("backup menu");
+    let newer = listing
+        .find("[1] pve1.example.lan-backup-20260801-010000.tar.xz")
+        .unwrap_or_else(|| panic!("newest not first:\n{listing}"));
+    let older = listing
+        .find("[2] pve1.example.lan-backup-20260701-010000.tar.xz")
+        .unwrap_or_else(|| panic!("older not second:\n{listing}"));
+    assert!(newer < older, "{listing}");
+    assert!(listing.contains("Encrypted: No"), "{listing}");
+    assert!(listing.contains("System: PVE"), "{listing}");
+    p.send_line("1").expect("send");
+    let fetched = "lab:pve1.example.lan-backup-20260801-010000.tar.xz.bundle.tar";
+    p.exp_string(&format!("Fetching {fetched} with rclone"))
+        .expect("fetching");
+
+    // At the mode menu the chosen bundle sits in a private folder (0700, the file 0600).
+    let (n, _) = number_of(&mut p, "CUSTOM selection", "Choice: ");
+    let dirs: Vec<_> = std::fs::read_dir(&tmp)
+        .expect("tmp")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&dirs[0]), 0o700);
+    let file = dirs[0].join("pve1.example.lan-backup-20260801-010000.tar.xz.bundle.tar");
+    assert_eq!(mode(&file), 0o600);
+    p.send_line(&n).expect("send");
+    let (n, _) = number_of(&mut p, "SSH Configuration", "Your selection: ");
+    p.send_line(&n).expect("send");
+    p.exp_string("Your selection: ").expect("categories");
+    p.send_line("c").expect("send");
+    p.exp_string("to abort: ").expect("confirmation");
+    p.send_line("RESTORE").expect("send");
+    p.exp_string("RESTORE COMPLETED").expect("completed");
+    p.exp_eof().expect("eof");
+    match p.process().wait().expect("wait") {
+        rexpect::process::WaitStatus::Exited(_, 0) => {}
+        other => panic!("proxsave did not exit 0: {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(root.join("etc/ssh/sshd_config")).expect("sshd_config"),
+        b"PermitRootLogin prohibit-password\n"
+    );
+    // The private folder is gone with the command.
+    assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
+}
+
+#[test]
+fn the_decrypt_menu_offers_the_encrypted_backups_of_a_remote() {
+    require_tools!("rclone");
+    let lab = tempfile::tempdir().expect("tempdir");
+    let served = lab.path().join("served");
+    std::fs::create_dir(&served).expect("mkdir");
+    std::fs::copy(example(), served.join(EXAMPLE)).expect("copy example");
+    let tmp = lab.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir");
+    let env = lab.path().join("backup.env");
+    std::fs::write(
+        &env,
+        format!(
+            "BACKUP_PATH={}/nothere\nCLOUD_REMOTE=lab:\n",
+            lab.path().display()
+        ),
+    )
+    .expect("write backup.env");
+    let out_dir = lab.path().join("out");
+    let passphrase = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/example-passphrase.txt");
+    let dav = WebDav::start(&served);
+    let mut cmd = Command::new(common::bin());
+    cmd.arg("decrypt")
+        .arg("--config")
+        .arg(&env)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--passphrase-file")
+        .arg(&passphrase)
+        .env("TZ", "UTC")
+        .env("TERM", "dumb");
+    lab_remote(&mut cmd, &dav, &tmp);
+    let mut p = rexpect::session::spawn_with_options(
+        cmd,
+        rexpect::session::Options::new()
+            .timeout_ms(Some(90_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("spawn proxsave in a pty");
+    let (n, menu) = number_of(&mut p, &format!("lab:{EXAMPLE}"), "Choice: ");
+    // (rexpect reads the pty byte-wise: the "•" separators are not compared.)
+    assert!(menu.contains("Host pve1.example.lan"), "{menu}");
+    assert!(menu.contains("ENCRYPTED"), "{menu}");
+    p.send_line(&n).expect("send");
+    p.exp_string(&format!("Fetching lab:{EXAMPLE} with rclone"))
+        .expect("fetching");
+    p.exp_eof().expect("eof");
+    match p.process().wait().expect("wait") {
+        rexpect::process::WaitStatus::Exited(_, 0) => {}
+        other => panic!("proxsave did not exit 0: {other:?}"),
+    }
+    assert!(
+        out_dir
+            .join("pve1.example.lan-backup-20260724-023000.tar.xz.decrypted.bundle.tar")
+            .is_file()
+    );
+    assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
+}
+
+#[test]
+fn a_remote_download_shows_its_progress_in_a_terminal() {
+    require_tools!("rclone");
+    let lab = tempfile::tempdir().expect("tempdir");
+    let served = lab.path().join("served");
+    std::fs::create_dir(&served).expect("mkdir");
+    // 24 MiB that are no backup, with a sidecar that does not match: the download is shown
+    // with its size, then the mismatch ends the command.
+    let name = "pve9.example.lan-backup-20260801-010000.tar.xz.bundle.tar";
+    std::fs::write(served.join(name), vec![0x42; 24 << 20]).expect("write");
+    std::fs::write(
+        served.join(format!("{name}.sha256")),
+        format!("{}  {name}\n", "0".repeat(64)),
+    )
+    .expect("write sidecar");
+    let tmp = lab.path().join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir");
+    let dav = WebDav::start(&served);
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["verify", "--backup", &format!("lab:{name}")])
+        .env("TERM", "xterm");
+    lab_remote(&mut cmd, &dav, &tmp);
+    let mut p = rexpect::session::spawn_with_options(
+        cmd,
+        rexpect::session::Options::new()
+            .timeout_ms(Some(90_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("spawn proxsave in a pty");
+    let transcript = p.exp_eof().expect("eof");
+    match p.process().wait().expect("wait") {
+        rexpect::process::WaitStatus::Exited(_, 1) => {}
+        other => panic!("proxsave did not exit 1: {other:?}\n{transcript}"),
+    }
+    assert!(transcript.contains("/24.00 MiB"), "{transcript}");
+    // The bar is cleared before the error: the error line holds no bar text.
+    let error_line = transcript
+        .split(['\r', '\n'])
+        .find(|l| l.contains("SHA-256 mismatch"))
+        .expect("error line");
+    assert!(
+        error_line.starts_with("proxsave: error: "),
+        "{error_line:?}"
+    );
+    assert!(
+        transcript.contains(&format!("lab:{name}: SHA-256 mismatch after download")),
+        "{transcript}"
+    );
+    assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0);
+}
+
+#[test]
+fn a_remote_chosen_in_the_restore_menu_that_rclone_cannot_read_gives_its_message_and_exit_1() {
+    require_tools!("rclone");
+    let lab = tempfile::tempdir().expect("tempdir");
+    let env = lab.path().join("backup.env");
+    std::fs::write(
+        &env,
+        format!(
+            "BACKUP_PATH={}/nothere\nCLOUD_REMOTE=nosuch:backups\n",
+            lab.path().display()
+        ),
+    )
+    .expect("write backup.env");
+    let mut cmd = Command::new(common::bin());
+    cmd.arg("restore")
+        .arg("--config")
+        .arg(&env)
+        .arg("--root")
+        .arg(lab.path().join("root"))
+        .env("TERM", "dumb")
+        .env("RCLONE_CONFIG", "/dev/null");
+    let mut p = rexpect::session::spawn_with_options(
+        cmd,
+        rexpect::session::Options::new()
+            .timeout_ms(Some(90_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("spawn proxsave in a pty");
+    let (n, _) = number_of(&mut p, "nosuch:backups", "Choice: ");
+    p.send_line(&n).expect("send");
+    let rest = p.exp_eof().expect("eof");
+    match p.process().wait().expect("wait") {
+        rexpect::process::WaitStatus::Exited(_, 1) => {}
+        other => panic!("proxsave did not exit 1: {other:?}\n{rest}"),
+    }
+    assert!(
+        rest.contains(
+            "nosuch:backups: Failed to create file system for \"nosuch:backups\": didn't find section in config file"
+        ),
+        "{rest}"
+    );
 }

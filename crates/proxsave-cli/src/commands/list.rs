@@ -17,7 +17,7 @@ pub fn summary_line(b: &Backup) -> String {
 }
 
 /// The same line from a manifest alone (a backup on an rclone remote).
-fn manifest_line(m: &proxsave_archive::manifest::Manifest, encrypted: bool) -> String {
+pub fn manifest_line(m: &proxsave_archive::manifest::Manifest, encrypted: bool) -> String {
     format!(
         "{} • Host {} • {} • {} • {}",
         m.created_at.display(),
@@ -32,15 +32,12 @@ fn manifest_line(m: &proxsave_archive::manifest::Manifest, encrypted: bool) -> S
     )
 }
 
-/// Scans every local source; rclone remotes are reported as not scanned.
+/// Scans every local source (rclone remotes are left to `rclone::scan`).
 pub fn scan_sources(config: &Config) -> Result<Vec<(Source, Vec<Backup>)>, Exit> {
     let mut out = Vec::new();
     for source in &config.sources {
         if source.remote {
-            eprintln!(
-                "note: {} ({}) is an rclone remote; mount it or copy the bundle locally to use it",
-                source.label, source.location
-            );
+            // Listed with rclone when chosen (see `scan_one`, `rclone::scan`).
             continue;
         }
         let dir = Path::new(&source.location);

@@ -239,12 +239,60 @@ pub fn cleanup() {
     }
 }
 
-/// Fetches `remote:path` (and, for a raw archive, its `.metadata`/`.sha256` beside it) with
-/// `rclone copyto` into a private folder (0700, under `$TMPDIR`), showing rclone's progress in
-/// a terminal; returns the local path. The backup is verified as every local one is when it is
-/// read. The error is rclone's message.
+/// Up to 1 MiB of `rclone cat PATH` (a sidecar); the error is rclone's message.
+fn cat_small(path: &str) -> Result<Vec<u8>, String> {
+    let out = Command::new("rclone")
+        .args(["cat", "--count", "1048576", path])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run rclone: {e}"))?;
+    if !out.status.success() {
+        return Err(rclone_message(&out.stderr));
+    }
+    Ok(out.stdout)
+}
+
+/// The size `rclone lsjson` reports for one file, if it can.
+fn remote_size(path: &str) -> Option<u64> {
+    let out = Command::new("rclone")
+        .args(["lsjson", "--files-only", "--no-mimetype", path])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v.as_array()?.first()?["Size"].as_u64()
+}
+
+/// The first field of a sha256sum-style line, when it is 64 hex digits.
+fn parse_checksum(text: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(text);
+    let field = text.split_whitespace().next()?.to_ascii_lowercase();
+    (field.len() == 64 && field.bytes().all(|b| b.is_ascii_hexdigit())).then_some(field)
+}
+
+/// Writes `bytes` to a new file only the owner can read (0600).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+/// Fetches `remote:path` into a private folder (0700, under `$TMPDIR`, removed by [`cleanup`])
+/// by streaming `rclone cat` into a 0600 file while hashing it (SHA-256) and showing progress
+/// in a terminal. When a `<path>.sha256` sidecar sits beside it on the remote, a mismatch fails
+/// right after the download, naming the remote path, before anything reads the backup. A raw
+/// archive's `.metadata`/`.sha256`/`.manifest.json` are fetched beside it. Returns the local
+/// path; the error carries rclone's message.
 pub fn fetch(spec: &str) -> anyhow::Result<std::path::PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
+    use sha2::Digest;
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let name = spec
         .rsplit(['/', ':'])
         .next()
@@ -263,38 +311,104 @@ pub fn fetch(spec: &str) -> anyhow::Result<std::path::PathBuf> {
         dirs.push(dir.clone());
     }
     let local = dir.join(name);
-    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // The checksum sidecar beside the file, when there is one (sha256sum format).
+    let sidecar = cat_small(&format!("{spec}.sha256")).ok();
+    let expected = sidecar.as_deref().and_then(parse_checksum);
+    crate::progress::hide();
     eprintln!("Fetching {spec} with rclone…");
-    let mut cmd = Command::new("rclone");
-    cmd.arg("copyto");
-    if progress {
-        cmd.arg("--progress");
+    crate::progress::show();
+    let bar = crate::progress::bar("Fetching");
+    if let Some(b) = &bar {
+        b.start(remote_size(spec).unwrap_or(0), name);
     }
-    let out = cmd
+    let mut child = Command::new("rclone")
+        .arg("cat")
         .arg(spec)
-        .arg(&local)
         .stdin(Stdio::null())
-        .stdout(if progress {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .map_err(|e| anyhow::anyhow!("cannot run rclone: {e}"))?;
-    if !out.status.success() || !local.is_file() {
-        anyhow::bail!("rclone copyto {spec}: {}", rclone_message(&out.stderr));
+    // rclone's log is drained beside the transfer so it never blocks on a full pipe.
+    let mut err_pipe = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("rclone cat: no stderr"))?;
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("rclone cat: no output"))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&local)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", local.display()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let copied: std::io::Result<u64> = (|| {
+        let mut total = 0u64;
+        loop {
+            let n = match stdout.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n])?;
+            total += n as u64;
+            if let Some(b) = &bar {
+                b.advance(n as u64);
+            }
+        }
+    })();
+    drop(stdout);
+    if copied.is_err() {
+        // A local failure (the disk is full): rclone is stopped and that error is reported,
+        // not the broken pipe rclone would then see.
+        let _ = child.kill();
+    }
+    let status = child.wait();
+    let stderr = err_reader.join().unwrap_or_default();
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    drop(bar);
+    let bytes =
+        copied.map_err(|e| anyhow::anyhow!("fetching {spec} into {}: {e}", local.display()))?;
+    let status = status.map_err(|e| anyhow::anyhow!("rclone cat {spec}: {e}"))?;
+    if !status.success() {
+        anyhow::bail!("rclone cat {spec}: {}", rclone_message(&stderr));
+    }
+    file.sync_all()
+        .map_err(|e| anyhow::anyhow!("fetching {spec}: {e}"))?;
+    let got: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if let Some(want) = &expected {
+        if *want != got {
+            anyhow::bail!(
+                "{spec}: SHA-256 mismatch after download ({bytes} bytes): expected {want} \
+                 (from {spec}.sha256), got {got}; the copy on the remote is damaged or incomplete"
+            );
+        }
     }
     if !name.ends_with(".bundle.tar") {
-        for sidecar in [".metadata", ".sha256", ".manifest.json"] {
-            let _ = Command::new("rclone")
-                .arg("copyto")
-                .arg(format!("{spec}{sidecar}"))
-                .arg(dir.join(format!("{name}{sidecar}")))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        for suffix in [".metadata", ".manifest.json"] {
+            if let Ok(bytes) = cat_small(&format!("{spec}{suffix}")) {
+                let _ = write_private(&dir.join(format!("{name}{suffix}")), &bytes);
+            }
+        }
+        if let Some(bytes) = &sidecar {
+            let _ = write_private(&dir.join(format!("{name}.sha256")), bytes);
         }
     }
     Ok(local)

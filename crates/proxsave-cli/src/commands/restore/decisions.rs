@@ -346,10 +346,27 @@ pub(super) fn prompt_exit(e: PromptError) -> Exit {
     }
 }
 
+/// One backup offered in the menu: found in a local folder, or on an rclone remote (fetched
+/// like `--backup REMOTE:PATH` once chosen).
+enum Offered<'a> {
+    Local(&'a Backup),
+    Remote(&'a super::super::rclone::RemoteBackup),
+}
+
 pub(super) fn choose_backup(console: &Console, config: &Config) -> Result<Backup, Exit> {
     let found = list::scan_sources(config)?;
-    let usable: Vec<_> = found.into_iter().filter(|(_, b)| !b.is_empty()).collect();
-    if usable.is_empty() {
+    let mut sources: Vec<(&crate::config::Source, Option<&[Backup]>)> = Vec::new();
+    for source in &config.sources {
+        if source.remote {
+            sources.push((source, None));
+        } else if let Some((_, b)) = found
+            .iter()
+            .find(|(s, b)| s.location == source.location && !b.is_empty())
+        {
+            sources.push((source, Some(b.as_slice())));
+        }
+    }
+    if sources.is_empty() {
         return Err(Exit::Failure(anyhow::anyhow!(
             "no backups found in the configured sources ({}); give --backup PATH",
             config
@@ -360,34 +377,70 @@ pub(super) fn choose_backup(console: &Console, config: &Config) -> Result<Backup
                 .join(", ")
         )));
     }
-    let labels: Vec<String> = usable
+    let labels: Vec<String> = sources
         .iter()
         .map(|(s, _)| format!("{}: {}", s.label, s.location))
         .collect();
-    let source = console
+    let chosen = console
         .menu("Select backup source:", &labels, "Cancel")
         .map_err(prompt_exit)?;
-    let backups = &usable[source].1;
+    let (source, local) = sources[chosen];
+    // A remote is listed when chosen, with the same code as `proxsave list`, newest first.
+    let remote = match local {
+        Some(_) => Vec::new(),
+        None => {
+            console.line(&format!("Listing {} with rclone…", source.location));
+            let (backups, skipped) = super::super::rclone::scan(&source.location)
+                .map_err(|e| Exit::Failure(anyhow::anyhow!("{}: {e}", source.location)))?;
+            for (p, why) in &skipped {
+                console.line(&format!("warning: skipped {p}: {why}"));
+            }
+            if backups.is_empty() {
+                return Err(Exit::Failure(anyhow::anyhow!(
+                    "no backups found on {}",
+                    source.location
+                )));
+            }
+            backups
+        }
+    };
+    let offered: Vec<Offered> = match local {
+        Some(b) => b.iter().map(Offered::Local).collect(),
+        None => remote.iter().map(Offered::Remote).collect(),
+    };
     loop {
         console.line("");
         console.line("Available backups:");
-        for (i, b) in backups.iter().enumerate() {
-            let m = &b.manifest;
-            console.line(&format!("  [{}] {}", i + 1, b.display_name()));
+        for (i, o) in offered.iter().enumerate() {
+            let (name, m, encrypted) = match o {
+                Offered::Local(b) => (
+                    b.display_name().to_string(),
+                    &b.manifest,
+                    b.declared_encrypted(),
+                ),
+                Offered::Remote(r) => (
+                    r.name.trim_end_matches(".bundle.tar").to_string(),
+                    &r.manifest,
+                    r.manifest.is_encrypted(),
+                ),
+            };
+            console.line(&format!("  [{}] {name}", i + 1));
             console.line(&format!("      Created: {}", m.created_at.display()));
             console.line(&format!(
                 "      Encrypted: {}",
-                if b.declared_encrypted() {
-                    "Yes (AGE)"
-                } else {
-                    "No"
-                }
+                if encrypted { "Yes (AGE)" } else { "No" }
             ));
             console.line(&format!(
                 "      Tool Version: {}",
                 m.display_tool().trim_start_matches("Tool ")
             ));
             console.line(&format!("      System: {}", m.display_target()));
+            if let Offered::Remote(r) = o {
+                console.line(&format!(
+                    "      Size: {}",
+                    crate::output::human_bytes(r.size)
+                ));
+            }
             console.line("");
         }
         console.line("  [0] Cancel");
@@ -398,7 +451,14 @@ pub(super) fn choose_backup(console: &Console, config: &Config) -> Result<Backup
             .unwrap_or_default();
         match a.parse::<usize>() {
             Ok(0) => return Err(Exit::Aborted),
-            Ok(n) if n <= backups.len() => return Ok(backups[n - 1].clone()),
+            Ok(n) if n <= offered.len() => {
+                return match &offered[n - 1] {
+                    Offered::Local(b) => Ok((*b).clone()),
+                    Offered::Remote(r) => {
+                        Ok(crate::commands::open_backup(std::path::Path::new(&r.path))?)
+                    }
+                };
+            }
             _ => console.line(&format!("Invalid choice {a:?}.")),
         }
     }
