@@ -4,7 +4,7 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use proxsave_archive::key::derive_identity;
@@ -263,8 +263,13 @@ fn utf8(s: &str) -> String {
 
 /// Replaces what changes from run to run (temporary folders, timestamps, checksums).
 fn normalise(text: &str, lab: &Lab) -> String {
+    normalise_as(text, &lab.base.display().to_string(), "<LAB>")
+}
+
+/// [`normalise`] with `folder` shown as `shown`.
+fn normalise_as(text: &str, folder: &str, shown: &str) -> String {
     let mut t = utf8(text).replace("\r\n", "\n");
-    t = t.replace(&lab.base.display().to_string(), "<LAB>");
+    t = t.replace(folder, shown);
     let mut out = String::new();
     for line in t.lines() {
         let mut l = line.to_string();
@@ -477,4 +482,92 @@ fn yes_no_takes_y_and_a_mode_that_selects_nothing_is_disabled() {
     t += &p.exp_eof().unwrap();
     assert_eq!(exit_code(&mut p), 130, "{t}");
     assert!(!lab.base.join("export").exists());
+}
+
+/// Every line of the ```text block under `heading` in docs/restore-walkthrough.md appears, in
+/// order, in `got`.
+fn assert_doc_block_printed(heading: &str, got: &str) {
+    let doc = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/restore-walkthrough.md"
+    ))
+    .expect("docs/restore-walkthrough.md");
+    let block = doc
+        .split(heading)
+        .nth(1)
+        .and_then(|d| d.split("```text\n").nth(1))
+        .and_then(|b| b.split("\n```").next())
+        .unwrap_or_else(|| panic!("a ```text block under {heading:?}"));
+    let got_lines: Vec<&str> = got.lines().collect();
+    let mut at = 0;
+    for want in block.lines() {
+        let pos = got_lines[at..]
+            .iter()
+            .position(|g| g.trim_end() == want.trim_end())
+            .unwrap_or_else(|| {
+                panic!("docs line not printed (in order): {want:?}\n--- printed ---\n{got}")
+            });
+        at += pos + 1;
+    }
+}
+
+/// The README's first command, exactly (the bundled example backup into a scratch root), in a
+/// terminal: the answers a new user gives (`yes` to the warning, `1` FULL, `RESTORE`), and the
+/// transcript is the one docs/restore-walkthrough.md shows under "The README's first command".
+#[test]
+fn docs_readme_first_command_matches_what_the_binary_prints() {
+    require_tools!("tar", "xz", "age", "sha256sum");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let demo = tempfile::tempdir().unwrap();
+    let d = demo.path().display().to_string();
+    let mut cmd = Command::new(common::bin());
+    cmd.current_dir(&repo)
+        .args([
+            "restore",
+            "--backup",
+            "examples/pve1.example.lan-backup-20260724-023000.tar.xz.age.bundle.tar",
+            "--passphrase-file",
+            "examples/example-passphrase.txt",
+            "--root",
+            &format!("{d}/root"),
+            "--create-root",
+            "--work-dir",
+            &format!("{d}/work"),
+            "--export-dir",
+            &format!("{d}/export"),
+        ])
+        .env("TZ", "UTC")
+        .env("TERM", "dumb");
+    let mut p = spawn_with_options(
+        cmd,
+        Options::new()
+            .timeout_ms(Some(90_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("spawn proxsave in a pty");
+    let mut t = String::new();
+    for (prompt, answer) in [
+        ("(yes/no): ", "yes"),
+        ("Choice: ", "1"),
+        ("to abort: ", "RESTORE"),
+    ] {
+        t += &p.exp_string(prompt).unwrap();
+        t += prompt;
+        p.send_line(answer).unwrap();
+        t += answer;
+        t += "\n";
+    }
+    t += &p.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut p), 0);
+    // The example's own name keeps its date.
+    let got = normalise_as(&t, &d, "/tmp/proxsave-demo").replace(
+        "pve1.example.lan-backup-<STAMP>",
+        "pve1.example.lan-backup-20260724-023000",
+    );
+    if std::env::var_os("PRINT_WALKTHROUGH").is_some() {
+        eprintln!("{got}");
+    }
+    assert_doc_block_printed("## The README's first command", &got);
+    // What the README promises: the restored files are in the scratch root.
+    assert!(demo.path().join("root/etc/ssh/sshd_config").is_file());
 }
