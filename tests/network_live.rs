@@ -18,7 +18,7 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proxsave_restore::commit::{self, State, WindowRecord};
 use proxsave_testkit::fixture::{Compressor, HostTree};
@@ -52,6 +52,8 @@ mount -t overlay overlay -o "lowerdir=$tree/etc:/etc,upperdir=$scratch/eu,workdi
 mount --bind "$root/etc/network" /etc/network
 mkdir -p "$scratch/bin"
 for t in ifup ifdown ifquery ifreload; do ln -sf /usr/share/ifupdown2/__main__.py "$scratch/bin/$t"; done
+# The test's own `ping` (found on its PATH), for the gateway check.
+if [ -n "$PING" ]; then ln -sf "$PING" "$scratch/bin/ping"; fi
 export PATH="$scratch/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 if [ -n "$PREPARE" ]; then ifreload -a >/dev/null 2>&1; fi
 exec "$@"
@@ -226,6 +228,9 @@ impl Lab {
             .env("TZ", "UTC")
             .env("LC_ALL", "C")
             .env("TERM", "dumb");
+        if let Some(ping) = proxsave_testkit::which("ping") {
+            c.env("PING", ping);
+        }
         c
     }
 
@@ -343,31 +348,51 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Waits (bounded) for the window to be settled; returns its record.
+/// Waits (bounded) for the window to be settled; returns its record. The timer is a detached
+/// process whose pid the record holds: the wait is for that process to end (a pidfd becomes
+/// readable when it exits), which it does once it rolled back, or once a commit stopped it.
 fn settled(lab: &Lab, limit: Duration) -> WindowRecord {
-    let end = Instant::now() + limit;
-    loop {
-        let w = lab.windows();
-        if let Some((dir, r)) = w.last()
-            && r.state != State::Pending
-        {
-            // A rollback marks the record, then runs `ifreload -a`, then logs its end.
-            let log = fs::read_to_string(dir.join("rollback.log")).unwrap_or_default();
-            let done = r.state == State::Committed
-                || log
-                    .lines()
-                    .last()
-                    .is_some_and(|l| l.ends_with(" rolled back"));
-            if done {
-                return r.clone();
+    let w = lab.windows();
+    let (dir, r) = w.last().cloned().expect("a window");
+    if let commit::Timer::Detached { pid } = r.timer
+        && let Some(pid) = rustix::process::Pid::from_raw(pid as i32)
+    {
+        match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+            Ok(fd) => {
+                let mut fds = [rustix::event::PollFd::new(
+                    &fd,
+                    rustix::event::PollFlags::IN,
+                )];
+                let timeout = rustix::event::Timespec::try_from(limit).expect("timeout");
+                let n = rustix::event::poll(&mut fds, Some(&timeout)).expect("poll the timer");
+                assert!(
+                    n == 1,
+                    "the timer (pid {pid:?}) did not end within {limit:?}: {w:?}"
+                );
             }
+            // Already gone (and reaped).
+            Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => panic!("pidfd_open({pid:?}): {e}"),
         }
-        assert!(
-            Instant::now() < end,
-            "the window was not settled in {limit:?}: {w:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
+    let w = lab.windows();
+    let (_, r) = w
+        .iter()
+        .find(|(d, _)| *d == dir)
+        .cloned()
+        .expect("the window is still listed");
+    assert_ne!(r.state, State::Pending, "{w:?}");
+    // A rollback marks the record, then runs `ifreload -a`, then logs its end.
+    if r.state != State::Committed {
+        let log = fs::read_to_string(dir.join("rollback.log")).unwrap_or_default();
+        assert!(
+            log.lines()
+                .last()
+                .is_some_and(|l| l.ends_with(" rolled back")),
+            "{log}"
+        );
+    }
+    r
 }
 
 #[test]
@@ -396,6 +421,14 @@ fn commit_typed_at_the_console_keeps_the_repaired_bridge_live() {
         before_question.contains("[ok] default route"),
         "{before_question}"
     );
+    // The gateway (the veth's other end, in its own namespace) answers `ping`; `.ci/run`
+    // installs iputils-ping, so CI fails here without it.
+    if proxsave_testkit::require_tool("ping").is_some() {
+        assert!(
+            before_question.contains("[ok] gateway 192.0.2.1: answers ping"),
+            "{before_question}"
+        );
+    }
     lab.assert_new_state(&transcript);
     // The window is pending, its state under the root, private.
     let (dir, r) = lab.windows().pop().unwrap();
@@ -532,6 +565,24 @@ fn yes_leaves_the_window_open_and_net_commit_ends_it_from_another_shell() {
     let text = format!("{}\n{}", common::stdout(&out), common::stderr(&out));
     assert!(out.status.success(), "{text}");
     assert!(text.contains("proxsave net commit --root"), "{text}");
+    // The summary prints the deferred category's to-do in full, with the deadline.
+    let todo = text
+        .lines()
+        .find(|l| l.starts_with("TO DO (network, network): "))
+        .unwrap_or_else(|| panic!("no network to-do line:\n{text}"));
+    assert!(
+        todo.contains("live inside a COMMIT window: run `proxsave net commit --root "),
+        "{todo}"
+    );
+    let at = todo
+        .split(" before ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .unwrap_or_else(|| panic!("{todo}"));
+    assert!(
+        at.len() == 8 && at.chars().filter(|c| *c == ':').count() == 2,
+        "not HH:MM:SS: {todo}"
+    );
     lab.assert_new_state(&text);
     let (_, r) = lab.windows().pop().unwrap();
     assert_eq!(r.state, State::Pending, "{text}");

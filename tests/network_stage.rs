@@ -313,6 +313,30 @@ fn dry_run_shows_the_repairs_and_the_restore_installs_them_and_passes_preflight(
         actions.contains("eno1 -> enp3s0") || actions.contains("eno1 → enp3s0"),
         "{actions}"
     );
+    // The live apply's questions are planned like every applier's, with their defaults.
+    let questions = r["questions"].as_array().unwrap_or_else(|| panic!("{r:#}"));
+    let q = |id: &str| {
+        questions
+            .iter()
+            .find(|q| q["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not planned: {questions:#?}"))
+            .clone()
+    };
+    let live = q("network.apply-live");
+    assert_eq!(live["default"], "no", "{live:#}");
+    assert_eq!(
+        live["choices"],
+        serde_json::json!(["yes", "no"]),
+        "{live:#}"
+    );
+    let commit = q("network.commit");
+    assert_eq!(commit["default"], "wait", "{commit:#}");
+    assert_eq!(
+        commit["choices"],
+        serde_json::json!(["commit", "rollback", "wait"]),
+        "{commit:#}"
+    );
+    assert!(actions.contains("COMMIT window of 180s"), "{actions}");
     let changes = plan["changes"].as_array().unwrap();
     let iface = changes
         .iter()
@@ -437,6 +461,16 @@ fn a_bridge_port_no_nic_matches_fails_preflight_and_is_not_applied_live() {
     common::assert_ok(&human);
     let text = format!("{}{}", common::stdout(&human), common::stderr(&human));
     assert!(text.contains("preflight failed"), "{text}");
+    // The deferred category's to-do is printed in full, not only its status.
+    let todo = text
+        .lines()
+        .find(|l| l.starts_with("TO DO (network, network): "))
+        .unwrap_or_else(|| panic!("no network to-do line:\n{text}"));
+    assert!(todo.contains("was NOT applied live"), "{todo}");
+    assert!(
+        todo.contains("ifup -a -s -i /etc/network/interfaces"),
+        "{todo}"
+    );
 }
 
 #[test]
@@ -584,5 +618,142 @@ fn staged_links_are_not_installed_and_the_backup_resolv_conf_never_is() {
     assert_eq!(
         fs::read_link(lab.root().join("etc/resolv.conf")).unwrap(),
         Path::new("../run/systemd/resolve/stub-resolv.conf")
+    );
+}
+
+/// network.md §13 scenario 25: the status table of `proxsave net status` (another shell's
+/// view of the windows under a root), from records as the restore and the timer leave them.
+#[test]
+fn net_status_lists_each_window_as_it_stands() {
+    use proxsave_restore::commit::{State, Timer, WindowRecord, root_windows_dir};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    let status = |json: bool| {
+        let mut c = common::proxsave();
+        c.args(["net", "status", "--root"]).arg(&root);
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        common::assert_ok(&out);
+        common::stdout(&out)
+    };
+    assert_eq!(
+        status(false),
+        format!("No COMMIT window under {}.\n", root.display())
+    );
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let base = root_windows_dir(&root);
+    let put = |id: &str, deadline: i64, state: State, by: Option<&str>, problems: Vec<String>| {
+        let r = WindowRecord {
+            id: id.into(),
+            area: "network".into(),
+            root: root.clone(),
+            paths: Vec::new(),
+            seconds: 180,
+            armed_unix_ms: deadline - 180_000,
+            deadline_unix_ms: deadline,
+            timer: Timer::Detached { pid: 4242 },
+            state,
+            after_rollback: Vec::new(),
+            settled_by: by.map(str::to_string),
+            settled_unix_ms: by.map(|_| deadline),
+            problems,
+        };
+        fs::create_dir_all(base.join(id)).unwrap();
+        fs::write(
+            base.join(id).join("window.json"),
+            serde_json::to_vec(&r).unwrap(),
+        )
+        .unwrap();
+    };
+    put(
+        "network-20261205-060000",
+        now - 3_600_000,
+        State::Committed,
+        Some("net commit"),
+        vec![],
+    );
+    put(
+        "network-20261205-061000",
+        now - 3_000_000,
+        State::RolledBack,
+        Some("timer"),
+        vec!["ifreload -a: exit 1".into()],
+    );
+    put(
+        "network-20261205-062000",
+        now - 60_000,
+        State::Pending,
+        None,
+        vec![],
+    );
+    put(
+        "network-20261205-063000",
+        now + 120_000,
+        State::Pending,
+        None,
+        vec![],
+    );
+
+    let text = status(false);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(
+        lines[0],
+        "network-20261205-060000 (network): committed (net commit)"
+    );
+    assert_eq!(
+        lines[1],
+        "network-20261205-061000 (network): rolled-back (timer)"
+    );
+    assert_eq!(lines[2], "  problem: ifreload -a: exit 1");
+    assert!(
+        lines[3].starts_with("network-20261205-062000 (network): PENDING, its deadline passed (at ")
+            && lines[3].ends_with(
+                " and detached process 4242 has not rolled it back yet: `proxsave net rollback-now` or `proxsave net commit` settles it"
+            ),
+        "{text}"
+    );
+    let pending = lines[4];
+    assert!(
+        pending.starts_with("network-20261205-063000 (network): PENDING, rolls back in ")
+            && pending.ends_with(" unless committed; detached process 4242"),
+        "{text}"
+    );
+    let secs: u64 = pending
+        .split("rolls back in ")
+        .nth(1)
+        .and_then(|t| t.split('s').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{pending}"));
+    assert!((60..=120).contains(&secs), "{pending}");
+
+    let doc: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    let windows = doc["windows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    let states: Vec<(&str, bool)> = windows
+        .iter()
+        .map(|w| {
+            (
+                w["state"].as_str().unwrap(),
+                w["overdue"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("committed", false),
+            ("rolled-back", false),
+            ("pending", true),
+            ("pending", false)
+        ]
     );
 }

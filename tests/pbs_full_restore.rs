@@ -27,7 +27,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use proxsave_testkit::fakes::{FakeBin, Response};
+use proxsave_testkit::fakes::FakeBin;
 use proxsave_testkit::fixture::{BackupSpec, Compressor, HostTree};
 use proxsave_testkit::hosts::{HostRoot, host_spec, make_host_backup_in};
 use proxsave_testkit::pbs::{PbsDouble, PbsState, ids, props};
@@ -277,12 +277,6 @@ impl Lab {
         let target = HostRoot::pbs(dir.path().join("root"));
         let root = target.root().to_path_buf();
         let pbs = PbsDouble::install(&fake, &root.join("etc/proxmox-backup"));
-        // The API check after the start (not part of the double: the task log).
-        fake.respond(
-            "proxmox-backup-manager",
-            &["task", "list"],
-            Response::ok("[]"),
-        );
         pbs.write_file(
             "remote.cfg",
             &format!(

@@ -461,7 +461,14 @@ fn pbs_restore_stops_pbs_services_and_never_writes_raw_access_files() {
     assert!(common::stderr(&missing).contains("--pbs-behavior"));
     lab.fake.clear_calls();
 
-    let out = lab.restore(&args(&["--mode", "full", "--pbs-behavior", "merge"]));
+    // `--keep-stage`: every PBS category has its applier now, so the stage would be removed.
+    let out = lab.restore(&args(&[
+        "--mode",
+        "full",
+        "--pbs-behavior",
+        "merge",
+        "--keep-stage",
+    ]));
     common::assert_ok(&out);
     let r = Lab::report(&out);
     assert_eq!(r["plan"]["pbs_behavior"], "merge");

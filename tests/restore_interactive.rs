@@ -4,7 +4,7 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use proxsave_archive::key::derive_identity;
@@ -66,8 +66,12 @@ fn lab() -> Lab {
 }
 
 fn spawn(args: &[&str]) -> PtySession {
+    spawn_term(args, "dumb")
+}
+
+fn spawn_term(args: &[&str], term: &str) -> PtySession {
     let mut cmd = Command::new(common::bin());
-    cmd.args(args).env("TZ", "UTC").env("TERM", "dumb");
+    cmd.args(args).env("TZ", "UTC").env("TERM", term);
     spawn_with_options(
         cmd,
         Options::new()
@@ -259,8 +263,13 @@ fn utf8(s: &str) -> String {
 
 /// Replaces what changes from run to run (temporary folders, timestamps, checksums).
 fn normalise(text: &str, lab: &Lab) -> String {
+    normalise_as(text, &lab.base.display().to_string(), "<LAB>")
+}
+
+/// [`normalise`] with `folder` shown as `shown`.
+fn normalise_as(text: &str, folder: &str, shown: &str) -> String {
     let mut t = utf8(text).replace("\r\n", "\n");
-    t = t.replace(&lab.base.display().to_string(), "<LAB>");
+    t = t.replace(folder, shown);
     let mut out = String::new();
     for line in t.lines() {
         let mut l = line.to_string();
@@ -305,6 +314,7 @@ fn docs_walkthrough_matches_what_the_binary_prints() {
     let mut p = spawn(&a);
     let mut t = String::new();
     // (prompt, what the person types, whether the terminal echoes it)
+    // No SAFE guests question: host actions are deferred in a scratch root.
     let steps: [(&str, &str, bool); 6] = [
         ("Choice: ", "1", true),
         ("Choice: ", "1", true),
@@ -350,4 +360,214 @@ fn docs_walkthrough_matches_what_the_binary_prints() {
             });
         at += pos + 1;
     }
+}
+
+/// The walkthrough's answers, in a terminal where progress bars are drawn: no bar text is
+/// left on (or drawn onto) a line that holds a prompt, and the error or message lines are
+/// whole. A line is judged by what it shows: the text after its last carriage return (a bar
+/// cleared with `\r` and erase-line before the prompt leaves nothing visible).
+#[test]
+fn no_progress_text_on_a_prompt_line() {
+    require_tools!("tar", "xz", "age", "sha256sum");
+    let lab = lab();
+    let a = args(&lab, &[]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut p = spawn_term(&a, "xterm");
+    let mut t = String::new();
+    let steps: [(&str, &str, bool); 7] = [
+        ("Choice: ", "1", true),
+        ("Choice: ", "1", true),
+        // A wrong passphrase first: the bar of the failed read must not stay on the line.
+        ("(input hidden, 0 to cancel): ", "wrong-passphrase", false),
+        ("(input hidden, 0 to cancel): ", PASSPHRASE, false),
+        ("Choice: ", "1", true),
+        ("Choice: ", "1", true),
+        ("to abort: ", "RESTORE", true),
+    ];
+    for (prompt, answer, echoed) in steps {
+        t += &p.exp_string(prompt).unwrap();
+        t += prompt;
+        p.send_line(answer).unwrap();
+        if echoed {
+            t += answer;
+        }
+        t += "\n";
+    }
+    t += &p.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut p), 0, "{t}");
+    let text = utf8(&t).replace("\r\n", "\n");
+    let bar_words = ["analysing", "restoring", "[==", "=> "];
+    let mut prompts = 0;
+    for line in text.lines() {
+        let shown = line.rsplit('\r').next().unwrap_or(line);
+        let is_prompt = ["Choice: ", "(input hidden", "to abort: "]
+            .iter()
+            .any(|p| shown.contains(p));
+        if is_prompt {
+            prompts += 1;
+            assert!(
+                !bar_words.iter().any(|w| shown.contains(w)),
+                "progress text on a prompt line: {shown:?}\n{text}"
+            );
+        }
+        for msg in [
+            "does not match this backup",
+            "RESTORE PLAN",
+            "Checksum verified",
+        ] {
+            if let Some(at) = shown.find(msg) {
+                assert!(
+                    !bar_words.iter().any(|w| shown[..at].contains(w)),
+                    "progress text before a message: {shown:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(prompts, 7, "{text}");
+    // Not vacuous: a bar was drawn (and cleared) during the run.
+    assert!(
+        text.contains("analysing "),
+        "no progress bar was drawn:\n{text}"
+    );
+    assert!(
+        text.contains("The passphrase or key does not match this backup."),
+        "{text}"
+    );
+}
+
+/// A host whose type cannot be detected: the compatibility question takes `y` after asking
+/// again on anything else, and STORAGE (which selects nothing here) is shown disabled with
+/// the reason and cannot be chosen.
+#[test]
+fn yes_no_takes_y_and_a_mode_that_selects_nothing_is_disabled() {
+    require_tools!("tar", "xz", "age", "sha256sum");
+    let lab = lab();
+    fs::remove_dir_all(&lab.root).unwrap();
+    fs::create_dir(&lab.root).unwrap();
+    let a = args(&lab, &[]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut p = spawn(&a);
+    let mut t = String::new();
+    for (prompt, answer) in [
+        ("Choice: ", "1"),
+        ("Choice: ", "1"),
+        ("(input hidden, 0 to cancel): ", PASSPHRASE),
+    ] {
+        t += &p.exp_string(prompt).unwrap();
+        p.send_line(answer).unwrap();
+    }
+    t += &p
+        .exp_string("cannot detect the current system type")
+        .unwrap();
+    t += &p.exp_string("(yes/no): ").unwrap();
+    p.send_line("maybe").unwrap();
+    t += &p
+        .exp_string("Please answer yes or no (y/n), or cancel.")
+        .unwrap();
+    t += &p.exp_string("(yes/no): ").unwrap();
+    p.send_line("y").unwrap();
+    let menu = p.exp_string("Choice: ").unwrap();
+    assert!(menu.contains("Select restore mode:"), "{menu}");
+    assert!(
+        menu.contains("  [-] STORAGE only (not available: this host's type (PVE/PBS) is unknown)"),
+        "{menu}"
+    );
+    assert!(menu.contains("  [1] FULL restore"), "{menu}");
+    p.send_line("2").unwrap();
+    t += &p
+        .exp_string("STORAGE only: not available: this host's type (PVE/PBS) is unknown.")
+        .unwrap();
+    t += &p.exp_string("Choice: ").unwrap();
+    p.send_line("0").unwrap();
+    t += &p.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut p), 130, "{t}");
+    assert!(!lab.base.join("export").exists());
+}
+
+/// Every line of the ```text block under `heading` in docs/restore-walkthrough.md appears, in
+/// order, in `got`.
+fn assert_doc_block_printed(heading: &str, got: &str) {
+    let doc = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/restore-walkthrough.md"
+    ))
+    .expect("docs/restore-walkthrough.md");
+    let block = doc
+        .split(heading)
+        .nth(1)
+        .and_then(|d| d.split("```text\n").nth(1))
+        .and_then(|b| b.split("\n```").next())
+        .unwrap_or_else(|| panic!("a ```text block under {heading:?}"));
+    let got_lines: Vec<&str> = got.lines().collect();
+    let mut at = 0;
+    for want in block.lines() {
+        let pos = got_lines[at..]
+            .iter()
+            .position(|g| g.trim_end() == want.trim_end())
+            .unwrap_or_else(|| {
+                panic!("docs line not printed (in order): {want:?}\n--- printed ---\n{got}")
+            });
+        at += pos + 1;
+    }
+}
+
+/// The README's first command, exactly (the bundled example backup into a scratch root), in a
+/// terminal: the answers a new user gives (`yes` to the warning, `1` FULL, `RESTORE`), and the
+/// transcript is the one docs/restore-walkthrough.md shows under "The README's first command".
+#[test]
+fn docs_readme_first_command_matches_what_the_binary_prints() {
+    require_tools!("tar", "xz", "age", "sha256sum");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let demo = tempfile::tempdir().unwrap();
+    let d = demo.path().display().to_string();
+    let mut cmd = Command::new(common::bin());
+    cmd.current_dir(&repo)
+        .args([
+            "restore",
+            "--backup",
+            "examples/pve1.example.lan-backup-20260724-023000.tar.xz.age.bundle.tar",
+            "--passphrase-file",
+            "examples/example-passphrase.txt",
+            "--root",
+            &format!("{d}/root"),
+            "--create-root",
+            "--work-dir",
+            &format!("{d}/work"),
+            "--export-dir",
+            &format!("{d}/export"),
+        ])
+        .env("TZ", "UTC")
+        .env("TERM", "dumb");
+    let mut p = spawn_with_options(
+        cmd,
+        Options::new()
+            .timeout_ms(Some(90_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("spawn proxsave in a pty");
+    let mut t = String::new();
+    for (prompt, answer) in [
+        ("(yes/no): ", "yes"),
+        ("Choice: ", "1"),
+        ("to abort: ", "RESTORE"),
+    ] {
+        t += &p.exp_string(prompt).unwrap();
+        t += prompt;
+        p.send_line(answer).unwrap();
+        t += answer;
+        t += "\n";
+    }
+    t += &p.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut p), 0);
+    // The example's own name keeps its date.
+    let got = normalise_as(&t, &d, "/tmp/proxsave-demo").replace(
+        "pve1.example.lan-backup-<STAMP>",
+        "pve1.example.lan-backup-20260724-023000",
+    );
+    if std::env::var_os("PRINT_WALKTHROUGH").is_some() {
+        eprintln!("{got}");
+    }
+    assert_doc_block_printed("## The README's first command", &got);
+    // What the README promises: the restored files are in the scratch root.
+    assert!(demo.path().join("root/etc/ssh/sshd_config").is_file());
 }

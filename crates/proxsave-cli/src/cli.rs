@@ -4,9 +4,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `proxsave --version`: the package version and the git revision it was built from
+/// (`unknown` outside a git checkout; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("PROXSAVE_GIT_REV"),
+    ")"
+);
+
 /// Restore, verify, inspect and extract proxsave backups of Proxmox VE / Backup Server hosts.
 #[derive(Debug, Parser)]
-#[command(name = "proxsave", version, about, long_about = None)]
+#[command(name = "proxsave", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -57,6 +66,21 @@ pub enum Command {
     Diff(DiffArgs),
     /// The network COMMIT window from another shell: `status`, `commit`, `rollback-now`.
     Net(crate::commands::net::NetArgs),
+    /// List the category ids `--categories` accepts: paths, handling and the modes that
+    /// include each.
+    Categories(CategoriesArgs),
+    /// Write the man pages and shell completions (packaging; see docs/packaging.md).
+    #[command(name = "generate-assets", hide = true)]
+    GenerateAssets(GenerateAssetsArgs),
+}
+
+/// `proxsave generate-assets` (hidden): what the Debian package installs besides the binary.
+#[derive(Debug, Args)]
+pub struct GenerateAssetsArgs {
+    /// Folder to write `man/*.1` and `completions/{proxsave.bash,_proxsave,proxsave.fish}`
+    /// into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 fn parse_mode(s: &str) -> Result<proxsave_categories::Mode, String> {
@@ -194,6 +218,10 @@ pub struct DiffArgs {
     /// is / (auto), always, or never. Nothing is ever changed.
     #[arg(long, value_name = "auto|run|defer")]
     pub host_actions: Option<crate::answers::HostActionsArg>,
+    /// Show secrets as they are (password hashes, keys, tokens, `password=` values, key
+    /// files); by default they are masked.
+    #[arg(long)]
+    pub show_secrets: bool,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -339,6 +367,14 @@ pub struct DecryptArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub key: KeyArgs,
+}
+
+/// `categories`.
+#[derive(Debug, Args)]
+pub struct CategoriesArgs {
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `list`.

@@ -1,8 +1,10 @@
 //! proxsave's `backup.env`: where backups live.
 //!
 //! Only the keys that locate backups are read: `BASE_DIR`, `BACKUP_PATH`,
-//! `SECONDARY_ENABLED`/`SECONDARY_PATH`, `CLOUD_REMOTE`/`CLOUD_REMOTE_PATH`. Values may be
-//! quoted and may refer to earlier keys as `${KEY}` or `$KEY`.
+//! `SECONDARY_ENABLED`/`SECONDARY_PATH`, `CLOUD_ENABLED`/`CLOUD_REMOTE`/`CLOUD_REMOTE_PATH`.
+//! Values may be quoted and may refer to earlier keys as `${KEY}` or `$KEY`.
+//! `CLOUD_ENABLED` set to a false value (`false`, `0`, `no`, `off`) disables the cloud source;
+//! unset, the cloud source is used whenever it is configured (as upstream does).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -92,9 +94,15 @@ impl Config {
                 remote: false,
             });
         }
+        let cloud_disabled = get("CLOUD_ENABLED").is_some_and(|v| {
+            matches!(
+                v.to_ascii_lowercase().as_str(),
+                "false" | "0" | "no" | "off"
+            )
+        });
         let remote = get("CLOUD_REMOTE");
         let remote_path = get("CLOUD_REMOTE_PATH");
-        if remote.is_some() || remote_path.is_some() {
+        if !cloud_disabled && (remote.is_some() || remote_path.is_some()) {
             let r = remote.unwrap_or_default();
             let p = remote_path.unwrap_or_default();
             if r.starts_with('/') && !r.contains(':') {
@@ -213,5 +221,20 @@ mod tests {
         assert_eq!(local_cloud.sources[1].location, "/mnt/cloud-backups");
         assert!(!local_cloud.sources[1].remote);
         assert!(Config::parse("garbage line").is_err());
+    }
+
+    #[test]
+    fn cloud_enabled_false_disables_the_remote() {
+        let env = "CLOUD_REMOTE=gdrive:pbs-backups\nCLOUD_REMOTE_PATH=server1\n";
+        for off in ["false", "\"false\"", "0", "no", "OFF"] {
+            let c = Config::parse(&format!("CLOUD_ENABLED={off}\n{env}")).unwrap();
+            assert_eq!(c.sources.len(), 1, "CLOUD_ENABLED={off}");
+        }
+        for on in ["true", "1", "yes"] {
+            let c = Config::parse(&format!("CLOUD_ENABLED={on}\n{env}")).unwrap();
+            assert_eq!(c.sources[1].location, "gdrive:pbs-backups/server1");
+        }
+        // Unset: used when configured, as upstream does.
+        assert_eq!(Config::parse(env).unwrap().sources.len(), 2);
     }
 }

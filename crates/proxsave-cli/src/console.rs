@@ -31,6 +31,8 @@ pub struct Console {
     /// The yes/no questions answered in this run (up front or at the console), in order.
     pub confirmed: Vec<(&'static str, Answer)>,
     cancel: CancelToken,
+    /// Prompts printed and not yet answered (the bars are hidden meanwhile).
+    prompting: std::cell::Cell<usize>,
 }
 
 impl Console {
@@ -42,21 +44,27 @@ impl Console {
             answers: AnswerStore::default(),
             confirmed: Vec::new(),
             cancel,
+            prompting: std::cell::Cell::new(0),
         }
     }
 
     /// Prints a line of human output.
     pub fn line(&self, s: &str) {
-        if self.to_stderr {
-            eprintln!("{s}");
-        } else {
-            println!("{s}");
-            let _ = std::io::stdout().flush();
-        }
+        crate::progress::quiet(|| {
+            if self.to_stderr {
+                eprintln!("{s}");
+            } else {
+                println!("{s}");
+                let _ = std::io::stdout().flush();
+            }
+        });
     }
 
-    /// Prints without a newline (prompts).
+    /// Prints without a newline (prompts). The progress bars stay cleared until the answer
+    /// is read ([`Console::read_line`]).
     pub fn prompt(&self, s: &str) {
+        crate::progress::hide();
+        self.prompting.set(self.prompting.get() + 1);
         if self.to_stderr {
             eprint!("{s}");
             let _ = std::io::stderr().flush();
@@ -72,6 +80,14 @@ impl Console {
     /// # Errors
     /// [`PromptError::Aborted`].
     pub fn read_line(&self, timeout: Option<Duration>) -> Result<Option<String>, PromptError> {
+        let r = self.read_line_inner(timeout);
+        for _ in 0..self.prompting.replace(0) {
+            crate::progress::show();
+        }
+        r
+    }
+
+    fn read_line_inner(&self, timeout: Option<Duration>) -> Result<Option<String>, PromptError> {
         let start = Instant::now();
         let stdin = std::io::stdin();
         loop {
@@ -253,10 +269,16 @@ impl Prompter for Console {
             };
             let a = answer.to_ascii_lowercase();
             if q.strict_yes {
+                // `y`/`n` count (upstream aborts on `y`; see docs/differences.md); anything
+                // else is asked again rather than taken as a no.
                 match a.as_str() {
-                    "yes" => return Ok(self.confirmed(q.id, true, AnswerSource::Console)),
+                    "yes" | "y" => return Ok(self.confirmed(q.id, true, AnswerSource::Console)),
+                    "no" | "n" => return Ok(self.confirmed(q.id, false, AnswerSource::Console)),
                     "0" | "cancel" => return Err(PromptError::Aborted),
-                    _ => return Ok(self.confirmed(q.id, false, AnswerSource::Console)),
+                    _ => {
+                        self.line("Please answer yes or no (y/n), or cancel.");
+                        continue;
+                    }
                 }
             }
             match a.as_str() {

@@ -86,7 +86,9 @@ pub fn with_key_kept<T>(
                     });
                 }
                 if matches!(e, KeyError::NoMatch { .. }) {
-                    eprintln!("The passphrase or key does not match this backup.");
+                    crate::progress::quiet(|| {
+                        eprintln!("The passphrase or key does not match this backup.");
+                    });
                 }
                 prompts += 1;
                 let secret = term::prompt_secret(&format!(

@@ -65,10 +65,15 @@ fn main() -> ExitCode {
         Some(Command::Restore(args)) => commands::restore::run(*args, &cancel),
         Some(Command::Diff(args)) => commands::diff::run(args, &cancel),
         Some(Command::Net(args)) => commands::net::run(args),
+        Some(Command::Categories(args)) => commands::categories::run(args),
+        Some(Command::GenerateAssets(args)) => commands::assets::run(args),
         None => Err(Exit::Usage(
             "no command given; see `proxsave --help`".to_string(),
         )),
     };
+    // No bar left on the line the final message is written to.
+    progress::hide();
+    commands::rclone::cleanup();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Exit::Code(c)) => ExitCode::from(c),

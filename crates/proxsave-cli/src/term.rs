@@ -165,7 +165,8 @@ pub fn stderr_is_tty() -> bool {
 
 /// Reads a secret from the terminal without echo.
 pub fn prompt_secret(prompt: &str) -> std::io::Result<String> {
-    rpassword::prompt_password(prompt)
+    // No bar left above or drawn onto the prompt line while the answer is typed.
+    crate::progress::quiet(|| rpassword::prompt_password(prompt))
 }
 
 #[cfg(test)]

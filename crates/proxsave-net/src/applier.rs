@@ -625,6 +625,42 @@ impl Applier for NetworkApplier {
         if has_choice(&install) {
             plan.questions.push(repair_ask(&install));
         }
+        if let Some(a) = (ctx.preset)(crate::live::Q_APPLY_LIVE.id) {
+            crate::live::apply_live_answer(&a.value)?;
+        }
+        if let Some(a) = (ctx.preset)(crate::live::Q_COMMIT.id) {
+            crate::live::commit_answer(&a.value)?;
+        }
+        // The live apply's questions, listed like every applier's: asked only when host
+        // actions run, after a preflight that allows it (a failed one never asks).
+        let has_main = install
+            .files
+            .iter()
+            .any(|f| f.path.as_bytes() == b"etc/network/interfaces");
+        let parses = install.load_error.is_none()
+            && !install
+                .repair
+                .as_ref()
+                .and_then(|r| r.not_repaired.as_deref())
+                .is_some_and(|w| w.starts_with("the configuration does not parse"));
+        if ctx.host.actions == HostActions::Run && has_main && parses {
+            let window = ctx.host.commit.as_ref().map(|c| c.window.as_secs());
+            plan.actions.push(match window {
+                Some(s) => format!(
+                    "network: live apply only if asked ({}, default no) and the preflight passes; then a COMMIT window of {s}s rolls it back unless COMMIT is typed ({})",
+                    crate::live::Q_APPLY_LIVE.id,
+                    crate::live::Q_COMMIT.id
+                ),
+                None => format!(
+                    "network: no COMMIT window can be armed here, so {} is not asked",
+                    crate::live::Q_APPLY_LIVE.id
+                ),
+            });
+            if window.is_some() {
+                plan.questions.push(crate::live::apply_live_ask());
+                plan.questions.push(crate::live::commit_plan_ask(window));
+            }
+        }
         plan.details = serde_json::json!({
             "nic_repair": mode.as_str(),
             "renames": install.repair.as_ref().map(|r| r.applied.iter().map(|m| serde_json::json!({

@@ -39,6 +39,60 @@ pub const Q_COMMIT: QuestionSpec = QuestionSpec {
     choices: &["commit", "rollback", "wait"],
 };
 
+/// The `network.apply-live` question as it is asked (default `no`, a 90 s countdown at the
+/// console); the plan lists the same.
+pub fn apply_live_ask() -> Ask {
+    Ask::new(Q_APPLY_LIVE, Some("no"))
+        .countdown(Duration::from_secs(90))
+        .with_details(vec![
+            "Applying live may cut this session off; a COMMIT window rolls the files back and reloads unless you confirm in time.".into(),
+            "Recommended from the console (IPMI/iKVM), not over SSH on the management interface.".into(),
+        ])
+}
+
+/// The `network.commit` question as the plan lists it: asked only once the configuration is
+/// live; unattended (`--yes`) it takes `wait` (the window stays armed, ended by
+/// `proxsave net commit` or its timer); at the console no answer within the window rolls back.
+pub fn commit_plan_ask(window_secs: Option<u64>) -> Ask {
+    let mut details =
+        vec!["Asked only when the configuration was applied live, with the health checks.".into()];
+    if let Some(s) = window_secs {
+        details.push(format!(
+            "The COMMIT window is {s}s: no COMMIT in time rolls the network files back and reloads."
+        ));
+    }
+    Ask::new(Q_COMMIT, Some("wait")).with_details(details)
+}
+
+/// `network.apply-live`: `yes` → `true`, `no` → `false`.
+///
+/// # Errors
+/// Any other value.
+pub fn apply_live_answer(value: &str) -> Result<bool, ApplyError> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        other => Err(ApplyError::BadAnswer {
+            id: Q_APPLY_LIVE.id,
+            reason: format!("takes yes or no, not {other:?}"),
+        }),
+    }
+}
+
+/// `network.commit`: one of `commit`, `rollback`, `wait` (any case).
+///
+/// # Errors
+/// Any other value.
+pub fn commit_answer(value: &str) -> Result<(), ApplyError> {
+    match value.to_ascii_lowercase().as_str() {
+        "commit" | "rollback" | "wait" => Ok(()),
+        other => Err(ApplyError::BadAnswer {
+            id: Q_COMMIT.id,
+            reason: format!("takes commit, rollback or wait, not {other:?}"),
+        }),
+    }
+}
+
 /// The window's area (folder and unit names).
 pub const AREA: &str = "network";
 
@@ -310,24 +364,12 @@ pub fn apply_live(
             "no COMMIT window can be armed here: not applied live".into()
         ));
     };
-    let a = ctx.prompter.ask(&Ask::new(Q_APPLY_LIVE, Some("no")).countdown(Duration::from_secs(90)).with_details(vec![
-        "Applying live may cut this session off; a COMMIT window rolls the files back and reloads unless you confirm in time.".into(),
-        "Recommended from the console (IPMI/iKVM), not over SSH on the management interface.".into(),
-    ]))?;
-    match a.value.to_ascii_lowercase().as_str() {
-        "yes" => {}
-        "no" => {
-            return Ok(Err(format!(
-                "not applied live (network.apply-live=no, {})",
-                format!("{:?}", a.source).to_lowercase()
-            )));
-        }
-        other => {
-            return Err(ApplyError::BadAnswer {
-                id: Q_APPLY_LIVE.id,
-                reason: format!("takes yes or no, not {other:?}"),
-            });
-        }
+    let a = ctx.prompter.ask(&apply_live_ask())?;
+    if !apply_live_answer(&a.value)? {
+        return Ok(Err(format!(
+            "not applied live (network.apply-live=no, {})",
+            format!("{:?}", a.source).to_lowercase()
+        )));
     }
     let window = match Window::arm_with(
         ctx.host,
@@ -510,6 +552,67 @@ mod tests {
             "{lines:?}"
         );
         assert_eq!(lines.len(), 6);
+    }
+
+    // network.md §13 scenario 27, for the checks this design makes: every failure is a
+    // warning shown with the COMMIT question, none ends the window by itself.
+    #[test]
+    fn health_warns_on_no_route_a_down_link_a_missing_address_and_dead_dns() {
+        let runner = Arc::new(Canned(
+            vec![
+                (
+                    "ip -o link show dev enp3s0",
+                    0,
+                    "3: enp3s0: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue master vmbr0 state DOWN mode DEFAULT\n",
+                ),
+                // Only a link-local address: the management address is missing.
+                (
+                    "ip -o addr show dev vmbr0",
+                    0,
+                    "5: vmbr0    inet6 fe80::1/64 scope link \\       valid_lft forever preferred_lft forever\n",
+                ),
+                ("ip route show default", 0, ""),
+                (
+                    "ping -c 1 -W 1 192.0.2.1",
+                    1,
+                    "1 packets transmitted, 0 received, 100% packet loss\n",
+                ),
+                // resolv.conf without a nameserver: nothing resolves.
+                ("getent hosts proxmox.com", 2, ""),
+            ],
+            Mutex::new(Vec::new()),
+        ));
+        let host = Host::new(
+            "/".into(),
+            HostActions::Run,
+            runner.clone(),
+            Arc::new(SystemClock),
+            Arc::new(NoMounts),
+        );
+        let e = expect_from(
+            "auto vmbr0\niface vmbr0 inet static\n\taddress 192.0.2.10/24\n\tgateway 192.0.2.1\n\tbridge-ports enp3s0\n",
+        );
+        let checks = health(&host, &CancelToken::new(), &e);
+        let lines: Vec<String> = checks.iter().map(Check::line).collect();
+        assert_eq!(lines[0], "[warn] link enp3s0: not up, port of vmbr0");
+        assert_eq!(lines[1], "[warn] address vmbr0 192.0.2.10/24: missing");
+        assert_eq!(lines[2], "[warn] default route: none");
+        assert!(
+            lines[3].starts_with("[warn] gateway 192.0.2.1: "),
+            "{lines:?}"
+        );
+        assert!(
+            lines[4].starts_with("[warn] DNS (proxmox.com): "),
+            "{lines:?}"
+        );
+        assert_eq!(lines.len(), 5);
+        assert!(checks.iter().all(|c| c.result == "warn"));
+        // Each check is bounded: the commands carry short deadlines.
+        assert_eq!(
+            runner.1.lock().unwrap().len(),
+            5,
+            "one command per check, no retries"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! the window's length even if `proxsave` itself is killed:
 //!
 //! - when the host's init is systemd ([`crate::host::CommandRunner::init_is_systemd`]): a
-//!   transient timer, `systemd-run --unit=proxsave-<area>-rollback-<stamp> --on-active=<N>s
+//!   transient timer, `systemd-run --unit=proxsave-<area>-rollback-<stamp> --on-active=<N>s --collect
 //!   … <fire command> <dir>`;
 //! - otherwise a detached process ([`crate::host::CommandRunner::spawn_detached`]: its own
 //!   session and process group) running `<fire command> <dir> --after <N>`.
@@ -908,6 +908,7 @@ fn start_timer(
             format!("--unit={unit}"),
             format!("--on-active={secs}s"),
             "--timer-property=AccuracySec=100ms".to_string(),
+            "--collect".to_string(),
             format!("--description=proxsave: roll back {area} unless committed"),
         ];
         args.extend(settings.fire.iter().cloned());
@@ -1368,17 +1369,37 @@ mod tests {
     #[derive(Default)]
     struct FakeRunner {
         ran: Mutex<Vec<String>>,
+        argv: Mutex<Vec<Vec<String>>>,
         spawned: Mutex<Vec<String>>,
         stopped: Mutex<Vec<u32>>,
+        /// PID 1 is systemd.
+        systemd: bool,
+        /// `systemd-run` exits 1 with this on stderr.
+        systemd_run_fails: Option<&'static str>,
     }
 
     impl CommandRunner for FakeRunner {
         fn run(&self, cmd: &HostCommand, _: &CancelToken) -> std::io::Result<CommandOutput> {
             self.ran.lock().unwrap().push(cmd.display());
+            let mut argv = vec![cmd.program.clone()];
+            argv.extend(cmd.args.iter().cloned());
+            self.argv.lock().unwrap().push(argv);
+            if cmd.program == "systemd-run"
+                && let Some(err) = self.systemd_run_fails
+            {
+                return Ok(CommandOutput {
+                    code: Some(1),
+                    stderr: err.as_bytes().to_vec(),
+                    ..Default::default()
+                });
+            }
             Ok(CommandOutput {
                 code: Some(0),
                 ..Default::default()
             })
+        }
+        fn init_is_systemd(&self) -> bool {
+            self.systemd
         }
         fn spawn_detached(&self, cmd: &HostCommand) -> std::io::Result<u32> {
             self.spawned.lock().unwrap().push(cmd.display());
@@ -1404,10 +1425,22 @@ mod tests {
         Arc<FakeRunner>,
         RootHandle,
     ) {
+        setup_with(FakeRunner::default())
+    }
+
+    fn setup_with(
+        runner: FakeRunner,
+    ) -> (
+        tempfile::TempDir,
+        PathBuf,
+        Host,
+        Arc<FakeRunner>,
+        RootHandle,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         std::fs::create_dir_all(root.join("etc/sub")).unwrap();
-        let runner = Arc::new(FakeRunner::default());
+        let runner = Arc::new(runner);
         let host = Host::new(
             root.clone(),
             HostActions::Run,
@@ -1600,6 +1633,198 @@ mod tests {
                 .is_none()
         );
         assert!(runner.spawned.lock().unwrap().is_empty());
+    }
+
+    // network.md §13 scenario 23 (the systemd half; the detached half runs for real in
+    // tests/network_live.rs `kill_9_after_the_apply_still_rolls_back_on_time`).
+    #[test]
+    fn a_systemd_host_gets_a_transient_timer_with_the_exact_argv() {
+        let (_d, root, host, runner, handle) = setup_with(FakeRunner {
+            systemd: true,
+            ..Default::default()
+        });
+        std::fs::write(root.join("etc/a"), "old").unwrap();
+        let w = Window::arm(&host, &handle, "network", &[p("etc/a")], Vec::new())
+            .unwrap()
+            .unwrap();
+        let stamp = w.id().strip_prefix("network-").unwrap().to_string();
+        let unit = format!("proxsave-network-rollback-{stamp}");
+        assert_eq!(w.record().timer, Timer::Systemd { unit: unit.clone() });
+        let argv = runner.argv.lock().unwrap().clone();
+        assert_eq!(
+            argv,
+            [vec![
+                "systemd-run".to_string(),
+                format!("--unit={unit}"),
+                "--on-active=7s".into(),
+                "--timer-property=AccuracySec=100ms".into(),
+                "--collect".into(),
+                "--description=proxsave: roll back network unless committed".into(),
+                "/usr/bin/proxsave".into(),
+                "restore".into(),
+                "--commit-fire".into(),
+                w.dir().to_str().unwrap().to_string(),
+            ]]
+        );
+        assert!(runner.spawned.lock().unwrap().is_empty());
+        // A commit stops the timer (and clears a failed unit).
+        w.commit(&host, &CancelToken::new(), "console").unwrap();
+        let ran = runner.ran.lock().unwrap().clone();
+        assert!(
+            ran.iter()
+                .any(|c| c == &format!("systemctl stop {unit}.timer")),
+            "{ran:?}"
+        );
+    }
+
+    #[test]
+    fn a_failing_systemd_run_falls_back_to_the_detached_waiter() {
+        let (_d, root, host, runner, handle) = setup_with(FakeRunner {
+            systemd: true,
+            systemd_run_fails: Some("Failed to connect to bus: No such file or directory"),
+            ..Default::default()
+        });
+        std::fs::write(root.join("etc/a"), "old").unwrap();
+        let w = Window::arm(&host, &handle, "network", &[p("etc/a")], Vec::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(w.record().timer, Timer::Detached { pid: 999_999 });
+        let spawned = runner.spawned.lock().unwrap().clone();
+        assert_eq!(spawned.len(), 1, "{spawned:?}");
+        assert!(
+            spawned[0].starts_with("/usr/bin/proxsave restore --commit-fire ")
+                && spawned[0].ends_with(" --after 7"),
+            "{spawned:?}"
+        );
+        let log = std::fs::read_to_string(w.dir().join(LOG)).unwrap();
+        assert!(
+            log.contains("systemd-run: ")
+                && log.contains("Failed to connect to bus")
+                && log.contains("a detached process times the window"),
+            "{log}"
+        );
+    }
+
+    // network.md §13 scenario 22: commit against the timer's rollback on one window, 200
+    // times, the order of the two threads' start drawn from a seeded generator. The lock
+    // and the state check make exactly one of them act; the other reports the winner.
+    #[test]
+    fn commit_and_the_timer_racing_have_exactly_one_winner() {
+        let (_d, root, host, _runner, handle) = setup();
+        let mut seed: u64 = 0x5eed_0022;
+        let (mut commits, mut rollbacks) = (0, 0);
+        for i in 0..200 {
+            std::fs::write(root.join("etc/a"), "old").unwrap();
+            let w = Window::arm(&host, &handle, "race", &[p("etc/a")], Vec::new())
+                .unwrap()
+                .unwrap();
+            std::fs::write(root.join("etc/a"), "new").unwrap();
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let commit_first = seed >> 63 == 1;
+            let gate = std::sync::Barrier::new(2);
+            let (c, f) = std::thread::scope(|s| {
+                let commit = || {
+                    gate.wait();
+                    w.commit(&host, &CancelToken::new(), "console").unwrap()
+                };
+                let timer = || {
+                    gate.wait();
+                    fire(w.dir(), &host, &CancelToken::new()).unwrap()
+                };
+                let (hc, hf) = if commit_first {
+                    let hc = s.spawn(commit);
+                    (hc, s.spawn(timer))
+                } else {
+                    let hf = s.spawn(timer);
+                    (s.spawn(commit), hf)
+                };
+                (hc.join().unwrap(), hf.join().unwrap())
+            });
+            assert!(c.now ^ f.now, "iteration {i}: {c:?} {f:?}");
+            let r = read_record(w.dir()).unwrap();
+            let log = std::fs::read_to_string(w.dir().join(LOG)).unwrap();
+            let body = std::fs::read_to_string(root.join("etc/a")).unwrap();
+            if c.now {
+                commits += 1;
+                assert_eq!(
+                    (r.state, f.state, f.by.as_str()),
+                    (State::Committed, State::Committed, "console")
+                );
+                assert_eq!(body, "new", "iteration {i}");
+                assert!(!log.contains("rolling back"), "iteration {i}: {log}");
+            } else {
+                rollbacks += 1;
+                assert_eq!(
+                    (r.state, c.state, c.by.as_str()),
+                    (State::RolledBack, State::RolledBack, "timer")
+                );
+                assert_eq!(body, "old", "iteration {i}");
+                assert!(!log.contains("committed"), "iteration {i}: {log}");
+            }
+        }
+        assert_eq!(commits + rollbacks, 200);
+    }
+
+    // network.md §13 scenario 24, as this design has it: the claim decides, not the clock.
+    #[test]
+    fn a_commit_meets_a_missing_record_a_rollback_under_way_and_a_late_timer() {
+        let (_d, root, host, _runner, handle) = setup();
+        std::fs::write(root.join("etc/a"), "old").unwrap();
+        // No record: an error naming it; nothing is written.
+        let w = Window::arm(&host, &handle, "net", &[p("etc/a")], Vec::new())
+            .unwrap()
+            .unwrap();
+        std::fs::write(root.join("etc/a"), "new").unwrap();
+        std::fs::remove_file(w.dir().join(RECORD)).unwrap();
+        let e = w
+            .commit(&host, &CancelToken::new(), "net commit")
+            .unwrap_err();
+        assert!(e.to_string().contains(RECORD), "{e}");
+        assert!(!w.dir().join(RECORD).exists());
+        assert_eq!(std::fs::read_to_string(root.join("etc/a")).unwrap(), "new");
+
+        // A rollback under way holds the lock: the commit waits for it, then reports it and
+        // changes nothing.
+        let w = Window::arm(&host, &handle, "net", &[p("etc/a")], Vec::new())
+            .unwrap()
+            .unwrap();
+        let held = lock(w.dir()).unwrap();
+        let c = std::thread::scope(|s| {
+            let h = s.spawn(|| w.commit(&host, &CancelToken::new(), "net commit").unwrap());
+            let mut r = read_record(w.dir()).unwrap();
+            r.state = State::RolledBack;
+            r.settled_by = Some("timer".into());
+            write_record(w.dir(), &r).unwrap();
+            drop(held);
+            h.join().unwrap()
+        });
+        assert_eq!(
+            (c.state, c.now, c.by.as_str()),
+            (State::RolledBack, false, "timer")
+        );
+        let r = read_record(w.dir()).unwrap();
+        assert_eq!(r.settled_by.as_deref(), Some("timer"));
+        assert!(
+            !std::fs::read_to_string(w.dir().join(LOG))
+                .unwrap_or_default()
+                .contains("committed")
+        );
+
+        // Past the deadline with the timer not yet run: no time is left to ask in, but the
+        // window is still pending and the first claim wins (here a commit, which keeps what
+        // is live; the timer then does nothing).
+        let w = Window::arm(&host, &handle, "net", &[p("etc/a")], Vec::new())
+            .unwrap()
+            .unwrap();
+        let late = w.record().deadline_unix_ms + 1;
+        assert_eq!(w.record().left_at(late), Duration::ZERO);
+        let c = w.commit(&host, &CancelToken::new(), "net commit").unwrap();
+        assert_eq!((c.state, c.now), (State::Committed, true));
+        let f = fire(w.dir(), &host, &CancelToken::new()).unwrap();
+        assert_eq!((f.state, f.now), (State::Committed, false));
+        assert_eq!(std::fs::read_to_string(root.join("etc/a")).unwrap(), "new");
     }
 
     fn proxsave_testkit_free_set_mtime(path: &Path, secs: i64) {

@@ -18,6 +18,16 @@ use crate::plan::{Plan, Tier};
 use crate::prompt::Prompter;
 use crate::report::system_path;
 
+/// Whether a diff masks secrets (the default) or shows them (`diff --show-secrets`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Secrets {
+    /// Secret values masked, secret files not shown.
+    #[default]
+    Masked,
+    /// Everything shown as it is.
+    Shown,
+}
+
 /// Largest file whose content is diffed.
 pub const DIFF_LIMIT: u64 = 1 << 20;
 
@@ -62,7 +72,11 @@ pub fn is_secret(path: &ArchivePath) -> bool {
         || p.starts_with("etc/cryptsetup-keys.d")
 }
 
-const SECRET_WORDS: [&str; 8] = [
+/// Key endings that name a secret value (`password`, `smb-password`,
+/// `node.session.auth.password`, `api_token`, `client_secret`, `PrivateKey`, …). A key that
+/// only *contains* one of them names a setting, not a secret (`PasswordAuthentication no`,
+/// `password_policy`), and is shown.
+const SECRET_ENDINGS: [&str; 14] = [
     "password",
     "passwd",
     "secret",
@@ -71,7 +85,33 @@ const SECRET_WORDS: [&str; 8] = [
     "community",
     "apikey",
     "api-key",
+    "api_key",
+    "privatekey",
+    "private_key",
+    "private-key",
+    "presharedkey",
+    "passphrase",
 ];
+
+fn secret_key(key: &str) -> bool {
+    let key = key.trim().trim_start_matches('-').to_ascii_lowercase();
+    !key.is_empty() && SECRET_ENDINGS.iter().any(|w| key.ends_with(w))
+}
+
+/// A value that is a password hash (`$6$…`, `$y$…`, `$2b$…`, `$argon2id$…`) whatever its key.
+fn hash_value(v: &str) -> bool {
+    let v = v.trim();
+    let Some(rest) = v.strip_prefix('$') else {
+        return false;
+    };
+    let id_end = rest.find('$').unwrap_or(0);
+    id_end > 0
+        && rest[..id_end]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && rest[id_end + 1..].len() >= 8
+        && !v.contains(char::is_whitespace)
+}
 
 /// Replaces the value of `key = value` / `key: value` / `key value` lines whose key names a
 /// secret (`password`, `node.session.auth.password`, `smb-password`, `api_token`, …) with
@@ -96,7 +136,7 @@ fn mask_options(line: &str) -> String {
         if !key.is_empty()
             && !value.is_empty()
             && value != "********"
-            && SECRET_WORDS.iter().any(|w| key.contains(w))
+            && (secret_key(&key) || hash_value(value))
         {
             out.push_str("********");
         } else {
@@ -114,9 +154,8 @@ fn mask_key_line(line: &str) -> String {
     let Some(sep) = body.find([':', '=', ' ', '\t']) else {
         return line.to_string();
     };
-    let key = body[..sep].to_ascii_lowercase();
-    if !SECRET_WORDS.iter().any(|w| key.contains(w)) {
-        return line.to_string();
+    if !secret_key(&body[..sep]) {
+        return mask_hash_fields(line);
     }
     let rest = &body[sep..];
     // Skip the separator and the blanks around it.
@@ -132,6 +171,18 @@ fn mask_key_line(line: &str) -> String {
         &body[..sep],
         &rest[..value_at]
     )
+}
+
+/// Masks `:`-separated fields that are password hashes (`user:$6$…:…` in shadow-like files and
+/// `user.cfg`), leaving the rest of the line.
+fn mask_hash_fields(line: &str) -> String {
+    if !line.contains('$') {
+        return line.to_string();
+    }
+    line.split(':')
+        .map(|f| if hash_value(f) { "********" } else { f })
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// `text` with the values of secret-looking keys (`password`, `token`, …) masked.
@@ -156,9 +207,12 @@ fn text_of(bytes: &[u8]) -> Option<String> {
 
 /// Unified diff (current → backup) of two texts with secret values masked; `None` when
 /// either is binary (a NUL byte or not UTF-8).
-fn text_diff(shown: &str, current: &[u8], backup: &[u8]) -> Option<String> {
+fn text_diff(shown: &str, current: &[u8], backup: &[u8], secrets: Secrets) -> Option<String> {
     let (old, new) = (text_of(current)?, text_of(backup)?);
-    let (old, new) = (mask(&old), mask(&new));
+    let (old, new) = match secrets {
+        Secrets::Masked => (mask(&old), mask(&new)),
+        Secrets::Shown => (old, new),
+    };
     Some(
         TextDiff::from_lines(&old, &new)
             .unified_diff()
@@ -181,6 +235,7 @@ pub fn diff_contents<'a>(
     root: &std::path::Path,
     files: impl IntoIterator<Item = (ArchivePath, &'a [u8])>,
     tier: Tier,
+    secrets: Secrets,
 ) -> Result<Vec<FileDiff>, RestoreError> {
     let reader = RootReader::open(root).map_err(|e| RestoreError::io(root, e))?;
     let mut out = Vec::new();
@@ -204,12 +259,12 @@ pub fn diff_contents<'a>(
             continue;
         }
         fd.change = Change::Changed;
-        if is_secret(&path) {
+        if secrets == Secrets::Masked && is_secret(&path) {
             fd.note = Some("secret file: content differs (not shown)".into());
         } else if data.len() as u64 > DIFF_LIMIT {
             fd.note = Some("larger than 1 MiB: content differs (not shown)".into());
         } else if let Some(current) = current {
-            match text_diff(&shown, &current, data) {
+            match text_diff(&shown, &current, data, secrets) {
                 Some(d) => fd.diff = Some(d),
                 None => fd.note = Some("binary file: content differs (not shown)".into()),
             }
@@ -235,7 +290,7 @@ pub fn diff(
     plan: &Plan,
     cancel: &CancelToken,
 ) -> Result<Vec<FileDiff>, RestoreError> {
-    Ok(diff_all(target, scan, plan, None, cancel)?.files)
+    Ok(diff_all(target, scan, plan, None, cancel, Secrets::Masked)?.files)
 }
 
 /// What `diff` found: the files, and what each applier would change.
@@ -261,6 +316,7 @@ pub fn diff_all(
     plan: &Plan,
     appliers: Option<(&AppliersSet, &mut dyn Prompter)>,
     cancel: &CancelToken,
+    secrets: Secrets,
 ) -> Result<DiffReport, RestoreError> {
     let reader =
         RootReader::open(&target.host.root).map_err(|e| RestoreError::io(&target.host.root, e))?;
@@ -378,7 +434,7 @@ pub fn diff_all(
             note: None,
         };
         if change == Change::Changed {
-            if is_secret(&path) {
+            if secrets == Secrets::Masked && is_secret(&path) {
                 fd.note = Some("secret file: content differs (not shown)".into());
             } else if h.kind == EntryKind::Symlink {
                 fd.note = Some(format!(
@@ -389,7 +445,7 @@ pub fn diff_all(
                 fd.note = Some("larger than 1 MiB: content differs (not shown)".into());
             } else {
                 let current = reader.read_file(&path, DIFF_LIMIT).unwrap_or_default();
-                match text_diff(&shown, &current, &data) {
+                match text_diff(&shown, &current, &data, secrets) {
                     Some(d) => fd.diff = Some(d),
                     None => fd.note = Some("binary file: content differs (not shown)".into()),
                 }
@@ -426,6 +482,21 @@ mod tests {
             "node.session.auth.password = ********"
         );
         assert_eq!(mask_line("keyboard: en-us"), "keyboard: en-us");
+        // Settings named after a secret are not secrets.
+        assert_eq!(
+            mask_line("PasswordAuthentication no"),
+            "PasswordAuthentication no"
+        );
+        assert_eq!(
+            mask_line("password_policy: strict=1"),
+            "password_policy: strict=1"
+        );
+        // Password hashes are, whatever their key or field.
+        assert_eq!(
+            mask_line("root:$6$abcdefgh$0123456789abcdef:19000:0:99999:7:::"),
+            "root:********:19000:0:99999:7:::"
+        );
+        assert_eq!(mask_line("PrivateKey = aGVsbG8="), "PrivateKey = ********");
         assert_eq!(
             mask_line("//nas/share /mnt/s cifs username=u,password=p4ss,vers=3 0 0"),
             "//nas/share /mnt/s cifs username=u,password=********,vers=3 0 0"
@@ -469,7 +540,7 @@ mod tests {
             (p("etc/clusterfs/link.cfg"), b"x\n"),
             (p("etc/clusterfs/new.cfg"), b"n\n"),
         ];
-        let d = diff_contents(root.path(), files, Tier::Export).unwrap();
+        let d = diff_contents(root.path(), files, Tier::Export, Secrets::Masked).unwrap();
         let changes: Vec<(&str, Change)> = d.iter().map(|f| (f.path.as_str(), f.change)).collect();
         assert_eq!(
             changes,

@@ -140,6 +140,9 @@ pub enum PlanError {
     /// Nothing to restore.
     #[error("nothing to restore: {0}")]
     Empty(String),
+    /// `--categories` named a known category the backup does not hold.
+    #[error("category {0} is not in this backup")]
+    NotInBackup(String),
 }
 
 impl From<PatternError> for PlanError {
@@ -442,6 +445,21 @@ impl Plan {
     }
 }
 
+/// A category kind as a word: `PVE`, `PBS`, `common`.
+fn kind_label(k: Kind) -> &'static str {
+    match k {
+        Kind::Pve => "PVE",
+        Kind::Pbs => "PBS",
+        Kind::Common => "common",
+    }
+}
+
+/// `a PVE` / `an unknown`: the indefinite article for a word as spoken.
+fn article(word: &str) -> String {
+    let vowel = word.chars().next().is_some_and(|c| "aeiouAEIO".contains(c));
+    format!("{} {word}", if vowel { "an" } else { "a" })
+}
+
 fn tier_for(
     c: &'static Category,
     host: HostRole,
@@ -453,11 +471,18 @@ fn tier_for(
     if !c.fits(host) {
         return (
             Tier::Export,
-            Some(format!(
-                "exported only: a {} category on a {} host",
-                c.kind,
-                role_name(host)
-            )),
+            Some(if host == HostRole::Unknown {
+                format!(
+                    "exported only: {} category, and this host's type is unknown",
+                    article(kind_label(c.kind))
+                )
+            } else {
+                format!(
+                    "exported only: {} category on {} host",
+                    article(kind_label(c.kind)),
+                    article(role_name(host))
+                )
+            }),
         );
     }
     if c.flags.cluster_db && cluster == Some(ClusterMode::Safe) {
@@ -504,9 +529,7 @@ pub fn build(
             let item = item.trim();
             if let Some(c) = by_id(item) {
                 if !analysis.has(c.id) {
-                    return Err(PlanError::BadSelection(format!(
-                        "category `{item}` is not in this backup"
-                    )));
+                    return Err(PlanError::NotInBackup(c.id.to_string()));
                 }
                 if !selected.iter().any(|s| s.id == c.id) {
                     selected.push(c);
@@ -625,25 +648,43 @@ pub fn build(
                 .into(),
         );
     }
-    let access = selected
-        .iter()
-        .any(|c| c.id == "pve_access_control" || c.id == "pbs_access_control");
-    if access
-        && !(selected.iter().any(|c| c.id == "network") && selected.iter().any(|c| c.id == "ssl"))
-    {
-        warnings.push(
-            "access control is restored without network and SSL: TFA/WebAuthn may fail if the hostname or certificate changed"
-                .into(),
-        );
+    // The TFA/WebAuthn hint: access control really restored (not export-only) while the
+    // network or SSL categories the backup holds are not.
+    let restored = |id: &str| {
+        categories
+            .iter()
+            .any(|p| p.category.id == id && p.tier != Tier::Export)
+    };
+    let access =
+        selector.is_none() && (restored("pve_access_control") || restored("pbs_access_control"));
+    let left_out: Vec<&str> = ["network", "ssl"]
+        .into_iter()
+        .filter(|id| analysis.has(id) && !restored(id))
+        .collect();
+    if access && !left_out.is_empty() {
+        warnings.push(format!(
+            "access control is restored without the backup's {} {}: TFA/WebAuthn may fail if the hostname or certificate changed",
+            left_out.join(" and "),
+            if left_out.len() == 1 { "category" } else { "categories" }
+        ));
     }
-    if categories
+    let unapplied: Vec<&str> = categories
         .iter()
-        .any(|p| p.tier == Tier::Staged && !has_applier(p.category.id))
-    {
-        warnings.push(
-            "some categories are staged for an applier this version does not have yet: their files are kept in the stage folder, not written to the system"
-                .into(),
-        );
+        .filter(|p| p.tier == Tier::Staged && !has_applier(p.category.id))
+        .map(|p| p.category.id)
+        .collect();
+    if !unapplied.is_empty() {
+        warnings.push(if unapplied.len() == 1 {
+            format!(
+                "{} is staged for an applier this version does not have yet: its files are kept in the stage folder, not written to the system",
+                unapplied[0]
+            )
+        } else {
+            format!(
+                "{} are staged for appliers this version does not have yet: their files are kept in the stage folder, not written to the system",
+                unapplied.join(", ")
+            )
+        });
     }
     let mut plan = Plan {
         mode,

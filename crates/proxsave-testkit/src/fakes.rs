@@ -715,6 +715,8 @@ if [ "$fb_cmd" = systemd-run ]; then
             --on-active=*) secs=${1#--on-active=}; secs=${secs%s} ;;
             --) shift; break ;;
             --*=*) ;;
+            # Unload the transient units even when they failed (nothing to model here).
+            --collect|-G) ;;
             -*) echo "fake systemd-run: option $1 is not modelled" >&2; exit 1 ;;
             *) break ;;
         esac

@@ -148,9 +148,15 @@ impl PbsDouble {
         version: Option<&str>,
     ) -> PbsDouble {
         fs::create_dir_all(etc_proxmox_backup).expect("create etc/proxmox-backup");
-        let env = version
+        let mut env = version
             .map(|v| format!("export PBS_DOUBLE_VERSION={}\n", sh_quote(v)))
             .unwrap_or_default();
+        // The units' states of the fake `systemctl`: `task list` goes through the proxy's
+        // HTTPS API and fails while `proxmox-backup-proxy` is stopped.
+        env.push_str(&format!(
+            "export PBS_DOUBLE_UNIT_STATE={}\n",
+            sh_quote(&fake.dir().join("state").to_string_lossy())
+        ));
         let script = format!(
             "#!/bin/sh\n{env}exec {} {} \"$@\"\n",
             sh_quote(&binary.to_string_lossy()),

@@ -681,3 +681,26 @@ fn pbs_3_3_adopts_an_existing_chunk_store_with_reuse_datastore() {
         "Error: unable to open chunk store 'none' at \"/mnt/none/.chunks\" - ENOENT: No such file or directory\n"
     );
 }
+
+#[test]
+fn task_list_answers_through_the_proxy_and_fails_while_it_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeBin::new(dir.path().join("fake"));
+    let _pbs = PbsDouble::install(&fake, &dir.path().join("root/etc/proxmox-backup"));
+    let run = |fake: &FakeBin| {
+        fake.command("proxmox-backup-manager")
+            .args(["task", "list", "--limit", "1", "--output-format", "json"])
+            .output()
+            .unwrap()
+    };
+    let up = run(&fake);
+    assert!(up.status.success(), "{up:?}");
+    assert_eq!(String::from_utf8_lossy(&up.stdout), "[]\n");
+    fake.set_unit_state("proxmox-backup-proxy", "inactive");
+    let down = run(&fake);
+    assert_eq!(down.status.code(), Some(255));
+    assert_eq!(
+        String::from_utf8_lossy(&down.stderr),
+        "Error: error trying to connect: tcp connect error: Connection refused (os error 111)\n"
+    );
+}

@@ -383,8 +383,13 @@ pub fn diff(args: DiffArgs, cancel: &CancelToken) -> CmdResult {
         };
         files.push((path, bytes));
     }
-    let diffs = proxsave_restore::diff::diff_contents(&root, files, Tier::Export)
-        .map_err(|e| Exit::Failure(e.into()))?;
+    let diffs = proxsave_restore::diff::diff_contents(
+        &root,
+        files,
+        Tier::Export,
+        super::diff::secrets(&args),
+    )
+    .map_err(|e| Exit::Failure(e.into()))?;
     if args.json {
         #[derive(serde::Serialize)]
         struct Out<'a> {

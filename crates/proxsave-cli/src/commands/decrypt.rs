@@ -21,19 +21,38 @@ fn choose_backup(config: &Config) -> Result<Backup, Exit> {
         ));
     }
     let found = list::scan_sources(config)?;
-    let encrypted: Vec<&Backup> = found
+    // Local backups first, then those on rclone remotes (listed as `proxsave list` does),
+    // fetched like `--backup REMOTE:PATH` once chosen.
+    let mut encrypted: Vec<(String, Result<Backup, String>)> = found
         .iter()
         .flat_map(|(_, backups)| backups.iter())
         .filter(|b| b.declared_encrypted())
+        .map(|b| (list::summary_line(b), Ok(b.clone())))
         .collect();
+    for source in config.sources.iter().filter(|s| s.remote) {
+        match super::rclone::scan(&source.location) {
+            Ok((backups, _)) => encrypted.extend(
+                backups
+                    .into_iter()
+                    .filter(|r| r.manifest.is_encrypted())
+                    .map(|r| {
+                        (
+                            format!("{} • {}", list::manifest_line(&r.manifest, true), r.path),
+                            Err(r.path),
+                        )
+                    }),
+            ),
+            Err(e) => eprintln!("warning: {}: {e}", source.location),
+        }
+    }
     if encrypted.is_empty() {
         return Err(Exit::Failure(anyhow::anyhow!(
             "no encrypted backups found in the configured sources"
         )));
     }
     eprintln!("Encrypted backups:");
-    for (i, b) in encrypted.iter().enumerate() {
-        eprintln!("  [{}] {}", i + 1, list::summary_line(b));
+    for (i, (line, _)) in encrypted.iter().enumerate() {
+        eprintln!("  [{}] {line}", i + 1);
     }
     eprintln!("  [0] Cancel");
     loop {
@@ -44,7 +63,13 @@ fn choose_backup(config: &Config) -> Result<Backup, Exit> {
         }
         match line.trim().parse::<usize>() {
             Ok(0) => return Err(Exit::Aborted),
-            Ok(n) if n <= encrypted.len() => return Ok(encrypted[n - 1].clone()),
+            Ok(n) if n <= encrypted.len() => {
+                return match &encrypted[n - 1] {
+                    (_, Ok(b)) => Ok(b.clone()),
+                    // On a remote: fetched like `--backup REMOTE:PATH`.
+                    (_, Err(path)) => Ok(open_backup(std::path::Path::new(path))?),
+                };
+            }
             _ => eprintln!("Please enter a number from 0 to {}.", encrypted.len()),
         }
     }

@@ -21,6 +21,15 @@ use crate::effects::{ProcMounts, ProcessRunner};
 use crate::output::print_json;
 use crate::{CmdResult, Exit, keys, progress};
 
+/// Masked unless `--show-secrets`.
+pub fn secrets(args: &DiffArgs) -> proxsave_restore::diff::Secrets {
+    if args.show_secrets {
+        proxsave_restore::diff::Secrets::Shown
+    } else {
+        proxsave_restore::diff::Secrets::Masked
+    }
+}
+
 pub fn run(args: DiffArgs, cancel: &CancelToken) -> CmdResult {
     if args.config_db.from_config_db {
         return super::configdb::diff(args, cancel);
@@ -75,9 +84,15 @@ pub fn run(args: DiffArgs, cancel: &CancelToken) -> CmdResult {
     // Messages of the appliers' plan phase go to stderr; nothing is asked.
     let mut console = Console::new(false, true, cancel.clone());
     let set = AppliersSet::registered();
-    let report =
-        proxsave_restore::diff::diff_all(&target, &scan, &plan, Some((&set, &mut console)), cancel)
-            .map_err(|e| Exit::Failure(e.into()))?;
+    let report = proxsave_restore::diff::diff_all(
+        &target,
+        &scan,
+        &plan,
+        Some((&set, &mut console)),
+        cancel,
+        secrets(&args),
+    )
+    .map_err(|e| Exit::Failure(e.into()))?;
     let diffs = report.files;
     let appliers = report.appliers;
     drop(bar);

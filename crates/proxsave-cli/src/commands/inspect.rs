@@ -102,7 +102,8 @@ pub fn run(args: InspectArgs, cancel: &CancelToken) -> CmdResult {
             backup_type: a.backup_type,
             cluster_mode: a.cluster_mode.clone(),
             hostname: a.hostname.clone(),
-            entries: a.entries,
+            // As `verify` and `extract` count them: every entry of the tar stream.
+            entries: scan.tar_entries,
             categories: a.available.iter().map(|c| c.id).collect(),
         })
     } else {
@@ -210,9 +211,14 @@ pub fn run(args: InspectArgs, cancel: &CancelToken) -> CmdResult {
         }
         if let Some(c) = &contents {
             println!(
-                "Contents:     {} entries; backup type {:?}{}",
+                "Contents:     {} entries; backup type {}{}",
                 c.entries,
-                c.backup_type,
+                match c.backup_type {
+                    proxsave_categories::BackupType::Pve => "PVE",
+                    proxsave_categories::BackupType::Pbs => "PBS",
+                    proxsave_categories::BackupType::Dual => "PVE+PBS",
+                    proxsave_categories::BackupType::Unknown => "unknown",
+                },
                 c.cluster_mode
                     .as_deref()
                     .map(|m| format!(", {m}"))

@@ -1,6 +1,8 @@
 //! One module per command.
 
+pub mod assets;
 pub mod cat;
+pub mod categories;
 pub mod configdb;
 pub mod decrypt;
 pub mod diff;
@@ -9,6 +11,7 @@ pub mod inspect;
 pub mod list;
 pub mod ls;
 pub mod net;
+pub mod rclone;
 pub mod recover;
 pub mod restore;
 pub mod verify;
@@ -19,7 +22,14 @@ use anyhow::Context;
 use proxsave_archive::backup::Backup;
 
 /// Opens the backup named by `--backup`, with the path in the error.
+/// `remote:path` (an rclone remote) is fetched first into a private folder
+/// ([`rclone::fetch`]).
 pub fn open_backup(path: &Path) -> anyhow::Result<Backup> {
+    if rclone::is_remote_spec(path) {
+        let spec = path.display().to_string();
+        let local = rclone::fetch(&spec)?;
+        return Backup::open(&local).with_context(|| format!("cannot open backup {spec}"));
+    }
     Backup::open(path).with_context(|| format!("cannot open backup {}", path.display()))
 }
 

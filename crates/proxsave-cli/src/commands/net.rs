@@ -53,6 +53,8 @@ struct Shown {
     state: State,
     dir: PathBuf,
     seconds_left: u64,
+    /// Pending with its deadline passed: the timer is late or gone.
+    overdue: bool,
     deadline: String,
     timer: commit::Timer,
     settled_by: Option<String>,
@@ -62,6 +64,7 @@ struct Shown {
 
 fn shown(dir: PathBuf, r: WindowRecord, now_ms: i64) -> Shown {
     Shown {
+        overdue: r.state == State::Pending && now_ms >= r.deadline_unix_ms,
         seconds_left: if r.state == State::Pending {
             r.left_at(now_ms).as_secs()
         } else {
@@ -122,6 +125,10 @@ fn status(a: &NetWindowArgs) -> CmdResult {
     }
     for w in &list {
         match w.state {
+            State::Pending if w.overdue => println!(
+                "{} ({}): PENDING, its deadline passed (at {}) and {} has not rolled it back yet: `proxsave net rollback-now` or `proxsave net commit` settles it",
+                w.id, w.area, w.deadline, w.timer
+            ),
             State::Pending => println!(
                 "{} ({}): PENDING, rolls back in {}s (at {}) unless committed; {}",
                 w.id, w.area, w.seconds_left, w.deadline, w.timer

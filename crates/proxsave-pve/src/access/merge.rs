@@ -214,9 +214,10 @@ pub fn merge(backup: &AcTexts, live: &AcTexts) -> Result<Merged, MergeError> {
 /// How [`merge_with`] treats what another applier owns.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MergeOptions {
-    /// Keep this host's `pool:` lines instead of the backup's: in a SAFE cluster restore the
-    /// pools are re-created through the API, only with the guests and storages this cluster
-    /// has (`pve-safe-pools`), and the backup's lines would bring back members it lacks.
+    /// Keep this host's `pool:` lines where it has the pool, instead of the backup's: in a
+    /// SAFE cluster restore the pools are re-created through the API, only with the guests
+    /// and storages this cluster has (`pve-safe-pools`), and the backup's lines would bring
+    /// back members it lacks. The backup's pools the host lacks are added.
     pub keep_host_pools: bool,
 }
 
@@ -332,11 +333,21 @@ fn merge_user_cfg(
     // Notes.
     let mut notes = Vec::new();
     if opts.keep_host_pools {
-        out.pools = l.as_ref().map(|l| l.pools.clone()).unwrap_or_default();
+        // The host's pools win (the SAFE pools applier may just have re-created them through
+        // the API with the members this cluster has); the backup's other pools are added.
+        let host: Vec<_> = l.as_ref().map(|l| l.pools.clone()).unwrap_or_default();
+        let added: Vec<_> = out
+            .pools
+            .iter()
+            .filter(|p| !host.iter().any(|h| h.poolid == p.poolid))
+            .cloned()
+            .collect();
         notes.push(format!(
-            "pools: this host's {} pool line(s) kept (a SAFE cluster restore re-creates the backup's pools through the API)",
-            out.pools.len()
+            "pools: this host's {} pool line(s) kept as they are, {} pool(s) of the backup added (a SAFE cluster restore re-creates pools through the API)",
+            host.len(),
+            added.len()
         ));
+        out.pools = host.into_iter().chain(added).collect();
     }
     let live_users: BTreeSet<&str> = l
         .as_ref()

@@ -688,6 +688,9 @@ fn read_source(ctx_stage: &Stage, host: &Host) -> Result<Result<Read, String>, A
     }))
 }
 
+/// The to-do of a run whose host actions are deferred (an alternate root).
+const DEFERRED_TODO: &str = "host actions are deferred: the backup's guests can only be compared with and re-created on the running node; run the restore there with --cluster-mode safe (pve.safe.guests)";
+
 /// Why the API part does not run here, if it does not.
 fn api_gate(host: &Host) -> Option<String> {
     if host.actions == HostActions::Defer {
@@ -776,6 +779,12 @@ impl Applier for SafeGuests {
                 chosen.map(|i| nodes[i].clone())
             }
         };
+        if ctx.host.actions == HostActions::Defer {
+            // Nothing can be checked or applied without the node's API: no question.
+            plan.questions.clear();
+            plan.actions.push(DEFERRED_TODO.into());
+            return Ok(plan);
+        }
         plan.questions
             .insert(0, countdown(SAFE_GUESTS, "no", Vec::new()));
         let Some(node) = node else {
@@ -885,6 +894,15 @@ impl Applier for SafeGuests {
                 .map(|(i, n)| n.line(i + 1))
                 .collect(),
         };
+        if ctx.host.actions == HostActions::Defer {
+            return Ok(vec![Outcome::new(
+                category,
+                Status::Deferred {
+                    todo: DEFERRED_TODO.into(),
+                },
+                "",
+            )]);
+        }
         let a = ctx.prompter.ask(&countdown(SAFE_GUESTS, "no", details))?;
         if !yes_no(SAFE_GUESTS.id, &a)? {
             return skipped(format!("not applied ({} = no)", SAFE_GUESTS.id));

@@ -25,6 +25,9 @@ pub struct Seen {
     pub link: Option<Vec<u8>>,
     /// Data size of regular files (for the free-space check).
     pub size: u64,
+    /// SHA-256 (hex) of a regular file's data, so the plan can say whether the root already
+    /// holds the same content (new / replaced / unchanged) before anything is written.
+    pub sha256: Option<String>,
 }
 
 /// The result of the analysis read (which also verified the whole backup).
@@ -37,6 +40,9 @@ pub struct Scan {
     pub dedup_manifest: Option<Vec<u8>>,
     /// What the read proved (checksum etc.).
     pub stream: StreamSummary,
+    /// Every entry of the tar stream, the root folder `./` and unusable names included: the
+    /// number `verify` and `extract` report.
+    pub tar_entries: u64,
 }
 
 /// Reads the whole backup once: verifies it, finds the available categories and the
@@ -53,8 +59,10 @@ pub fn scan(
     let mut analyzer = Analyzer::new();
     let mut entries = Vec::new();
     let mut dedup_manifest = None;
+    let mut tar_entries = 0u64;
     while let Some(h) = stream.next_entry()? {
         cancel.check()?;
+        tar_entries += 1;
         let Ok(Some(path)) = ArchivePath::parse(&h.raw_path) else {
             continue;
         };
@@ -64,16 +72,24 @@ pub fn scan(
         let wants_dedup = h.kind == EntryKind::File
             && path.as_bytes() == DEDUP_MANIFEST.as_bytes()
             && h.size <= DEDUP_MANIFEST_LIMIT;
+        let mut sha256 = None;
         if wants_meta || wants_dedup {
             let mut buf = Vec::with_capacity(h.size as usize);
             std::io::Read::read_to_end(stream.data(), &mut buf)
                 .map_err(|e| stream.explain(proxsave_archive::Error::Read(e)))?;
+            if h.kind == EntryKind::File {
+                sha256 = Some(hex_sha256(&buf));
+            }
             if wants_meta {
                 analyzer.observe_metadata(&buf);
             }
             if wants_dedup {
                 dedup_manifest = Some(buf);
             }
+        } else if h.kind == EntryKind::File {
+            let (hex, _) = proxsave_archive::checksum::sha256_of(stream.data())
+                .map_err(|e| stream.explain(proxsave_archive::Error::Read(e)))?;
+            sha256 = Some(hex);
         }
         let link = (h.kind == EntryKind::Symlink)
             .then(|| h.link_target.clone())
@@ -83,6 +99,7 @@ pub fn scan(
             kind: h.kind,
             link,
             size: if h.kind == EntryKind::File { h.size } else { 0 },
+            sha256,
         });
     }
     let summary = stream.finish()?;
@@ -92,5 +109,14 @@ pub fn scan(
         entries,
         dedup_manifest,
         stream: summary,
+        tar_entries,
     })
+}
+
+fn hex_sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -302,12 +302,15 @@ pub fn missing_answer(id: &str) -> String {
     let values = spec
         .map(|q| format!("; VALUE: {}", choices_text(q)))
         .unwrap_or_default();
-    let flag = own_flag(id)
-        .map(|f| format!(" (or {f})"))
-        .unwrap_or_default();
-    format!(
-        "no answer to question `{id}`{about} in a non-interactive run: answer it with --answer {id}=VALUE{flag}, or with \"{id}\" = \"VALUE\" in the answers file's [answers] table{values}"
-    )
+    match own_flag(id) {
+        // The flag first, then the answers-file key (as the plan's decisions are named).
+        Some(flag) => format!(
+            "no answer to question `{id}`{about} in a non-interactive run: give {flag} (answers file key `{id}`), or answer it with --answer {id}=VALUE or \"{id}\" = \"VALUE\" in the answers file's [answers] table{values}"
+        ),
+        None => format!(
+            "no answer to question `{id}`{about} in a non-interactive run: answer it with --answer {id}=VALUE, or with \"{id}\" = \"VALUE\" in the answers file's [answers] table{values}"
+        ),
+    }
 }
 
 /// Report lines for the engine's questions answered in this run (asked, or given up front
@@ -343,10 +346,27 @@ pub(super) fn prompt_exit(e: PromptError) -> Exit {
     }
 }
 
+/// One backup offered in the menu: found in a local folder, or on an rclone remote (fetched
+/// like `--backup REMOTE:PATH` once chosen).
+enum Offered<'a> {
+    Local(&'a Backup),
+    Remote(&'a super::super::rclone::RemoteBackup),
+}
+
 pub(super) fn choose_backup(console: &Console, config: &Config) -> Result<Backup, Exit> {
     let found = list::scan_sources(config)?;
-    let usable: Vec<_> = found.into_iter().filter(|(_, b)| !b.is_empty()).collect();
-    if usable.is_empty() {
+    let mut sources: Vec<(&crate::config::Source, Option<&[Backup]>)> = Vec::new();
+    for source in &config.sources {
+        if source.remote {
+            sources.push((source, None));
+        } else if let Some((_, b)) = found
+            .iter()
+            .find(|(s, b)| s.location == source.location && !b.is_empty())
+        {
+            sources.push((source, Some(b.as_slice())));
+        }
+    }
+    if sources.is_empty() {
         return Err(Exit::Failure(anyhow::anyhow!(
             "no backups found in the configured sources ({}); give --backup PATH",
             config
@@ -357,34 +377,70 @@ pub(super) fn choose_backup(console: &Console, config: &Config) -> Result<Backup
                 .join(", ")
         )));
     }
-    let labels: Vec<String> = usable
+    let labels: Vec<String> = sources
         .iter()
         .map(|(s, _)| format!("{}: {}", s.label, s.location))
         .collect();
-    let source = console
+    let chosen = console
         .menu("Select backup source:", &labels, "Cancel")
         .map_err(prompt_exit)?;
-    let backups = &usable[source].1;
+    let (source, local) = sources[chosen];
+    // A remote is listed when chosen, with the same code as `proxsave list`, newest first.
+    let remote = match local {
+        Some(_) => Vec::new(),
+        None => {
+            console.line(&format!("Listing {} with rclone…", source.location));
+            let (backups, skipped) = super::super::rclone::scan(&source.location)
+                .map_err(|e| Exit::Failure(anyhow::anyhow!("{}: {e}", source.location)))?;
+            for (p, why) in &skipped {
+                console.line(&format!("warning: skipped {p}: {why}"));
+            }
+            if backups.is_empty() {
+                return Err(Exit::Failure(anyhow::anyhow!(
+                    "no backups found on {}",
+                    source.location
+                )));
+            }
+            backups
+        }
+    };
+    let offered: Vec<Offered> = match local {
+        Some(b) => b.iter().map(Offered::Local).collect(),
+        None => remote.iter().map(Offered::Remote).collect(),
+    };
     loop {
         console.line("");
         console.line("Available backups:");
-        for (i, b) in backups.iter().enumerate() {
-            let m = &b.manifest;
-            console.line(&format!("  [{}] {}", i + 1, b.display_name()));
+        for (i, o) in offered.iter().enumerate() {
+            let (name, m, encrypted) = match o {
+                Offered::Local(b) => (
+                    b.display_name().to_string(),
+                    &b.manifest,
+                    b.declared_encrypted(),
+                ),
+                Offered::Remote(r) => (
+                    r.name.trim_end_matches(".bundle.tar").to_string(),
+                    &r.manifest,
+                    r.manifest.is_encrypted(),
+                ),
+            };
+            console.line(&format!("  [{}] {name}", i + 1));
             console.line(&format!("      Created: {}", m.created_at.display()));
             console.line(&format!(
                 "      Encrypted: {}",
-                if b.declared_encrypted() {
-                    "Yes (AGE)"
-                } else {
-                    "No"
-                }
+                if encrypted { "Yes (AGE)" } else { "No" }
             ));
             console.line(&format!(
                 "      Tool Version: {}",
                 m.display_tool().trim_start_matches("Tool ")
             ));
             console.line(&format!("      System: {}", m.display_target()));
+            if let Offered::Remote(r) = o {
+                console.line(&format!(
+                    "      Size: {}",
+                    crate::output::human_bytes(r.size)
+                ));
+            }
             console.line("");
         }
         console.line("  [0] Cancel");
@@ -395,22 +451,117 @@ pub(super) fn choose_backup(console: &Console, config: &Config) -> Result<Backup
             .unwrap_or_default();
         match a.parse::<usize>() {
             Ok(0) => return Err(Exit::Aborted),
-            Ok(n) if n <= backups.len() => return Ok(backups[n - 1].clone()),
+            Ok(n) if n <= offered.len() => {
+                return match &offered[n - 1] {
+                    Offered::Local(b) => Ok((*b).clone()),
+                    Offered::Remote(r) => {
+                        Ok(crate::commands::open_backup(std::path::Path::new(&r.path))?)
+                    }
+                };
+            }
             _ => console.line(&format!("Invalid choice {a:?}.")),
         }
     }
 }
 
-pub(super) fn choose_mode(console: &Console, host: HostRole) -> Result<Mode, Exit> {
-    let modes = [Mode::Full, Mode::Storage, Mode::Base, Mode::Custom];
-    let labels: Vec<String> = modes
+/// Edit distance between two ids (for "did you mean").
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The registered category id nearest to `id`.
+pub fn nearest_category(id: &str) -> &'static str {
+    let id = id.to_ascii_lowercase();
+    proxsave_categories::registry()
         .iter()
-        .map(|m| m.menu_label(host).to_string())
+        .map(|c| c.id)
+        .min_by_key(|c| {
+            // A shared word (`storage` for `pve_storage`) counts as close.
+            let shared = c.split('_').any(|w| id.split(['_', '-']).any(|x| x == w));
+            (
+                distance(&id, c).saturating_sub(if shared { 3 } else { 0 }),
+                *c,
+            )
+        })
+        .unwrap_or("")
+}
+
+/// Checks the ids of `--categories` (or the answers file's `categories`) before anything is
+/// read: an item without `/`, `*` or `?` must be a category id.
+///
+/// # Errors
+/// Exit 2 naming the first unknown id and the nearest known one.
+pub fn check_category_ids(items: &[String]) -> Result<(), Exit> {
+    for item in items {
+        let item = item.trim();
+        if item.contains(['/', '*', '?']) || proxsave_categories::by_id(item).is_some() {
+            continue;
+        }
+        return Err(Exit::Usage(format!(
+            "--categories: `{item}` is neither a category id nor a path (paths start with /); did you mean `{}`? (`proxsave categories` lists the ids)",
+            nearest_category(item)
+        )));
+    }
+    Ok(())
+}
+
+/// Why a mode cannot be chosen for this host and backup (it would select nothing), if so.
+pub(super) fn mode_unavailable(mode: Mode, host: HostRole, scan: &Scan) -> Option<String> {
+    if mode == Mode::Custom
+        || !proxsave_categories::categories_for_mode(mode, host, &scan.analysis.available)
+            .is_empty()
+    {
+        return None;
+    }
+    Some(if host == HostRole::Unknown && mode == Mode::Storage {
+        "not available: this host's type (PVE/PBS) is unknown".to_string()
+    } else {
+        "not available: this backup holds none of its categories for this host".to_string()
+    })
+}
+
+pub(super) fn choose_mode(console: &Console, host: HostRole, scan: &Scan) -> Result<Mode, Exit> {
+    let modes = [Mode::Full, Mode::Storage, Mode::Base, Mode::Custom];
+    let why: Vec<Option<String>> = modes
+        .iter()
+        .map(|m| mode_unavailable(*m, host, scan))
         .collect();
-    let i = console
-        .menu("Select restore mode:", &labels, "Cancel")
-        .map_err(prompt_exit)?;
-    Ok(modes[i])
+    loop {
+        console.line("Select restore mode:");
+        for (i, m) in modes.iter().enumerate() {
+            match &why[i] {
+                None => console.line(&format!("  [{}] {}", i + 1, m.menu_label(host))),
+                Some(w) => console.line(&format!("  [-] {} ({w})", m.menu_label(host))),
+            }
+        }
+        console.line("  [0] Cancel");
+        console.prompt("Choice: ");
+        let answer = console
+            .read_line(None)
+            .map_err(prompt_exit)?
+            .unwrap_or_default();
+        match answer.parse::<usize>() {
+            Ok(0) => return Err(Exit::Aborted),
+            Ok(n) if n <= modes.len() => match &why[n - 1] {
+                None => return Ok(modes[n - 1]),
+                Some(w) => console.line(&format!("{}: {w}.", modes[n - 1].menu_label(host))),
+            },
+            _ => console.line(&format!(
+                "Invalid choice {answer:?}: enter the number of an available mode, or 0."
+            )),
+        }
+    }
 }
 
 pub(super) fn choose_categories(
@@ -418,14 +569,10 @@ pub(super) fn choose_categories(
     scan: &Scan,
     host: HostRole,
 ) -> Result<Vec<String>, Exit> {
-    let mut cats: Vec<_> = scan
-        .analysis
-        .available
-        .iter()
-        .copied()
-        .filter(|c| c.fits(host))
-        .collect();
-    cats.sort_by_key(|c| (c.kind == Kind::Common, c.name));
+    // Every category the backup holds; those that cannot be written on this host are
+    // listed too, with why they only reach the export folder.
+    let mut cats: Vec<_> = scan.analysis.available.to_vec();
+    cats.sort_by_key(|c| (!c.fits(host), c.kind == Kind::Common, c.name));
     let mut on = vec![false; cats.len()];
     loop {
         console.line("");
@@ -438,6 +585,9 @@ pub(super) fn choose_categories(
                 c.name
             ));
             console.line(&format!("      {}", c.description));
+            if let Some(why) = export_only_reason(c, host) {
+                console.line(&format!("      (export only: {why})"));
+            }
         }
         console.line("");
         console.line("Commands:");
@@ -475,6 +625,25 @@ pub(super) fn choose_categories(
             },
         }
     }
+}
+
+/// Why a category only reaches the export folder on this host, if it does.
+fn export_only_reason(c: &proxsave_categories::Category, host: HostRole) -> Option<String> {
+    if c.handling == proxsave_categories::Handling::ExportOnly {
+        return Some("never written to system paths".into());
+    }
+    if !c.fits(host) {
+        let kind = match c.kind {
+            Kind::Pve => "PVE",
+            Kind::Pbs => "PBS",
+            Kind::Common => "common",
+        };
+        return Some(match host {
+            HostRole::Unknown => format!("a {kind} category, and this host's type is unknown"),
+            _ => format!("a {kind} category, and this host is not {kind}"),
+        });
+    }
+    None
 }
 
 pub(super) fn ask_decision(console: &Console, d: Decision, req: &mut Request) -> Result<(), Exit> {
@@ -696,7 +865,7 @@ mod tests {
     fn the_missing_answer_message_names_the_id_and_both_ways() {
         assert_eq!(
             missing_answer("continue_incompatible"),
-            "no answer to question `continue_incompatible` (The backup comes from another kind of system (PVE/PBS) than this host: continue anyway?) in a non-interactive run: answer it with --answer continue_incompatible=VALUE (or --continue-incompatible), or with \"continue_incompatible\" = \"VALUE\" in the answers file's [answers] table; VALUE: yes or no"
+            "no answer to question `continue_incompatible` (The backup comes from another kind of system (PVE/PBS) than this host: continue anyway?) in a non-interactive run: give --continue-incompatible (answers file key `continue_incompatible`), or answer it with --answer continue_incompatible=VALUE or \"continue_incompatible\" = \"VALUE\" in the answers file's [answers] table; VALUE: yes or no"
         );
         assert_eq!(
             missing_answer("x.y"),

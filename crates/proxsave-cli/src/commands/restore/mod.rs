@@ -46,7 +46,13 @@ use settings::settings;
 /// backup's differs from the target's (`etc/hostname` of the root, read through the root's
 /// descriptor: a link pointing outside the root is resolved inside it, never followed out).
 fn hostname_warning(plan: &Plan, scan: &Scan, root: &Path) -> Option<String> {
-    if !(plan.has("pve_access_control") || plan.has("pbs_access_control")) {
+    // Only when access control is really restored (an export-only copy changes nothing).
+    let restored = |id: &str| {
+        plan.categories
+            .iter()
+            .any(|p| p.category.id == id && p.tier != plan::Tier::Export)
+    };
+    if !(restored("pve_access_control") || restored("pbs_access_control")) {
         return None;
     }
     let short = |s: &str| {
@@ -256,6 +262,8 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
         return window::status(&args, &console);
     }
     let mut s = settings(&args)?;
+    // Before any reading, checksum or decryption: an unknown id is a usage error.
+    decisions::check_category_ids(&s.categories)?;
     let config = Config::load(args.config.as_deref())?;
     console.answers = std::mem::take(&mut s.answers);
 
@@ -359,7 +367,7 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
             let go = console
                 .confirm(&Question {
                     id: "continue_incompatible",
-                    flag: None,
+                    flag: Some("--continue-incompatible"),
                     text: "Type \"yes\" to continue anyway or \"no\" to abort".into(),
                     default: false,
                     strict_yes: true,
@@ -387,7 +395,7 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
             return Err(Exit::Usage(PlanError::Missing(Decision::Mode).to_string()));
         }
         console.line("");
-        request.mode = Some(choose_mode(&console, host_role)?);
+        request.mode = Some(choose_mode(&console, host_role, &scan)?);
     }
     if request.mode == Some(Mode::Custom) && request.categories.is_empty() {
         if !interactive {
@@ -405,9 +413,22 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
                 ask_decision(&console, d, &mut request)?;
             }
             Err(e @ PlanError::Missing(_)) => return Err(Exit::Usage(e.to_string())),
+            Err(e @ PlanError::NotInBackup(_)) => {
+                return Err(Exit::Failure(anyhow::anyhow!("{e} (nothing was changed)")));
+            }
             Err(e) => return Err(Exit::Usage(e.to_string())),
         }
     };
+    // A path of `--categories` that matches nothing in the backup is an error, as for `ls`.
+    for p in &plan.paths {
+        let sel = proxsave_archive::pathmatch::Selector::new(std::slice::from_ref(p))
+            .map_err(|e| Exit::Usage(e.to_string()))?;
+        if !scan.entries.iter().any(|e| sel.matches(&e.path)) {
+            // The words of `proxsave ls` for the same selection.
+            eprintln!("proxsave: no entry matches {}", sel.describe().join(", "));
+            return Err(Exit::Code(1));
+        }
+    }
     if let Some(w) = hostname_warning(&plan, &scan, &root) {
         plan.warnings.push(w);
     }

@@ -193,39 +193,246 @@ pub(super) fn show_plan(
         }
         console.line("");
     }
-    console.line("Files/directories that will be restored:");
-    let present: Vec<String> = if plan.paths.is_empty() {
-        let mut v: Vec<String> = plan
-            .categories
-            .iter()
-            .flat_map(|p| p.category.patterns.iter())
-            .filter(|pat| scan.entries.iter().any(|e| pat.matches(&e.path)))
-            .map(|pat| pat.display())
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    } else {
-        plan.display_paths()
-    };
-    for p in present {
-        console.line(&format!("  • {p}"));
+    let lists = path_lists(plan, scan, target_root);
+    if lists.is_empty() {
+        console.line("Nothing in this backup matches the selection.");
+        console.line("");
     }
-    console.line("");
-    console.line("⚠ WARNING:");
-    console.line("  • Existing files at these locations will be OVERWRITTEN");
-    console.line("  • A safety backup will be created before restoration");
-    console.line("  • Services may need to be restarted after restoration");
+    if !lists.root.is_empty() {
+        console.line(&format!(
+            "Written into the root {} (new / replaced / unchanged, compared with what is there now):",
+            target_root.display()
+        ));
+        for g in &lists.root {
+            console.line(&format!("  • {}  ({})", g.path, g.root_state()));
+        }
+        console.line("");
+    }
+    if !lists.export.is_empty() {
+        console.line(&format!(
+            "Exported to {} (copies to read; not written to the system):",
+            export_dir.display()
+        ));
+        for g in &lists.export {
+            console.line(&format!(
+                "  • {}  ({})",
+                g.path,
+                count(g.files, "file", "files")
+            ));
+        }
+        console.line("");
+    }
+    if !lists.staged.is_empty() {
+        console.line(
+            "Staged for an applier (kept in the private stage folder; the applier writes them):",
+        );
+        for g in &lists.staged {
+            console.line(&format!("  • {}  ({})", g.path, g.applier));
+        }
+        console.line("");
+    }
+    let replaced: usize = lists.root.iter().map(|g| g.replaced).sum();
+    let writes = lists.root.iter().any(|g| g.new + g.replaced > 0);
+    let mut warnings: Vec<String> = Vec::new();
+    if replaced > 0 {
+        warnings.push(format!(
+            "{} in the root will be OVERWRITTEN (listed as replaced above)",
+            count(replaced, "existing file", "existing files")
+        ));
+    }
+    if writes {
+        warnings.push(
+            "A safety backup of what is overwritten is created before anything is written".into(),
+        );
+    }
+    if writes && target_root == Path::new("/") {
+        warnings.push("Services may need to be restarted after restoration".into());
+    }
     if plan.needs_cluster_restore {
-        console.line("  • PVE cluster services will be stopped during restore");
+        warnings.push("PVE cluster services will be stopped during restore".into());
     }
     if plan.needs_pbs_services {
-        console.line("  • PBS services will be stopped during restore");
+        warnings.push("PBS services will be stopped during restore".into());
     }
-    for w in &plan.warnings {
-        console.line(&format!("  • {w}"));
+    warnings.extend(plan.warnings.iter().cloned());
+    if !warnings.is_empty() {
+        console.line("⚠ WARNING:");
+        for w in &warnings {
+            console.line(&format!("  • {w}"));
+        }
+        console.line("");
     }
-    console.line("");
+}
+
+/// `N thing` / `N things`.
+pub(super) fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// One shown path (a category's pattern, or an entry named by `--categories`) and what the
+/// restore does with the backup's entries under it.
+#[derive(Default)]
+struct Group {
+    path: String,
+    files: usize,
+    new: usize,
+    replaced: usize,
+    unchanged: usize,
+    /// Folders only: how many are not there yet.
+    new_folders: usize,
+    applier: String,
+}
+
+impl Group {
+    fn root_state(&self) -> String {
+        if self.files == 1 {
+            return if self.new == 1 {
+                "new"
+            } else if self.replaced == 1 {
+                "replaced"
+            } else {
+                "unchanged"
+            }
+            .into();
+        }
+        let mut parts = Vec::new();
+        for (n, w) in [
+            (self.new, "new"),
+            (self.replaced, "replaced"),
+            (self.unchanged, "unchanged"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {w}"));
+            }
+        }
+        if parts.is_empty() {
+            return if self.new_folders > 0 {
+                "new folder"
+            } else {
+                "folder already there"
+            }
+            .into();
+        }
+        format!(
+            "{}: {}",
+            count(self.files, "entry", "entries"),
+            parts.join(", ")
+        )
+    }
+}
+
+/// The plan's paths in three lists: written into the root, exported, staged.
+#[derive(Default)]
+struct PathLists {
+    root: Vec<Group>,
+    export: Vec<Group>,
+    staged: Vec<Group>,
+}
+
+impl PathLists {
+    fn is_empty(&self) -> bool {
+        self.root.is_empty() && self.export.is_empty() && self.staged.is_empty()
+    }
+}
+
+fn group<'a>(list: &'a mut Vec<Group>, path: &str) -> &'a mut Group {
+    if let Some(i) = list.iter().position(|g| g.path == path) {
+        return &mut list[i];
+    }
+    list.push(Group {
+        path: path.to_string(),
+        ..Group::default()
+    });
+    let last = list.len() - 1;
+    &mut list[last]
+}
+
+/// Sorts every backup entry the plan selects into the tiers it goes to, grouped by the
+/// category pattern holding it; entries written into the root are compared with the root's
+/// current content (a regular file with the same SHA-256 is unchanged).
+fn path_lists(plan: &Plan, scan: &Scan, root: &Path) -> PathLists {
+    use proxsave_archive::entry::EntryKind;
+    let reader = proxsave_restore::compare::RootReader::open(root).ok();
+    let appliers = AppliersSet::registered();
+    let mut out = PathLists::default();
+    for e in &scan.entries {
+        let tiers = plan.route(&e.path);
+        if tiers.is_empty() {
+            continue;
+        }
+        let counts = e.kind != EntryKind::Directory;
+        for t in tiers {
+            // The pattern shown: that of a category of this tier holding the entry.
+            let holder = plan
+                .categories
+                .iter()
+                .filter(|p| p.tier == t)
+                .map(|p| p.category)
+                .chain(proxsave_categories::registry().iter().copied())
+                .find_map(|c| {
+                    c.patterns
+                        .iter()
+                        .find(|pat| pat.matches(&e.path))
+                        .map(|pat| (c, pat.display()))
+                });
+            let shown = holder
+                .as_ref()
+                .map_or_else(|| format!("/{}", e.path), |(_, d)| d.clone());
+            match t {
+                Tier::Normal => {
+                    let g = group(&mut out.root, &shown);
+                    let exists = reader.as_ref().is_some_and(|r| r.exists(&e.path));
+                    if !counts {
+                        g.new_folders += usize::from(!exists);
+                        continue;
+                    }
+                    g.files += 1;
+                    let same = exists
+                        && e.sha256.is_some()
+                        && reader
+                            .as_ref()
+                            .and_then(|r| r.file_digest(&e.path))
+                            .is_some_and(|(hex, _)| Some(&hex) == e.sha256.as_ref());
+                    if !exists {
+                        g.new += 1;
+                    } else if same {
+                        g.unchanged += 1;
+                    } else {
+                        g.replaced += 1;
+                    }
+                }
+                Tier::Export => {
+                    let g = group(&mut out.export, &shown);
+                    g.files += usize::from(counts);
+                }
+                Tier::Staged => {
+                    let g = group(&mut out.staged, &shown);
+                    g.files += usize::from(counts);
+                    if g.applier.is_empty() {
+                        let by: Vec<&str> = holder
+                            .as_ref()
+                            .map(|(c, _)| {
+                                appliers
+                                    .iter()
+                                    .filter(|a| a.categories().contains(&c.id))
+                                    .map(|a| a.name())
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        g.applier = if by.is_empty() {
+                            "applier: not available yet".into()
+                        } else {
+                            format!("applier: {}", by.join(", "))
+                        };
+                    }
+                }
+            }
+        }
+    }
+    for l in [&mut out.root, &mut out.export, &mut out.staged] {
+        l.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    out
 }
 
 /// Refused/failed entries listed one by one in the summary (all of them are in the log).
@@ -403,10 +610,14 @@ pub(super) fn summary(console: &Console, report: &Report) {
     for w in &report.warnings {
         console.line(&format!("WARNING: {w}"));
     }
-    if matches!(
-        report.outcome,
-        Outcome::Success | Outcome::Warnings | Outcome::CompletedWithErrors
-    ) {
+    // Restart and reboot advice is for the running system only: a scratch or alternate
+    // root is not booted.
+    if report.root == Path::new("/")
+        && matches!(
+            report.outcome,
+            Outcome::Success | Outcome::Warnings | Outcome::CompletedWithErrors
+        )
+    {
         console.line("");
         console.line("IMPORTANT: You may need to restart services for changes to take effect.");
         for h in proxsave_restore::domain::hints(&report.plan) {

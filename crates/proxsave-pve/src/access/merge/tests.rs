@@ -355,7 +355,7 @@ fn a_safe_run_keeps_this_host_s_pool_lines() {
     let mut backup = AcTexts::default();
     backup.set(
         AcFile::UserCfg,
-        Some("user:root@pam:1:0:::::::\nuser:ann@pve:1:0:::::::\n\npool:web:Backup web:100,101:local:\n".into()),
+        Some("user:root@pam:1:0:::::::\nuser:ann@pve:1:0:::::::\n\npool:web:Backup web:100,101:local:\npool:db:Backup db:102::\n".into()),
     );
     let mut live = AcTexts::default();
     live.set(
@@ -377,6 +377,7 @@ fn a_safe_run_keeps_this_host_s_pool_lines() {
     assert!(kept.contains("pool:web:Node web:100::"), "{kept}");
     assert!(kept.contains("pool:ops:::"), "{kept}");
     assert!(!kept.contains("Backup web"), "{kept}");
+    assert!(kept.contains("pool:db:Backup db:102::"), "{kept}");
     assert!(kept.contains("user:ann@pve:"), "{kept}");
     let replaced = merged(false);
     assert!(
