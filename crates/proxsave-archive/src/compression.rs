@@ -43,6 +43,8 @@
 //! itself: it stops after the first without an error, which is why the stream loop
 //! lives here.
 
+mod xzpar;
+
 use std::fmt;
 use std::io::{self, BufRead, Chain, Cursor, Read};
 
@@ -75,6 +77,12 @@ pub const XZ_MEMLIMIT_THREADING: u64 =
 /// fails with a [`FaultKind::TooMuchMemory`] fault instead of exhausting the host.
 /// Every preset up to `xz -9e`/`lzma -9e` needs less than 100 MiB.
 pub const MEMLIMIT_STOP: u64 = 1 << 30;
+
+/// The block-parallel xz decoder's share of the process budget
+/// ([`crate::spill::MEMORY_BUDGET`] less what everything else needs): 40 MiB, i.e. four
+/// workers for upstream's `xz -6` (8 MiB dictionaries), one per CPU up to that. See
+/// `compression/xzpar.rs`.
+pub const XZ_PARALLEL_MEMORY: u64 = crate::spill::decoder_share(crate::spill::MEMORY_BUDGET);
 
 /// How long one call into the multi-threaded xz decoder may block (milliseconds), as
 /// the `xz` tool does.
@@ -411,6 +419,10 @@ pub struct DecodeOptions {
     pub xz_memlimit_threading: u64,
     /// See [`MEMLIMIT_STOP`]; applies to xz and LZMA-alone.
     pub memlimit_stop: u64,
+    /// Memory the block-parallel xz decoder's workers may use together (one dictionary
+    /// each, see [`XZ_PARALLEL_MEMORY`]); 0 turns it off (liblzma's own decoder then, as
+    /// set by `xz_memlimit_threading`).
+    pub xz_parallel_memory: u64,
 }
 
 impl Default for DecodeOptions {
@@ -419,6 +431,7 @@ impl Default for DecodeOptions {
             xz_threads: 0,
             xz_memlimit_threading: XZ_MEMLIMIT_THREADING,
             memlimit_stop: MEMLIMIT_STOP,
+            xz_parallel_memory: XZ_PARALLEL_MEMORY,
         }
     }
 }
@@ -500,6 +513,11 @@ pub fn open_decoder_with<R: BufRead + Send + 'static>(
             let decoder = zstd::stream::read::Decoder::with_buffer(replay(head, input))
                 .map_err(|e| init(e.to_string()))?;
             guard(format, decoder)
+        }
+        Compression::Xz if options.xz_parallel_memory > 0 && options.threads() >= 2 => {
+            let reader = xzpar::spawn(replay(head, input), *options, options.xz_parallel_memory)
+                .map_err(|e| init(e.to_string()))?;
+            guard(format, reader)
         }
         Compression::Xz => {
             let reader =

@@ -55,6 +55,12 @@ pub const fn xz_memlimit_for_budget(budget: u64) -> u64 {
     if left < XZ_TWO_WORKERS { 0 } else { left }
 }
 
+/// What a process budget of `budget` bytes leaves for xz decoding (everything but
+/// the non-decoder share): 40 MiB of the 64 MiB budget.
+pub const fn decoder_share(budget: u64) -> u64 {
+    budget.saturating_sub(NON_DECODER_SHARE)
+}
+
 /// A record that can be kept in a [`SpillVec`].
 pub trait Record: Sized {
     /// Appends the encoding of `self` to `out`.
