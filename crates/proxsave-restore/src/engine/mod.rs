@@ -32,7 +32,7 @@ use proxsave_archive::read::StreamOptions;
 
 pub(crate) use appliers::exported_read;
 pub use appliers::{PlannedApplier, QuestionRecord, plan_appliers};
-pub use scan::{DEDUP_MANIFEST, DEDUP_MANIFEST_LIMIT, Scan, Seen, scan};
+pub use scan::{DEDUP_MANIFEST, DEDUP_MANIFEST_LIMIT, Scan, Seen, scan, scan_in};
 pub use space::space_needs;
 
 use crate::applier::{AppliersSet, RootHandle, Stage};
