@@ -33,6 +33,7 @@ pub mod entry;
 pub mod error;
 pub mod extract;
 pub mod key;
+pub mod keyset;
 pub mod manifest;
 pub mod ops;
 pub mod path;

@@ -27,9 +27,9 @@
 //! - an existing directory is never replaced by a file or link, and an existing symlink is
 //!   never turned into a directory (so nothing is ever `chmod`ed through a link).
 
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::io;
@@ -37,6 +37,7 @@ use std::io;
 use serde::Serialize;
 
 use crate::entry::{EntryHeader, EntryKind};
+use crate::keyset::KeySet;
 use crate::path::{ArchivePath, MAX_PATH_BYTES, escape_bytes};
 
 /// Most symlinks followed while checking one link target.
@@ -299,7 +300,7 @@ struct Known {
 pub struct Policy<V> {
     view: V,
     known: HashMap<ArchivePath, Option<Known>>,
-    files: HashSet<u128>,
+    files: KeySet,
     keys: (RandomState, RandomState),
     /// Symlinks accepted from this archive (path, target), in order.
     links: Vec<(ArchivePath, Vec<u8>)>,
@@ -316,7 +317,7 @@ impl<V: FsView> Policy<V> {
         Policy {
             view,
             known: HashMap::new(),
-            files: HashSet::new(),
+            files: KeySet::new(),
             keys: (RandomState::new(), RandomState::new()),
             links: Vec::new(),
             dependents: HashMap::new(),
@@ -335,7 +336,7 @@ impl<V: FsView> Policy<V> {
         if let Some(k) = self.known.get(path) {
             return Some(k.clone());
         }
-        if !self.files.is_empty() && self.files.contains(&self.file_key(path)) {
+        if !self.files.is_empty() && self.files.contains(self.file_key(path)) {
             return Some(Some(Known {
                 node: Node::File,
                 from_archive: true,
@@ -358,7 +359,7 @@ impl<V: FsView> Policy<V> {
         } else {
             if !self.files.is_empty() {
                 let key = self.file_key(&path);
-                self.files.remove(&key);
+                self.files.remove(key);
             }
             self.known.insert(path, value);
         }
@@ -368,7 +369,7 @@ impl<V: FsView> Policy<V> {
         self.known.remove(path);
         if !self.files.is_empty() {
             let key = self.file_key(path);
-            self.files.remove(&key);
+            self.files.remove(key);
         }
     }
 
@@ -787,6 +788,37 @@ mod tests {
             Decision::Refuse(_, r) => Some(r),
             _ => None,
         }
+    }
+
+    /// Past the in-memory part of the file set (here 50 keys), files of the archive are
+    /// still known: an entry under one of them is refused, a second copy of one is a
+    /// duplicate like before the spill, and names never seen are accepted.
+    #[test]
+    fn file_rules_hold_after_the_file_set_spills() {
+        let mut p = Policy::new(EmptyView);
+        p.files = KeySet::with_memory_keys(50);
+        assert!(matches!(
+            p.decide(&entry("./home/", EntryKind::Directory, None)),
+            Decision::Accept(..)
+        ));
+        let mut first = Vec::new();
+        for i in 0..1000 {
+            let d = p.decide(&entry(&format!("./home/f{i}"), EntryKind::File, None));
+            assert!(matches!(d, Decision::Accept(..)), "f{i}: {d:?}");
+            first.push(format!("{d:?}"));
+        }
+        assert!(p.files.is_spilled());
+        for i in (0..1000).step_by(97) {
+            let d = p.decide(&entry(&format!("./home/f{i}/x"), EntryKind::File, None));
+            assert!(
+                matches!(refused(&d), Some(Refusal::ParentNotDirectory { .. })),
+                "f{i}/x: {d:?}"
+            );
+            let again = p.decide(&entry(&format!("./home/f{i}"), EntryKind::File, None));
+            assert_eq!(format!("{again:?}"), first[i], "second copy of f{i}");
+        }
+        let d = p.decide(&entry("./home/g1/x", EntryKind::File, None));
+        assert!(refused(&d).is_none(), "{d:?}");
     }
 
     #[test]

@@ -259,6 +259,138 @@ pub struct ArchiveStream<'b> {
     compression: Compression,
     progress: Option<Arc<dyn Progress>>,
     warnings: Vec<String>,
+    /// The private copy of the tar stream being kept ([`open_stream_keeping_tar`]).
+    tee: Option<Arc<Mutex<TeeState>>>,
+    /// Set when this stream re-reads a kept copy: what the first read proved.
+    replay_of: Option<StreamSummary>,
+}
+
+/// The copy of the decompressed tar stream a read keeps (see [`open_stream_keeping_tar`]).
+struct TeeState {
+    out: Option<io::BufWriter<std::fs::File>>,
+    written: u64,
+    limit: u64,
+}
+
+/// Passes the decompressed bytes on and appends them to the kept copy while it stays under
+/// its limit (past it, or on a write error, the copy is given up: the caller reads the
+/// backup again instead).
+struct Tee {
+    inner: Box<dyn Read + Send>,
+    state: Arc<Mutex<TeeState>>,
+}
+
+impl Read for Tee {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let fits = st.written + n as u64 <= st.limit;
+            let ok = fits
+                && st
+                    .out
+                    .as_mut()
+                    .is_some_and(|w| io::Write::write_all(w, &buf[..n]).is_ok());
+            if ok {
+                st.written += n as u64;
+            } else {
+                st.out = None;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// A verified backup's tar stream, kept in a private unnamed file by the first read so a
+/// second pass reads it instead of decrypting and decompressing the backup again.
+///
+/// The copy holds exactly the bytes whose stored form matched the checksum; it has no name
+/// (`O_TMPFILE` in the caller's private folder, mode 0600), so it disappears when it is
+/// dropped or the process dies.
+pub struct VerifiedTar {
+    file: Arc<std::fs::File>,
+    len: u64,
+    summary: StreamSummary,
+}
+
+impl VerifiedTar {
+    /// Bytes kept.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when the kept tar stream is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// What the read that kept it proved.
+    pub fn summary(&self) -> &StreamSummary {
+        &self.summary
+    }
+
+    /// Reads the kept tar stream again, as an [`ArchiveStream`] of `backup` whose
+    /// [`ArchiveStream::finish`] checks the tar's end and returns the first read's summary.
+    /// `progress` is started with the kept length and advanced by tar bytes.
+    pub fn open<'b>(
+        &self,
+        backup: &'b Backup,
+        progress: Option<Arc<dyn Progress>>,
+    ) -> ArchiveStream<'b> {
+        if let Some(p) = &progress {
+            p.start(self.len, backup.display_name());
+        }
+        let reader = KeptReader {
+            file: self.file.clone(),
+            pos: 0,
+            len: self.len,
+            progress: progress.clone(),
+        };
+        ArchiveStream {
+            backup,
+            tar: TarReader::new(BufReader::with_capacity(CHUNK, Box::new(reader))),
+            hash: Arc::new(Mutex::new(HashState::default())),
+            expectation: self.summary.expectation.clone(),
+            encrypted: self.summary.encrypted,
+            compression: self.summary.compression,
+            progress,
+            warnings: Vec::new(),
+            tee: None,
+            replay_of: Some(self.summary.clone()),
+        }
+    }
+}
+
+/// Positioned reads of a kept tar stream (independent of the file's offset).
+struct KeptReader {
+    file: Arc<std::fs::File>,
+    pos: u64,
+    len: u64,
+    progress: Option<Arc<dyn Progress>>,
+}
+
+impl Read for KeptReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = buf
+            .len()
+            .min((self.len - self.pos).min(usize::MAX as u64) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the kept copy of the tar stream is shorter than written",
+            ));
+        }
+        self.pos += n as u64;
+        if let Some(p) = &self.progress {
+            p.advance(n as u64);
+        }
+        Ok(n)
+    }
 }
 
 /// The stored bytes hashed and, when encrypted, decrypted: the compressed archive.
@@ -351,6 +483,35 @@ fn open_lower(backup: &Backup, opts: &StreamOptions<'_>) -> Result<Lower> {
 /// Missing or conflicting checksums, key errors (none given, no match, corrupt header),
 /// a compression format that contradicts the name, I/O errors.
 pub fn open_stream<'b>(backup: &'b Backup, opts: &StreamOptions<'_>) -> Result<ArchiveStream<'b>> {
+    open_stream_inner(backup, opts, None)
+}
+
+/// As [`open_stream`], and keeps a copy of the decompressed tar stream in `spool` (an
+/// unnamed file in a private folder, e.g. from `tempfile::tempfile_in`) while it stays
+/// within `limit` bytes; [`ArchiveStream::finish_keeping_tar`] hands it over once the
+/// checksum matched.
+///
+/// # Errors
+/// As [`open_stream`].
+pub fn open_stream_keeping_tar<'b>(
+    backup: &'b Backup,
+    opts: &StreamOptions<'_>,
+    spool: std::fs::File,
+    limit: u64,
+) -> Result<ArchiveStream<'b>> {
+    let tee = Arc::new(Mutex::new(TeeState {
+        out: Some(io::BufWriter::with_capacity(CHUNK, spool)),
+        written: 0,
+        limit,
+    }));
+    open_stream_inner(backup, opts, Some(tee))
+}
+
+fn open_stream_inner<'b>(
+    backup: &'b Backup,
+    opts: &StreamOptions<'_>,
+    tee: Option<Arc<Mutex<TeeState>>>,
+) -> Result<ArchiveStream<'b>> {
     let lower = open_lower(backup, opts)?;
     let expected = backup.compression_by_name();
     let label = backup.plain_name();
@@ -365,15 +526,24 @@ pub fn open_stream<'b>(backup: &'b Backup, opts: &StreamOptions<'_>) -> Result<A
         }
         Err(e) => return Err(checksum_first(backup, Error::Compression(e))),
     };
+    let decoded: Box<dyn Read + Send> = match &tee {
+        Some(state) => Box::new(Tee {
+            inner: decoder,
+            state: state.clone(),
+        }),
+        None => decoder,
+    };
     Ok(ArchiveStream {
         backup,
-        tar: TarReader::new(BufReader::with_capacity(CHUNK, decoder)),
+        tar: TarReader::new(BufReader::with_capacity(CHUNK, decoded)),
         hash: lower.hash,
         expectation: lower.expectation,
         encrypted: lower.encrypted,
         compression,
         progress: opts.progress.clone(),
         warnings: lower.warnings,
+        tee,
+        replay_of: None,
     })
 }
 
@@ -521,6 +691,16 @@ impl ArchiveStream<'_> {
     /// # Errors
     /// Trailing garbage, a truncated stream, or [`ChecksumError::Mismatch`].
     pub fn finish(self) -> Result<StreamSummary> {
+        self.finish_keeping_tar().map(|(summary, _)| summary)
+    }
+
+    /// As [`ArchiveStream::finish`], and hands over the kept copy of the tar stream of a
+    /// stream opened with [`open_stream_keeping_tar`] — `None` when there is none or it was
+    /// given up (past its limit, or a write to it failed).
+    ///
+    /// # Errors
+    /// As [`ArchiveStream::finish`].
+    pub fn finish_keeping_tar(self) -> Result<(StreamSummary, Option<VerifiedTar>)> {
         let ArchiveStream {
             backup,
             tar,
@@ -530,6 +710,8 @@ impl ArchiveStream<'_> {
             compression,
             progress,
             mut warnings,
+            tee,
+            replay_of,
         } = self;
         let end = match tar.finish() {
             Ok(end) => end,
@@ -542,11 +724,15 @@ impl ArchiveStream<'_> {
         if let Some(p) = &progress {
             p.finish();
         }
+        if let Some(first) = replay_of {
+            // A kept copy: its checksum was proved by the read that kept it.
+            return Ok((first, None));
+        }
         let sha256 = verify_hash(backup, &hash, &expectation)?;
         if end.lone_zero_block {
             warnings.push("the tar archive ends with a single zero block instead of two".into());
         }
-        Ok(StreamSummary {
+        let summary = StreamSummary {
             sha256,
             expectation,
             stored_bytes: backup.stored_size,
@@ -554,7 +740,23 @@ impl ArchiveStream<'_> {
             encrypted,
             compression,
             warnings,
-        })
+        };
+        let kept = match tee {
+            Some(state) => {
+                let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                let written = st.written;
+                match st.out.take().map(|w| w.into_inner()) {
+                    Some(Ok(file)) => Some(VerifiedTar {
+                        file: Arc::new(file),
+                        len: written,
+                        summary: summary.clone(),
+                    }),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        Ok((summary, kept))
     }
 }
 
