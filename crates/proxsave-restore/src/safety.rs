@@ -441,7 +441,9 @@ pub fn create(
         }
     }
     let exported = export_rel.iter().flat_map(|(rel, entries)| {
-        entries.iter().map(move |e| e.map(|e| rel.join(e.as_bytes())))
+        entries
+            .iter()
+            .map(move |e| e.map(|e| rel.join(e.as_bytes())))
     });
     let (save, created) =
         survey_fd(&fd, targets.iter().chain(exported)).map_err(|e| e.to_string())?;

@@ -541,7 +541,11 @@ fn a_spilled_scan_gives_the_same_targets_and_space_needs() {
     let in_memory = engine::scan(&s.backup, &opts, &CancelToken::new()).unwrap();
     let spilled = engine::scan_in(&s.backup, &opts, &CancelToken::new(), &ws.dir, 256).unwrap();
     assert!(!in_memory.is_spilled());
-    assert!(spilled.is_spilled(), "{} entries past 256 bytes", spilled.len());
+    assert!(
+        spilled.is_spilled(),
+        "{} entries past 256 bytes",
+        spilled.len()
+    );
     assert!(spilled.len() > 20);
     let a: Vec<_> = in_memory.entries().map(Result::unwrap).collect();
     let b: Vec<_> = spilled.entries().map(Result::unwrap).collect();
@@ -572,7 +576,10 @@ fn a_spilled_scan_gives_the_same_targets_and_space_needs() {
     assert!(want.windows(2).all(|w| w[0] < w[1]), "sorted, each once");
     assert_eq!(tiny.targets.to_vec().unwrap(), want);
     assert_eq!(
-        engine::root_targets(&plan, &spilled).unwrap().to_vec().unwrap(),
+        engine::root_targets(&plan, &spilled)
+            .unwrap()
+            .to_vec()
+            .unwrap(),
         want
     );
     assert_eq!(

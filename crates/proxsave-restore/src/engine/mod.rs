@@ -120,10 +120,14 @@ pub fn routes(plan: &Plan, scan: &Scan, budget: usize) -> Result<Routes, Restore
     let mut sorter = PathSorter::new(scan.spill_dir(), budget);
     let mut exports = false;
     let mut stages = false;
-    let mut staged: Vec<(&'static str, Option<&'static proxsave_categories::Category>, bool)> =
-        plan.in_tier(Tier::Staged)
-            .map(|c| (c.id, proxsave_categories::by_id(c.id), false))
-            .collect();
+    let mut staged: Vec<(
+        &'static str,
+        Option<&'static proxsave_categories::Category>,
+        bool,
+    )> = plan
+        .in_tier(Tier::Staged)
+        .map(|c| (c.id, proxsave_categories::by_id(c.id), false))
+        .collect();
     for e in scan.entries() {
         let e = e?;
         for s in staged.iter_mut().filter(|s| !s.2) {

@@ -6,8 +6,8 @@ use proxsave_archive::progress::CancelToken;
 
 use super::{ExecuteOptions, Scan};
 use crate::error::RestoreError;
-use crate::pathlist::{PathList, PathSorter, SORT_BUDGET};
 use crate::host::Host;
+use crate::pathlist::{PathList, PathSorter, SORT_BUDGET};
 use crate::plan::{Plan, Tier};
 use crate::prompt::{Level, Prompter, Question};
 use crate::report::Report;

@@ -92,7 +92,7 @@ pub fn space_needs(
         listing += t?.as_bytes().len() as u64 + 1;
     }
     let log = 64 * 1024 + 256 * scan.len();
-    Ok(    vec![
+    Ok(vec![
         SpaceNeed {
             dir: root.to_path_buf(),
             what: "the restored files".into(),

@@ -193,8 +193,7 @@ pub(super) fn show_plan(
         }
         console.line("");
     }
-    let lists =
-        path_lists(plan, scan, target_root).map_err(|e| crate::Exit::Failure(e.into()))?;
+    let lists = path_lists(plan, scan, target_root).map_err(|e| crate::Exit::Failure(e.into()))?;
     if lists.is_empty() {
         console.line("Nothing in this backup matches the selection.");
         console.line("");
