@@ -146,23 +146,39 @@ mod tests {
 // --- Upstream's dedup links in a restore: which they are, and their repair after a commit.
 
 /// Dedup duplicates of the scan: duplicate path → (canonical path, recorded mode).
-pub(crate) fn dedup_pairs(scan: &Scan) -> BTreeMap<ArchivePath, (ArchivePath, u32)> {
+///
+/// One pass over the scan's entry list; only the manifest's duplicates are kept.
+///
+/// # Errors
+/// Reading the scan's entry list.
+pub(crate) fn dedup_pairs(
+    scan: &Scan,
+) -> Result<BTreeMap<ArchivePath, (ArchivePath, u32)>, RestoreError> {
     let mut out = BTreeMap::new();
     let Some(manifest) = &scan.dedup_manifest else {
-        return out;
+        return Ok(out);
     };
     let Ok(records) = serde_json::from_slice::<Vec<DedupRecord>>(manifest) else {
-        return out;
+        return Ok(out);
     };
-    let links: BTreeMap<&ArchivePath, &Vec<u8>> = scan
-        .entries
-        .iter()
-        .filter_map(|e| e.link.as_ref().map(|l| (&e.path, l)))
-        .collect();
+    // Duplicate path → mode of its last record.
+    let mut dups: BTreeMap<ArchivePath, u32> = BTreeMap::new();
     for rec in records {
-        let Ok(dup) = ArchivePath::from_user(&rec.path) else {
-            continue;
-        };
+        if let Ok(dup) = ArchivePath::from_user(&rec.path) {
+            dups.insert(dup, rec.mode.unwrap_or(0o600));
+        }
+    }
+    // The link text of each duplicate (the last symlink entry of that path).
+    let mut links: BTreeMap<ArchivePath, Vec<u8>> = BTreeMap::new();
+    for e in scan.entries() {
+        let e = e?;
+        if let Some(l) = e.link
+            && dups.contains_key(&e.path)
+        {
+            links.insert(e.path, l);
+        }
+    }
+    for (dup, mode) in dups {
         let Some(text) = links.get(&dup) else {
             continue;
         };
@@ -174,10 +190,10 @@ pub(crate) fn dedup_pairs(scan: &Scan) -> BTreeMap<ArchivePath, (ArchivePath, u3
             format!("{base}/{text}")
         };
         if let Some(canon) = normalize_lexically(&joined) {
-            out.insert(dup, (canon, rec.mode.unwrap_or(0o600)));
+            out.insert(dup, (canon, mode));
         }
     }
-    out
+    Ok(out)
 }
 
 #[derive(serde::Deserialize)]
@@ -222,16 +238,24 @@ pub(crate) fn dedup_repair(
         .collect();
     // duplicate path -> (canonical path, record)
     let mut wanted: BTreeMap<ArchivePath, Vec<(ArchivePath, &DedupRecord)>> = BTreeMap::new();
-    let links: BTreeMap<ArchivePath, String> = scan
-        .entries
+    // The link text of the written duplicates (one pass; only manifest paths are kept).
+    let dups: HashSet<String> = records
         .iter()
-        .filter(|e| written_links.contains(&e.path.to_string()))
-        .filter_map(|e| {
-            e.link
-                .as_ref()
-                .map(|l| (e.path.clone(), String::from_utf8_lossy(l).into_owned()))
-        })
+        .filter_map(|rec| ArchivePath::from_user(&rec.path).ok())
+        .map(|dup| dup.to_string())
+        .filter(|d| written_links.contains(d))
         .collect();
+    let mut links: BTreeMap<ArchivePath, String> = BTreeMap::new();
+    if !dups.is_empty() {
+        for e in scan.entries() {
+            let e = e?;
+            if let Some(l) = &e.link
+                && dups.contains(&e.path.to_string())
+            {
+                links.insert(e.path, String::from_utf8_lossy(l).into_owned());
+            }
+        }
+    }
     for rec in &records {
         let Ok(dup) = ArchivePath::from_user(&rec.path) else {
             continue;

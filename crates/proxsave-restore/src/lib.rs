@@ -30,6 +30,7 @@ pub mod events;
 pub mod host;
 pub mod journal;
 pub mod log;
+pub mod pathlist;
 pub mod plan;
 pub mod prompt;
 pub mod report;

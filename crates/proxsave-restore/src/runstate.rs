@@ -32,6 +32,7 @@ use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RestoreError;
+use crate::pathlist::PathList;
 use crate::workspace::Workspace;
 
 /// The state file's name in the work directory.
@@ -312,16 +313,17 @@ impl RunState {
     }
 
     /// Writes the list of root paths the run is about to write (`restore.targets`) and
-    /// names it in the state.
+    /// names it in the state. The list is streamed: it may hold millions of paths.
     ///
     /// # Errors
-    /// The list cannot be written.
-    pub fn record_targets(&self, targets: &[ArchivePath]) -> Result<(), RestoreError> {
+    /// The list cannot be read or written.
+    pub fn record_targets(&self, targets: &PathList) -> Result<(), RestoreError> {
         let path = self.path.with_file_name(TARGETS_FILE);
         let mut f = AtomicFile::create(&path, 0o600).map_err(|e| RestoreError::io(&path, e))?;
         {
             let mut w = std::io::BufWriter::new(f.file());
-            for t in targets {
+            for t in targets.iter() {
+                let t = t?;
                 w.write_all(t.as_bytes())
                     .and_then(|()| w.write_all(b"\n"))
                     .map_err(|e| RestoreError::io(&path, e))?;
@@ -825,13 +827,17 @@ pub fn blocks(size: u64, block: u64) -> u64 {
 
 /// Bytes of the files below `root` that a safety backup of `targets` saves (regular files
 /// that exist, read without following links), plus tar headers.
-pub fn safety_backup_size(root: &Path, targets: &[ArchivePath]) -> u64 {
+///
+/// # Errors
+/// Reading the list.
+pub fn safety_backup_size(root: &Path, targets: &PathList) -> Result<u64, RestoreError> {
     let Ok(fd) = dirfd::open_root(root) else {
-        return 0;
+        return Ok(0);
     };
     let mut total = 1024u64;
     let mut last_parent: Option<(Vec<u8>, OwnedFd)> = None;
-    for t in targets {
+    for t in targets.iter() {
+        let t = &t?;
         let parent_key = t
             .parent()
             .map(|p| p.as_bytes().to_vec())
@@ -855,5 +861,5 @@ pub fn safety_backup_size(root: &Path, targets: &[ArchivePath]) -> u64 {
             }
         }
     }
-    total
+    Ok(total)
 }

@@ -36,6 +36,7 @@ use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RestoreError;
+use crate::pathlist::PathList;
 use crate::workspace::Workspace;
 
 /// What the safety backup holds.
@@ -201,13 +202,18 @@ pub fn survey(
     targets: &[ArchivePath],
 ) -> Result<(Vec<ArchivePath>, Vec<ArchivePath>), RestoreError> {
     let fd = open_root(root)?;
-    Ok(survey_fd(&fd, targets))
+    survey_fd(&fd, targets.iter().cloned().map(Ok))
 }
 
-fn survey_fd(fd: &OwnedFd, targets: &[ArchivePath]) -> (Vec<ArchivePath>, Vec<ArchivePath>) {
+/// Surveys `targets` (any order; read once, as a stream).
+fn survey_fd(
+    fd: &OwnedFd,
+    targets: impl Iterator<Item = Result<ArchivePath, RestoreError>>,
+) -> Result<(Vec<ArchivePath>, Vec<ArchivePath>), RestoreError> {
     let mut save = BTreeSet::new();
     let mut created = BTreeSet::new();
     for t in targets {
+        let t = &t?;
         for p in t.ancestors().chain(std::iter::once(t.clone())) {
             if save.contains(&p) {
                 continue;
@@ -247,7 +253,7 @@ fn survey_fd(fd: &OwnedFd, targets: &[ArchivePath]) -> (Vec<ArchivePath>, Vec<Ar
             }
         }
     }
-    (save.into_iter().collect(), created.into_iter().collect())
+    Ok((save.into_iter().collect(), created.into_iter().collect()))
 }
 
 /// Where an export folder lies with respect to a root.
@@ -308,7 +314,7 @@ pub struct ExportTargets<'a> {
     /// The export folder.
     pub dir: &'a Path,
     /// Paths written below it.
-    pub entries: &'a [ArchivePath],
+    pub entries: &'a PathList,
 }
 
 fn ts(secs: i64, nanos: i64) -> Timestamp {
@@ -376,7 +382,7 @@ impl Before {
 /// A message saying what failed (the caller asks whether to continue without it).
 pub fn create(
     root: &Path,
-    targets: &[ArchivePath],
+    targets: &PathList,
     export: Option<&ExportTargets<'_>>,
     before: Option<&Before>,
     ws: &Workspace,
@@ -384,7 +390,8 @@ pub fn create(
     let fd = open_root(root).map_err(|e| e.to_string())?;
     let root_stat = rustix::fs::fstat(&fd).map_err(|e| format!("{}: {e}", root.display()))?;
     let canonical = std::fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?;
-    let mut all: Vec<ArchivePath> = targets.to_vec();
+    // The export folder's entries (relative to the root) saved beside the targets.
+    let mut export_rel: Option<(ArchivePath, &PathList)> = None;
     let mut export_record = None;
     if let Some(ex) = export
         && let ExportPlace::Inside(rel) = export_place(&canonical, ex.dir)
@@ -429,11 +436,17 @@ pub fn create(
             }
             // An existing export folder: save and list what the export writes, like the root
             // tier's files.
-            None if !blocked => all.extend(ex.entries.iter().map(|e| rel.join(e.as_bytes()))),
+            None if !blocked => export_rel = Some((rel, ex.entries)),
             None => {}
         }
     }
-    let (save, created) = survey_fd(&fd, &all);
+    let exported = export_rel.iter().flat_map(|(rel, entries)| {
+        entries
+            .iter()
+            .map(move |e| e.map(|e| rel.join(e.as_bytes())))
+    });
+    let (save, created) =
+        survey_fd(&fd, targets.iter().chain(exported)).map_err(|e| e.to_string())?;
     let path = ws.file_path("restore_backup_", ".tar.gz");
     let mut out =
         TarGzWriter::create(&path, 0o600).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -527,3 +527,81 @@ fn an_applier_reading_exported_categories_finds_them_in_the_stage_and_they_are_s
     // The private stage is removed after the run (everything staged was handled).
     assert!(report.stage_dir.is_none());
 }
+
+/// The analysis read's entry list past a tiny memory budget spills into the private work
+/// directory, and the engine derives the same root targets, tiers and space needs from it
+/// (the targets sorted through spilled runs too).
+#[test]
+fn a_spilled_scan_gives_the_same_targets_and_space_needs() {
+    require_tools!("tar", "xz", "sha256sum");
+    let s = setup();
+    let opts = StreamOptions::default();
+    let work = s.dir.path().join("work");
+    let ws = Workspace::ensure(&work, "20260101_000009".into()).unwrap();
+    let in_memory = engine::scan(&s.backup, &opts, &CancelToken::new()).unwrap();
+    let spilled = engine::scan_in(&s.backup, &opts, &CancelToken::new(), &ws.dir, 256).unwrap();
+    assert!(!in_memory.is_spilled());
+    assert!(
+        spilled.is_spilled(),
+        "{} entries past 256 bytes",
+        spilled.len()
+    );
+    assert!(spilled.len() > 20);
+    let a: Vec<_> = in_memory.entries().map(Result::unwrap).collect();
+    let b: Vec<_> = spilled.entries().map(Result::unwrap).collect();
+    assert_eq!(a, b);
+    assert!(b.iter().any(|e| e.sha256.is_some()));
+    // Nothing named is left in the work directory by the spill files.
+    assert_eq!(std::fs::read_dir(&ws.dir).unwrap().count(), 0);
+
+    let request = Request {
+        mode: Some(Mode::Full),
+        categories: Vec::new(),
+        cluster_mode: Some(plan::ClusterMode::Safe),
+        pbs_behavior: None,
+    };
+    let plan = plan::build(
+        &in_memory.analysis,
+        plan::detect_role(s.target.root()),
+        &request,
+        &has_applier,
+    )
+    .unwrap();
+    let wide = engine::routes(&plan, &in_memory, 1 << 20).unwrap();
+    let tiny = engine::routes(&plan, &spilled, 64).unwrap();
+    assert!(!wide.targets.is_spilled());
+    assert!(tiny.targets.is_spilled(), "sorted runs spilled");
+    let want = wide.targets.to_vec().unwrap();
+    assert!(want.len() > 10);
+    assert!(want.windows(2).all(|w| w[0] < w[1]), "sorted, each once");
+    assert_eq!(tiny.targets.to_vec().unwrap(), want);
+    assert_eq!(
+        engine::root_targets(&plan, &spilled)
+            .unwrap()
+            .to_vec()
+            .unwrap(),
+        want
+    );
+    assert_eq!(
+        (wide.exports, wide.stages, &wide.staged_with_entries),
+        (tiny.exports, tiny.stages, &tiny.staged_with_entries)
+    );
+    let needs = |scan: &engine::Scan, targets| {
+        engine::space_needs(
+            &plan,
+            scan,
+            s.target.root(),
+            targets,
+            &ws.dir,
+            &s.dir.path().join("export"),
+        )
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.bytes, n.inodes))
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        needs(&in_memory, &wide.targets),
+        needs(&spilled, &tiny.targets)
+    );
+}

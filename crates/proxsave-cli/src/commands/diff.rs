@@ -36,7 +36,7 @@ pub fn run(args: DiffArgs, cancel: &CancelToken) -> CmdResult {
     }
     let backup = open_backup(&args.backup)?;
     let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
-    let (scan, key) = scan_backup(&backup, &args.key, cancel, "reading")?;
+    let (scan, key) = scan_backup(&backup, &args.key, cancel, "reading", None)?;
     let bar = progress::bar("comparing");
     let host_role = plan::detect_role(&root);
     let request = Request {

@@ -96,7 +96,7 @@ pub fn run(args: InspectArgs, cancel: &CancelToken) -> CmdResult {
     let wants_contents =
         args.categories || args.key.passphrase_file.is_some() || !args.key.identity.is_empty();
     let contents = if wants_contents {
-        let (scan, _) = scan_backup(&backup, &args.key, cancel, "reading")?;
+        let (scan, _) = scan_backup(&backup, &args.key, cancel, "reading", None)?;
         let a = &scan.analysis;
         Some(Contents {
             backup_type: a.backup_type,

@@ -35,11 +35,14 @@ pub fn open_backup(path: &Path) -> anyhow::Result<Backup> {
 
 /// Reads the whole backup once (verifying it, finding its categories), asking for a key in a
 /// terminal when needed. Returns the scan and the key that worked, for the next read.
+/// The scan's entry list spills into `spill_dir` (the run's private work directory) past
+/// its memory budget; `None`: the system's temporary directory (an unnamed file either way).
 pub fn scan_backup(
     backup: &Backup,
     key: &crate::cli::KeyArgs,
     cancel: &proxsave_archive::progress::CancelToken,
     verb: &str,
+    spill_dir: Option<&Path>,
 ) -> Result<(proxsave_restore::engine::Scan, proxsave_archive::key::Key), crate::Exit> {
     let label = backup.display_name().to_string();
     let bar = crate::progress::bar(verb);
@@ -50,7 +53,17 @@ pub fn scan_backup(
             progress: bar.clone(),
             threaded: true,
         };
-        proxsave_restore::engine::scan(backup, &opts, cancel).map_err(|e| match e {
+        let scanned = match spill_dir {
+            Some(dir) => proxsave_restore::engine::scan_in(
+                backup,
+                &opts,
+                cancel,
+                dir,
+                proxsave_archive::spill::LIST_BUDGET,
+            ),
+            None => proxsave_restore::engine::scan(backup, &opts, cancel),
+        };
+        scanned.map_err(|e| match e {
             proxsave_restore::RestoreError::Archive(a) => a,
             other => proxsave_archive::Error::Extract(other.to_string()),
         })

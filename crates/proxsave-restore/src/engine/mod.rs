@@ -32,13 +32,14 @@ use proxsave_archive::read::StreamOptions;
 
 pub(crate) use appliers::exported_read;
 pub use appliers::{PlannedApplier, QuestionRecord, plan_appliers};
-pub use scan::{DEDUP_MANIFEST, DEDUP_MANIFEST_LIMIT, Scan, Seen, scan};
+pub use scan::{DEDUP_MANIFEST, DEDUP_MANIFEST_LIMIT, Scan, Seen, scan, scan_in};
 pub use space::space_needs;
 
 use crate::applier::{AppliersSet, RootHandle, Stage};
 use crate::error::RestoreError;
 use crate::host::Host;
 use crate::journal::Journal;
+use crate::pathlist::{PathList, PathSorter, SORT_BUDGET};
 use crate::plan::{Plan, Tier};
 use crate::prompt::Prompter;
 use crate::report::{Interruption, Outcome, Report};
@@ -89,24 +90,67 @@ pub fn system_guard(path: &ArchivePath) -> Option<&'static str> {
     crate::domain::guard(path)
 }
 
-/// The root-tier paths a plan writes (after guards), sorted.
-pub fn root_targets(plan: &Plan, scan: &Scan) -> Vec<ArchivePath> {
-    let mut out: Vec<ArchivePath> = scan
-        .entries
-        .iter()
-        .filter(|e| {
-            matches!(
-                e.kind,
-                EntryKind::File | EntryKind::Directory | EntryKind::Symlink | EntryKind::Hardlink
-            )
-        })
-        .filter(|e| plan.route(&e.path).contains(&Tier::Normal))
-        .filter(|e| system_guard(&e.path).is_none())
-        .map(|e| e.path.clone())
+/// The root-tier paths a plan writes (after guards), sorted, each once; spilled into the
+/// scan's private directory past [`crate::pathlist::SORT_BUDGET`].
+///
+/// # Errors
+/// Reading the scan's entry list or writing the sorted runs.
+pub fn root_targets(plan: &Plan, scan: &Scan) -> Result<PathList, RestoreError> {
+    Ok(routes(plan, scan, SORT_BUDGET)?.targets)
+}
+
+/// What one pass over the scan's entries finds for a plan: the root-tier targets and the
+/// few facts the run needs about the others (kept small, whatever the entry count).
+pub struct Routes {
+    /// The root-tier paths the plan writes (after guards): see [`root_targets`].
+    pub targets: PathList,
+    /// Some entry goes to the export folder.
+    pub exports: bool,
+    /// Some entry goes to the stage folder.
+    pub stages: bool,
+    /// The plan's staged categories that hold at least one entry.
+    pub staged_with_entries: Vec<&'static str>,
+}
+
+/// [`Routes`] of `plan` over `scan`, sorting the targets with `budget` bytes of memory.
+///
+/// # Errors
+/// Reading the scan's entry list or writing the sorted runs.
+pub fn routes(plan: &Plan, scan: &Scan, budget: usize) -> Result<Routes, RestoreError> {
+    let mut sorter = PathSorter::new(scan.spill_dir(), budget);
+    let mut exports = false;
+    let mut stages = false;
+    let mut staged: Vec<(
+        &'static str,
+        Option<&'static proxsave_categories::Category>,
+        bool,
+    )> = plan
+        .in_tier(Tier::Staged)
+        .map(|c| (c.id, proxsave_categories::by_id(c.id), false))
         .collect();
-    out.sort();
-    out.dedup();
-    out
+    for e in scan.entries() {
+        let e = e?;
+        for s in staged.iter_mut().filter(|s| !s.2) {
+            s.2 = s.1.is_some_and(|cat| cat.matches(&e.path));
+        }
+        let route = plan.route(&e.path);
+        exports |= route.contains(&Tier::Export);
+        stages |= route.contains(&Tier::Staged);
+        if matches!(
+            e.kind,
+            EntryKind::File | EntryKind::Directory | EntryKind::Symlink | EntryKind::Hardlink
+        ) && route.contains(&Tier::Normal)
+            && system_guard(&e.path).is_none()
+        {
+            sorter.push(e.path)?;
+        }
+    }
+    Ok(Routes {
+        targets: sorter.finish()?,
+        exports,
+        stages,
+        staged_with_entries: staged.into_iter().filter(|s| s.2).map(|s| s.0).collect(),
+    })
 }
 
 /// What a restore works on: the backup and how to read it, the host and the work directory.
@@ -209,7 +253,7 @@ pub fn execute(
     }
     report.duration_secs = started.elapsed().as_secs_f64();
     report.deferred = host.deferred();
-    report.recount(scan.entries.len() as u64);
+    report.recount(scan.len());
     // --- Outcome. A cancellation observed at any point, even during the commit or after the
     // last step, makes the run aborted (130): the report then lists the state it left.
     let cancelled = opts.cancel.is_cancelled();
@@ -272,19 +316,18 @@ fn run(
     report: &mut Report,
 ) -> Result<(), RestoreError> {
     let cancel = &opts.cancel;
-    let targets = root_targets(plan, scan);
-    let exports = plan.in_tier(Tier::Export).next().is_some()
-        || scan
-            .entries
-            .iter()
-            .any(|e| plan.route(&e.path).contains(&Tier::Export));
+    // One pass over the entry list: the root targets (sorted, bounded in memory) and
+    // which tiers have entries.
+    let Routes {
+        targets,
+        exports,
+        stages,
+        staged_with_entries,
+    } = routes(plan, scan, SORT_BUDGET)?;
+    let exports = plan.in_tier(Tier::Export).next().is_some() || exports;
     // An applier that runs for a category restored into the root needs the appliers'
     // phases, hence a (possibly empty) stage.
-    let stages = scan
-        .entries
-        .iter()
-        .any(|e| plan.route(&e.path).contains(&Tier::Staged))
-        || appliers::runs_without_stage(&opts.appliers, plan);
+    let stages = stages || appliers::runs_without_stage(&opts.appliers, plan);
 
     // 1. Room for everything, measured before anything is written.
     if !opts.dry_run {
@@ -295,7 +338,7 @@ fn run(
             &targets,
             &ws.dir,
             &opts.export_dir,
-        ))?;
+        )?)?;
         if let Some(st) = &opts.state {
             st.record_targets(&targets)?;
         }
@@ -335,14 +378,21 @@ fn run(
             if opts.dry_run {
                 return Ok(());
             }
-            let mut all = targets.clone();
-            all.extend(planned.iter().flat_map(|p| p.plan.files.iter().cloned()));
-            all.sort();
-            all.dedup();
+            let extra: Vec<ArchivePath> = planned
+                .iter()
+                .flat_map(|p| p.plan.files.iter().cloned())
+                .collect();
+            let merged;
+            let all = if extra.is_empty() {
+                &targets
+            } else {
+                merged = targets.union(extra)?;
+                &merged
+            };
             if let Some(st) = &opts.state
                 && all.len() != targets.len()
             {
-                st.record_targets(&all)?;
+                st.record_targets(all)?;
             }
             enter(opts, Phase::SafetyBackup)?;
             cancel.set_activity("creating the safety backup");
@@ -352,7 +402,7 @@ fn run(
                     ws,
                     scan,
                     plan,
-                    &all,
+                    all,
                     exports,
                     before.as_ref(),
                     opts,
@@ -411,11 +461,7 @@ fn run(
         .in_tier(Tier::Staged)
         .map(|c| c.id)
         .filter(|c| !handled.contains(*c))
-        .filter(|c| {
-            scan.entries
-                .iter()
-                .any(|e| proxsave_categories::by_id(c).is_some_and(|cat| cat.matches(&e.path)))
-        })
+        .filter(|c| staged_with_entries.contains(c))
         .map(|c| c.to_string())
         .collect();
     drop(stage);

@@ -2,12 +2,12 @@
 //! place: the safety backup of every root path the restore and its appliers write, then the
 //! services stopped (each recorded in the services journal first).
 
-use proxsave_archive::path::ArchivePath;
 use proxsave_archive::progress::CancelToken;
 
 use super::{ExecuteOptions, Scan};
 use crate::error::RestoreError;
 use crate::host::Host;
+use crate::pathlist::{PathList, PathSorter, SORT_BUDGET};
 use crate::plan::{Plan, Tier};
 use crate::prompt::{Level, Prompter, Question};
 use crate::report::Report;
@@ -23,7 +23,7 @@ pub(crate) fn safety_backup(
     ws: &Workspace,
     scan: &Scan,
     plan: &Plan,
-    targets: &[ArchivePath],
+    targets: &PathList,
     exports: bool,
     before: Option<&safety::Before>,
     opts: &ExecuteOptions,
@@ -34,15 +34,17 @@ pub(crate) fn safety_backup(
         Level::Info,
         "Creating safety backup of the current configuration...",
     );
-    let export_entries: Vec<ArchivePath> = if exports {
-        scan.entries
-            .iter()
-            .filter(|e| plan.route(&e.path).contains(&Tier::Export))
-            .map(|e| e.path.clone())
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // The export tier's paths, sorted and bounded in memory like the root targets.
+    let mut export_entries = PathSorter::new(scan.spill_dir(), SORT_BUDGET);
+    if exports {
+        for e in scan.entries() {
+            let e = e?;
+            if plan.route(&e.path).contains(&Tier::Export) {
+                export_entries.push(e.path)?;
+            }
+        }
+    }
+    let export_entries = export_entries.finish()?;
     let export = exports.then(|| safety::ExportTargets {
         dir: &opts.export_dir,
         entries: &export_entries,

@@ -1,10 +1,18 @@
 //! The analysis read: verifies the backup, finds its categories and remembers its entries.
+//!
+//! The entry list is a [`SpillVec`]: compact records kept in memory up to a budget, then
+//! appended to an unnamed file (mode 0600) in the run's private work directory, so a
+//! backup with a million entries does not hold a million entries in memory.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 use proxsave_archive::backup::Backup;
 use proxsave_archive::entry::EntryKind;
 use proxsave_archive::path::ArchivePath;
 use proxsave_archive::progress::CancelToken;
 use proxsave_archive::read::{self, StreamOptions, StreamSummary};
+use proxsave_archive::spill::{self, Record, SpillVec};
 use proxsave_categories::Analyzer;
 
 use crate::error::RestoreError;
@@ -15,7 +23,7 @@ pub const DEDUP_MANIFEST: &str = "var/lib/proxsave-info/dedup_manifest.json";
 pub const DEDUP_MANIFEST_LIMIT: u64 = 16 << 20;
 
 /// One entry seen by the analysis read.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen {
     /// Normalised path.
     pub path: ArchivePath,
@@ -25,17 +33,150 @@ pub struct Seen {
     pub link: Option<Vec<u8>>,
     /// Data size of regular files (for the free-space check).
     pub size: u64,
-    /// SHA-256 (hex) of a regular file's data, so the plan can say whether the root already
+    /// SHA-256 of a regular file's data, so the plan can say whether the root already
     /// holds the same content (new / replaced / unchanged) before anything is written.
-    pub sha256: Option<String>,
+    pub sha256: Option<[u8; 32]>,
+}
+
+impl Seen {
+    /// The SHA-256 in lowercase hex, as shown and as [`crate::compare`] returns it.
+    pub fn sha256_hex(&self) -> Option<String> {
+        self.sha256.as_ref().map(|d| hex(d))
+    }
+}
+
+fn hex(d: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(d.len() * 2);
+    for b in d {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn from_hex(h: &str) -> Option<[u8; 32]> {
+    let b = h.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (nib(b[2 * i])? << 4) | nib(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+fn kind_tag(k: EntryKind) -> (u8, u8) {
+    match k {
+        EntryKind::Directory => (0, 0),
+        EntryKind::File => (1, 0),
+        EntryKind::Symlink => (2, 0),
+        EntryKind::Hardlink => (3, 0),
+        EntryKind::CharDevice => (4, 0),
+        EntryKind::BlockDevice => (5, 0),
+        EntryKind::Fifo => (6, 0),
+        EntryKind::Contiguous => (7, 0),
+        EntryKind::Sparse => (8, 0),
+        EntryKind::GlobalHeader => (9, 0),
+        EntryKind::Other(b) => (10, b),
+    }
+}
+
+fn kind_of(tag: u8, extra: u8) -> io::Result<EntryKind> {
+    Ok(match tag {
+        0 => EntryKind::Directory,
+        1 => EntryKind::File,
+        2 => EntryKind::Symlink,
+        3 => EntryKind::Hardlink,
+        4 => EntryKind::CharDevice,
+        5 => EntryKind::BlockDevice,
+        6 => EntryKind::Fifo,
+        7 => EntryKind::Contiguous,
+        8 => EntryKind::Sparse,
+        9 => EntryKind::GlobalHeader,
+        10 => EntryKind::Other(extra),
+        _ => return Err(bad_record()),
+    })
+}
+
+fn bad_record() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "bad entry record")
+}
+
+/// Flag bits of an encoded [`Seen`].
+const HAS_LINK: u8 = 1;
+const HAS_SHA: u8 = 2;
+const HAS_SIZE: u8 = 4;
+
+impl Record for Seen {
+    fn encode(&self, out: &mut Vec<u8>) {
+        let (tag, extra) = kind_tag(self.kind);
+        let flags = if self.link.is_some() { HAS_LINK } else { 0 }
+            | if self.sha256.is_some() { HAS_SHA } else { 0 }
+            | if self.size != 0 { HAS_SIZE } else { 0 };
+        out.extend_from_slice(&[tag, extra, flags]);
+        spill::put_bytes(out, self.path.as_bytes());
+        if let Some(l) = &self.link {
+            spill::put_bytes(out, l);
+        }
+        if self.size != 0 {
+            spill::put_u64(out, self.size);
+        }
+        if let Some(d) = &self.sha256 {
+            out.extend_from_slice(d);
+        }
+    }
+
+    fn decode(input: &mut dyn Read) -> io::Result<Self> {
+        let mut head = [0u8; 3];
+        input.read_exact(&mut head)?;
+        let [tag, extra, flags] = head;
+        let kind = kind_of(tag, extra)?;
+        let path = ArchivePath::parse(&spill::get_bytes(input)?)
+            .ok()
+            .flatten()
+            .ok_or_else(bad_record)?;
+        let link = if flags & HAS_LINK != 0 {
+            Some(spill::get_bytes(input)?)
+        } else {
+            None
+        };
+        let size = if flags & HAS_SIZE != 0 {
+            spill::get_u64(input)?
+        } else {
+            0
+        };
+        let sha256 = if flags & HAS_SHA != 0 {
+            let mut d = [0u8; 32];
+            input.read_exact(&mut d)?;
+            Some(d)
+        } else {
+            None
+        };
+        Ok(Seen {
+            path,
+            kind,
+            link,
+            size,
+            sha256,
+        })
+    }
 }
 
 /// The result of the analysis read (which also verified the whole backup).
 pub struct Scan {
     /// Categories, backup type, cluster mode, host name.
     pub analysis: proxsave_categories::Analysis,
-    /// Every usable entry path, in archive order.
-    pub entries: Vec<Seen>,
+    /// Every usable entry, in archive order (see [`Scan::entries`]).
+    list: SpillVec<Seen>,
+    /// Where `list` spills (and lists derived from it may spill).
+    spill_dir: PathBuf,
     /// The dedup manifest's bytes, if the archive has one.
     pub dedup_manifest: Option<Vec<u8>>,
     /// What the read proved (checksum etc.).
@@ -45,8 +186,41 @@ pub struct Scan {
     pub tar_entries: u64,
 }
 
+impl Scan {
+    /// Every usable entry, in archive order. Reading a spilled list can fail (an I/O error
+    /// of the private work directory).
+    pub fn entries(&self) -> impl Iterator<Item = Result<Seen, RestoreError>> + '_ {
+        self.list
+            .iter()
+            .map(|r| r.map_err(|e| RestoreError::io(&self.spill_dir, e)))
+    }
+
+    /// Number of usable entries.
+    pub fn len(&self) -> u64 {
+        self.list.len()
+    }
+
+    /// True when the backup has no usable entry.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// True once part of the entry list lives in the spill file.
+    pub fn is_spilled(&self) -> bool {
+        self.list.is_spilled()
+    }
+
+    /// The private directory the entry list spills into; lists derived from the scan
+    /// spill there too.
+    pub fn spill_dir(&self) -> &Path {
+        &self.spill_dir
+    }
+}
+
 /// Reads the whole backup once: verifies it, finds the available categories and the
-/// backup's type, and remembers the entry list.
+/// backup's type, and remembers the entry list (spilled past
+/// [`spill::LIST_BUDGET`] into an unnamed file of the system's temporary directory; see
+/// [`scan_in`] to name the run's private work directory).
 ///
 /// # Errors
 /// Any read-path error.
@@ -55,9 +229,30 @@ pub fn scan(
     opts: &StreamOptions<'_>,
     cancel: &CancelToken,
 ) -> Result<Scan, RestoreError> {
+    scan_in(
+        backup,
+        opts,
+        cancel,
+        &std::env::temp_dir(),
+        spill::LIST_BUDGET,
+    )
+}
+
+/// [`scan`], keeping at most `budget` bytes of the entry list in memory and spilling the
+/// rest into an unnamed file (mode 0600) in `spill_dir` (the run's private work directory).
+///
+/// # Errors
+/// Any read-path error; the spill file cannot be written.
+pub fn scan_in(
+    backup: &Backup,
+    opts: &StreamOptions<'_>,
+    cancel: &CancelToken,
+    spill_dir: &Path,
+    budget: usize,
+) -> Result<Scan, RestoreError> {
     let mut stream = read::open_stream(backup, opts)?;
     let mut analyzer = Analyzer::new();
-    let mut entries = Vec::new();
+    let mut list = SpillVec::new(spill_dir, budget);
     let mut dedup_manifest = None;
     let mut tar_entries = 0u64;
     while let Some(h) = stream.next_entry()? {
@@ -78,7 +273,8 @@ pub fn scan(
             std::io::Read::read_to_end(stream.data(), &mut buf)
                 .map_err(|e| stream.explain(proxsave_archive::Error::Read(e)))?;
             if h.kind == EntryKind::File {
-                sha256 = Some(hex_sha256(&buf));
+                use sha2::Digest;
+                sha256 = Some(sha2::Sha256::digest(&buf).into());
             }
             if wants_meta {
                 analyzer.observe_metadata(&buf);
@@ -89,34 +285,74 @@ pub fn scan(
         } else if h.kind == EntryKind::File {
             let (hex, _) = proxsave_archive::checksum::sha256_of(stream.data())
                 .map_err(|e| stream.explain(proxsave_archive::Error::Read(e)))?;
-            sha256 = Some(hex);
+            sha256 = from_hex(&hex);
         }
         let link = (h.kind == EntryKind::Symlink)
             .then(|| h.link_target.clone())
             .flatten();
-        entries.push(Seen {
+        list.push(&Seen {
             path,
             kind: h.kind,
             link,
             size: if h.kind == EntryKind::File { h.size } else { 0 },
             sha256,
-        });
+        })
+        .map_err(|e| RestoreError::io(spill_dir, e))?;
     }
     let summary = stream.finish()?;
     let analysis = analyzer.finish(&backup.manifest);
     Ok(Scan {
         analysis,
-        entries,
+        list,
+        spill_dir: spill_dir.to_path_buf(),
         dedup_manifest,
         stream: summary,
         tar_entries,
     })
 }
 
-fn hex_sha256(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_records_round_trip() {
+        let mut out = Vec::new();
+        let all = [
+            Seen {
+                path: ArchivePath::from_user("etc/hosts").expect("path"),
+                kind: EntryKind::File,
+                link: None,
+                size: 12,
+                sha256: Some([7u8; 32]),
+            },
+            Seen {
+                path: ArchivePath::from_user("usr/bin/x").expect("path"),
+                kind: EntryKind::Symlink,
+                link: Some(b"../y".to_vec()),
+                size: 0,
+                sha256: None,
+            },
+            Seen {
+                path: ArchivePath::from_user("dev/odd").expect("path"),
+                kind: EntryKind::Other(b'Z'),
+                link: None,
+                size: 0,
+                sha256: None,
+            },
+        ];
+        for s in &all {
+            s.encode(&mut out);
+        }
+        let mut r = &out[..];
+        for s in &all {
+            assert_eq!(&Seen::decode(&mut r).expect("decode"), s);
+        }
+        assert!(r.is_empty());
+        assert_eq!(
+            from_hex(&hex(&[0xab; 32])).expect("hex"),
+            [0xab; 32],
+            "hex round trip"
+        );
+    }
 }

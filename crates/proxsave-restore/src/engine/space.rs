@@ -1,6 +1,6 @@
 //! How much room a restore needs on each filesystem, measured before any write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use proxsave_archive::entry::EntryKind;
@@ -8,6 +8,8 @@ use proxsave_archive::path::ArchivePath;
 
 use super::{Scan, Seen, system_guard};
 use crate::dedup::dedup_pairs;
+use crate::error::RestoreError;
+use crate::pathlist::PathList;
 use crate::plan::{Plan, Tier};
 use crate::runstate::SpaceNeed;
 
@@ -17,22 +19,35 @@ const SPACE_BLOCK: u64 = 4096;
 /// What the run needs on each filesystem: the root tier's files (staged beside the old
 /// ones until the commit, dedup duplicates materialised), the export folder's, the stage
 /// folder's, the safety backup and the log.
+///
+/// Two passes over the scan's entry list (the sizes of dedup canonicals, then the costs);
+/// nothing per entry is kept.
+///
+/// # Errors
+/// Reading the scan's entry list or `targets`.
 pub fn space_needs(
     plan: &Plan,
     scan: &Scan,
     root: &Path,
-    targets: &[ArchivePath],
+    targets: &PathList,
     work_dir: &Path,
     export_dir: &Path,
-) -> Vec<SpaceNeed> {
+) -> Result<Vec<SpaceNeed>, RestoreError> {
     use crate::runstate::blocks;
-    let dedup = dedup_pairs(scan);
-    let sizes: BTreeMap<&ArchivePath, u64> = scan
-        .entries
-        .iter()
-        .filter(|e| e.kind == EntryKind::File)
-        .map(|e| (&e.path, e.size))
-        .collect();
+    let dedup = dedup_pairs(scan)?;
+    // Sizes of the canonical files dedup duplicates stand for (few).
+    let mut sizes: BTreeMap<&ArchivePath, u64> = BTreeMap::new();
+    if !dedup.is_empty() {
+        let canonicals: BTreeSet<&ArchivePath> = dedup.values().map(|(c, _)| c).collect();
+        for e in scan.entries() {
+            let e = e?;
+            if e.kind == EntryKind::File
+                && let Some(c) = canonicals.get(&e.path)
+            {
+                sizes.insert(c, e.size);
+            }
+        }
+    }
     let cost = |e: &Seen| -> u64 {
         match e.kind {
             EntryKind::File => blocks(e.size, SPACE_BLOCK),
@@ -46,7 +61,8 @@ pub fn space_needs(
     };
     let (mut root_b, mut root_i, mut exp_b, mut exp_i, mut stage_b, mut stage_i) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
-    for e in &scan.entries {
+    for e in scan.entries() {
+        let e = &e?;
         let route = plan.route(&e.path);
         for tier in &route {
             match tier {
@@ -69,11 +85,14 @@ pub fn space_needs(
     let safety = if targets.is_empty() {
         0
     } else {
-        crate::runstate::safety_backup_size(root, targets)
+        crate::runstate::safety_backup_size(root, targets)?
     };
-    let listing: u64 = targets.iter().map(|t| t.as_bytes().len() as u64 + 1).sum();
-    let log = 64 * 1024 + 256 * scan.entries.len() as u64;
-    vec![
+    let mut listing = 0u64;
+    for t in targets.iter() {
+        listing += t?.as_bytes().len() as u64 + 1;
+    }
+    let log = 64 * 1024 + 256 * scan.len();
+    Ok(vec![
         SpaceNeed {
             dir: root.to_path_buf(),
             what: "the restored files".into(),
@@ -92,5 +111,5 @@ pub fn space_needs(
             bytes: stage_b + safety + listing + log,
             inodes: stage_i + 8,
         },
-    ]
+    ])
 }

@@ -257,7 +257,13 @@ pub(crate) fn extract_tiers(
     let mut spool = Spool::new();
     // Dedup links come back as regular files: compare them as such (canonical content,
     // manifest mode), so a second identical restore finds them unchanged.
-    let dedup = dedup_pairs(scan);
+    let dedup = match dedup_pairs(scan) {
+        Ok(d) => d,
+        Err(e) => {
+            tiers.cleanup(&opts.export_dir);
+            return Err(e);
+        }
+    };
     let canonicals: HashSet<&ArchivePath> = dedup.values().map(|(c, _)| c).collect();
     let mut canonical_sums: BTreeMap<ArchivePath, String> = BTreeMap::new();
     let mut kept: Vec<FileOutcome> = Vec::new();

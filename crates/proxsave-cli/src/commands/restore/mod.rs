@@ -344,7 +344,9 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
 
     // Phase 2–4: key, verification and analysis in one read.
     let label = backup.display_name().to_string();
-    let (scan, key) = scan_backup(&backup, &s.key, cancel, "analysing")?;
+    // The entry list spills into the private work directory (a dry run may not have one).
+    let spill_dir = (!args.dry_run).then_some(workspace.dir.as_path());
+    let (scan, key) = scan_backup(&backup, &s.key, cancel, "analysing", spill_dir)?;
     console.line(&format!("Backup: {} ({})", label, backup.path.display()));
     console.line(&format!("Checksum verified: {}", scan.stream.sha256));
     for w in scan.stream.warnings.iter().chain(&scan.analysis.warnings) {
@@ -423,7 +425,14 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
     for p in &plan.paths {
         let sel = proxsave_archive::pathmatch::Selector::new(std::slice::from_ref(p))
             .map_err(|e| Exit::Usage(e.to_string()))?;
-        if !scan.entries.iter().any(|e| sel.matches(&e.path)) {
+        let mut found = false;
+        for e in scan.entries() {
+            if sel.matches(&e.map_err(|e| Exit::Failure(e.into()))?.path) {
+                found = true;
+                break;
+            }
+        }
+        if !found {
             // The words of `proxsave ls` for the same selection.
             eprintln!("proxsave: no entry matches {}", sel.describe().join(", "));
             return Err(Exit::Code(1));
@@ -443,7 +452,7 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
 
     // Phase 7: plan and confirmation.
     if !(args.json && args.dry_run) {
-        show_plan(&console, &plan, &scan, &root, &export_dir, args.dry_run);
+        show_plan(&console, &plan, &scan, &root, &export_dir, args.dry_run)?;
         show_decisions_ahead(&console, &plan, &console.answers);
     }
     if !args.dry_run {

@@ -138,7 +138,7 @@ pub(super) fn show_plan(
     target_root: &Path,
     export_dir: &Path,
     dry_run: bool,
-) {
+) -> Result<(), crate::Exit> {
     console.line("");
     console.line(RULE);
     console.line(if dry_run {
@@ -193,7 +193,7 @@ pub(super) fn show_plan(
         }
         console.line("");
     }
-    let lists = path_lists(plan, scan, target_root);
+    let lists = path_lists(plan, scan, target_root).map_err(|e| crate::Exit::Failure(e.into()))?;
     if lists.is_empty() {
         console.line("Nothing in this backup matches the selection.");
         console.line("");
@@ -262,6 +262,7 @@ pub(super) fn show_plan(
         }
         console.line("");
     }
+    Ok(())
 }
 
 /// `N thing` / `N things`.
@@ -350,12 +351,17 @@ fn group<'a>(list: &'a mut Vec<Group>, path: &str) -> &'a mut Group {
 /// Sorts every backup entry the plan selects into the tiers it goes to, grouped by the
 /// category pattern holding it; entries written into the root are compared with the root's
 /// current content (a regular file with the same SHA-256 is unchanged).
-fn path_lists(plan: &Plan, scan: &Scan, root: &Path) -> PathLists {
+fn path_lists(
+    plan: &Plan,
+    scan: &Scan,
+    root: &Path,
+) -> Result<PathLists, proxsave_restore::RestoreError> {
     use proxsave_archive::entry::EntryKind;
     let reader = proxsave_restore::compare::RootReader::open(root).ok();
     let appliers = AppliersSet::registered();
     let mut out = PathLists::default();
-    for e in &scan.entries {
+    for e in scan.entries() {
+        let e = e?;
         let tiers = plan.route(&e.path);
         if tiers.is_empty() {
             continue;
@@ -392,7 +398,7 @@ fn path_lists(plan: &Plan, scan: &Scan, root: &Path) -> PathLists {
                         && reader
                             .as_ref()
                             .and_then(|r| r.file_digest(&e.path))
-                            .is_some_and(|(hex, _)| Some(&hex) == e.sha256.as_ref());
+                            .is_some_and(|(hex, _)| e.sha256_hex().is_some_and(|s| s == hex));
                     if !exists {
                         g.new += 1;
                     } else if same {
@@ -432,7 +438,7 @@ fn path_lists(plan: &Plan, scan: &Scan, root: &Path) -> PathLists {
     for l in [&mut out.root, &mut out.export, &mut out.staged] {
         l.sort_by(|a, b| a.path.cmp(&b.path));
     }
-    out
+    Ok(out)
 }
 
 /// Refused/failed entries listed one by one in the summary (all of them are in the log).
