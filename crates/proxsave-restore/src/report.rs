@@ -138,7 +138,10 @@ impl FileOutcome {
 }
 
 fn bad(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("bad {what} in a spilled outcome"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("bad {what} in a spilled outcome"),
+    )
 }
 
 fn change_index(c: Option<Change>) -> usize {
@@ -324,6 +327,34 @@ impl FileList {
     /// Outcomes with `status` and `change`.
     pub fn count_change(&self, status: FileStatus, change: Option<Change>) -> u64 {
         self.tally[status.index()][change_index(change)]
+    }
+
+    /// The restore log's file sections (`EXTRACTED FILES:` …, each followed by a blank
+    /// line): one pass over the list per section that has entries.
+    ///
+    /// # Errors
+    /// Writing, or reading the spill file back.
+    pub fn write_log_sections(&self, w: &mut dyn io::Write) -> io::Result<()> {
+        for status in [
+            FileStatus::Restored,
+            FileStatus::Exported,
+            FileStatus::Staged,
+            FileStatus::Skipped,
+            FileStatus::Refused,
+            FileStatus::Failed,
+        ] {
+            writeln!(w, "{}:", status.log_section())?;
+            if self.count(status) > 0 {
+                for f in self.try_iter() {
+                    let f = f?;
+                    if f.status == status {
+                        writeln!(w, "{}", f.log_line())?;
+                    }
+                }
+            }
+            writeln!(w)?;
+        }
+        Ok(())
     }
 
     /// Every outcome in order, with the errors of reading the spill file back.
@@ -701,26 +732,7 @@ impl Report {
     /// # Errors
     /// Writing, or reading the spilled outcomes back.
     pub fn write_log_files(&self, w: &mut dyn io::Write) -> io::Result<()> {
-        for status in [
-            FileStatus::Restored,
-            FileStatus::Exported,
-            FileStatus::Staged,
-            FileStatus::Skipped,
-            FileStatus::Refused,
-            FileStatus::Failed,
-        ] {
-            writeln!(w, "{}:", status.log_section())?;
-            if self.files.count(status) > 0 {
-                for f in self.files.try_iter() {
-                    let f = f?;
-                    if f.status == status {
-                        writeln!(w, "{}", f.log_line())?;
-                    }
-                }
-            }
-            writeln!(w)?;
-        }
-        Ok(())
+        self.files.write_log_sections(w)
     }
 
     /// The log's closing sections: `SERVICES:`, `INTERRUPTED:` (when interrupted) and
@@ -796,4 +808,104 @@ pub fn service_not_restarted(s: &ServiceAction) -> bool {
 /// `/etc/hosts` for `etc/hosts`.
 pub fn system_path(p: &proxsave_archive::path::ArchivePath) -> String {
     format!("/{p}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcomes(n: u64) -> Vec<FileOutcome> {
+        (0..n)
+            .map(|i| {
+                let status = FileStatus::ALL[(i % 7) as usize];
+                FileOutcome {
+                    path: format!("/home/user{}/f{:05}-ü", i % 13, (i * 7919) % n),
+                    tier: [
+                        None,
+                        Some(Tier::Normal),
+                        Some(Tier::Staged),
+                        Some(Tier::Export),
+                    ][(i % 4) as usize],
+                    status,
+                    change: CHANGES[(i % 5) as usize],
+                    uid: i % 3,
+                    gid: 1000 + i % 2,
+                    mode: 0o644 | ((i % 2) as u32) << 6,
+                    reason: (!status.log_with_meta()).then(|| format!("reason {i}")),
+                }
+            })
+            .collect()
+    }
+
+    /// The log sections as the report wrote them from a `Vec` before the list was bounded.
+    fn log_of_vec(files: &[FileOutcome]) -> String {
+        let mut s = String::new();
+        for status in [
+            FileStatus::Restored,
+            FileStatus::Exported,
+            FileStatus::Staged,
+            FileStatus::Skipped,
+            FileStatus::Refused,
+            FileStatus::Failed,
+        ] {
+            let _ = writeln!(s, "{}:", status.log_section());
+            for f in files.iter().filter(|f| f.status == status) {
+                let _ = writeln!(s, "{}", f.log_line());
+            }
+            let _ = writeln!(s);
+        }
+        s
+    }
+
+    #[test]
+    fn a_spilled_list_serializes_logs_and_counts_as_in_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let want = outcomes(3000);
+        let mut mem = FileList::in_dir(dir.path(), 1 << 30);
+        let mut disk = FileList::in_dir(dir.path(), 64);
+        for f in &want {
+            mem.push(f.clone()).expect("push");
+            disk.push(f.clone()).expect("push");
+        }
+        assert!(!mem.is_spilled());
+        assert!(disk.is_spilled(), "a 64-byte budget spills");
+        // The spill file has no name in the work dir.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("read_dir").count(), 0);
+        assert_eq!(disk.len(), 3000);
+        assert_eq!(disk.iter().collect::<Vec<_>>(), want);
+        // JSON: element by element, the same text as the Vec's.
+        let json = serde_json::to_string_pretty(&want).expect("json");
+        assert_eq!(serde_json::to_string_pretty(&mem).expect("json"), json);
+        assert_eq!(serde_json::to_string_pretty(&disk).expect("json"), json);
+        assert_eq!(
+            serde_json::to_value(&disk).expect("value"),
+            serde_json::to_value(&want).expect("value")
+        );
+        // Log sections: one pass per status over the spilled list.
+        let mut log = Vec::new();
+        disk.write_log_sections(&mut log).expect("log");
+        assert_eq!(String::from_utf8(log).expect("utf8"), log_of_vec(&want));
+        // Counts kept in memory.
+        for status in FileStatus::ALL {
+            assert_eq!(
+                disk.count(status),
+                want.iter().filter(|f| f.status == status).count() as u64
+            );
+            for change in CHANGES {
+                assert_eq!(
+                    disk.count_change(status, change),
+                    want.iter()
+                        .filter(|f| f.status == status && f.change == change)
+                        .count() as u64
+                );
+            }
+        }
+        // Moving an unspilled list to another directory keeps it; a spilled one stays.
+        let other = tempfile::tempdir().expect("tempdir");
+        mem.spill_into(other.path(), 64).expect("move");
+        mem.push(want[0].clone()).expect("push");
+        assert!(mem.is_spilled());
+        assert_eq!(mem.len(), 3001);
+        assert_eq!(mem.iter().take(3000).collect::<Vec<_>>(), want);
+    }
 }

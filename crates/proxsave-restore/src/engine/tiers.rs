@@ -603,17 +603,19 @@ pub(crate) fn extract_tiers(
             }
             let mut change: Option<Change> = None;
             if to_root && let Some((canon, mode)) = dedup.get(&path) {
-                change = Some(match (canonical_sums.get(canon), reader.file_digest(&path)) {
-                    (Some(want), Some((have, have_mode))) if *want == have => {
-                        if have_mode == *mode {
-                            Change::Unchanged
-                        } else {
-                            Change::Metadata
+                change = Some(
+                    match (canonical_sums.get(canon), reader.file_digest(&path)) {
+                        (Some(want), Some((have, have_mode))) if *want == have => {
+                            if have_mode == *mode {
+                                Change::Unchanged
+                            } else {
+                                Change::Metadata
+                            }
                         }
-                    }
-                    (_, None) if !reader.exists(&path) => Change::New,
-                    _ => Change::Changed,
-                });
+                        (_, None) if !reader.exists(&path) => Change::New,
+                        _ => Change::Changed,
+                    },
+                );
             } else if to_root {
                 change = Some(if needs_spool {
                     let mut r = spool
@@ -841,7 +843,10 @@ fn emit_files(files: &FileList, first: u64, ws: &Workspace) -> std::io::Result<(
         return Ok(());
     }
     let mut sorter: Sorter<FileOutcome> = Sorter::new(&ws.dir, SORT_BUDGET, log_order);
-    for f in files.try_iter().skip(usize::try_from(first).unwrap_or(usize::MAX)) {
+    for f in files
+        .try_iter()
+        .skip(usize::try_from(first).unwrap_or(usize::MAX))
+    {
         sorter.push(f?)?;
     }
     for f in sorter.finish()? {
@@ -881,4 +886,145 @@ fn sha256_hex(r: &mut dyn std::io::Read) -> String {
     proxsave_archive::checksum::sha256_of(r)
         .map(|(h, _)| h)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(path: String, tier: Tier, status: FileStatus, i: u64) -> FileOutcome {
+        FileOutcome {
+            path,
+            tier: Some(tier),
+            status,
+            change: None,
+            uid: i,
+            gid: i + 1,
+            mode: 0o600,
+            reason: (status != FileStatus::Restored).then(|| format!("why {i}")),
+        }
+    }
+
+    /// The merge the report did with a map before it was bounded: stage, root, the root's
+    /// refusals without a usable name (replacing), export; the last change of a path.
+    fn reference(
+        stage: &[FileOutcome],
+        root: &[FileOutcome],
+        overrides: &[FileOutcome],
+        export: &[FileOutcome],
+        changes: &[(String, Change)],
+    ) -> Vec<FileOutcome> {
+        let mut merged: BTreeMap<String, (FileOutcome, u8)> = BTreeMap::new();
+        for (list, rank) in [(stage, 1u8), (root, 0)] {
+            for f in list {
+                match merged.get(&f.path) {
+                    Some((_, r)) if *r <= rank => {}
+                    _ => {
+                        merged.insert(f.path.clone(), (f.clone(), rank));
+                    }
+                }
+            }
+        }
+        for f in overrides {
+            merged.insert(f.path.clone(), (f.clone(), 0));
+        }
+        for f in export {
+            if !merged.contains_key(&f.path) {
+                merged.insert(f.path.clone(), (f.clone(), 2));
+            }
+        }
+        let last: BTreeMap<&String, Change> = changes.iter().map(|(p, c)| (p, *c)).collect();
+        merged
+            .into_values()
+            .map(|(mut f, _)| {
+                if f.status == FileStatus::Restored {
+                    f.change = last.get(&f.path).copied();
+                }
+                f
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_bounded_merge_equals_the_map_merge_also_when_spilled() {
+        let path = |i: u64| format!("/etc/d{}/f{}", (i * 31) % 7, (i * 17) % 53);
+        let statuses = [
+            FileStatus::Restored,
+            FileStatus::Refused,
+            FileStatus::Failed,
+        ];
+        let mut stage = Vec::new();
+        let mut root = Vec::new();
+        let mut overrides = Vec::new();
+        let mut export = Vec::new();
+        let mut changes = Vec::new();
+        let mut recs = Vec::new();
+        for i in 0..600u64 {
+            let st = statuses[(i % 3) as usize];
+            match i % 5 {
+                0 => {
+                    let st = if st == FileStatus::Restored {
+                        FileStatus::Staged
+                    } else {
+                        st
+                    };
+                    let f = outcome(path(i), Tier::Staged, st, i);
+                    stage.push(f.clone());
+                    recs.push((tier_prio(Tier::Staged), i, None, f));
+                }
+                1 | 2 => {
+                    let f = outcome(path(i), Tier::Normal, st, i);
+                    root.push(f.clone());
+                    recs.push((tier_prio(Tier::Normal), i, None, f));
+                }
+                3 => {
+                    let st = if st == FileStatus::Restored {
+                        FileStatus::Exported
+                    } else {
+                        st
+                    };
+                    let f = outcome(path(i), Tier::Export, st, i);
+                    export.push(f.clone());
+                    recs.push((tier_prio(Tier::Export), i, None, f));
+                }
+                _ if i % 50 == 4 => {
+                    // A refusal without a usable name, sometimes named like a path.
+                    let name = if i % 100 == 4 {
+                        path(i)
+                    } else {
+                        format!("../x{}", i % 3)
+                    };
+                    let f = outcome(name, Tier::Normal, FileStatus::Refused, i);
+                    overrides.push(f.clone());
+                    recs.push((PRIO_OVERRIDE, u64::MAX - i, None, f));
+                }
+                _ => {
+                    let c = [Change::New, Change::Changed, Change::Metadata][(i % 3) as usize];
+                    changes.push((path(i), c));
+                    let f = outcome(path(i), Tier::Normal, FileStatus::Restored, 0);
+                    recs.push((PRIO_CHANGE, u64::MAX - i, Some(c), f));
+                }
+            }
+        }
+        let want = reference(&stage, &root, &overrides, &export, &changes);
+        for budget in [1 << 30, 300] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut merge: Sorter<MergeRec> = Sorter::new(dir.path(), budget, merge_order);
+            for (prio, seq, change, out) in &recs {
+                merge
+                    .push(MergeRec {
+                        prio: *prio,
+                        seq: *seq,
+                        link: false,
+                        change: *change,
+                        out: out.clone(),
+                    })
+                    .expect("push");
+            }
+            assert_eq!(merge.is_spilled(), budget == 300);
+            let mut files = FileList::in_dir(dir.path(), 64);
+            push_merged(merge, &mut files).expect("merge");
+            assert_eq!(files.iter().collect::<Vec<_>>(), want, "budget {budget}");
+        }
+    }
 }
