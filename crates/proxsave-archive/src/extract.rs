@@ -140,7 +140,9 @@ pub struct ExtractOptions {
     pub preserve_owner: bool,
     /// Refuse to commit anything when any entry was refused.
     pub strict: bool,
-    /// Keep an outcome for every written entry (restore logs need them).
+    /// Keep an outcome for every written entry in [`ExtractReport::entries`]. That list is
+    /// in memory and grows with every entry (about 250 bytes each): the restore engine does
+    /// not use it (it records the status [`Extractor::add`] returns, bounded, itself).
     pub record_written: bool,
     /// Checked between entries and buffers.
     pub cancel: CancelToken,

@@ -20,6 +20,92 @@ pub fn print_json<T: Serialize>(kind: &str, value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// [`print_json`] for a document with one long array: `value` is serialized with that array
+/// (its field `key`) empty, and `items` (`len` of them) are written in its place one by one,
+/// so the whole document is never held in memory. The text is the same as [`print_json`]'s
+/// (keys sorted at every level, two-space indentation, a final newline).
+pub fn print_json_streamed<T, I, E>(
+    kind: &str,
+    value: &T,
+    key: &str,
+    items: I,
+    len: usize,
+) -> anyhow::Result<()>
+where
+    T: Serialize,
+    I: Iterator<Item = std::io::Result<E>>,
+    E: Serialize,
+{
+    use std::io::Write as _;
+    let mut map = match serde_json::to_value(value)? {
+        serde_json::Value::Object(map) => map,
+        other => anyhow::bail!("a JSON document must be an object, not {other}"),
+    };
+    map.insert(
+        "schema".into(),
+        serde_json::Value::String(format!("proxsave/{kind}/v{SCHEMA_VERSION}")),
+    );
+    let doc = Streamed {
+        map,
+        key,
+        items: std::cell::RefCell::new(Some(items)),
+        len,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    serde_json::to_writer_pretty(&mut out, &doc)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+struct Streamed<'a, I> {
+    map: serde_json::Map<String, serde_json::Value>,
+    key: &'a str,
+    items: std::cell::RefCell<Option<I>>,
+    len: usize,
+}
+
+struct StreamedItems<'a, 'b, I>(&'a Streamed<'b, I>);
+
+impl<I, E> Serialize for Streamed<'_, I>
+where
+    I: Iterator<Item = std::io::Result<E>>,
+    E: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.map.len()))?;
+        for (k, v) in &self.map {
+            if k == self.key {
+                m.serialize_entry(k, &StreamedItems(self))?;
+            } else {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
+    }
+}
+
+impl<I, E> Serialize for StreamedItems<'_, '_, I>
+where
+    I: Iterator<Item = std::io::Result<E>>,
+    E: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let items = self.0.items.borrow_mut().take();
+        let mut seq = s.serialize_seq(Some(self.0.len))?;
+        for item in items.into_iter().flatten() {
+            let item = item.map_err(S::Error::custom)?;
+            // Through a `Value`, so the element's keys are sorted as `print_json` sorts them.
+            let v = serde_json::to_value(&item).map_err(S::Error::custom)?;
+            seq.serialize_element(&v)?;
+        }
+        seq.end()
+    }
+}
+
 /// An error with its causes, `a: b: c`, without repeating a cause already in the message.
 pub fn chain(e: &anyhow::Error) -> String {
     let mut out = e.to_string();

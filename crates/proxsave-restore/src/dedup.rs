@@ -13,7 +13,6 @@ use std::path::Path;
 
 use proxsave_archive::backup::Backup;
 use proxsave_archive::entry::EntryKind;
-use proxsave_archive::extract::{ExtractReport, Status};
 use proxsave_archive::path::ArchivePath;
 use proxsave_archive::progress::CancelToken;
 use proxsave_archive::read::{self, StreamOptions};
@@ -207,14 +206,15 @@ struct DedupRecord {
     gid: Option<u32>,
 }
 
-/// Turns the dedup symlinks written in this run back into regular files with the canonical
+/// Turns the dedup symlinks written in this run (`written_links`: the paths of symlinks written
+/// into `root`) back into regular files with the canonical
 /// file's bytes *from the archive* (never from the live target), as upstream restore does.
 pub(crate) fn dedup_repair(
     backup: &Backup,
     stream_opts: &StreamOptions<'_>,
     scan: &Scan,
     root: &Path,
-    written: &ExtractReport,
+    written_links: &HashSet<String>,
     cancel: &CancelToken,
     report: &mut Report,
 ) -> Result<(), RestoreError> {
@@ -230,12 +230,6 @@ pub(crate) fn dedup_repair(
             return Ok(());
         }
     };
-    let written_links: HashSet<String> = written
-        .entries
-        .iter()
-        .filter(|e| e.status == Status::Written && e.kind == EntryKind::Symlink)
-        .filter_map(|e| e.path.clone())
-        .collect();
     // duplicate path -> (canonical path, record)
     let mut wanted: BTreeMap<ArchivePath, Vec<(ArchivePath, &DedupRecord)>> = BTreeMap::new();
     // The link text of the written duplicates (one pass; only manifest paths are kept).

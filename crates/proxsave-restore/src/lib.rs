@@ -38,6 +38,7 @@ pub mod roothandle;
 pub mod runstate;
 pub mod safety;
 pub mod services;
+mod sort;
 pub mod system;
 pub mod workspace;
 

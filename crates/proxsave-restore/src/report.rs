@@ -2,8 +2,10 @@
 //! log in the guide's format.
 
 use std::fmt::Write as _;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use proxsave_archive::spill::{self, Record, SpillVec, get_bytes, get_u64, put_bytes, put_u64};
 use serde::Serialize;
 
 use crate::applier::Outcome as ApplierOutcome;
@@ -73,8 +75,32 @@ impl FileStatus {
     }
 }
 
+impl FileStatus {
+    const ALL: [FileStatus; 7] = [
+        FileStatus::Restored,
+        FileStatus::WouldRestore,
+        FileStatus::Exported,
+        FileStatus::Staged,
+        FileStatus::Skipped,
+        FileStatus::Refused,
+        FileStatus::Failed,
+    ];
+
+    fn index(self) -> usize {
+        match self {
+            FileStatus::Restored => 0,
+            FileStatus::WouldRestore => 1,
+            FileStatus::Exported => 2,
+            FileStatus::Staged => 3,
+            FileStatus::Skipped => 4,
+            FileStatus::Refused => 5,
+            FileStatus::Failed => 6,
+        }
+    }
+}
+
 /// One entry's outcome.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FileOutcome {
     /// Path as on the system (`/etc/hosts`).
     pub path: String,
@@ -108,6 +134,259 @@ impl FileOutcome {
             (self.uid, self.gid, self.mode),
             self.reason.as_deref(),
         )
+    }
+}
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("bad {what} in a spilled outcome"),
+    )
+}
+
+fn change_index(c: Option<Change>) -> usize {
+    match c {
+        None => 0,
+        Some(Change::New) => 1,
+        Some(Change::Changed) => 2,
+        Some(Change::Metadata) => 3,
+        Some(Change::Unchanged) => 4,
+    }
+}
+
+const CHANGES: [Option<Change>; 5] = [
+    None,
+    Some(Change::New),
+    Some(Change::Changed),
+    Some(Change::Metadata),
+    Some(Change::Unchanged),
+];
+
+/// Encodes an optional change (shared with the engine's merge records).
+pub(crate) fn put_change(out: &mut Vec<u8>, c: Option<Change>) {
+    out.push(change_index(c) as u8);
+}
+
+/// Decodes [`put_change`].
+pub(crate) fn get_change(input: &mut dyn Read) -> io::Result<Option<Change>> {
+    let mut b = [0u8; 1];
+    input.read_exact(&mut b)?;
+    CHANGES
+        .get(usize::from(b[0]))
+        .copied()
+        .ok_or_else(|| bad("change"))
+}
+
+impl Record for FileOutcome {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_bytes(out, self.path.as_bytes());
+        out.push(match self.tier {
+            None => 0,
+            Some(Tier::Normal) => 1,
+            Some(Tier::Staged) => 2,
+            Some(Tier::Export) => 3,
+        });
+        out.push(self.status.index() as u8);
+        put_change(out, self.change);
+        put_u64(out, self.uid);
+        put_u64(out, self.gid);
+        put_u64(out, u64::from(self.mode));
+        match &self.reason {
+            None => out.push(0),
+            Some(r) => {
+                out.push(1);
+                put_bytes(out, r.as_bytes());
+            }
+        }
+    }
+
+    fn decode(input: &mut dyn Read) -> io::Result<Self> {
+        let text = |b: Vec<u8>| String::from_utf8(b).map_err(|_| bad("text"));
+        let path = text(get_bytes(input)?)?;
+        let mut b = [0u8; 2];
+        input.read_exact(&mut b)?;
+        let tier = match b[0] {
+            0 => None,
+            1 => Some(Tier::Normal),
+            2 => Some(Tier::Staged),
+            3 => Some(Tier::Export),
+            _ => return Err(bad("tier")),
+        };
+        let status = *FileStatus::ALL
+            .get(usize::from(b[1]))
+            .ok_or_else(|| bad("status"))?;
+        let change = get_change(input)?;
+        let uid = get_u64(input)?;
+        let gid = get_u64(input)?;
+        let mode = u32::try_from(get_u64(input)?).map_err(|_| bad("mode"))?;
+        let mut flag = [0u8; 1];
+        input.read_exact(&mut flag)?;
+        let reason = match flag[0] {
+            0 => None,
+            1 => Some(text(get_bytes(input)?)?),
+            _ => return Err(bad("reason")),
+        };
+        Ok(FileOutcome {
+            path,
+            tier,
+            status,
+            change,
+            uid,
+            gid,
+            mode,
+            reason,
+        })
+    }
+}
+
+/// The per-entry outcomes of a run: a bounded list ([`SpillVec`]) that keeps up to
+/// [`spill::LIST_BUDGET`] bytes in memory and the rest in an unnamed file (mode 0600) in the
+/// run's private work directory, plus counts by status and change kept in memory.
+///
+/// Iterating reads the list back in the order it was pushed; serializing it (JSON) streams
+/// it as an array, element by element.
+pub struct FileList {
+    list: SpillVec<FileOutcome>,
+    tally: [[u64; 5]; 7],
+}
+
+impl Default for FileList {
+    fn default() -> Self {
+        FileList::new()
+    }
+}
+
+impl std::fmt::Debug for FileList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl FileList {
+    /// An empty list that spills into the system's temporary directory (the engine moves it
+    /// to its private work directory, [`FileList::spill_into`]).
+    pub fn new() -> FileList {
+        FileList::in_dir(&std::env::temp_dir(), spill::LIST_BUDGET)
+    }
+
+    /// An empty list keeping `budget` bytes in memory, then spilling into `dir`.
+    pub fn in_dir(dir: &Path, budget: usize) -> FileList {
+        FileList {
+            list: SpillVec::new(dir, budget),
+            tally: [[0; 5]; 7],
+        }
+    }
+
+    /// Spills into `dir` from now on (the records so far move along while the list is still
+    /// in memory; once spilled, it stays where it is).
+    ///
+    /// # Errors
+    /// Reading the list back or writing it anew.
+    pub fn spill_into(&mut self, dir: &Path, budget: usize) -> io::Result<()> {
+        if self.list.is_spilled() {
+            return Ok(());
+        }
+        let mut moved = SpillVec::new(dir, budget);
+        for f in self.list.iter() {
+            moved.push(&f?)?;
+        }
+        self.list = moved;
+        Ok(())
+    }
+
+    /// Appends one outcome.
+    ///
+    /// # Errors
+    /// Creating or writing the spill file.
+    pub fn push(&mut self, f: FileOutcome) -> io::Result<()> {
+        self.list.push(&f)?;
+        self.tally[f.status.index()][change_index(f.change)] += 1;
+        Ok(())
+    }
+
+    /// Number of outcomes.
+    pub fn len(&self) -> u64 {
+        self.list.len()
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// True once part of the list lives in the spill file.
+    pub fn is_spilled(&self) -> bool {
+        self.list.is_spilled()
+    }
+
+    /// Outcomes with `status`.
+    pub fn count(&self, status: FileStatus) -> u64 {
+        self.tally[status.index()].iter().sum()
+    }
+
+    /// Outcomes with `status` and `change`.
+    pub fn count_change(&self, status: FileStatus, change: Option<Change>) -> u64 {
+        self.tally[status.index()][change_index(change)]
+    }
+
+    /// The restore log's file sections (`EXTRACTED FILES:` …, each followed by a blank
+    /// line): one pass over the list per section that has entries.
+    ///
+    /// # Errors
+    /// Writing, or reading the spill file back.
+    pub fn write_log_sections(&self, w: &mut dyn io::Write) -> io::Result<()> {
+        for status in [
+            FileStatus::Restored,
+            FileStatus::Exported,
+            FileStatus::Staged,
+            FileStatus::Skipped,
+            FileStatus::Refused,
+            FileStatus::Failed,
+        ] {
+            writeln!(w, "{}:", status.log_section())?;
+            if self.count(status) > 0 {
+                for f in self.try_iter() {
+                    let f = f?;
+                    if f.status == status {
+                        writeln!(w, "{}", f.log_line())?;
+                    }
+                }
+            }
+            writeln!(w)?;
+        }
+        Ok(())
+    }
+
+    /// Every outcome in order, with the errors of reading the spill file back.
+    pub fn try_iter(&self) -> impl Iterator<Item = io::Result<FileOutcome>> + '_ {
+        self.list.iter()
+    }
+
+    /// Every outcome in order. A read error of the spill file ends the iteration early (see
+    /// [`FileList::try_iter`] to see it).
+    pub fn iter(&self) -> impl Iterator<Item = FileOutcome> + '_ {
+        self.list.iter().map_while(Result::ok)
+    }
+}
+
+impl<'a> IntoIterator for &'a FileList {
+    type Item = FileOutcome;
+    type IntoIter = Box<dyn Iterator<Item = FileOutcome> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+impl Serialize for FileList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let len = usize::try_from(self.len()).ok();
+        let mut seq = s.serialize_seq(len)?;
+        for f in self.try_iter() {
+            seq.serialize_element(&f.map_err(S::Error::custom)?)?;
+        }
+        seq.end()
     }
 }
 
@@ -254,7 +533,7 @@ impl std::fmt::Display for Interruption {
 }
 
 /// The report of a restore (also for dry runs and failed runs).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct Report {
     /// How it ended.
     pub outcome: Outcome,
@@ -286,8 +565,8 @@ pub struct Report {
     pub services: Vec<ServiceAction>,
     /// Host actions deferred (not run) as to-dos.
     pub deferred: Vec<String>,
-    /// Per-entry outcomes.
-    pub files: Vec<FileOutcome>,
+    /// Per-entry outcomes (bounded in memory: see [`FileList`]).
+    pub files: FileList,
     /// Counts.
     pub counts: Counts,
     /// Warnings.
@@ -307,30 +586,24 @@ pub struct Report {
 impl Report {
     /// Recomputes [`Report::counts`] from [`Report::files`].
     pub fn recount(&mut self, total: u64) {
-        let mut c = Counts {
+        let f = &self.files;
+        self.counts = Counts {
             total,
-            ..Counts::default()
+            restored: f.count(FileStatus::Restored) + f.count(FileStatus::WouldRestore),
+            new: f.count_change(FileStatus::Restored, Some(Change::New))
+                + f.count_change(FileStatus::WouldRestore, Some(Change::New)),
+            changed: f.count_change(FileStatus::Restored, Some(Change::Changed))
+                + f.count_change(FileStatus::WouldRestore, Some(Change::Changed)),
+            metadata: f.count_change(FileStatus::Restored, Some(Change::Metadata))
+                + f.count_change(FileStatus::WouldRestore, Some(Change::Metadata)),
+            unchanged: f.count_change(FileStatus::Restored, Some(Change::Unchanged))
+                + f.count_change(FileStatus::WouldRestore, Some(Change::Unchanged)),
+            exported: f.count(FileStatus::Exported),
+            staged: f.count(FileStatus::Staged),
+            skipped: f.count(FileStatus::Skipped),
+            refused: f.count(FileStatus::Refused),
+            failed: f.count(FileStatus::Failed),
         };
-        for f in &self.files {
-            match f.status {
-                FileStatus::Restored | FileStatus::WouldRestore => {
-                    c.restored += 1;
-                    match f.change {
-                        Some(Change::New) => c.new += 1,
-                        Some(Change::Changed) => c.changed += 1,
-                        Some(Change::Metadata) => c.metadata += 1,
-                        Some(Change::Unchanged) => c.unchanged += 1,
-                        None => {}
-                    }
-                }
-                FileStatus::Exported => c.exported += 1,
-                FileStatus::Staged => c.staged += 1,
-                FileStatus::Skipped => c.skipped += 1,
-                FileStatus::Refused => c.refused += 1,
-                FileStatus::Failed => c.failed += 1,
-            }
-        }
-        self.counts = c;
     }
 
     /// What was asked for and did not happen: failed and refused entries (counted; the
@@ -401,12 +674,21 @@ impl Report {
 
     /// The restore log text (the guide's format, plus refused/failed sections):
     /// [`Report::log_header`], the entries by status ([`Report::log_files`]), then
-    /// [`Report::log_end`].
+    /// [`Report::log_end`]. Holds the whole text: [`Report::write_log`] streams it instead.
     pub fn log_text(&self) -> String {
-        let mut s = self.log_header();
-        s.push_str(&self.log_files());
-        s.push_str(&self.log_end());
-        s
+        let mut v = Vec::new();
+        let _ = self.write_log_text(&mut v);
+        String::from_utf8_lossy(&v).into_owned()
+    }
+
+    /// Writes [`Report::log_text`] to `w`, the entries read one by one from the list.
+    ///
+    /// # Errors
+    /// Writing, or reading the spilled outcomes back.
+    pub fn write_log_text(&self, w: &mut dyn io::Write) -> io::Result<()> {
+        w.write_all(self.log_header().as_bytes())?;
+        self.write_log_files(w)?;
+        w.write_all(self.log_end().as_bytes())
     }
 
     /// The log's opening: start time, mode, root, the selected categories, a blank line.
@@ -440,22 +722,17 @@ impl Report {
 
     /// One section per status (`EXTRACTED FILES:` …), each followed by a blank line.
     pub fn log_files(&self) -> String {
-        let mut s = String::new();
-        for status in [
-            FileStatus::Restored,
-            FileStatus::Exported,
-            FileStatus::Staged,
-            FileStatus::Skipped,
-            FileStatus::Refused,
-            FileStatus::Failed,
-        ] {
-            let _ = writeln!(s, "{}:", status.log_section());
-            for f in self.files.iter().filter(|f| f.status == status) {
-                let _ = writeln!(s, "{}", f.log_line());
-            }
-            let _ = writeln!(s);
-        }
-        s
+        let mut v = Vec::new();
+        let _ = self.write_log_files(&mut v);
+        String::from_utf8_lossy(&v).into_owned()
+    }
+
+    /// Writes [`Report::log_files`] to `w`: one pass over the outcomes per section.
+    ///
+    /// # Errors
+    /// Writing, or reading the spilled outcomes back.
+    pub fn write_log_files(&self, w: &mut dyn io::Write) -> io::Result<()> {
+        self.files.write_log_sections(w)
     }
 
     /// The log's closing sections: `SERVICES:`, `INTERRUPTED:` (when interrupted) and
@@ -511,7 +788,11 @@ impl Report {
     /// Writes the log (0600) to `path` and records it.
     pub fn write_log(&mut self, path: &Path) -> std::io::Result<()> {
         let mut f = proxsave_archive::write::AtomicFile::create(path, 0o600)?;
-        std::io::Write::write_all(f.file(), self.log_text().as_bytes())?;
+        {
+            let mut w = io::BufWriter::new(f.file());
+            self.write_log_text(&mut w)?;
+            io::Write::flush(&mut w)?;
+        }
         f.commit()?;
         self.log = Some(path.to_path_buf());
         Ok(())
@@ -527,4 +808,104 @@ pub fn service_not_restarted(s: &ServiceAction) -> bool {
 /// `/etc/hosts` for `etc/hosts`.
 pub fn system_path(p: &proxsave_archive::path::ArchivePath) -> String {
     format!("/{p}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcomes(n: u64) -> Vec<FileOutcome> {
+        (0..n)
+            .map(|i| {
+                let status = FileStatus::ALL[(i % 7) as usize];
+                FileOutcome {
+                    path: format!("/home/user{}/f{:05}-ü", i % 13, (i * 7919) % n),
+                    tier: [
+                        None,
+                        Some(Tier::Normal),
+                        Some(Tier::Staged),
+                        Some(Tier::Export),
+                    ][(i % 4) as usize],
+                    status,
+                    change: CHANGES[(i % 5) as usize],
+                    uid: i % 3,
+                    gid: 1000 + i % 2,
+                    mode: 0o644 | ((i % 2) as u32) << 6,
+                    reason: (!status.log_with_meta()).then(|| format!("reason {i}")),
+                }
+            })
+            .collect()
+    }
+
+    /// The log sections as the report wrote them from a `Vec` before the list was bounded.
+    fn log_of_vec(files: &[FileOutcome]) -> String {
+        let mut s = String::new();
+        for status in [
+            FileStatus::Restored,
+            FileStatus::Exported,
+            FileStatus::Staged,
+            FileStatus::Skipped,
+            FileStatus::Refused,
+            FileStatus::Failed,
+        ] {
+            let _ = writeln!(s, "{}:", status.log_section());
+            for f in files.iter().filter(|f| f.status == status) {
+                let _ = writeln!(s, "{}", f.log_line());
+            }
+            let _ = writeln!(s);
+        }
+        s
+    }
+
+    #[test]
+    fn a_spilled_list_serializes_logs_and_counts_as_in_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let want = outcomes(3000);
+        let mut mem = FileList::in_dir(dir.path(), 1 << 30);
+        let mut disk = FileList::in_dir(dir.path(), 64);
+        for f in &want {
+            mem.push(f.clone()).expect("push");
+            disk.push(f.clone()).expect("push");
+        }
+        assert!(!mem.is_spilled());
+        assert!(disk.is_spilled(), "a 64-byte budget spills");
+        // The spill file has no name in the work dir.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("read_dir").count(), 0);
+        assert_eq!(disk.len(), 3000);
+        assert_eq!(disk.iter().collect::<Vec<_>>(), want);
+        // JSON: element by element, the same text as the Vec's.
+        let json = serde_json::to_string_pretty(&want).expect("json");
+        assert_eq!(serde_json::to_string_pretty(&mem).expect("json"), json);
+        assert_eq!(serde_json::to_string_pretty(&disk).expect("json"), json);
+        assert_eq!(
+            serde_json::to_value(&disk).expect("value"),
+            serde_json::to_value(&want).expect("value")
+        );
+        // Log sections: one pass per status over the spilled list.
+        let mut log = Vec::new();
+        disk.write_log_sections(&mut log).expect("log");
+        assert_eq!(String::from_utf8(log).expect("utf8"), log_of_vec(&want));
+        // Counts kept in memory.
+        for status in FileStatus::ALL {
+            assert_eq!(
+                disk.count(status),
+                want.iter().filter(|f| f.status == status).count() as u64
+            );
+            for change in CHANGES {
+                assert_eq!(
+                    disk.count_change(status, change),
+                    want.iter()
+                        .filter(|f| f.status == status && f.change == change)
+                        .count() as u64
+                );
+            }
+        }
+        // Moving an unspilled list to another directory keeps it; a spilled one stays.
+        let other = tempfile::tempdir().expect("tempdir");
+        mem.spill_into(other.path(), 64).expect("move");
+        mem.push(want[0].clone()).expect("push");
+        assert!(mem.is_spilled());
+        assert_eq!(mem.len(), 3001);
+        assert_eq!(mem.iter().take(3000).collect::<Vec<_>>(), want);
+    }
 }

@@ -209,7 +209,7 @@ pub fn execute(
         questions: Vec::new(),
         services: Vec::new(),
         deferred: Vec::new(),
-        files: Vec::new(),
+        files: crate::report::FileList::new(),
         counts: Default::default(),
         warnings: Vec::new(),
         errors: Vec::new(),

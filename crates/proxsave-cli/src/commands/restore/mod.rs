@@ -28,7 +28,7 @@ use crate::commands::{open_backup, scan_backup};
 use crate::config::Config;
 use crate::console::Console;
 use crate::effects::{ProcMounts, ProcessRunner};
-use crate::output::print_json;
+use crate::output::{print_json, print_json_streamed};
 use crate::{CmdResult, Exit, keys, progress, term};
 
 pub(crate) mod decisions;
@@ -518,7 +518,18 @@ pub fn run(args: RestoreArgs, cancel: &CancelToken) -> CmdResult {
         st.finish();
     }
     if args.json {
-        print_json(if args.dry_run { "plan" } else { "restore" }, &report)?;
+        // The per-file list is written element by element (it may be long, and on disk).
+        let files = std::mem::take(&mut report.files);
+        let len = usize::try_from(files.len()).unwrap_or(usize::MAX);
+        let shown = print_json_streamed(
+            if args.dry_run { "plan" } else { "restore" },
+            &report,
+            "files",
+            files.try_iter(),
+            len,
+        );
+        report.files = files;
+        shown?;
     }
     summary(&console, &report);
     restore_exit(&report, err.as_ref(), cancel.is_cancelled())

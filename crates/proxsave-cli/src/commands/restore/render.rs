@@ -456,10 +456,10 @@ pub(super) fn summary(console: &Console, report: &Report) {
     });
     console.line(RULE);
     console.line("");
-    let wrote = report
-        .files
-        .iter()
-        .any(|f| f.status == FileStatus::Restored && f.change != Some(Change::Unchanged));
+    let wrote = report.files.count(FileStatus::Restored)
+        > report
+            .files
+            .count_change(FileStatus::Restored, Some(Change::Unchanged));
     match report.outcome {
         Outcome::Success => console.line("Restore completed successfully."),
         Outcome::Warnings => console.line("Restore completed with warnings."),
@@ -532,19 +532,23 @@ pub(super) fn summary(console: &Console, report: &Report) {
         "Restored {} entries ({} new, {} changed, {} metadata only, {} unchanged); exported {}, staged {}, skipped {}, refused {}, failed {}.",
         c.restored, c.new, c.changed, c.metadata, c.unchanged, c.exported, c.staged, c.skipped, c.refused, c.failed
     ));
-    // Failed entries first: they are the ones a person must look at.
-    let problems: Vec<_> = report
+    // Failed entries first: they are the ones a person must look at (read from the
+    // report's list, which may live on disk: only the first ones are kept).
+    let problems = report.files.count(FileStatus::Failed) + report.files.count(FileStatus::Refused);
+    let listed: Vec<_> = report
         .files
         .iter()
         .filter(|f| f.status == FileStatus::Failed)
+        .take(LISTED_PROBLEMS)
         .chain(
             report
                 .files
                 .iter()
                 .filter(|f| f.status == FileStatus::Refused),
         )
+        .take(LISTED_PROBLEMS)
         .collect();
-    for f in problems.iter().take(LISTED_PROBLEMS) {
+    for f in &listed {
         console.line(&format!(
             "  {} {}: {}",
             if f.status == FileStatus::Refused {
@@ -556,10 +560,10 @@ pub(super) fn summary(console: &Console, report: &Report) {
             f.reason.as_deref().unwrap_or("")
         ));
     }
-    if problems.len() > LISTED_PROBLEMS {
+    if problems > LISTED_PROBLEMS as u64 {
         console.line(&format!(
             "  … and {} more refused or failed entries (all listed in the restore log)",
-            problems.len() - LISTED_PROBLEMS
+            problems - LISTED_PROBLEMS as u64
         ));
     }
     if let Some(log) = &report.log {
