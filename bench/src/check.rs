@@ -314,3 +314,103 @@ impl Reference {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("proxsave-bench-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn put(root: &Path, rel: &str, data: &str) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, data).unwrap();
+    }
+
+    /// Copies with times, like an extraction that restores mtimes.
+    fn cp(from: &Path, to: &Path) {
+        let st = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    #[test]
+    fn restored_parts_are_compared_with_the_source() {
+        let d = scratch("parts");
+        let src = d.join("src");
+        put(&src, "home/u1/a.txt", "alpha\n");
+        put(&src, "home/u1/b.txt", "beta\n");
+        put(&src, "etc/pve/storage.cfg", "dir: local\n");
+        put(&src, "var/log/syslog", "not compared\n");
+        let reference = Reference::new(&src).unwrap();
+        let root = d.join("root");
+        let export = d.join("export");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::create_dir_all(export.join("etc")).unwrap();
+        cp(&src.join("home"), &root.join("home"));
+        cp(&src.join("etc/pve"), &export.join("etc/pve"));
+        put(&root, "home/.keep", "there before\n");
+        let pre: BTreeSet<PathBuf> = [PathBuf::from("home/.keep")].into();
+        let parts = [
+            Part {
+                got: root.clone(),
+                prefixes: &["home"],
+            },
+            Part {
+                got: export.clone(),
+                prefixes: &["etc/pve"],
+            },
+        ];
+        let ok = reference.compare_parts(&parts, &pre, true).unwrap();
+        assert!(ok.ok, "{:?}", ok.mismatches);
+        assert_eq!(
+            ok.entries, 6,
+            "home, home/u1, 2 files, etc/pve, storage.cfg"
+        );
+        assert_eq!(reference.count_under(&["home", "etc/pve"]), 6);
+
+        // Something the root did not hold before and the backup does not have.
+        put(&root, "home/u1/stray", "x");
+        let bad = reference.compare_parts(&parts, &pre, false).unwrap();
+        assert!(!bad.ok);
+        assert!(
+            bad.mismatches[0].starts_with("unexpected:"),
+            "{:?}",
+            bad.mismatches
+        );
+        fs::remove_file(root.join("home/u1/stray")).unwrap();
+
+        // Same size and time, other bytes: found by the content sample (1st of every 25).
+        let f = root.join("home/u1/a.txt");
+        let mtime = fs::metadata(&f).unwrap().modified().unwrap();
+        fs::write(&f, "ALPHA\n").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let bad = reference.compare_parts(&parts, &pre, true).unwrap();
+        assert!(!bad.ok);
+        assert!(
+            bad.mismatches[0].starts_with("content differs:"),
+            "{:?}",
+            bad.mismatches
+        );
+
+        // A missing export copy.
+        fs::remove_file(export.join("etc/pve/storage.cfg")).unwrap();
+        let bad = reference.compare_parts(&parts, &pre, false).unwrap();
+        assert!(bad.mismatches.iter().any(|m| m.starts_with("missing:")));
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
