@@ -36,6 +36,9 @@
 //!   e.g. an allocator setting (`GLIBC_TUNABLES=…`) without rebuilding.
 //! * `--idle-wait SECS` (default 120): how long to wait for an idle machine before each
 //!   timed run (0: do not wait; disturbed runs are still detected and repeated).
+//! * `--attempts N` (default 4): a run disturbed by other load is repeated, up to N
+//!   attempts in all; 1 keeps every first attempt (bounded time on a machine that is never
+//!   idle; the `other load` figure on stderr then says how disturbed each run was).
 //! * `--keep`: keep the last run's extracted trees and restored roots (`DIR/run-PID/`).
 //! * `--json`: print one JSON document on stdout instead of the tables (progress goes to
 //!   stderr either way).
@@ -85,7 +88,8 @@
 //! waits (up to `--idle-wait`) until less than 10% of a CPU is busy, and a run during which
 //! the machine spent more than 10% of a CPU (+0.05 s) on anything but the measured process
 //! tree (`/proc/stat` busy time minus the child's rusage) is discarded and repeated, up to
-//! 4 attempts. The table says how many runs were repeated; stderr shows every attempt.
+//! `--attempts` (4) attempts. The table says how many runs were repeated; stderr shows
+//! every attempt.
 //!
 //! Extraction time on a VM disk is dominated by filesystem system time, which varies
 //! from run to run for both contenders alike (on the 2-CPU Firecracker VM this was written
@@ -226,6 +230,10 @@ struct Args {
     /// Seconds to wait for an idle machine before each timed run (0: do not wait).
     #[arg(long, default_value_t = 120)]
     idle_wait: u64,
+    /// Attempts per timed run: a run disturbed by other load is repeated up to this many
+    /// times in all (1: keep every first attempt, e.g. on a machine that is never idle).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
+    attempts: u32,
     /// Keep the last run's extracted trees and restored roots.
     #[arg(long)]
     keep: bool,
@@ -666,6 +674,7 @@ fn bench_command(ctx: &Ctx<'_>, cmd: Cmd, discarded: &mut u32) -> Result<Compari
                 },
                 discarded,
                 Duration::from_secs(args.idle_wait),
+                args.attempts,
             )
             .with_context(|| format!("{} {} run {}", who.name(), cmd.name(), r + 1))?;
             report_run(who, cmd, r, &s);
@@ -776,16 +785,16 @@ fn quiet_after_delete() {
     }
 }
 
-/// Runs `f` until it is not disturbed by other load (at most 4 attempts; the last one is
+/// Runs `f` until it is not disturbed by other load (at most `attempts`; the last one is
 /// kept whatever it saw), each time after `sync` and waiting (up to `idle_wait`) for the
 /// machine to be idle.
 fn measured(
     mut f: impl FnMut() -> Result<Sample>,
     discarded: &mut u32,
     idle_wait: Duration,
+    attempts: u32,
 ) -> Result<Sample> {
-    const ATTEMPTS: u32 = 4;
-    for attempt in 1..=ATTEMPTS {
+    for attempt in 1..=attempts {
         measure::settle();
         if !idle_wait.is_zero() {
             measure::wait_idle(idle_wait);
@@ -793,7 +802,7 @@ fn measured(
         let s = f()?;
         // Allowed: 10% of one CPU during the run (our own writeback, timers), plus 0.05 s.
         let allowed = 0.10 * s.wall_s + 0.05;
-        if s.foreign_cpu_s <= allowed || attempt == ATTEMPTS {
+        if s.foreign_cpu_s <= allowed || attempt == attempts {
             return Ok(s);
         }
         *discarded += 1;
