@@ -933,7 +933,7 @@ fn print_table(r: &SizeResult, runs: u32, proxsave: &Path, env: &[(String, Strin
         && let Some(k) = &c.check_ours
     {
         println!(
-            "restored trees match the source: proxsave OK, baseline OK ({} of {} source entries compared: root {} + export {}; {} files, {} hashed, sample digest {})",
+            "restored trees match the source: proxsave OK, baseline OK ({} of {} source entries compared, under {} root-tier and {} export paths; {} files, {} hashed, sample digest {})",
             k.entries,
             r.entries,
             ROOT_TIER.len(),
