@@ -18,7 +18,7 @@ use rustix::io::Errno;
 use super::{ExecuteOptions, Scan, mark, system_guard};
 use crate::applier::Stage;
 use crate::compare::{Change, RootReader};
-use crate::dedup::{dedup_pairs, dedup_repair};
+use crate::dedup::{Canonicals, dedup_pairs, dedup_repair};
 use crate::error::RestoreError;
 use crate::host::Host;
 use crate::plan::{Plan, Tier};
@@ -261,6 +261,13 @@ pub(crate) fn extract_tiers(
     let canonicals: HashSet<&ArchivePath> = dedup.values().map(|(c, _)| c).collect();
     let mut canonical_sums: BTreeMap<ArchivePath, String> = BTreeMap::new();
     let mut kept: Vec<FileOutcome> = Vec::new();
+    // The canonical files' bytes, for the dedup repair after the commits (no third read).
+    let mut canon_store = Canonicals::default();
+    let canon_dir = if opts.dry_run {
+        std::env::temp_dir()
+    } else {
+        ws.dir.clone()
+    };
     let outcome = (|| -> Result<StreamSummary, RestoreError> {
         let mut stream = read::open_stream(backup, stream_opts)?;
         while let Some(h) = stream.next_entry()? {
@@ -276,6 +283,26 @@ pub(crate) fn extract_tiers(
                     continue;
                 }
             };
+            let mut spooled = false;
+            if canonicals.contains(&path) {
+                if h.kind == EntryKind::File {
+                    spool
+                        .clear()
+                        .map_err(|e| RestoreError::io(&std::env::temp_dir(), e))?;
+                    spool
+                        .fill(stream.data(), cancel)
+                        .map_err(|e| stream.explain(e))?;
+                    spooled = true;
+                    let mut r = spool
+                        .reader()
+                        .map_err(|e| RestoreError::io(&std::env::temp_dir(), e))?;
+                    canon_store
+                        .add(&canon_dir, &path, &mut *r, h.mtime)
+                        .map_err(|e| RestoreError::io(&canon_dir, e))?;
+                } else {
+                    canon_store.not_a_file(&path);
+                }
+            }
             let mut route = plan.route(&path);
             let guarded = system_guard(&path);
             if guarded.is_some() {
@@ -307,8 +334,9 @@ pub(crate) fn extract_tiers(
                 route.push(Tier::Staged);
             }
             let to_root = route.contains(&Tier::Normal);
-            let needs_spool = h.kind == EntryKind::File && (to_root || route.len() > 1);
-            if needs_spool {
+            let needs_spool =
+                spooled || (h.kind == EntryKind::File && (to_root || route.len() > 1));
+            if needs_spool && !spooled {
                 spool
                     .clear()
                     .map_err(|e| RestoreError::io(&std::env::temp_dir(), e))?;
@@ -429,7 +457,7 @@ pub(crate) fn extract_tiers(
             outcome_from(&shown, Tier::Staged, FileStatus::Staged, &mut merged);
         }
         if let Some(d) = &tiers.stage_dir {
-            dedup_repair(backup, stream_opts, scan, d, &r, cancel, report)?;
+            dedup_repair(&canon_store, scan, d, &r, cancel, report)?;
         }
     }
     let stage = match &tiers.stage_dir {
@@ -478,7 +506,7 @@ pub(crate) fn extract_tiers(
                 ),
             );
         }
-        let repaired = dedup_repair(backup, stream_opts, scan, &host.root, &r, cancel, report);
+        let repaired = dedup_repair(&canon_store, scan, &host.root, &r, cancel, report);
         for w in r.warnings.iter().filter(|w| report.warnings.contains(w)) {
             crate::events::warning(w);
         }
@@ -487,15 +515,7 @@ pub(crate) fn extract_tiers(
     if let Some(x) = tiers.export.take() {
         let r = x.commit()?;
         outcome_from(&r, Tier::Export, FileStatus::Exported, &mut merged);
-        dedup_repair(
-            backup,
-            stream_opts,
-            scan,
-            &opts.export_dir,
-            &r,
-            cancel,
-            report,
-        )?;
+        dedup_repair(&canon_store, scan, &opts.export_dir, &r, cancel, report)?;
         report.export_dir = Some(opts.export_dir.clone());
     }
     for (path, (mut f, _)) in merged {
