@@ -386,6 +386,39 @@ mod tests {
     }
 
     #[test]
+    fn dir_cache_never_follows_links_and_reuses_folders() {
+        let lab = lab();
+        std::fs::create_dir_all(lab.root.join("etc/ssh")).unwrap();
+        symlink(&lab.outside, lab.root.join("etc/out")).unwrap();
+        let fd = open_root(&lab.root).unwrap();
+        let mut cache = DirCache::new(4);
+        let p = |s: &str| ArchivePath::from_user(s).unwrap();
+        let ssh = cache.dir(fd.as_fd(), &p("etc/ssh")).unwrap().unwrap();
+        let again = cache.dir(fd.as_fd(), &p("etc/ssh")).unwrap().unwrap();
+        assert!(std::sync::Arc::ptr_eq(&ssh, &again));
+        // A link to a folder outside the root is never opened, nor anything below it.
+        for link in ["etc/out", "etc/out/pve"] {
+            let e = cache.dir(fd.as_fd(), &p(link)).unwrap_err();
+            assert!([Errno::NOTDIR, Errno::LOOP].contains(&e), "{link}: {e}");
+        }
+        // Missing folders (and anything below them) are missing.
+        assert!(cache.dir(fd.as_fd(), &p("var/lib")).unwrap().is_none());
+        assert!(cache.dir(fd.as_fd(), &p("var/lib/x/y")).unwrap().is_none());
+        // Past its size the cache starts again; answers stay the same.
+        for d in ["a", "b", "c", "d", "e"] {
+            std::fs::create_dir(lab.root.join("etc").join(d)).unwrap();
+            assert!(
+                cache
+                    .dir(fd.as_fd(), &p(&format!("etc/{d}")))
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        assert!(cache.dir(fd.as_fd(), &p("etc/ssh")).unwrap().is_some());
+        assert!(cache.map.len() <= 4);
+    }
+
+    #[test]
     fn loops_and_non_files_are_errors() {
         let lab = lab();
         symlink("b", lab.root.join("etc/a")).unwrap();

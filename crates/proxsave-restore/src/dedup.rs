@@ -216,7 +216,12 @@ impl Canonicals {
             return Ok(());
         }
         if self.file.is_none() {
-            self.file = Some(tempfile::tempfile_in(dir)?);
+            // The private work folder, else the system's temporary folder (as the restore's
+            // spool): the file has no name either way.
+            self.file = Some(match tempfile::tempfile_in(dir) {
+                Ok(f) => f,
+                Err(_) => tempfile::tempfile()?,
+            });
         }
         let Some(f) = self.file.as_mut() else {
             return Ok(());
