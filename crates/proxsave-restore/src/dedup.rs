@@ -237,7 +237,8 @@ impl Canonicals {
         self.index.entry(path.clone()).or_insert(None);
     }
 
-    fn get(&self, path: &ArchivePath) -> Option<std::io::Result<Option<(Vec<u8>, Timestamp)>>> {
+    /// `None`: not in the archive; `Some(Ok(None))`: there, but not a regular file.
+    fn get(&self, path: &ArchivePath) -> Option<std::io::Result<Option<Canonical>>> {
         let found = self.index.get(path)?;
         let Some((offset, len, mtime)) = *found else {
             return Some(Ok(None));
@@ -252,6 +253,9 @@ impl Canonicals {
         )
     }
 }
+
+/// A canonical file's bytes and modification time.
+type Canonical = (Vec<u8>, Timestamp);
 
 /// Turns the dedup symlinks written in this run back into regular files with the canonical
 /// file's bytes *from the archive* (never from the live target), as upstream restore does.
