@@ -91,6 +91,96 @@ pub fn open_parent(root: BorrowedFd<'_>, path: &ArchivePath) -> rustix::io::Resu
     }
 }
 
+/// A small cache of folder descriptors below one root, for walkers that look at many
+/// entries of one folder in a row (tar order): the folder holding the previous entry is
+/// reused, and a new folder is opened from its nearest cached ancestor, so a path costs one
+/// `openat` per *new* folder instead of one per component per entry. A folder found missing
+/// is cached as missing.
+///
+/// Every folder is opened as [`open_dir`] does (`O_NOFOLLOW|O_DIRECTORY`): a symlink is never
+/// traversed. The cache assumes the tree it looks at is not rearranged while it is used (it
+/// serves one read of an archive, during which the caller writes nothing there): a folder
+/// replaced meanwhile is still seen through its old descriptor, and a folder created meanwhile
+/// can stay "missing". Callers that write into the tree use a new cache afterwards.
+#[derive(Debug)]
+pub struct DirCache {
+    map: std::collections::HashMap<ArchivePath, Option<std::sync::Arc<OwnedFd>>>,
+    cap: usize,
+}
+
+impl DirCache {
+    /// An empty cache holding at most `cap` folders (cleared when full).
+    pub fn new(cap: usize) -> DirCache {
+        DirCache {
+            map: std::collections::HashMap::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// The folder `path` below `root`, never following a symlink; `Ok(None)` when a component
+    /// is missing. (The root itself has no path: callers use `root`.)
+    ///
+    /// # Errors
+    /// As [`open_dir`] (`ENOTDIR` or `ELOOP` for a symlink or a non-folder on the way), except
+    /// `ENOENT`.
+    pub fn dir(
+        &mut self,
+        root: BorrowedFd<'_>,
+        path: &ArchivePath,
+    ) -> rustix::io::Result<Option<std::sync::Arc<OwnedFd>>> {
+        if let Some(hit) = self.map.get(path) {
+            return Ok(hit.clone());
+        }
+        // Nearest cached ancestor (or the root), then down one component at a time.
+        let mut todo = vec![path.clone()];
+        let mut base: Option<std::sync::Arc<OwnedFd>> = None;
+        while let Some(parent) = todo.last().and_then(ArchivePath::parent) {
+            match self.map.get(&parent) {
+                Some(Some(fd)) => {
+                    base = Some(fd.clone());
+                    break;
+                }
+                Some(None) => {
+                    // Below a missing folder: missing too.
+                    self.insert(path.clone(), None);
+                    return Ok(None);
+                }
+                None => todo.push(parent),
+            }
+        }
+        let mut cur = base;
+        while let Some(p) = todo.pop() {
+            let parent_fd = match &cur {
+                Some(fd) => fd.as_fd(),
+                None => root,
+            };
+            match open_dir(parent_fd, p.file_name()) {
+                Ok(fd) => {
+                    let fd = std::sync::Arc::new(fd);
+                    self.insert(p, Some(fd.clone()));
+                    cur = Some(fd);
+                }
+                Err(Errno::NOENT) => {
+                    self.insert(p, None);
+                    if !todo.is_empty() {
+                        self.insert(path.clone(), None);
+                    }
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(cur)
+    }
+
+    fn insert(&mut self, path: ArchivePath, fd: Option<std::sync::Arc<OwnedFd>>) {
+        if self.map.len() >= self.cap {
+            self.map.clear();
+        }
+        self.map.insert(path, fd);
+    }
+}
+
 /// Most symbolic links followed while resolving one path (the kernel's `MAXSYMLINKS`).
 pub const MAX_LINKS: usize = 40;
 
@@ -293,6 +383,39 @@ mod tests {
         let top = stat_in_root(fd.as_fd(), b"etc/top").unwrap();
         let root = rustix::fs::fstat(&fd).unwrap();
         assert_eq!((top.st_dev, top.st_ino), (root.st_dev, root.st_ino));
+    }
+
+    #[test]
+    fn dir_cache_never_follows_links_and_reuses_folders() {
+        let lab = lab();
+        std::fs::create_dir_all(lab.root.join("etc/ssh")).unwrap();
+        symlink(&lab.outside, lab.root.join("etc/out")).unwrap();
+        let fd = open_root(&lab.root).unwrap();
+        let mut cache = DirCache::new(4);
+        let p = |s: &str| ArchivePath::from_user(s).unwrap();
+        let ssh = cache.dir(fd.as_fd(), &p("etc/ssh")).unwrap().unwrap();
+        let again = cache.dir(fd.as_fd(), &p("etc/ssh")).unwrap().unwrap();
+        assert!(std::sync::Arc::ptr_eq(&ssh, &again));
+        // A link to a folder outside the root is never opened, nor anything below it.
+        for link in ["etc/out", "etc/out/pve"] {
+            let e = cache.dir(fd.as_fd(), &p(link)).unwrap_err();
+            assert!([Errno::NOTDIR, Errno::LOOP].contains(&e), "{link}: {e}");
+        }
+        // Missing folders (and anything below them) are missing.
+        assert!(cache.dir(fd.as_fd(), &p("var/lib")).unwrap().is_none());
+        assert!(cache.dir(fd.as_fd(), &p("var/lib/x/y")).unwrap().is_none());
+        // Past its size the cache starts again; answers stay the same.
+        for d in ["a", "b", "c", "d", "e"] {
+            std::fs::create_dir(lab.root.join("etc").join(d)).unwrap();
+            assert!(
+                cache
+                    .dir(fd.as_fd(), &p(&format!("etc/{d}")))
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        assert!(cache.dir(fd.as_fd(), &p("etc/ssh")).unwrap().is_some());
+        assert!(cache.map.len() <= 4);
     }
 
     #[test]

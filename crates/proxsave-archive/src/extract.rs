@@ -25,6 +25,7 @@
 //! never created; extended attributes and ACLs are never applied. setuid/setgid bits are
 //! kept only when ownership is restored too.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
@@ -39,7 +40,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 use serde::Serialize;
 
-use crate::dirfd::{open_dir, walk};
+use crate::dirfd::{DirCache, open_dir};
 use crate::entry::{EntryHeader, EntryKind, Timestamp};
 use crate::error::{Error, Result};
 use crate::path::{ArchivePath, escape_bytes};
@@ -422,18 +423,25 @@ fn decode_op(tag: u8, r: &mut dyn Read) -> std::io::Result<Op> {
     })
 }
 
-/// [`FsView`] of a real root, through descriptors, never following symlinks.
+/// [`FsView`] of a real root, through descriptors, never following symlinks. The folders
+/// looked in are kept in a small [`DirCache`] (the root is not written while the policy
+/// looks at it: everything is staged), so the entries of one folder cost one `statat` each
+/// instead of a walk from the root.
 pub struct RootView {
     root: Arc<OwnedFd>,
+    dirs: RefCell<DirCache>,
 }
+
+/// Folders the policy's view of the root keeps open.
+const VIEW_CACHED_DIRS: usize = 32;
 
 impl FsView for RootView {
     fn lstat(&self, path: &ArchivePath) -> io::Result<Option<DiskNode>> {
         let parent = match path.parent() {
             None => None,
-            Some(p) => match walk(self.root.as_fd(), &p) {
-                Ok(fd) => Some(fd),
-                Err(Errno::NOENT) => return Ok(None),
+            Some(p) => match self.dirs.borrow_mut().dir(self.root.as_fd(), &p) {
+                Ok(Some(fd)) => Some(fd),
+                Ok(None) => return Ok(None),
                 Err(e) => return Err(e.into()),
             },
         };
@@ -474,6 +482,42 @@ struct Stage {
     name: String,
     fd: OwnedFd,
     seq: u64,
+    /// Free bytes at the last `fstatvfs`, minus what was staged since.
+    free: u64,
+    /// Bytes and files staged since the last `fstatvfs`.
+    since_bytes: u64,
+    since_files: u64,
+    /// Owner every file created in the stage gets (the stage is not set-group-id), read
+    /// from the first staged file, so `fchown` is skipped for entries that already have it.
+    creator: Option<(u32, u32)>,
+}
+
+/// The free space of the staging filesystem is asked again after this many staged bytes …
+const RESTAT_BYTES: u64 = 64 << 20;
+/// … or files (others may write there too), and whenever an entry does not fit the estimate.
+const RESTAT_FILES: u64 = 4096;
+
+impl Stage {
+    /// Free bytes on the staging filesystem, from a recent `fstatvfs` less what was staged
+    /// since; asked again when stale or when `need` does not fit.
+    fn free_for(&mut self, need: u64) -> Option<u64> {
+        let stale = self.since_bytes >= RESTAT_BYTES || self.since_files >= RESTAT_FILES;
+        if stale || need > self.free || self.since_files == 0 && self.seq == 0 {
+            let fs = rustix::fs::fstatvfs(&self.fd).ok()?;
+            self.free = fs.f_bavail.saturating_mul(fs.f_frsize);
+            self.since_bytes = 0;
+            self.since_files = 0;
+        }
+        Some(self.free)
+    }
+
+    fn staged(&mut self, bytes: u64) {
+        // Whole blocks at least: a tiny file still takes one.
+        let used = bytes.div_ceil(4096).max(1) * 4096;
+        self.free = self.free.saturating_sub(used);
+        self.since_bytes += used;
+        self.since_files += 1;
+    }
 }
 
 struct Disk {
@@ -523,7 +567,10 @@ impl Extractor {
                 root_path: root_path.to_path_buf(),
                 stage: None,
             }),
-            policy: Policy::new(ViewKind::Root(RootView { root: root_fd })),
+            policy: Policy::new(ViewKind::Root(RootView {
+                root: root_fd,
+                dirs: RefCell::new(DirCache::new(VIEW_CACHED_DIRS)),
+            })),
             ops: OpLog::new(),
             report: ExtractReport::default(),
             unselected_dirs: HashMap::new(),
@@ -701,56 +748,68 @@ impl Extractor {
         }
         let stage = disk.stage.as_mut().expect("created above");
         // Staged data sits on the target filesystem until the commit: never let a hostile
-        // (or just huge) archive fill it before the checksum has even been checked.
-        if let Ok(fs) = rustix::fs::fstatvfs(&stage.fd) {
-            let free = fs.f_bavail.saturating_mul(fs.f_frsize);
-            if header.size.saturating_add(self.opts.reserve) > free {
-                return Err(Error::Extract(format!(
-                    "not enough free space in {} to stage {} ({} bytes needed, {} free, {} kept in reserve)",
-                    disk.root_path.display(),
-                    header.display_name(),
-                    header.size,
-                    free,
-                    self.opts.reserve
-                )));
-            }
+        // (or just huge) archive fill it before the checksum has even been checked. The
+        // filesystem is asked once per RESTAT_FILES files / RESTAT_BYTES bytes (and whenever
+        // an entry does not fit what is known), not once per file.
+        if let Some(free) = stage.free_for(header.size.saturating_add(self.opts.reserve))
+            && header.size.saturating_add(self.opts.reserve) > free
+        {
+            return Err(Error::Extract(format!(
+                "not enough free space in {} to stage {} ({} bytes needed, {} free, {} kept in reserve)",
+                disk.root_path.display(),
+                header.display_name(),
+                header.size,
+                free,
+                self.opts.reserve
+            )));
         }
         stage.seq += 1;
         let name = format!("f{}", stage.seq);
-        let stage_path = disk.root_path.join(&stage.name).join(&name);
         let fd = rustix::fs::openat(
             &stage.fd,
             name.as_str(),
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
         )
-        .map_err(|e| Error::io(&stage_path, e.into()))?;
+        .map_err(|e| Error::io(disk.root_path.join(&stage.name).join(&name), e.into()))?;
         let mut file = File::from(fd);
+        if stage.creator.is_none() {
+            // What the filesystem makes of this process's ids (a squashing network
+            // filesystem gives another owner): asked once.
+            let st = rustix::fs::fstat(&file)
+                .map_err(|e| Error::io(disk.root_path.join(&stage.name).join(&name), e.into()))?;
+            stage.creator = Some((st.st_uid, st.st_gid));
+        }
         if self.buf.is_empty() {
             self.buf = vec![0u8; 256 << 10];
         }
+        // The buffer is filled before it is written: one `write` per file up to its size.
         let mut left = header.size;
         while left > 0 {
-            self.opts.cancel.check()?;
             let want = left.min(self.buf.len() as u64) as usize;
-            let n = match data.read(&mut self.buf[..want]) {
-                Ok(0) => {
-                    return Err(read_error(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("the data of {} ends early", header.display_name()),
-                    )));
+            let mut have = 0;
+            while have < want {
+                self.opts.cancel.check()?;
+                match data.read(&mut self.buf[have..want]) {
+                    Ok(0) => {
+                        return Err(read_error(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("the data of {} ends early", header.display_name()),
+                        )));
+                    }
+                    Ok(n) => have += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(read_error(e)),
                 }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(read_error(e)),
-            };
-            file.write_all(&self.buf[..n])
-                .map_err(|e| Error::io(&stage_path, e))?;
-            left -= n as u64;
+            }
+            file.write_all(&self.buf[..have])
+                .map_err(|e| Error::io(disk.root_path.join(&stage.name).join(&name), e))?;
+            left -= have as u64;
         }
+        stage.staged(header.size);
         // Anything beyond the declared size cannot exist (the tar reader bounds it).
-        let warnings = apply_meta_fd(file.as_fd(), meta, self.opts.preserve_owner)
-            .map_err(|e| Error::io(&stage_path, e))?;
+        let warnings = apply_meta_fd(file.as_fd(), meta, self.opts.preserve_owner, stage.creator)
+            .map_err(|e| Error::io(disk.root_path.join(&stage.name).join(&name), e))?;
         for w in warnings {
             self.report
                 .warnings
@@ -915,7 +974,19 @@ fn create_stage(root: &OwnedFd, root_path: &Path) -> Result<Stage> {
         .map_err(|e| Error::io(root_path.join(&name), e.into()))?;
     let fd = open_dir(root.as_fd(), name.as_bytes())
         .map_err(|e| Error::io(root_path.join(&name), e.into()))?;
-    Ok(Stage { name, fd, seq: 0 })
+    // Exactly 0700, and not set-group-id even below a set-group-id folder: files created in
+    // it then belong to this process's effective ids (so `fchown` to those can be skipped).
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700))
+        .map_err(|e| Error::io(root_path.join(&name), e.into()))?;
+    Ok(Stage {
+        name,
+        fd,
+        seq: 0,
+        free: 0,
+        since_bytes: 0,
+        since_files: 0,
+        creator: None,
+    })
 }
 
 fn remove_stage(disk: &Disk) {
@@ -977,11 +1048,22 @@ fn owner_ids(meta: &Meta) -> Option<(rustix::fs::Uid, rustix::fs::Gid)> {
 }
 
 /// Applies owner (best effort), mode and times on an open descriptor. Returns warnings.
-fn apply_meta_fd(fd: BorrowedFd<'_>, meta: &Meta, preserve_owner: bool) -> io::Result<Vec<String>> {
+///
+/// `created_as`: the owner the file already has (a file just created in the stage), so an
+/// `fchown` to the same ids is skipped.
+fn apply_meta_fd(
+    fd: BorrowedFd<'_>,
+    meta: &Meta,
+    preserve_owner: bool,
+    created_as: Option<(u32, u32)>,
+) -> io::Result<Vec<String>> {
     let mut warnings = Vec::new();
     let mut owner_applied = false;
     if preserve_owner {
         match owner_ids(meta) {
+            Some((owner, group)) if created_as == Some((owner.as_raw(), group.as_raw())) => {
+                owner_applied = true;
+            }
             Some((owner, group)) => match rustix::fs::fchown(fd, Some(owner), Some(group)) {
                 Ok(()) => owner_applied = true,
                 Err(e) => {
@@ -1158,7 +1240,7 @@ impl Committer<'_> {
             if copied != size {
                 return Err(io::Error::other("short copy"));
             }
-            apply_meta_fd(dst.as_fd(), meta, self.preserve_owner)?;
+            apply_meta_fd(dst.as_fd(), meta, self.preserve_owner, None)?;
             rustix::fs::renameat(parent, tmp.as_str(), parent, name)?;
             Ok(())
         })();
@@ -1247,7 +1329,7 @@ impl Committer<'_> {
         let parent = self.open_dir_path(path.parent().as_ref())?;
         let fd = open_dir(parent.as_fd(), path.file_name())
             .map_err(|e| format!("cannot open directory to set its metadata: {e}"))?;
-        apply_meta_fd(fd.as_fd(), meta, self.preserve_owner)
+        apply_meta_fd(fd.as_fd(), meta, self.preserve_owner, None)
             .map_err(|e| format!("cannot set directory metadata: {e}"))
     }
 }

@@ -143,6 +143,10 @@ pub struct Spool {
     mem: Vec<u8>,
     file: Option<File>,
     len: u64,
+    /// Read buffer of [`Spool::fill`], kept across calls: a restore fills the spool once per
+    /// file, and a fresh zeroed 256 KiB buffer per (mostly tiny) file cost more than the
+    /// file's own I/O.
+    buf: Vec<u8>,
 }
 
 /// Bytes kept in memory before [`Spool`] moves to an anonymous file.
@@ -161,6 +165,7 @@ impl Spool {
             mem: Vec::new(),
             file: None,
             len: 0,
+            buf: Vec::new(),
         }
     }
 
@@ -180,18 +185,26 @@ impl Spool {
     /// # Errors
     /// Read errors of `r` (as [`Error::Read`]), spool write errors, [`Error::Cancelled`].
     pub fn fill(&mut self, r: &mut dyn io::Read, cancel: &CancelToken) -> Result<()> {
-        let mut buf = vec![0u8; 256 << 10];
-        loop {
-            cancel.check()?;
+        let mut buf = std::mem::take(&mut self.buf);
+        if buf.is_empty() {
+            buf = vec![0u8; 256 << 10];
+        }
+        let result = loop {
+            if let Err(e) = cancel.check() {
+                break Err(e);
+            }
             let n = match r.read(&mut buf) {
-                Ok(0) => return Ok(()),
+                Ok(0) => break Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::Read(e)),
+                Err(e) => break Err(Error::Read(e)),
             };
-            self.write_all(&buf[..n])
-                .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-        }
+            if let Err(e) = self.write_all(&buf[..n]) {
+                break Err(Error::io(std::env::temp_dir(), e));
+            }
+        };
+        self.buf = buf;
+        result
     }
 
     /// A reader over the content from its start.

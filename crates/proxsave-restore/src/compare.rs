@@ -1,12 +1,14 @@
 //! Comparing an archive entry with what the target root holds now (for `--dry-run`, the
 //! report's new/changed/unchanged, and `diff`).
 
+use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use proxsave_archive::dirfd;
 use proxsave_archive::entry::{EntryHeader, EntryKind};
@@ -44,10 +46,18 @@ impl Change {
 /// describes what the restore will find at each path (the restore replaces a link, it never
 /// writes through one), so a link is compared as a link and a path below a link (or below
 /// anything but a folder) is "changed", never read.
+///
+/// The folders it looks in are kept open in a small [`dirfd::DirCache`], so the entries of one
+/// folder cost one lookup each, not a walk from the root: a reader assumes the root does not
+/// change while it is used (open a new one after writing).
 pub struct RootReader {
-    root: OwnedFd,
+    root: Arc<OwnedFd>,
+    dirs: RefCell<dirfd::DirCache>,
     compare_owner: bool,
 }
+
+/// Folders a [`RootReader`] keeps open.
+const READER_CACHED_DIRS: usize = 32;
 
 impl RootReader {
     /// Opens `root`.
@@ -57,19 +67,27 @@ impl RootReader {
     pub fn open(root: &Path) -> std::io::Result<RootReader> {
         let root = dirfd::open_root(root)?;
         Ok(RootReader {
-            root,
+            root: Arc::new(root),
+            dirs: RefCell::new(dirfd::DirCache::new(READER_CACHED_DIRS)),
             compare_owner: rustix::process::geteuid().is_root(),
         })
     }
 
-    fn parent(&self, path: &ArchivePath) -> Option<OwnedFd> {
-        dirfd::open_parent(self.root.as_fd(), path).ok()
+    fn parent(&self, path: &ArchivePath) -> Option<Arc<OwnedFd>> {
+        self.parent_or_why(path).ok()
     }
 
     /// The folder holding `path`: `Err(true)` when a component is missing, `Err(false)` when
     /// something else (a symlink, a file) is in the way.
-    fn parent_or_why(&self, path: &ArchivePath) -> Result<OwnedFd, bool> {
-        dirfd::open_parent(self.root.as_fd(), path).map_err(|e| e == rustix::io::Errno::NOENT)
+    fn parent_or_why(&self, path: &ArchivePath) -> Result<Arc<OwnedFd>, bool> {
+        let Some(parent) = path.parent() else {
+            return Ok(self.root.clone());
+        };
+        match self.dirs.borrow_mut().dir(self.root.as_fd(), &parent) {
+            Ok(Some(fd)) => Ok(fd),
+            Ok(None) => Err(true),
+            Err(_) => Err(false),
+        }
     }
 
     /// Reads the current content of a regular file at `path` (no link followed), up to

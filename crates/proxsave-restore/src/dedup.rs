@@ -4,18 +4,16 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use proxsave_archive::backup::Backup;
-use proxsave_archive::entry::EntryKind;
+use proxsave_archive::entry::Timestamp;
 use proxsave_archive::path::ArchivePath;
 use proxsave_archive::progress::CancelToken;
-use proxsave_archive::read::{self, StreamOptions};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::engine::Scan;
@@ -206,12 +204,80 @@ struct DedupRecord {
     gid: Option<u32>,
 }
 
+/// The canonical files' bytes, kept from the restore's extraction read (the second and last
+/// read of the archive) in one unnamed private file in the work folder, so repairing dedup
+/// links in each tier reads the archive no more (it was read once per tier before: up to
+/// five decompressions per restore). Only the index (path → offset, length, time) is in
+/// memory, one record per canonical file.
+#[derive(Default)]
+pub(crate) struct Canonicals {
+    file: Option<File>,
+    len: u64,
+    /// `None`: the path is in the archive, but not as a regular file.
+    index: BTreeMap<ArchivePath, Option<(u64, u64, Timestamp)>>,
+}
+
+impl Canonicals {
+    /// Keeps the first regular file the archive holds at `path` (the one the repair read
+    /// before); `data` is its content.
+    pub(crate) fn add(
+        &mut self,
+        dir: &Path,
+        path: &ArchivePath,
+        data: &mut dyn Read,
+        mtime: Timestamp,
+    ) -> std::io::Result<()> {
+        if self.index.contains_key(path) {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            // The private work folder, else the system's temporary folder (as the restore's
+            // spool): the file has no name either way.
+            self.file = Some(match tempfile::tempfile_in(dir) {
+                Ok(f) => f,
+                Err(_) => tempfile::tempfile()?,
+            });
+        }
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
+        let n = std::io::copy(data, f)?;
+        self.index.insert(path.clone(), Some((self.len, n, mtime)));
+        self.len += n;
+        Ok(())
+    }
+
+    /// Notes that the archive holds `path`, but not as a regular file.
+    pub(crate) fn not_a_file(&mut self, path: &ArchivePath) {
+        self.index.entry(path.clone()).or_insert(None);
+    }
+
+    /// `None`: not in the archive; `Some(Ok(None))`: there, but not a regular file.
+    fn get(&self, path: &ArchivePath) -> Option<std::io::Result<Option<Canonical>>> {
+        let found = self.index.get(path)?;
+        let Some((offset, len, mtime)) = *found else {
+            return Some(Ok(None));
+        };
+        let Some(f) = &self.file else {
+            return Some(Err(std::io::Error::other("canonical data missing")));
+        };
+        let mut data = vec![0u8; len as usize];
+        Some(
+            std::os::unix::fs::FileExt::read_exact_at(f, &mut data, offset)
+                .map(|()| Some((data, mtime))),
+        )
+    }
+}
+
+/// A canonical file's bytes and modification time.
+type Canonical = (Vec<u8>, Timestamp);
+
 /// Turns the dedup symlinks written in this run (`written_links`: the paths of symlinks written
 /// into `root`) back into regular files with the canonical
 /// file's bytes *from the archive* (never from the live target), as upstream restore does.
+/// The bytes come from `canon`, kept during the extraction read.
 pub(crate) fn dedup_repair(
-    backup: &Backup,
-    stream_opts: &StreamOptions<'_>,
+    canon: &Canonicals,
     scan: &Scan,
     root: &Path,
     written_links: &HashSet<String>,
@@ -274,8 +340,6 @@ pub(crate) fn dedup_repair(
     if wanted.is_empty() {
         return Ok(());
     }
-    // Second read: only the canonical files' bytes.
-    let mut stream = read::open_stream(backup, stream_opts)?;
     let root_fd = rustix::fs::open(
         root,
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
@@ -285,23 +349,25 @@ pub(crate) fn dedup_repair(
     // The files are committed: an interruption stops the repair (the remaining duplicates are
     // reported) but does not lose the report of what was written; the caller sees the cancel.
     let mut interrupted = false;
-    while let Some(h) = stream.next_entry()? {
+    let mut missing: BTreeMap<ArchivePath, Vec<(ArchivePath, &DedupRecord)>> = BTreeMap::new();
+    for (path, dups) in std::mem::take(&mut wanted) {
         if cancel.is_cancelled() {
             interrupted = true;
-            break;
-        }
-        let Ok(Some(path)) = ArchivePath::parse(&h.raw_path) else {
-            continue;
-        };
-        let Some(dups) = wanted.remove(&path) else {
-            continue;
-        };
-        if h.kind != EntryKind::File {
+            missing.insert(path, dups);
             continue;
         }
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(stream.data(), &mut data)
-            .map_err(|e| stream.explain(proxsave_archive::Error::Read(e)))?;
+        let (data, mtime) = match canon.get(&path) {
+            None => {
+                missing.insert(path, dups);
+                continue;
+            }
+            // In the archive, but not a regular file: nothing to copy (as before).
+            Some(Ok(None)) => continue,
+            Some(Ok(Some(found))) => found,
+            Some(Err(e)) => {
+                return Err(RestoreError::io(root, e));
+            }
+        };
         for (dup, rec) in dups {
             match replace_link_with_file(
                 &root_fd,
@@ -310,16 +376,14 @@ pub(crate) fn dedup_repair(
                 rec.mode.unwrap_or(0o600),
                 rec.uid,
                 rec.gid,
-                h.mtime,
+                mtime,
             ) {
                 Ok(()) => {}
                 Err(e) => report.warn(format!("/{dup}: duplicate not materialised: {e}")),
             }
         }
     }
-    if !interrupted {
-        stream.finish()?;
-    }
+    let wanted = missing;
     for (canon, dups) in wanted {
         for (dup, _) in dups {
             report.warn(if interrupted {

@@ -19,7 +19,7 @@ use rustix::io::Errno;
 use super::{ExecuteOptions, Scan, mark, system_guard};
 use crate::applier::Stage;
 use crate::compare::{Change, RootReader};
-use crate::dedup::{dedup_pairs, dedup_repair};
+use crate::dedup::{Canonicals, dedup_pairs, dedup_repair};
 use crate::error::RestoreError;
 use crate::host::Host;
 use crate::plan::{Plan, Tier};
@@ -541,6 +541,13 @@ pub(crate) fn extract_tiers(
         Tier::Export => 2,
     };
     let mut seq: u64 = 0;
+    // The canonical files' bytes, for the dedup repair after the commits (no third read).
+    let mut canon_store = Canonicals::default();
+    let canon_dir = if opts.dry_run {
+        std::env::temp_dir()
+    } else {
+        ws.dir.clone()
+    };
     let outcome = (|| -> Result<StreamSummary, RestoreError> {
         let mut stream = read::open_stream(backup, stream_opts)?;
         while let Some(h) = stream.next_entry()? {
@@ -559,6 +566,26 @@ pub(crate) fn extract_tiers(
                     continue;
                 }
             };
+            let mut spooled = false;
+            if canonicals.contains(&path) {
+                if h.kind == EntryKind::File {
+                    spool
+                        .clear()
+                        .map_err(|e| RestoreError::io(&std::env::temp_dir(), e))?;
+                    spool
+                        .fill(stream.data(), cancel)
+                        .map_err(|e| stream.explain(e))?;
+                    spooled = true;
+                    let mut r = spool
+                        .reader()
+                        .map_err(|e| RestoreError::io(&std::env::temp_dir(), e))?;
+                    canon_store
+                        .add(&canon_dir, &path, &mut *r, h.mtime)
+                        .map_err(|e| RestoreError::io(&canon_dir, e))?;
+                } else {
+                    canon_store.not_a_file(&path);
+                }
+            }
             let mut route = plan.route(&path);
             let guarded = system_guard(&path);
             if guarded.is_some() {
@@ -592,8 +619,9 @@ pub(crate) fn extract_tiers(
                 route.push(Tier::Staged);
             }
             let to_root = route.contains(&Tier::Normal);
-            let needs_spool = h.kind == EntryKind::File && (to_root || route.len() > 1);
-            if needs_spool {
+            let needs_spool =
+                spooled || (h.kind == EntryKind::File && (to_root || route.len() > 1));
+            if needs_spool && !spooled {
                 spool
                     .clear()
                     .map_err(|e| RestoreError::io(&std::env::temp_dir(), e))?;
@@ -736,15 +764,7 @@ pub(crate) fn extract_tiers(
             return Err(wio(e));
         }
         if let Some(d) = &tiers.stage_dir {
-            dedup_repair(
-                backup,
-                stream_opts,
-                scan,
-                d,
-                &stage_log.links(),
-                cancel,
-                report,
-            )?;
+            dedup_repair(&canon_store, scan, d, &stage_log.links(), cancel, report)?;
         }
     }
     let stage = match &tiers.stage_dir {
@@ -771,8 +791,7 @@ pub(crate) fn extract_tiers(
         // Emitted after the dedup repair, which drops those it made moot.
         report.warnings.extend(r.warnings.iter().cloned());
         let repaired = dedup_repair(
-            backup,
-            stream_opts,
+            &canon_store,
             scan,
             &host.root,
             &root_log.links(),
@@ -788,8 +807,7 @@ pub(crate) fn extract_tiers(
         let r = x.commit()?;
         export_log.finish(&r, &mut merge, &|_| true).map_err(&wio)?;
         dedup_repair(
-            backup,
-            stream_opts,
+            &canon_store,
             scan,
             &opts.export_dir,
             &export_log.links(),
