@@ -605,3 +605,80 @@ fn a_spilled_scan_gives_the_same_targets_and_space_needs() {
         needs(&spilled, &tiny.targets)
     );
 }
+
+/// The restore's analysis read keeps the verified tar stream privately, so the extraction
+/// pass does not decrypt and decompress the backup again: a backup overwritten between the
+/// plan and the extraction changes nothing — the restore writes exactly what it verified
+/// (without the kept copy, the second read would fail on the checksum).
+#[test]
+fn the_extraction_reads_the_tar_stream_the_analysis_verified() {
+    require_tools!("tar", "xz", "sha256sum");
+    let s = setup();
+    let opts = StreamOptions::default();
+    let ws = Workspace::ensure(&s.dir.path().join("work"), "20260101_000010".into()).unwrap();
+    let scan = engine::scan_in(
+        &s.backup,
+        &opts,
+        &CancelToken::new(),
+        &ws.dir,
+        proxsave_archive::spill::LIST_BUDGET,
+    )
+    .unwrap();
+    let kept = scan.kept_tar().expect("the verified tar stream is kept");
+    assert_eq!(kept.len(), scan.stream.tar_bytes);
+    // The stored archive is damaged after the analysis read (same size, other bytes).
+    let (stored, _) = s.backup.stored_location();
+    let stored = stored.to_path_buf();
+    let mut bytes = std::fs::read(&stored).unwrap();
+    for b in bytes.iter_mut().skip(64) {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&stored, &bytes).unwrap();
+
+    let request = Request {
+        mode: Some(Mode::Custom),
+        categories: vec!["network".into()],
+        ..Request::default()
+    };
+    let plan = plan::build(
+        &scan.analysis,
+        plan::detect_role(s.target.root()),
+        &request,
+        &has_applier,
+    )
+    .unwrap();
+    let host = host(&s);
+    let target = Target {
+        backup: &s.backup,
+        stream: &opts,
+        host: &host,
+        workspace: &ws,
+    };
+    let (report, err) = engine::execute(
+        &target,
+        &scan,
+        &plan,
+        &mut ScriptedPrompter::default(),
+        &ExecuteOptions {
+            export_dir: s.dir.path().join("export"),
+            keep_stage: true,
+            dry_run: false,
+            cancel: CancelToken::new(),
+            state: None,
+            appliers: AppliersSet::new(vec![]),
+        },
+    );
+    assert!(err.is_none(), "{err:?}");
+    let staged = report
+        .stage_dir
+        .as_ref()
+        .expect("network is staged")
+        .join("etc/network/interfaces");
+    let source = s.dir.path().join("source/etc/network/interfaces");
+    assert_eq!(
+        std::fs::read(&staged).unwrap(),
+        std::fs::read(&source).unwrap(),
+        "the bytes the analysis verified"
+    );
+    assert_eq!(report.sha256.as_deref(), Some(scan.stream.sha256.as_str()));
+}

@@ -184,9 +184,34 @@ pub struct Scan {
     /// Every entry of the tar stream, the root folder `./` and unusable names included: the
     /// number `verify` and `extract` report.
     pub tar_entries: u64,
+    /// The verified tar stream, kept by [`scan_in`] so the extraction pass need not decrypt
+    /// and decompress the backup again.
+    kept_tar: Option<read::VerifiedTar>,
 }
 
 impl Scan {
+    /// The tar stream this read verified, kept in an unnamed private file, if it was kept
+    /// (see [`scan_in`]).
+    pub fn kept_tar(&self) -> Option<&read::VerifiedTar> {
+        self.kept_tar.as_ref()
+    }
+
+    /// Opens the extraction pass over the backup: the kept tar stream when there is one,
+    /// else a new read of the backup (decrypted, decompressed and checked again).
+    ///
+    /// # Errors
+    /// As [`read::open_stream`].
+    pub fn reopen<'b>(
+        &self,
+        backup: &'b Backup,
+        opts: &StreamOptions<'_>,
+    ) -> Result<read::ArchiveStream<'b>, RestoreError> {
+        match &self.kept_tar {
+            Some(k) => Ok(k.open(backup, opts.progress.clone())),
+            None => Ok(read::open_stream(backup, opts)?),
+        }
+    }
+
     /// Every usable entry, in archive order. Reading a spilled list can fail (an I/O error
     /// of the private work directory).
     pub fn entries(&self) -> impl Iterator<Item = Result<Seen, RestoreError>> + '_ {
@@ -229,17 +254,34 @@ pub fn scan(
     opts: &StreamOptions<'_>,
     cancel: &CancelToken,
 ) -> Result<Scan, RestoreError> {
-    scan_in(
+    scan_with(
         backup,
         opts,
         cancel,
         &std::env::temp_dir(),
         spill::LIST_BUDGET,
+        false,
     )
+}
+
+/// The share of the work directory's free space the kept tar stream may use (a quarter):
+/// past it, the extraction pass reads the backup again instead.
+const KEEP_SHARE: u64 = 4;
+
+fn keep_limit(dir: &Path) -> u64 {
+    match rustix::fs::statvfs(dir) {
+        Ok(v) => v.f_bavail.saturating_mul(v.f_frsize) / KEEP_SHARE,
+        Err(_) => 0,
+    }
 }
 
 /// [`scan`], keeping at most `budget` bytes of the entry list in memory and spilling the
 /// rest into an unnamed file (mode 0600) in `spill_dir` (the run's private work directory).
+///
+/// The verified tar stream is kept too, in another unnamed file of `spill_dir`, as long as
+/// it stays within a quarter of that filesystem's free space ([`Scan::kept_tar`]): the
+/// restore's extraction pass then reads it instead of decrypting and decompressing the
+/// backup a second time, and restores exactly the bytes this read verified.
 ///
 /// # Errors
 /// Any read-path error; the spill file cannot be written.
@@ -250,7 +292,25 @@ pub fn scan_in(
     spill_dir: &Path,
     budget: usize,
 ) -> Result<Scan, RestoreError> {
-    let mut stream = read::open_stream(backup, opts)?;
+    scan_with(backup, opts, cancel, spill_dir, budget, true)
+}
+
+fn scan_with(
+    backup: &Backup,
+    opts: &StreamOptions<'_>,
+    cancel: &CancelToken,
+    spill_dir: &Path,
+    budget: usize,
+    keep_tar: bool,
+) -> Result<Scan, RestoreError> {
+    let limit = if keep_tar { keep_limit(spill_dir) } else { 0 };
+    let spool = (limit > 0)
+        .then(|| tempfile::tempfile_in(spill_dir).ok())
+        .flatten();
+    let mut stream = match spool {
+        Some(f) => read::open_stream_keeping_tar(backup, opts, f, limit)?,
+        None => read::open_stream(backup, opts)?,
+    };
     let mut analyzer = Analyzer::new();
     let mut list = SpillVec::new(spill_dir, budget);
     let mut dedup_manifest = None;
@@ -299,7 +359,7 @@ pub fn scan_in(
         })
         .map_err(|e| RestoreError::io(spill_dir, e))?;
     }
-    let summary = stream.finish()?;
+    let (summary, kept_tar) = stream.finish_keeping_tar()?;
     let analysis = analyzer.finish(&backup.manifest);
     Ok(Scan {
         analysis,
@@ -308,6 +368,7 @@ pub fn scan_in(
         dedup_manifest,
         stream: summary,
         tar_entries,
+        kept_tar,
     })
 }
 

@@ -12,7 +12,7 @@ use proxsave_archive::entry::{EntryHeader, EntryKind};
 use proxsave_archive::extract::{ExtractOptions, ExtractReport, Extractor, Selection, Status};
 use proxsave_archive::ops::Spool;
 use proxsave_archive::path::ArchivePath;
-use proxsave_archive::read::{self, StreamOptions, StreamSummary};
+use proxsave_archive::read::{StreamOptions, StreamSummary};
 use proxsave_archive::spill::{self, Record, SpillVec, get_u64, put_u64};
 use rustix::io::Errno;
 
@@ -549,7 +549,7 @@ pub(crate) fn extract_tiers(
         ws.dir.clone()
     };
     let outcome = (|| -> Result<StreamSummary, RestoreError> {
-        let mut stream = read::open_stream(backup, stream_opts)?;
+        let mut stream = scan.reopen(backup, stream_opts)?;
         while let Some(h) = stream.next_entry()? {
             cancel.check()?;
             seq += 1;
