@@ -1450,12 +1450,12 @@ mod tests {
         let root = d.path().join("r");
         let spill = d.path().join("spill");
         std::fs::create_dir(&spill).unwrap();
-        for dir in ["etc/pve/nodes/n1", "home/a/docs", "home/b", "var/lib"] {
+        for dir in ["etc/app/nodes/n1", "home/a/docs", "home/b", "var/lib"] {
             std::fs::create_dir_all(root.join(dir)).unwrap();
         }
         for file in [
             "etc/hosts",
-            "etc/pve/nodes/n1/qemu.conf",
+            "etc/app/nodes/n1/qemu.conf",
             "home/a/x",
             "home/b/y",
         ] {
@@ -1471,8 +1471,8 @@ mod tests {
             p("etc/new/deep/file"),
             p("etc/new/deep"),
             p("etc/new/other"),
-            p("etc/pve/nodes/n1/qemu.conf"),
-            p("etc/pve/nodes/n2/qemu.conf"),
+            p("etc/app/nodes/n1/qemu.conf"),
+            p("etc/app/nodes/n2/qemu.conf"),
             p("home/link/passwd"),
             p("home/link"),
             p("var/lib/file/below"),
