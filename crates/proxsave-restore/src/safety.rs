@@ -297,22 +297,35 @@ pub fn survey(
 }
 
 /// What the survey found at one path of the current ancestor chain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Seen {
-    /// An existing directory (saved).
-    Dir,
+    /// An existing directory (saved), opened (`O_NOFOLLOW`) to look at what is in it.
+    Dir(OwnedFd),
+    /// An existing directory (saved) that cannot be opened: what lies below it is missing
+    /// (`ENOENT`) or out of reach (anything else), as a walk from the root would find.
+    Closed(Errno),
     /// Missing: the restore creates it and everything below it.
     Missing,
 }
 
-/// Surveys `targets` (any order, read once as a stream; sorted targets probe each existing
-/// directory once). Returns (paths to save, paths created) as sorted lists spilling into
-/// `dir` past `budget` bytes each.
+/// What exists at `name` in the directory `parent` (no symlink followed), if anything.
+fn probe_in(parent: BorrowedFd<'_>, name: &[u8]) -> Existing {
+    match rustix::fs::statat(parent, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Existing::Found(st),
+        Err(Errno::NOENT) => Existing::Missing,
+        Err(_) => Existing::Blocked,
+    }
+}
+
+/// Surveys `targets` (any order, read once as a stream; sorted targets look at each
+/// existing directory once). Returns (paths to save, paths created) as sorted lists
+/// spilling into `dir` past `budget` bytes each.
 ///
 /// Memory: the two sorters, plus the ancestor chain of the current target with what was
-/// found there (the chain of the previous target is reused as far as it is shared). What
-/// a path is does not depend on the order it is looked at, so the chain is only a cache:
-/// a path outside it is probed again and gives the same answer.
+/// found there and a descriptor of each directory on it (the chain of the previous target
+/// is reused as far as it is shared). What a path is does not depend on the order it is
+/// looked at, so the chain is only a cache: a path outside it is looked at again and gives
+/// the same answer ([`probe`] from the root: the same `statat` of the name, in the same
+/// directory reached the same way, `O_NOFOLLOW` at every step).
 fn survey_fd(
     fd: &OwnedFd,
     targets: impl Iterator<Item = Result<ArchivePath, RestoreError>>,
@@ -322,7 +335,8 @@ fn survey_fd(
     let mut save = PathSorter::new(dir, budget);
     let mut created = PathSorter::new(dir, budget);
     // The ancestor chain (shallowest first) of the last target with what was found; it
-    // holds consecutive prefixes of that target, ending at the first missing one at most.
+    // holds consecutive prefixes of that target, each below an opened directory (or below
+    // a missing path).
     let mut chain: Vec<(ArchivePath, Seen)> = Vec::new();
     for t in targets {
         let t = t?;
@@ -333,20 +347,22 @@ fn survey_fd(
             .take_while(|((c, _), s)| c == *s)
             .count();
         chain.truncate(shared);
-        let mut missing = false;
         for (i, p) in steps.into_iter().enumerate() {
-            if let Some((_, seen)) = chain.get(i) {
-                // Known: an existing directory, or a missing path (already listed).
-                missing = *seen == Seen::Missing;
-                continue;
+            if i < chain.len() {
+                continue; // known (saved, or missing and listed)
             }
-            if missing {
-                // Below a path the restore creates: everything down to the target is new.
-                created.push(p.clone())?;
-                chain.push((p, Seen::Missing));
-                continue;
-            }
-            match probe(fd, &p) {
+            let parent = match i.checked_sub(1).map(|j| &chain[j].1) {
+                None => Ok(fd.as_fd()),
+                Some(Seen::Dir(d)) => Ok(d.as_fd()),
+                Some(Seen::Closed(e)) => Err(Some(*e)),
+                Some(Seen::Missing) => Err(None),
+            };
+            let found = match parent {
+                Ok(parent) => probe_in(parent, p.file_name()),
+                Err(Some(Errno::NOENT)) | Err(None) => Existing::Missing,
+                Err(Some(_)) => Existing::Blocked,
+            };
+            match found {
                 Existing::Found(st) => {
                     let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
                     save.push(p.clone())?;
@@ -355,12 +371,20 @@ fn survey_fd(
                         // refuses), or the target itself: nothing more to look at.
                         break;
                     }
-                    chain.push((p, Seen::Dir));
+                    let parent = match i.checked_sub(1).map(|j| &chain[j].1) {
+                        Some(Seen::Dir(d)) => d.as_fd(),
+                        _ => fd.as_fd(),
+                    };
+                    let seen = match dirfd::open_dir(parent, p.file_name()) {
+                        Ok(d) => Seen::Dir(d),
+                        Err(e) => Seen::Closed(e),
+                    };
+                    chain.push((p, seen));
                 }
                 Existing::Missing => {
+                    // Everything down to the target is new too.
                     created.push(p.clone())?;
                     chain.push((p, Seen::Missing));
-                    missing = true;
                 }
                 Existing::Blocked => break,
             }
