@@ -15,13 +15,14 @@
 //! [`SafetyRecord::rollback`] will restore and remove; everything goes through the root
 //! descriptor that was checked, never through a symlink.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use proxsave_archive::compression::{self, Compression};
 use proxsave_archive::dirfd;
@@ -36,7 +37,7 @@ use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RestoreError;
-use crate::pathlist::PathList;
+use crate::pathlist::{PathList, PathSorter, SORT_BUDGET};
 use crate::workspace::Workspace;
 
 /// What the safety backup holds.
@@ -50,12 +51,63 @@ pub struct SafetyBackup {
     pub entries: u64,
     /// Bytes of file content saved.
     pub bytes: u64,
-    /// Paths that did not exist and will be created by the restore.
-    pub created: Vec<String>,
+    /// Paths that did not exist and will be created by the restore (sorted; serialized as
+    /// an array of their display texts).
+    pub created: CreatedPaths,
     /// The export folder (relative to the root) when it lies inside the root and the restore
     /// creates it: a rollback removes it with everything in it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub export_dir: Option<String>,
+}
+
+/// The paths a restore creates, sorted: a [`PathList`] (bounded in memory, spilled to the
+/// private work directory), shared between clones. Serialized (JSON) as an array of the
+/// paths' display texts (`etc/new.conf`, unusual bytes escaped), streamed from the list.
+#[derive(Clone)]
+pub struct CreatedPaths(Arc<PathList>);
+
+impl CreatedPaths {
+    /// Number of paths.
+    pub fn len(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// True when the restore creates nothing.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The paths, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = Result<ArchivePath, RestoreError>> + '_ {
+        self.0.iter()
+    }
+
+    /// The display texts of every path (small lists, tests).
+    ///
+    /// # Errors
+    /// Reading the spill file.
+    pub fn to_strings(&self) -> Result<Vec<String>, RestoreError> {
+        self.iter().map(|p| p.map(|p| p.to_string())).collect()
+    }
+}
+
+impl std::fmt::Debug for CreatedPaths {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map_while(Result::ok))
+            .finish()
+    }
+}
+
+impl Serialize for CreatedPaths {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = s.serialize_seq(usize::try_from(self.len()).ok())?;
+        for p in self.iter() {
+            seq.serialize_element(&p.map_err(S::Error::custom)?.to_string())?;
+        }
+        seq.end()
+    }
 }
 
 /// Metadata of one inode.
@@ -143,6 +195,39 @@ struct Sidecar {
     export: Option<ExportRecord>,
 }
 
+/// The sidecar as written: [`Sidecar`] with its `created` list streamed from a [`PathList`]
+/// (same fields, same order, same bytes).
+#[derive(Serialize)]
+struct SidecarOut<'a> {
+    version: u32,
+    root: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root_path: Option<StoredPath>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root_dev: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root_ino: Option<u64>,
+    root_meta: Option<InodeMeta>,
+    created: StoredList<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    export: Option<ExportRecord>,
+}
+
+/// A [`PathList`] serialized as [`StoredPath`]s, element by element.
+struct StoredList<'a>(&'a PathList);
+
+impl Serialize for StoredList<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = s.serialize_seq(usize::try_from(self.0.len()).ok())?;
+        for p in self.0.iter() {
+            let p = p.map_err(S::Error::custom)?;
+            seq.serialize_element(&StoredPath::of(p.as_bytes()))?;
+        }
+        seq.end()
+    }
+}
+
 fn open_root(root: &Path) -> Result<OwnedFd, RestoreError> {
     dirfd::open_root(root).map_err(|e| RestoreError::io(root, e))
 }
@@ -202,58 +287,110 @@ pub fn survey(
     targets: &[ArchivePath],
 ) -> Result<(Vec<ArchivePath>, Vec<ArchivePath>), RestoreError> {
     let fd = open_root(root)?;
-    survey_fd(&fd, targets.iter().cloned().map(Ok))
+    let (save, created) = survey_fd(
+        &fd,
+        targets.iter().cloned().map(Ok),
+        &std::env::temp_dir(),
+        SORT_BUDGET,
+    )?;
+    Ok((save.to_vec()?, created.to_vec()?))
 }
 
-/// Surveys `targets` (any order; read once, as a stream).
+/// What the survey found at one path of the current ancestor chain.
+enum Seen {
+    /// An existing directory (saved), opened (`O_NOFOLLOW`) to look at what is in it.
+    Dir(OwnedFd),
+    /// An existing directory (saved) that cannot be opened: what lies below it is missing
+    /// (`ENOENT`) or out of reach (anything else), as a walk from the root would find.
+    Closed(Errno),
+    /// Missing: the restore creates it and everything below it.
+    Missing,
+}
+
+/// What exists at `name` in the directory `parent` (no symlink followed), if anything.
+fn probe_in(parent: BorrowedFd<'_>, name: &[u8]) -> Existing {
+    match rustix::fs::statat(parent, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Existing::Found(st),
+        Err(Errno::NOENT) => Existing::Missing,
+        Err(_) => Existing::Blocked,
+    }
+}
+
+/// Surveys `targets` (any order, read once as a stream; sorted targets look at each
+/// existing directory once). Returns (paths to save, paths created) as sorted lists
+/// spilling into `dir` past `budget` bytes each.
+///
+/// Memory: the two sorters, plus the ancestor chain of the current target with what was
+/// found there and a descriptor of each directory on it (the chain of the previous target
+/// is reused as far as it is shared). What a path is does not depend on the order it is
+/// looked at, so the chain is only a cache: a path outside it is looked at again and gives
+/// the same answer ([`probe`] from the root: the same `statat` of the name, in the same
+/// directory reached the same way, `O_NOFOLLOW` at every step).
 fn survey_fd(
     fd: &OwnedFd,
     targets: impl Iterator<Item = Result<ArchivePath, RestoreError>>,
-) -> Result<(Vec<ArchivePath>, Vec<ArchivePath>), RestoreError> {
-    let mut save = BTreeSet::new();
-    let mut created = BTreeSet::new();
+    dir: &Path,
+    budget: usize,
+) -> Result<(PathList, PathList), RestoreError> {
+    let mut save = PathSorter::new(dir, budget);
+    let mut created = PathSorter::new(dir, budget);
+    // The ancestor chain (shallowest first) of the last target with what was found; it
+    // holds consecutive prefixes of that target, each below an opened directory (or below
+    // a missing path).
+    let mut chain: Vec<(ArchivePath, Seen)> = Vec::new();
     for t in targets {
-        let t = &t?;
-        for p in t.ancestors().chain(std::iter::once(t.clone())) {
-            if save.contains(&p) {
-                continue;
+        let t = t?;
+        let steps: Vec<ArchivePath> = t.ancestors().chain(std::iter::once(t.clone())).collect();
+        let shared = chain
+            .iter()
+            .zip(&steps)
+            .take_while(|((c, _), s)| c == *s)
+            .count();
+        chain.truncate(shared);
+        for (i, p) in steps.into_iter().enumerate() {
+            if i < chain.len() {
+                continue; // known (saved, or missing and listed)
             }
-            if created.contains(&p) {
-                // Below a path the restore creates: everything down to the target is new.
-                created.insert(t.clone());
-                for q in t.ancestors() {
-                    if q.starts_with(&p) {
-                        created.insert(q);
-                    }
-                }
-                break;
-            }
-            match probe(fd, &p) {
+            let parent = match i.checked_sub(1).map(|j| &chain[j].1) {
+                None => Ok(fd.as_fd()),
+                Some(Seen::Dir(d)) => Ok(d.as_fd()),
+                Some(Seen::Closed(e)) => Err(Some(*e)),
+                Some(Seen::Missing) => Err(None),
+            };
+            let found = match parent {
+                Ok(parent) => probe_in(parent, p.file_name()),
+                Err(Some(Errno::NOENT)) | Err(None) => Existing::Missing,
+                Err(Some(_)) => Existing::Blocked,
+            };
+            match found {
                 Existing::Found(st) => {
                     let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-                    save.insert(p.clone());
-                    if !is_dir && p != *t {
-                        break; // a file or link where a directory is expected: the restore refuses
+                    save.push(p.clone())?;
+                    if !is_dir {
+                        // A file or link where a directory is expected (the restore
+                        // refuses), or the target itself: nothing more to look at.
+                        break;
                     }
+                    let parent = match i.checked_sub(1).map(|j| &chain[j].1) {
+                        Some(Seen::Dir(d)) => d.as_fd(),
+                        _ => fd.as_fd(),
+                    };
+                    let seen = match dirfd::open_dir(parent, p.file_name()) {
+                        Ok(d) => Seen::Dir(d),
+                        Err(e) => Seen::Closed(e),
+                    };
+                    chain.push((p, seen));
                 }
                 Existing::Missing => {
-                    created.insert(p.clone());
-                    // Everything below is new too.
-                    if p != *t {
-                        created.insert(t.clone());
-                        for q in t.ancestors() {
-                            if q.starts_with(&p) {
-                                created.insert(q);
-                            }
-                        }
-                    }
-                    break;
+                    // Everything down to the target is new too.
+                    created.push(p.clone())?;
+                    chain.push((p, Seen::Missing));
                 }
                 Existing::Blocked => break,
             }
         }
     }
-    Ok((save.into_iter().collect(), created.into_iter().collect()))
+    Ok((save.finish()?, created.finish()?))
 }
 
 /// Where an export folder lies with respect to a root.
@@ -445,14 +582,15 @@ pub fn create(
             .iter()
             .map(move |e| e.map(|e| rel.join(e.as_bytes())))
     });
-    let (save, created) =
-        survey_fd(&fd, targets.iter().chain(exported)).map_err(|e| e.to_string())?;
+    let (save, created) = survey_fd(&fd, targets.iter().chain(exported), &ws.dir, SORT_BUDGET)
+        .map_err(|e| e.to_string())?;
     let path = ws.file_path("restore_backup_", ".tar.gz");
     let mut out =
         TarGzWriter::create(&path, 0o600).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut entries = 0u64;
     let mut bytes = 0u64;
-    for p in &save {
+    for p in save.iter() {
+        let p = &p.map_err(|e| e.to_string())?;
         proxsave_archive::checkpoint::checkpoint("safety", p);
         let parent = open_parent(&fd, p).map_err(|e| format!("{p}: {e}"))?;
         let name = OsStr::from_bytes(p.file_name());
@@ -516,7 +654,7 @@ pub fn create(
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let sidecar = sidecar_path(&path);
     let (dev, ino) = identity(&root_stat);
-    let doc = Sidecar {
+    let doc = SidecarOut {
         version: SIDECAR_VERSION,
         root: root.display().to_string(),
         root_path: Some(StoredPath::of(canonical.as_os_str().as_bytes())),
@@ -527,16 +665,19 @@ pub fn create(
                 .and_then(|b| b.root_meta)
                 .unwrap_or_else(|| meta_of(&root_stat)),
         ),
-        created: created
-            .iter()
-            .map(|c| StoredPath::of(c.as_bytes()))
-            .collect(),
+        created: StoredList(&created),
         export: export_record,
     };
     let mut f =
         AtomicFile::create(&sidecar, 0o600).map_err(|e| format!("{}: {e}", sidecar.display()))?;
-    serde_json::to_writer_pretty(f.file(), &doc)
+    // Streamed from the list through a buffer (one write per 64 KiB, not per JSON token).
+    let mut w = BufWriter::with_capacity(64 << 10, f.file());
+    serde_json::to_writer_pretty(&mut w, &doc)
         .map_err(|e| format!("{}: {e}", sidecar.display()))?;
+    w.flush()
+        .map_err(|e| format!("{}: {e}", sidecar.display()))?;
+    drop(w);
+    let export_dir = doc.export.as_ref().map(|e| e.dir.shown());
     f.commit()
         .map_err(|e| format!("{}: {e}", sidecar.display()))?;
     Ok(SafetyBackup {
@@ -544,8 +685,8 @@ pub fn create(
         sidecar,
         entries,
         bytes,
-        created: created.iter().map(|c| c.to_string()).collect(),
-        export_dir: doc.export.as_ref().map(|e| e.dir.shown()),
+        created: CreatedPaths(Arc::new(created)),
+        export_dir,
     })
 }
 
@@ -1279,6 +1420,197 @@ mod tests {
         let back: StoredPath =
             serde_json::from_str(&serde_json::to_string(&text).unwrap()).unwrap();
         assert_eq!(back.bytes(), b"etc/a\\b\n");
+    }
+
+    /// The survey as it was when it kept both sets in memory (the model).
+    fn survey_model(fd: &OwnedFd, targets: &[ArchivePath]) -> (Vec<ArchivePath>, Vec<ArchivePath>) {
+        use std::collections::BTreeSet;
+        let mut save = BTreeSet::new();
+        let mut created = BTreeSet::new();
+        for t in targets {
+            for p in t.ancestors().chain(std::iter::once(t.clone())) {
+                if save.contains(&p) {
+                    continue;
+                }
+                if created.contains(&p) {
+                    created.insert(t.clone());
+                    for q in t.ancestors() {
+                        if q.starts_with(&p) {
+                            created.insert(q);
+                        }
+                    }
+                    break;
+                }
+                match probe(fd, &p) {
+                    Existing::Found(st) => {
+                        let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                        save.insert(p.clone());
+                        if !is_dir && p != *t {
+                            break;
+                        }
+                    }
+                    Existing::Missing => {
+                        created.insert(p.clone());
+                        if p != *t {
+                            created.insert(t.clone());
+                            for q in t.ancestors() {
+                                if q.starts_with(&p) {
+                                    created.insert(q);
+                                }
+                            }
+                        }
+                        break;
+                    }
+                    Existing::Blocked => break,
+                }
+            }
+        }
+        (save.into_iter().collect(), created.into_iter().collect())
+    }
+
+    #[test]
+    fn bounded_survey_matches_the_in_memory_model() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("r");
+        let spill = d.path().join("spill");
+        std::fs::create_dir(&spill).unwrap();
+        for dir in ["etc/app/nodes/n1", "home/a/docs", "home/b", "var/lib"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        for file in [
+            "etc/hosts",
+            "etc/app/nodes/n1/qemu.conf",
+            "home/a/x",
+            "home/b/y",
+        ] {
+            std::fs::write(root.join(file), b"old").unwrap();
+        }
+        // A file and a symlink where directories are expected.
+        std::fs::write(root.join("var/lib/file"), b"f").unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("home/link")).unwrap();
+        let p = |s: &str| ArchivePath::from_user(s).unwrap();
+        let mut targets = vec![
+            p("etc"),
+            p("etc/hosts"),
+            p("etc/new/deep/file"),
+            p("etc/new/deep"),
+            p("etc/new/other"),
+            p("etc/app/nodes/n1/qemu.conf"),
+            p("etc/app/nodes/n2/qemu.conf"),
+            p("home/link/passwd"),
+            p("home/link"),
+            p("var/lib/file/below"),
+            p("var/lib/file"),
+            p("var/new"),
+            p("zz/top"),
+        ];
+        for u in 0..40 {
+            let user = if u % 2 == 0 { "a" } else { "new" };
+            for f in 0..25 {
+                targets.push(p(&format!("home/{user}{}/d{}/f{f}", u % 3, u % 4)));
+                targets.push(p(&format!("home/a/docs/{u}_{f}")));
+            }
+        }
+        targets.push(p("home/a/x"));
+        targets.push(p("home/b/y"));
+        let mut sorted = targets.clone();
+        sorted.sort();
+        sorted.dedup();
+        let fd = open_root(&root).unwrap();
+        let want = survey_model(&fd, &sorted);
+        assert!(!want.0.is_empty() && !want.1.is_empty());
+        // Sorted (a tiny budget: many runs), unsorted with duplicates, and the root tier's
+        // list followed by an export folder's (sorted within each).
+        let half = sorted.len() / 2;
+        let (first, second) = sorted.split_at(half);
+        let orders: [Vec<ArchivePath>; 3] = [
+            sorted.clone(),
+            targets.iter().rev().chain(&targets).cloned().collect(),
+            second.iter().chain(first).cloned().collect(),
+        ];
+        for order in orders {
+            let (save, created) =
+                survey_fd(&fd, order.iter().cloned().map(Ok), &spill, 64).unwrap();
+            assert!(created.is_spilled());
+            assert_eq!(save.to_vec().unwrap(), want.0);
+            assert_eq!(created.to_vec().unwrap(), want.1);
+        }
+        // The public function gives the same lists.
+        assert_eq!(survey(&root, &sorted).unwrap(), want);
+        // Nothing named is left in the spill folder.
+        assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn streamed_sidecar_and_report_list_match_the_collected_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let paths: Vec<ArchivePath> = [&b"etc/a\\b"[..], b"etc/new", b"etc/\xff\n", b"home/\"q\""]
+            .iter()
+            .map(|b| ArchivePath::parse(b).unwrap().unwrap())
+            .collect();
+        for list in [vec![], paths] {
+            let mut sorter = PathSorter::new(d.path(), 16);
+            for p in &list {
+                sorter.push(p.clone()).unwrap();
+            }
+            let created = sorter.finish().unwrap();
+            let mut sorted = list.clone();
+            sorted.sort();
+            let meta = InodeMeta {
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                mtime_secs: 1,
+                mtime_nanos: 2,
+                atime_secs: 3,
+                atime_nanos: 4,
+            };
+            let export = Some(ExportRecord {
+                dir: StoredPath::of(b"opt/x"),
+                created: vec![StoredPath::of(b"opt/x")],
+            });
+            let old = Sidecar {
+                version: SIDECAR_VERSION,
+                root: "/r".into(),
+                root_path: Some(StoredPath::of(b"/r")),
+                root_dev: Some(1),
+                root_ino: Some(2),
+                root_meta: Some(meta),
+                created: sorted
+                    .iter()
+                    .map(|c| StoredPath::of(c.as_bytes()))
+                    .collect(),
+                export: export.clone(),
+            };
+            let new = SidecarOut {
+                version: SIDECAR_VERSION,
+                root: "/r".into(),
+                root_path: Some(StoredPath::of(b"/r")),
+                root_dev: Some(1),
+                root_ino: Some(2),
+                root_meta: Some(meta),
+                created: StoredList(&created),
+                export,
+            };
+            let mut streamed = Vec::new();
+            serde_json::to_writer_pretty(BufWriter::new(&mut streamed), &new).unwrap();
+            assert_eq!(
+                String::from_utf8(streamed).unwrap(),
+                serde_json::to_string_pretty(&old).unwrap()
+            );
+            // The report's list, pretty and compact.
+            let texts: Vec<String> = sorted.iter().map(|c| c.to_string()).collect();
+            let cp = CreatedPaths(Arc::new(created));
+            assert_eq!(cp.to_strings().unwrap(), texts);
+            assert_eq!(
+                serde_json::to_string_pretty(&cp).unwrap(),
+                serde_json::to_string_pretty(&texts).unwrap()
+            );
+            assert_eq!(
+                serde_json::to_string(&cp).unwrap(),
+                serde_json::to_string(&texts).unwrap()
+            );
+        }
     }
 
     #[test]
