@@ -1,39 +1,25 @@
 //! Sorted, deduplicated path lists bounded in memory: the root paths a restore writes
 //! (a million of them for a backup of home directories).
 //!
-//! [`PathSorter`] is an external sort: paths are gathered in memory up to a byte budget,
-//! then sorted, deduplicated and written as a *run* (a [`SpillVec`] in the run's private
-//! work directory, an unnamed 0600 file); [`PathSorter::finish`] merges the runs (at most
-//! [`FAN_IN`] at a time, dropping duplicates) into one [`PathList`]. A list that fits the
-//! budget never touches the disk.
+//! [`PathSorter`] sorts with the crate's external merge sort ([`crate::sort::Sorter`]: runs
+//! of at most the budget in an unnamed 0600 file of the run's private work directory,
+//! merged [`crate::sort::FAN_IN`] at a time) and drops duplicates while writing the merged
+//! output into one [`PathList`] (a [`SpillVec`]). A list that fits the budget never touches
+//! the disk.
 //!
-//! Memory: the sort budget while gathering; [`FAN_IN`] read buffers
-//! ([`proxsave_archive::spill::READ_BUFFER`] each) plus one path per run while merging; the finished list's
-//! in-memory part (at most the budget) afterwards.
+//! Memory: the sort budget while gathering; the merge's read buffers plus one path per run
+//! while merging; the finished list's in-memory part (at most the budget) afterwards.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 
 use proxsave_archive::path::ArchivePath;
 use proxsave_archive::spill::SpillVec;
 
 use crate::error::RestoreError;
+use crate::sort::Sorter;
 
 /// Default memory budget of one sort (2 MiB).
 pub const SORT_BUDGET: usize = 2 << 20;
-
-/// Runs merged at once (each holds a [`proxsave_archive::spill::READ_BUFFER`] while merging).
-pub const FAN_IN: usize = 8;
-
-/// In-memory part of a sorted run before it spills (runs are written once and read once).
-const RUN_MEMORY: usize = 64 << 10;
-
-/// Bytes a gathered path is counted for: its bytes, the `ArchivePath` itself and the
-/// allocator's share.
-fn cost(p: &ArchivePath) -> usize {
-    p.as_bytes().len() + 2 * std::mem::size_of::<ArchivePath>()
-}
 
 fn decode(r: std::io::Result<Vec<u8>>, dir: &Path) -> Result<ArchivePath, RestoreError> {
     let bytes = r.map_err(|e| RestoreError::io(dir, e))?;
@@ -137,14 +123,13 @@ impl PathList {
     }
 }
 
-/// Gathers paths in any order and returns them sorted and deduplicated as a [`PathList`];
-/// see the module docs.
+/// Gathers paths in any order and returns them sorted and deduplicated as a [`PathList`]:
+/// the external sort is [`crate::sort::Sorter`] (byte order of the paths), duplicates are
+/// dropped while its merged output is written into the list.
 pub struct PathSorter {
     dir: PathBuf,
     budget: usize,
-    buf: Vec<ArchivePath>,
-    bytes: usize,
-    runs: Vec<SpillVec<Vec<u8>>>,
+    sorter: Sorter<Vec<u8>>,
 }
 
 impl PathSorter {
@@ -154,9 +139,7 @@ impl PathSorter {
         PathSorter {
             dir: dir.to_path_buf(),
             budget: budget.max(1),
-            buf: Vec::new(),
-            bytes: 0,
-            runs: Vec::new(),
+            sorter: Sorter::new(dir, budget, |a: &Vec<u8>, b: &Vec<u8>| a.cmp(b)),
         }
     }
 
@@ -165,93 +148,36 @@ impl PathSorter {
     /// # Errors
     /// A run cannot be written.
     pub fn push(&mut self, p: ArchivePath) -> Result<(), RestoreError> {
-        self.bytes += cost(&p);
-        self.buf.push(p);
-        if self.bytes >= self.budget {
-            let run = self.sorted_buf(RUN_MEMORY)?;
-            self.runs.push(run);
-        }
-        Ok(())
+        self.sorter
+            .push(p.as_bytes().to_vec())
+            .map_err(|e| RestoreError::io(&self.dir, e))
     }
 
     /// Number of sorted runs spilled so far.
     pub fn runs(&self) -> usize {
-        self.runs.len()
-    }
-
-    fn sorted_buf(&mut self, memory: usize) -> Result<SpillVec<Vec<u8>>, RestoreError> {
-        let mut buf = std::mem::take(&mut self.buf);
-        self.bytes = 0;
-        buf.sort_unstable();
-        buf.dedup();
-        let mut run = SpillVec::new(&self.dir, memory);
-        for p in buf {
-            run.push(&p.as_bytes().to_vec())
-                .map_err(|e| RestoreError::io(&self.dir, e))?;
-        }
-        Ok(run)
+        self.sorter.runs()
     }
 
     /// The sorted, deduplicated list of every path pushed.
     ///
     /// # Errors
     /// Reading or writing the runs.
-    pub fn finish(mut self) -> Result<PathList, RestoreError> {
-        if self.runs.is_empty() {
-            let list = self.sorted_buf(self.budget)?;
-            return Ok(PathList {
-                list,
-                dir: self.dir,
-            });
-        }
-        if !self.buf.is_empty() {
-            let run = self.sorted_buf(RUN_MEMORY)?;
-            self.runs.push(run);
-        }
-        let mut runs = std::mem::take(&mut self.runs);
-        while runs.len() > FAN_IN {
-            let mut next = Vec::with_capacity(runs.len().div_ceil(FAN_IN));
-            let mut rest = runs.into_iter().peekable();
-            while rest.peek().is_some() {
-                let group: Vec<_> = rest.by_ref().take(FAN_IN).collect();
-                next.push(merge(&group, &self.dir, RUN_MEMORY)?);
+    pub fn finish(self) -> Result<PathList, RestoreError> {
+        let io = |e| RestoreError::io(&self.dir, e);
+        let mut list = SpillVec::new(&self.dir, self.budget);
+        let mut last: Option<Vec<u8>> = None;
+        for p in self.sorter.finish().map_err(io)? {
+            let p = p.map_err(io)?;
+            if last.as_ref() != Some(&p) {
+                list.push(&p).map_err(io)?;
+                last = Some(p);
             }
-            runs = next;
         }
-        let list = merge(&runs, &self.dir, self.budget)?;
         Ok(PathList {
             list,
             dir: self.dir,
         })
     }
-}
-
-/// Merges sorted runs into one sorted run without duplicates.
-fn merge(
-    runs: &[SpillVec<Vec<u8>>],
-    dir: &Path,
-    memory: usize,
-) -> Result<SpillVec<Vec<u8>>, RestoreError> {
-    let io = |e| RestoreError::io(dir, e);
-    let mut readers: Vec<_> = runs.iter().map(|r| r.iter()).collect();
-    let mut heap = BinaryHeap::new();
-    for (i, r) in readers.iter_mut().enumerate() {
-        if let Some(p) = r.next() {
-            heap.push(Reverse((p.map_err(io)?, i)));
-        }
-    }
-    let mut out = SpillVec::new(dir, memory);
-    let mut last: Option<Vec<u8>> = None;
-    while let Some(Reverse((p, i))) = heap.pop() {
-        if let Some(next) = readers[i].next() {
-            heap.push(Reverse((next.map_err(io)?, i)));
-        }
-        if last.as_ref() != Some(&p) {
-            out.push(&p).map_err(io)?;
-            last = Some(p);
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -274,7 +200,11 @@ mod tests {
         for x in &input {
             s.push(x.clone()).expect("push");
         }
-        assert!(s.runs() > FAN_IN, "several merge passes: {}", s.runs());
+        assert!(
+            s.runs() > crate::sort::FAN_IN,
+            "several merge passes: {}",
+            s.runs()
+        );
         let list = s.finish().expect("finish");
         let mut want = input.clone();
         want.sort();

@@ -83,6 +83,11 @@ impl<T: Record> Sorter<T> {
         Ok(())
     }
 
+    /// Number of runs written to the file so far.
+    pub(crate) fn runs(&self) -> usize {
+        self.runs.len()
+    }
+
     /// True once runs went to the file.
     #[cfg(test)]
     pub(crate) fn is_spilled(&self) -> bool {
