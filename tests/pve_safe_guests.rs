@@ -10,7 +10,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -260,6 +260,14 @@ fn safe_apply_recreates_the_guests_of_old_node_on_pve1() {
         assert!(!t.contains("CloudInitHashS3cret"), "{t}");
     }
     assert!(common::stdout(&out).contains("--cipassword=<redacted>"));
+
+    // The exported guest configs are the backup's bytes, one link each: the private stage
+    // the applier read them from (linked to these files during the run) is gone.
+    for (rel, text) in old_node_files() {
+        let p = lab.dir.path().join("export/etc/pve").join(rel);
+        assert_eq!(fs::read_to_string(&p).unwrap(), text, "{}", p.display());
+        assert_eq!(fs::metadata(&p).unwrap().nlink(), 1, "{}", p.display());
+    }
 
     // old-node is the only node of the backup: used for pve1 without a question.
     assert_eq!(asked(&r), ["pve.safe.guests"], "{:#}", r["questions"]);

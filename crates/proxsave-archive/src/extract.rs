@@ -164,7 +164,7 @@ impl Default for ExtractOptions {
 }
 
 /// Metadata applied to what is written.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Meta {
     mode: u32,
     uid: u64,
@@ -536,6 +536,20 @@ pub struct Extractor {
     opts: ExtractOptions,
     buf: Vec<u8>,
     done: bool,
+    /// The file the last [`Extractor::add`] staged (cleared by every add), for
+    /// [`Extractor::add_linked`] of another extractor.
+    last_staged: Option<Staged>,
+}
+
+/// A file staged by the last `add`: its staging name and what was applied to it.
+#[derive(Clone, Copy, Debug)]
+struct Staged {
+    seq: u64,
+    size: u64,
+    meta: Meta,
+    preserve_owner: bool,
+    /// Metadata applied without a warning.
+    clean: bool,
 }
 
 impl Extractor {
@@ -577,6 +591,7 @@ impl Extractor {
             opts,
             buf: Vec::new(),
             done: false,
+            last_staged: None,
         }
     }
 
@@ -592,6 +607,7 @@ impl Extractor {
             opts,
             buf: Vec::new(),
             done: false,
+            last_staged: None,
         }
     }
 
@@ -612,6 +628,42 @@ impl Extractor {
         data: &mut dyn Read,
         selection: Selection,
     ) -> Result<Status> {
+        self.add_from(header, data, selection, None)
+    }
+
+    /// [`add`](Self::add) for an entry that `source`, another extractor, has just been
+    /// given (its last `add`): when `source` staged it as a regular file on the same
+    /// filesystem, with the same metadata and ownership setting and without a warning, that
+    /// staged file is hard-linked into this extractor's staging folder instead of being
+    /// written again (a directory entry instead of a new inode and a copy of the data). Else
+    /// this is `add`. The entry is judged by this extractor's own policy either way.
+    ///
+    /// `data` is read only when no link is made: give a reader of the entry's data that is
+    /// not shared with anything else.
+    ///
+    /// A linked file is one inode in both targets: neither may be modified in place
+    /// afterwards (commits `rename` it into place, which keeps both names right).
+    ///
+    /// # Errors
+    /// As [`add`](Self::add).
+    pub fn add_linked(
+        &mut self,
+        header: &EntryHeader,
+        data: &mut dyn Read,
+        selection: Selection,
+        source: &Extractor,
+    ) -> Result<Status> {
+        self.add_from(header, data, selection, Some(source))
+    }
+
+    fn add_from(
+        &mut self,
+        header: &EntryHeader,
+        data: &mut dyn Read,
+        selection: Selection,
+        source: Option<&Extractor>,
+    ) -> Result<Status> {
+        self.last_staged = None;
         self.opts.cancel.check()?;
         crate::checkpoint::checkpoint("extract", &header.display_name());
         self.report.total += 1;
@@ -654,7 +706,11 @@ impl Extractor {
                         })?;
                     }
                     Action::File => {
-                        let staged = self.stage_file(header, data, &meta)?;
+                        let staged =
+                            match source.and_then(|src| self.link_staged(src, header, &meta)) {
+                                Some(seq) => Some(seq),
+                                None => self.stage_file(header, data, &meta)?,
+                            };
                         self.report.bytes_written += header.size;
                         if let Some(seq) = staged {
                             self.push_op(Op::File {
@@ -810,12 +866,59 @@ impl Extractor {
         // Anything beyond the declared size cannot exist (the tar reader bounds it).
         let warnings = apply_meta_fd(file.as_fd(), meta, self.opts.preserve_owner, stage.creator)
             .map_err(|e| Error::io(disk.root_path.join(&stage.name).join(&name), e))?;
+        self.last_staged = Some(Staged {
+            seq: stage.seq,
+            size: header.size,
+            meta: *meta,
+            preserve_owner: self.opts.preserve_owner,
+            clean: warnings.is_empty(),
+        });
         for w in warnings {
             self.report
                 .warnings
                 .push(format!("{}: {w}", header.display_name()));
         }
         Ok(Some(stage.seq))
+    }
+
+    /// Links the file `source` staged in its last `add` into this staging folder; `None`
+    /// when it did not stage this entry's file, or the link cannot be made (another
+    /// filesystem, a link limit, …): the caller writes the data then.
+    fn link_staged(
+        &mut self,
+        source: &Extractor,
+        header: &EntryHeader,
+        meta: &Meta,
+    ) -> Option<u64> {
+        let from = source.last_staged?;
+        let src = source.disk.as_ref()?.stage.as_ref()?;
+        if !from.clean
+            || from.size != header.size
+            || from.meta != *meta
+            || from.preserve_owner != self.opts.preserve_owner
+        {
+            return None;
+        }
+        let disk = self.disk.as_mut()?;
+        if disk.stage.is_none() {
+            disk.stage = Some(create_stage(&disk.root, &disk.root_path).ok()?);
+        }
+        let stage = disk.stage.as_mut()?;
+        let name = format!("f{}", stage.seq + 1);
+        rustix::fs::linkat(
+            &src.fd,
+            format!("f{}", from.seq).as_str(),
+            &stage.fd,
+            name.as_str(),
+            AtFlags::empty(),
+        )
+        .ok()?;
+        stage.seq += 1;
+        self.last_staged = Some(Staged {
+            seq: stage.seq,
+            ..from
+        });
+        Some(stage.seq)
     }
 
     fn push_op(&mut self, op: Op) -> Result<()> {

@@ -697,24 +697,47 @@ pub(crate) fn extract_tiers(
                 })
                 .map_err(&wio)?;
             }
+            // The export copy first: a file both exported and staged (an applier reads
+            // the exported category) is then linked into the stage, not written twice.
+            let mut ordered = [None; 3];
             for tier in &route {
-                let x = match tier {
-                    Tier::Normal if unchanged => None,
-                    Tier::Normal => tiers.root.as_mut(),
-                    Tier::Export => tiers.export.as_mut(),
-                    Tier::Staged => tiers.stage.as_mut(),
+                ordered[match tier {
+                    Tier::Normal => 0,
+                    Tier::Export => 1,
+                    Tier::Staged => 2,
+                }] = Some(*tier);
+            }
+            let mut exported = false;
+            for tier in ordered.iter().flatten() {
+                let (x, link_from) = match tier {
+                    Tier::Normal if unchanged => (None, None),
+                    Tier::Normal => (tiers.root.as_mut(), None),
+                    Tier::Export => (tiers.export.as_mut(), None),
+                    Tier::Staged => (
+                        tiers.stage.as_mut(),
+                        tiers
+                            .export
+                            .as_ref()
+                            .filter(|_| exported && h.kind == EntryKind::File),
+                    ),
                 };
                 let Some(x) = x else { continue };
                 let st = if needs_spool {
                     let mut r = spool
                         .reader()
                         .map_err(|e| RestoreError::io(&std::env::temp_dir(), e))?;
-                    x.add(&h, &mut *r, Selection::Include)
-                        .map_err(|e| stream.explain(e))?
+                    match link_from {
+                        Some(src) => x.add_linked(&h, &mut *r, Selection::Include, src),
+                        None => x.add(&h, &mut *r, Selection::Include),
+                    }
+                    .map_err(|e| stream.explain(e))?
                 } else {
                     x.add(&h, stream.data(), Selection::Include)
                         .map_err(|e| stream.explain(e))?
                 };
+                if *tier == Tier::Export {
+                    exported = true;
+                }
                 logs[log_of(*tier)]
                     .record(x, st, &h, Some(&path), seq)
                     .map_err(&wio)?;
