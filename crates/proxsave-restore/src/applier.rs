@@ -469,33 +469,26 @@ impl Stage {
     /// error names the staged path.
     pub fn read(&self, path: &ArchivePath) -> std::io::Result<Option<Vec<u8>>> {
         let shown = self.path.join(path.as_os_str());
-        let named =
-            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", shown.display()));
         let parent = match dirfd::open_parent(self.fd.as_fd(), path) {
             Ok(p) => p,
             Err(rustix::io::Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(named(e.into())),
+            Err(e) => return Err(named(&shown, e.into())),
         };
-        let fd = match dirfd::open_file(parent.as_fd(), path.file_name()) {
-            Ok(f) => f,
-            Err(rustix::io::Errno::NOENT) => return Ok(None),
-            Err(rustix::io::Errno::LOOP) => {
-                return Err(named(std::io::Error::other("a symbolic link, not a file")));
-            }
-            Err(e) => return Err(named(e.into())),
-        };
-        let st = rustix::fs::fstat(&fd).map_err(|e| named(e.into()))?;
-        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-            return Err(named(std::io::Error::other("not a regular file")));
+        read_staged(parent.as_fd(), path.file_name(), &shown)
+    }
+
+    /// The staged folder `dir`, open for reading many of its files without walking the
+    /// path again for each: `None` when absent.
+    ///
+    /// # Errors
+    /// The folder is a symlink, not a folder, or cannot be opened.
+    pub fn dir(&self, dir: &ArchivePath) -> std::io::Result<Option<StageDir>> {
+        let path = self.path.join(dir.as_os_str());
+        match dirfd::walk(self.fd.as_fd(), dir) {
+            Ok(fd) => Ok(Some(StageDir { fd, path })),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(named(&path, e.into())),
         }
-        if st.st_size as u64 > STAGE_READ_LIMIT {
-            return Err(named(std::io::Error::other("larger than 64 MiB")));
-        }
-        let mut out = Vec::with_capacity(st.st_size as usize);
-        std::fs::File::from(fd)
-            .read_to_end(&mut out)
-            .map_err(named)?;
-        Ok(Some(out))
     }
 
     /// The names in the staged folder `dir` (sorted; empty when absent).
@@ -532,6 +525,100 @@ impl Stage {
             .is_ok()
         })
     }
+}
+
+/// One staged folder, open (from [`Stage::dir`]).
+#[derive(Debug)]
+pub struct StageDir {
+    fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+impl StageDir {
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The names of the regular files in it that [`read`](Self::read) would return
+    /// (sorted): no symlinks, folders or other kinds, nothing over [`STAGE_READ_LIMIT`].
+    ///
+    /// # Errors
+    /// The folder cannot be read.
+    pub fn files(&self) -> std::io::Result<Vec<Vec<u8>>> {
+        let mut names = Vec::new();
+        let mut rd =
+            rustix::fs::Dir::read_from(&self.fd).map_err(|e| named(&self.path, e.into()))?;
+        while let Some(entry) = rd.read() {
+            let entry = entry.map_err(|e| named(&self.path, e.into()))?;
+            let n = entry.file_name().to_bytes();
+            if n == b"." || n == b".." {
+                continue;
+            }
+            let Ok(st) = rustix::fs::statat(
+                &self.fd,
+                OsStr::from_bytes(n),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            ) else {
+                continue;
+            };
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+                && st.st_size as u64 <= STAGE_READ_LIMIT
+            {
+                names.push(n.to_vec());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The file `name` in it, as [`Stage::read`]: `None` when absent.
+    ///
+    /// # Errors
+    /// As [`Stage::read`].
+    pub fn read(&self, name: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
+        read_staged(
+            self.fd.as_fd(),
+            name,
+            &self.path.join(OsStr::from_bytes(name)),
+        )
+    }
+}
+
+fn named(shown: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", shown.display()))
+}
+
+/// The regular file `name` of the folder `dir` (`shown` in messages), at most
+/// [`STAGE_READ_LIMIT`] bytes; `None` when absent.
+fn read_staged(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &[u8],
+    shown: &Path,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let fd = match dirfd::open_file(dir, name) {
+        Ok(f) => f,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(rustix::io::Errno::LOOP) => {
+            return Err(named(
+                shown,
+                std::io::Error::other("a symbolic link, not a file"),
+            ));
+        }
+        Err(e) => return Err(named(shown, e.into())),
+    };
+    let st = rustix::fs::fstat(&fd).map_err(|e| named(shown, e.into()))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(named(shown, std::io::Error::other("not a regular file")));
+    }
+    if st.st_size as u64 > STAGE_READ_LIMIT {
+        return Err(named(shown, std::io::Error::other("larger than 64 MiB")));
+    }
+    let mut out = Vec::with_capacity(st.st_size as usize);
+    std::fs::File::from(fd)
+        .read_to_end(&mut out)
+        .map_err(|e| named(shown, e))?;
+    Ok(Some(out))
 }
 
 /// What the plan phase may look at.
@@ -702,4 +789,49 @@ pub fn appliers() -> Vec<&'static dyn Applier> {
 /// True if a registered applier handles `category`.
 pub fn has_applier(category: &str) -> bool {
     AppliersSet::registered().handles(category)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn ap(s: &str) -> ArchivePath {
+        ArchivePath::from_user(s).expect("path")
+    }
+
+    #[test]
+    fn a_staged_folder_lists_and_reads_its_regular_files_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().join("etc/app/conf.d");
+        std::fs::create_dir_all(d.join("sub")).expect("mkdir");
+        std::fs::write(d.join("b.conf"), b"b\n").expect("write");
+        std::fs::write(d.join("a.conf"), b"a\n").expect("write");
+        std::fs::write(dir.path().join("outside"), b"secret\n").expect("write");
+        symlink("../../../outside", d.join("link.conf")).expect("symlink");
+        symlink("sub", dir.path().join("etc/app/linked.d")).expect("symlink");
+        let stage = Stage::open(dir.path()).expect("stage");
+
+        let folder = stage
+            .dir(&ap("etc/app/conf.d"))
+            .expect("open")
+            .expect("present");
+        assert_eq!(folder.path(), d);
+        assert_eq!(
+            folder.files().expect("files"),
+            [b"a.conf".to_vec(), b"b.conf".to_vec()]
+        );
+        assert_eq!(folder.read(b"a.conf").expect("read"), Some(b"a\n".to_vec()));
+        assert_eq!(folder.read(b"none.conf").expect("read"), None);
+        // The same answers as Stage::read, from the open folder.
+        let err = folder.read(b"link.conf").expect_err("a symlink is refused");
+        assert!(err.to_string().contains("link.conf"), "{err}");
+        assert!(stage.read(&ap("etc/app/conf.d/link.conf")).is_err());
+        assert!(folder.read(b"sub").is_err());
+
+        // Absent: None. A symlinked folder is never followed.
+        assert!(stage.dir(&ap("etc/app/none.d")).expect("absent").is_none());
+        let err = stage.dir(&ap("etc/app/linked.d")).expect_err("symlink");
+        assert!(err.to_string().contains("linked.d"), "{err}");
+    }
 }

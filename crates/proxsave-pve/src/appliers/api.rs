@@ -473,14 +473,18 @@ fn diag_lines(path: &str, diags: &[Diag]) -> Vec<String> {
 /// The staged files of a folder, by name (names that are not UTF-8 left out).
 pub(crate) fn staged_files(stage: &Stage, dir: &str) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    for name in stage.list(&ap(dir)).unwrap_or_default() {
+    // One open folder for all its files (no path walk per file).
+    let Ok(Some(folder)) = stage.dir(&ap(dir)) else {
+        return out;
+    };
+    for name in folder.files().unwrap_or_default() {
         let Ok(name) = String::from_utf8(name) else {
             continue;
         };
-        let Ok(p) = ArchivePath::from_user(&format!("{dir}/{name}")) else {
+        if ArchivePath::from_user(&format!("{dir}/{name}")).is_err() {
             continue;
-        };
-        if let Ok(Some(bytes)) = stage.read(&p) {
+        }
+        if let Ok(Some(bytes)) = folder.read(name.as_bytes()) {
             out.insert(name, bytes);
         }
     }

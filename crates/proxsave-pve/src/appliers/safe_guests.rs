@@ -139,12 +139,16 @@ pub fn source_nodes(stage: &Stage) -> Result<Vec<SourceNode>, ApplyError> {
             let Some(d) = child(&dir, kind.folder().as_bytes()) else {
                 continue;
             };
-            let files: Vec<Vec<u8>> = stage
-                .list(&d)?
-                .into_iter()
-                .filter(|f| f.ends_with(b".conf"))
-                .filter(|f| child(&d, f).is_some_and(|p| stage.read(&p).is_ok_and(|b| b.is_some())))
-                .collect();
+            // Regular files only, read later from the same open folder (a host with
+            // thousands of guests: no path walk per file).
+            let files: Vec<Vec<u8>> = match stage.dir(&d)? {
+                Some(folder) => folder
+                    .files()?
+                    .into_iter()
+                    .filter(|f| f.ends_with(b".conf") && child(&d, f).is_some())
+                    .collect(),
+                None => Vec::new(),
+            };
             match kind {
                 Kind::Qemu => n.qemu = files,
                 Kind::Lxc => n.lxc = files,
@@ -289,6 +293,12 @@ pub fn read_guests(
         let Some(d) = child(&dir, kind.folder().as_bytes()) else {
             continue;
         };
+        if files.is_empty() {
+            continue;
+        }
+        let Some(folder) = stage.dir(&d)? else {
+            continue;
+        };
         for f in files {
             let Some(p) = child(&d, f) else { continue };
             let shown = format!("/{}", escape_bytes(p.as_bytes()));
@@ -307,7 +317,7 @@ pub fn read_guests(
                 ));
                 continue;
             };
-            let Some(bytes) = stage.read(&p)? else {
+            let Some(bytes) = folder.read(f)? else {
                 continue;
             };
             let Ok(text) = String::from_utf8(bytes) else {
