@@ -277,8 +277,10 @@ impl RunState {
         let doc = self.doc.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut f =
             AtomicFile::create(&self.path, 0o600).map_err(|e| RestoreError::io(&self.path, e))?;
-        serde_json::to_writer_pretty(f.file(), &doc)
+        // One write, not one per JSON token.
+        let bytes = serde_json::to_vec_pretty(&doc)
             .map_err(|e| RestoreError::io(&self.path, std::io::Error::other(e)))?;
+        std::io::Write::write_all(f.file(), &bytes).map_err(|e| RestoreError::io(&self.path, e))?;
         f.commit().map_err(|e| RestoreError::io(&self.path, e))?;
         Ok(())
     }
