@@ -61,14 +61,42 @@ fn opts() -> ExtractOptions {
     ExtractOptions::default()
 }
 
-#[test]
-fn a_file_given_to_two_extractors_is_one_inode_with_the_archives_bytes_and_metadata() {
+fn extractor(root: &Path) -> Extractor {
+    Extractor::new(root, opts()).expect("extractor")
+}
+
+/// Gives every entry of the backup to `export` (as `select` says), then to `stage` with
+/// `add_linked`, and commits both, the stage first (the restore engine's order).
+fn give_both(
+    mut export: Extractor,
+    mut stage: Extractor,
+    select: impl Fn(&EntryHeader) -> Selection,
+) {
+    for (h, data) in entries(&backup()) {
+        export
+            .add(&h, &mut data.as_slice(), select(&h))
+            .expect("export add");
+        stage
+            .add_linked(&h, &mut data.as_slice(), Selection::Include, &export)
+            .expect("stage add");
+    }
+    stage.commit().expect("stage commit");
+    export.commit().expect("export commit");
+}
+
+/// A test folder with the two targets `export` and `stage` in it (one filesystem).
+fn two_targets() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let top = tempfile::tempdir().expect("tempdir");
     let (a, b) = (top.path().join("export"), top.path().join("stage"));
     fs::create_dir(&a).expect("a");
     fs::create_dir(&b).expect("b");
-    let mut export = Extractor::new(&a, opts()).expect("export");
-    let mut stage = Extractor::new(&b, opts()).expect("stage");
+    (top, a, b)
+}
+
+#[test]
+fn a_file_given_to_two_extractors_is_one_inode_with_the_archives_bytes_and_metadata() {
+    let (_top, a, b) = two_targets();
+    let (mut export, mut stage) = (extractor(&a), extractor(&b));
     for (h, data) in entries(&backup()) {
         let st = export
             .add(&h, &mut data.as_slice(), Selection::Include)
@@ -144,29 +172,16 @@ fn a_file_given_to_two_extractors_is_one_inode_with_the_archives_bytes_and_metad
 
 #[test]
 fn what_the_first_extractor_did_not_stage_is_written_from_the_data() {
-    let top = tempfile::tempdir().expect("tempdir");
-    let (a, b) = (top.path().join("export"), top.path().join("stage"));
-    fs::create_dir(&a).expect("a");
-    fs::create_dir(&b).expect("b");
-    let mut export = Extractor::new(&a, opts()).expect("export");
-    let mut stage = Extractor::new(&b, opts()).expect("stage");
-    for (h, data) in entries(&backup()) {
-        // The first extractor skips user.cfg: the second must write it itself.
-        let skip = h.display_name().ends_with("user.cfg");
-        let sel = if skip {
+    let (_top, a, b) = two_targets();
+    let (export, stage) = (extractor(&a), extractor(&b));
+    // The first extractor skips user.cfg: the second must write it itself.
+    give_both(export, stage, |h| {
+        if h.display_name().ends_with("user.cfg") {
             Selection::Skip("not selected".into())
         } else {
             Selection::Include
-        };
-        export
-            .add(&h, &mut data.as_slice(), sel)
-            .expect("export add");
-        stage
-            .add_linked(&h, &mut data.as_slice(), Selection::Include, &export)
-            .expect("stage add");
-    }
-    stage.commit().expect("stage commit");
-    export.commit().expect("export commit");
+        }
+    });
     assert!(!a.join("etc/pve/user.cfg").exists());
     let m = fs::symlink_metadata(b.join("etc/pve/user.cfg")).expect("meta");
     assert_eq!(m.nlink(), 1);
@@ -203,18 +218,9 @@ fn on_another_filesystem_the_data_is_copied() {
     let other = tempfile::tempdir_in(shm).expect("tempdir on tmpfs");
     let a = top.path().join("export");
     fs::create_dir(&a).expect("a");
-    let mut export = Extractor::new(&a, opts()).expect("export");
-    let mut stage = Extractor::new(other.path(), opts()).expect("stage");
-    for (h, data) in entries(&backup()) {
-        export
-            .add(&h, &mut data.as_slice(), Selection::Include)
-            .expect("export add");
-        stage
-            .add_linked(&h, &mut data.as_slice(), Selection::Include, &export)
-            .expect("stage add");
-    }
-    stage.commit().expect("stage commit");
-    export.commit().expect("export commit");
+    give_both(extractor(&a), extractor(other.path()), |_| {
+        Selection::Include
+    });
     let m = fs::symlink_metadata(other.path().join("etc/pve/storage.cfg")).expect("meta");
     assert_eq!(m.nlink(), 1);
     assert_eq!(m.permissions().mode() & 0o7777, 0o640);
