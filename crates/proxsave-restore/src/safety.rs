@@ -15,7 +15,6 @@
 //! [`SafetyRecord::rollback`] will restore and remove; everything goes through the root
 //! descriptor that was checked, never through a symlink.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -38,7 +37,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::RestoreError;
 use crate::pathlist::{PathList, PathSorter, SORT_BUDGET};
+use crate::sort::{Sorted, Sorter};
 use crate::workspace::Workspace;
+use proxsave_archive::spill::{self, Record, SpillVec, get_bytes, put_bytes};
 
 /// What the safety backup holds.
 #[derive(Clone, Debug, Serialize)]
@@ -174,6 +175,8 @@ struct ExportRecord {
     created: Vec<StoredPath>,
 }
 
+/// The whole sidecar as one value (the tests' reference for the streamed writer and reader).
+#[cfg(test)]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Sidecar {
     #[serde(default = "version_one")]
@@ -856,18 +859,18 @@ pub struct PathNote {
 }
 
 /// What a rollback would do.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct RollbackPreview {
     /// The safety backup.
     pub backup: PathBuf,
     /// The root rolled back.
     pub root: PathBuf,
     /// Entries put back as saved (files, links, folders), in backup order.
-    pub restore: Vec<String>,
+    pub restore: ShownPaths,
     /// Paths the restore created that exist now and are removed (deepest first).
-    pub remove: Vec<String>,
+    pub remove: ShownPaths,
     /// Folders removed with everything in them (export folders the restore created).
-    pub remove_trees: Vec<String>,
+    pub remove_trees: ShownPaths,
     /// Paths that will be refused, and why (e.g. a parent that is now a symlink).
     pub refused: Vec<PathNote>,
     /// True when no sidecar was found (created files cannot be removed).
@@ -875,12 +878,12 @@ pub struct RollbackPreview {
 }
 
 /// What a rollback did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct RollbackReport {
     /// The root rolled back.
     pub root: PathBuf,
     /// Created paths removed (and export folders removed with their contents).
-    pub removed: Vec<String>,
+    pub removed: ShownPaths,
     /// Created paths left in place (e.g. a folder that is not empty any more).
     pub kept: Vec<PathNote>,
     /// Created paths not touched because reaching them is unsafe or their name is unusable.
@@ -899,11 +902,220 @@ impl RollbackReport {
 }
 
 /// A safety backup and its sidecar, read for a rollback.
-#[derive(Debug)]
 pub struct SafetyRecord {
     backup: PathBuf,
     sidecar_file: PathBuf,
-    sidecar: Option<Sidecar>,
+    sidecar: Option<SidecarHead>,
+    /// The sidecar's `created` list (stored bytes), bounded in memory: a restore that wrote a
+    /// million new files records a million paths.
+    created: SpillVec<Vec<u8>>,
+    /// Where the rollback's lists spill (unnamed files): the safety backup's folder, else
+    /// the system's temporary folder.
+    spill_dir: PathBuf,
+    /// In-memory part of each list and sort.
+    budget: usize,
+}
+
+impl std::fmt::Debug for SafetyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SafetyRecord")
+            .field("backup", &self.backup)
+            .field("sidecar_file", &self.sidecar_file)
+            .field("sidecar", &self.sidecar)
+            .field("created", &self.created.len())
+            .finish()
+    }
+}
+
+/// The sidecar without its `created` list, which [`CreatedSeed`] streams into a spilled list.
+#[derive(Debug, Deserialize)]
+struct SidecarHead {
+    #[serde(default = "version_one")]
+    version: u32,
+    root: String,
+    #[serde(default)]
+    root_path: Option<StoredPath>,
+    #[serde(default)]
+    root_dev: Option<u64>,
+    #[serde(default)]
+    root_ino: Option<u64>,
+    root_meta: Option<InodeMeta>,
+    #[serde(default)]
+    export: Option<ExportRecord>,
+}
+
+/// Streams the sidecar's `created` array into a list, one path at a time; every other key
+/// is skipped (read by [`SidecarHead`]).
+struct CreatedSeed<'a> {
+    out: &'a mut SpillVec<Vec<u8>>,
+    seen: &'a mut bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for CreatedSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for CreatedSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a safety backup sidecar")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "created" {
+                map.next_value_seed(CreatedList {
+                    out: &mut *self.out,
+                })?;
+                *self.seen = true;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct CreatedList<'a> {
+    out: &'a mut SpillVec<Vec<u8>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for CreatedList<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for CreatedList<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of paths")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        use serde::de::Error;
+        while let Some(p) = seq.next_element::<StoredPath>()? {
+            self.out
+                .push(&p.bytes().to_vec())
+                .map_err(|e| A::Error::custom(format!("cannot keep the list: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// A list of shown paths (`/etc/hosts`), bounded in memory (the rest in an unnamed file):
+/// what a rollback restores and removes, a million entries after a large restore.
+/// Serialized as a JSON array of strings.
+pub struct ShownPaths {
+    list: SpillVec<Vec<u8>>,
+    dir: PathBuf,
+}
+
+impl ShownPaths {
+    fn new(dir: &Path, budget: usize) -> ShownPaths {
+        ShownPaths {
+            list: SpillVec::new(dir, budget),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn push(&mut self, shown: &str) -> Result<(), RestoreError> {
+        self.list
+            .push(&shown.as_bytes().to_vec())
+            .map_err(|e| RestoreError::io(&self.dir, e))
+    }
+
+    /// Number of paths.
+    pub fn len(&self) -> u64 {
+        self.list.len()
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The paths, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<String, RestoreError>> + '_ {
+        self.list.iter().map(|r| {
+            r.map(|b| String::from_utf8_lossy(&b).into_owned())
+                .map_err(|e| RestoreError::io(&self.dir, e))
+        })
+    }
+
+    /// All paths in memory (small lists, tests).
+    ///
+    /// # Errors
+    /// The spilled part cannot be read.
+    pub fn to_vec(&self) -> Result<Vec<String>, RestoreError> {
+        self.iter().collect()
+    }
+}
+
+impl std::fmt::Debug for ShownPaths {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ShownPaths({} paths)", self.len())
+    }
+}
+
+impl Serialize for ShownPaths {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = s.serialize_seq(usize::try_from(self.len()).ok())?;
+        for p in self.iter() {
+            seq.serialize_element(&p.map_err(S::Error::custom)?)?;
+        }
+        seq.end()
+    }
+}
+
+/// A path the rollback may remove, as its external sorts carry it.
+struct Cand {
+    path: Vec<u8>,
+    tree: bool,
+    is_dir: bool,
+}
+
+impl Record for Cand {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_bytes(out, &self.path);
+        out.push(u8::from(self.tree) | u8::from(self.is_dir) << 1);
+    }
+
+    fn decode(input: &mut dyn Read) -> std::io::Result<Self> {
+        let path = get_bytes(input)?;
+        let mut flags = [0u8; 1];
+        input.read_exact(&mut flags)?;
+        Ok(Cand {
+            path,
+            tree: flags[0] & 1 != 0,
+            is_dir: flags[0] & 2 != 0,
+        })
+    }
+}
+
+fn by_path(a: &Cand, b: &Cand) -> std::cmp::Ordering {
+    a.path.cmp(&b.path)
+}
+
+fn depth(p: &[u8]) -> usize {
+    p.iter().filter(|&&c| c == b'/').count() + 1
+}
+
+/// Whole trees first, then single paths deepest first, then by name.
+fn removal_order(a: &Cand, b: &Cand) -> std::cmp::Ordering {
+    b.tree
+        .cmp(&a.tree)
+        .then(depth(&b.path).cmp(&depth(&a.path)))
+        .then(a.path.cmp(&b.path))
 }
 
 fn shown(p: &ArchivePath) -> String {
@@ -999,28 +1211,69 @@ impl SafetyRecord {
             ));
         }
         let sidecar_file = sidecar_path(backup);
-        let sidecar: Option<Sidecar> = match std::fs::read(&sidecar_file) {
-            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
-                RestoreError::io(&sidecar_file, std::io::Error::other(e.to_string()))
-            })?),
+        // The lists spill beside the safety backup (the run's private folder), or into the
+        // system's temporary folder when that one takes no file (a read-only copy).
+        let spill_dir = backup
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let spill_dir = if tempfile::tempfile_in(&spill_dir).is_ok() {
+            spill_dir
+        } else {
+            std::env::temp_dir()
+        };
+        let budget = spill::LIST_BUDGET;
+        let mut created = SpillVec::new(&spill_dir, budget);
+        let malformed = |e: serde_json::Error| {
+            RestoreError::io(&sidecar_file, std::io::Error::other(e.to_string()))
+        };
+        let sidecar: Option<SidecarHead> = match File::open(&sidecar_file) {
+            Ok(f) => {
+                let head: SidecarHead =
+                    serde_json::from_reader(BufReader::with_capacity(64 << 10, f))
+                        .map_err(malformed)?;
+                if head.version > SIDECAR_VERSION {
+                    return Err(RestoreError::io(
+                        &sidecar_file,
+                        std::io::Error::other(format!(
+                            "sidecar format {} is newer than this proxsave understands ({SIDECAR_VERSION})",
+                            head.version
+                        )),
+                    ));
+                }
+                // Second read: the created paths, streamed into the bounded list.
+                let f =
+                    File::open(&sidecar_file).map_err(|e| RestoreError::io(&sidecar_file, e))?;
+                let mut seen = false;
+                let mut de =
+                    serde_json::Deserializer::from_reader(BufReader::with_capacity(64 << 10, f));
+                serde::de::DeserializeSeed::deserialize(
+                    CreatedSeed {
+                        out: &mut created,
+                        seen: &mut seen,
+                    },
+                    &mut de,
+                )
+                .and_then(|()| de.end())
+                .map_err(malformed)?;
+                if !seen {
+                    return Err(RestoreError::io(
+                        &sidecar_file,
+                        std::io::Error::other("missing field `created`"),
+                    ));
+                }
+                Some(head)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(RestoreError::io(&sidecar_file, e)),
         };
-        if let Some(sc) = &sidecar
-            && sc.version > SIDECAR_VERSION
-        {
-            return Err(RestoreError::io(
-                &sidecar_file,
-                std::io::Error::other(format!(
-                    "sidecar format {} is newer than this proxsave understands ({SIDECAR_VERSION})",
-                    sc.version
-                )),
-            ));
-        }
         Ok(SafetyRecord {
             backup: backup.to_path_buf(),
             sidecar_file,
             sidecar,
+            created,
+            spill_dir,
+            budget,
         })
     }
 
@@ -1119,58 +1372,74 @@ impl SafetyRecord {
         })
     }
 
-    /// The created paths (and export folders) to remove, and those refused, as the root is
-    /// now.
-    fn removals(&self, root: BorrowedFd<'_>) -> (Vec<Removal>, Vec<PathNote>) {
-        let Some(sc) = &self.sidecar else {
-            return (Vec::new(), Vec::new());
-        };
+    /// The created paths (and export folders) to remove, in removal order (whole trees
+    /// first, then single paths deepest first), and those refused, as the root is now.
+    /// Bounded in memory: two external sorts (by name, to merge a path named twice; then
+    /// into removal order) spilling beside the safety backup.
+    fn removals(
+        &self,
+        root: BorrowedFd<'_>,
+    ) -> Result<(Sorted<Cand>, Vec<PathNote>), RestoreError> {
+        let dir = &self.spill_dir;
+        let io = |e: std::io::Error| RestoreError::io(dir, e);
         let mut refused = Vec::new();
-        // path -> removed as a whole tree
-        let mut wanted: BTreeMap<ArchivePath, bool> = BTreeMap::new();
-        let mut candidates: Vec<(&StoredPath, bool)> = Vec::new();
-        if let Some(ex) = &sc.export {
-            for c in &ex.created {
-                candidates.push((c, c == &ex.dir));
-            }
-        }
-        candidates.extend(sc.created.iter().map(|c| (c, false)));
-        for (stored, tree) in candidates {
-            if sc.version < 2 && stored.bytes().contains(&b'\\') {
-                refused.push(PathNote {
-                    path: format!("/{}", stored.shown()),
-                    reason:
-                        "recorded by an older proxsave in an ambiguous (escaped) form; not removed"
-                            .into(),
-                });
-                continue;
-            }
-            match ArchivePath::parse(stored.bytes()) {
-                Ok(Some(p)) => {
-                    let e = wanted.entry(p).or_insert(false);
-                    *e |= tree;
+        let mut by_name: Sorter<Cand> = Sorter::new(dir, self.budget, by_path);
+        if let Some(sc) = &self.sidecar {
+            let mut consider = |stored: &[u8], tree: bool| -> Result<(), RestoreError> {
+                let shown_stored = || escape_bytes(stored);
+                if sc.version < 2 && stored.contains(&b'\\') {
+                    refused.push(PathNote {
+                        path: format!("/{}", shown_stored()),
+                        reason:
+                            "recorded by an older proxsave in an ambiguous (escaped) form; not removed"
+                                .into(),
+                    });
+                    return Ok(());
                 }
-                Ok(None) => refused.push(PathNote {
-                    path: stored.shown(),
-                    reason: "names the root folder itself; never removed".into(),
-                }),
-                Err(e) => refused.push(PathNote {
-                    path: stored.shown(),
-                    reason: format!("unusable name ({e}): it would escape the root; not removed"),
-                }),
+                match ArchivePath::parse(stored) {
+                    Ok(Some(p)) => by_name
+                        .push(Cand {
+                            path: p.as_bytes().to_vec(),
+                            tree,
+                            is_dir: false,
+                        })
+                        .map_err(io)?,
+                    Ok(None) => refused.push(PathNote {
+                        path: shown_stored(),
+                        reason: "names the root folder itself; never removed".into(),
+                    }),
+                    Err(e) => refused.push(PathNote {
+                        path: shown_stored(),
+                        reason: format!(
+                            "unusable name ({e}): it would escape the root; not removed"
+                        ),
+                    }),
+                }
+                Ok(())
+            };
+            if let Some(ex) = &sc.export {
+                for c in &ex.created {
+                    consider(c.bytes(), c == &ex.dir)?;
+                }
+            }
+            for c in self.created.iter() {
+                consider(&c.map_err(io)?, false)?;
             }
         }
-        let mut out = Vec::new();
-        for (path, tree) in wanted {
+        let mut order: Sorter<Cand> = Sorter::new(dir, self.budget, removal_order);
+        let mut check = |c: Cand, refused: &mut Vec<PathNote>| -> Result<(), RestoreError> {
+            let Ok(Some(path)) = ArchivePath::parse(&c.path) else {
+                return Ok(());
+            };
             let parent = match reach_parent(root, &path) {
                 Reach::Parent(fd) => fd,
-                Reach::Missing => continue,
+                Reach::Missing => return Ok(()),
                 Reach::Blocked(reason) => {
                     refused.push(PathNote {
                         path: shown(&path),
                         reason,
                     });
-                    continue;
+                    return Ok(());
                 }
             };
             match rustix::fs::statat(
@@ -1178,26 +1447,38 @@ impl SafetyRecord {
                 OsStr::from_bytes(path.file_name()),
                 AtFlags::SYMLINK_NOFOLLOW,
             ) {
-                Ok(st) => out.push(Removal {
-                    is_dir: FileType::from_raw_mode(st.st_mode) == FileType::Directory,
-                    path,
-                    tree,
-                }),
+                Ok(st) => order
+                    .push(Cand {
+                        is_dir: FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+                        ..c
+                    })
+                    .map_err(io)?,
                 Err(Errno::NOENT) => {}
                 Err(e) => refused.push(PathNote {
                     path: shown(&path),
                     reason: e.to_string(),
                 }),
             }
+            Ok(())
+        };
+        // A path named twice (an export folder also in the created list) is one removal,
+        // as a whole tree when either says so.
+        let mut pending: Option<Cand> = None;
+        for c in by_name.finish().map_err(io)? {
+            let c = c.map_err(io)?;
+            match &mut pending {
+                Some(p) if p.path == c.path => p.tree |= c.tree,
+                _ => {
+                    if let Some(p) = pending.replace(c) {
+                        check(p, &mut refused)?;
+                    }
+                }
+            }
         }
-        // Whole trees first, then single paths deepest first.
-        out.sort_by(|a, b| {
-            b.tree
-                .cmp(&a.tree)
-                .then(b.path.depth().cmp(&a.path.depth()))
-                .then(a.path.cmp(&b.path))
-        });
-        (out, refused)
+        if let Some(p) = pending {
+            check(p, &mut refused)?;
+        }
+        Ok((order.finish().map_err(io)?, refused))
     }
 
     fn open_tar(&self) -> Result<TarReader<BufReader<Box<dyn Read>>>, RestoreError> {
@@ -1217,8 +1498,8 @@ impl SafetyRecord {
     /// # Errors
     /// An unreadable or corrupt safety backup.
     pub fn preview(&self, root: &BoundRoot) -> Result<RollbackPreview, RestoreError> {
-        let (removals, mut refused) = self.removals(root.fd.as_fd());
-        let mut restore = Vec::new();
+        let (removals, mut refused) = self.removals(root.fd.as_fd())?;
+        let mut restore = ShownPaths::new(&self.spill_dir, self.budget);
         let mut tar = self.open_tar()?;
         while let Some(h) = tar.next_entry().map_err(proxsave_archive::Error::from)? {
             let path = match ArchivePath::parse(&h.raw_path) {
@@ -1250,24 +1531,27 @@ impl SafetyRecord {
                     path: shown(&path),
                     reason,
                 }),
-                None => restore.push(shown(&path)),
+                None => restore.push(&shown(&path))?,
             }
         }
         tar.finish().map_err(proxsave_archive::Error::from)?;
+        let mut remove = ShownPaths::new(&self.spill_dir, self.budget);
+        let mut remove_trees = ShownPaths::new(&self.spill_dir, self.budget);
+        for r in removals {
+            let r = r.map_err(|e| RestoreError::io(&self.spill_dir, e))?;
+            let shown = format!("/{}", escape_bytes(&r.path));
+            if r.tree {
+                remove_trees.push(&shown)?;
+            } else {
+                remove.push(&shown)?;
+            }
+        }
         Ok(RollbackPreview {
             backup: self.backup.clone(),
             root: root.path.clone(),
             restore,
-            remove: removals
-                .iter()
-                .filter(|r| !r.tree)
-                .map(|r| shown(&r.path))
-                .collect(),
-            remove_trees: removals
-                .iter()
-                .filter(|r| r.tree)
-                .map(|r| shown(&r.path))
-                .collect(),
+            remove,
+            remove_trees,
             refused,
             sidecar_missing: self.sidecar.is_none(),
         })
@@ -1310,10 +1594,26 @@ impl SafetyRecord {
             self.restore_root_meta(root); // staging touched the root folder's times
             return Err(e);
         }
-        let (removals, refused) = self.removals(root.fd.as_fd());
-        let mut removed = Vec::new();
+        let (removals, refused) = match self.removals(root.fd.as_fd()) {
+            Ok(r) => r,
+            Err(e) => {
+                drop(extractor.abort());
+                self.restore_root_meta(root);
+                return Err(e);
+            }
+        };
+        let mut removed = ShownPaths::new(&self.spill_dir, self.budget);
         let mut kept = Vec::new();
         for r in removals {
+            let r = r.map_err(|e| RestoreError::io(&self.spill_dir, e))?;
+            let Ok(Some(path)) = ArchivePath::parse(&r.path) else {
+                continue;
+            };
+            let r = Removal {
+                path,
+                tree: r.tree,
+                is_dir: r.is_dir,
+            };
             let name = r.path.file_name();
             let result = match reach_parent(root.fd.as_fd(), &r.path) {
                 Reach::Parent(parent) if r.tree => remove_tree(parent.as_fd(), name),
@@ -1336,7 +1636,7 @@ impl SafetyRecord {
                 }
             };
             match result {
-                Ok(()) => removed.push(shown(&r.path)),
+                Ok(()) => removed.push(&shown(&r.path))?,
                 Err(Errno::NOENT) => {}
                 Err(Errno::NOTEMPTY | Errno::EXIST) => kept.push(PathNote {
                     path: shown(&r.path),
@@ -1611,6 +1911,117 @@ mod tests {
                 serde_json::to_string(&texts).unwrap()
             );
         }
+    }
+
+    /// A restore that created files at several depths and an export folder, rolled back
+    /// with lists far larger than their memory budget: the same preview and the same result
+    /// as with everything in memory.
+    #[test]
+    fn a_rollback_with_spilled_lists_removes_what_the_restore_created_in_order() {
+        fn run(budget: usize) -> (Vec<String>, Vec<String>, Vec<String>, Vec<String>, String) {
+            let d = tempfile::tempdir().unwrap();
+            let root = d.path().join("root");
+            let work = d.path().join("work");
+            std::fs::create_dir_all(root.join("etc/app")).unwrap();
+            std::fs::create_dir(&work).unwrap();
+            std::fs::write(root.join("etc/app/keep.conf"), b"before\n").unwrap();
+            let mut targets: Vec<ArchivePath> =
+                vec![ArchivePath::from_user("etc/app/keep.conf").unwrap()];
+            for i in 0..300 {
+                targets.push(ArchivePath::from_user(&format!("home/u{}/f{i}", i % 7)).unwrap());
+            }
+            targets.push(ArchivePath::from_user("etc/app/new.d/deep/x.conf").unwrap());
+            let targets = PathList::from_paths(targets, &work).unwrap();
+            let export_dir = root.join("opt/proxsave/export-1");
+            let export_entries =
+                PathList::from_paths([ArchivePath::from_user("etc/pve/user.cfg").unwrap()], &work)
+                    .unwrap();
+            let ws = Workspace {
+                dir: work.clone(),
+                stamp: "20261205_120000".into(),
+            };
+            let before = Before::capture(&root, Some(&export_dir));
+            let sb = create(
+                &root,
+                &targets,
+                Some(&ExportTargets {
+                    dir: &export_dir,
+                    entries: &export_entries,
+                }),
+                Some(&before),
+                &ws,
+            )
+            .unwrap();
+            // The restore: every target written, the export folder filled.
+            for t in targets.iter() {
+                let p = root.join(t.unwrap().as_os_str());
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(&p, b"restored\n").unwrap();
+            }
+            std::fs::create_dir_all(export_dir.join("etc/pve")).unwrap();
+            std::fs::write(export_dir.join("etc/pve/user.cfg"), b"u\n").unwrap();
+
+            let mut record = SafetyRecord::load(&sb.path).unwrap();
+            record.budget = budget;
+            let bound = record.bind_root(None, false).unwrap();
+            let preview = record.preview(&bound).unwrap();
+            assert_eq!(preview.remove.list.is_spilled(), budget < 64);
+            let report = record.rollback(&bound, &CancelToken::new()).unwrap();
+            assert!(report.complete(), "{report:?}");
+            let mut left = Vec::new();
+            for e in walkdir(&root) {
+                left.push(e);
+            }
+            (
+                preview.restore.to_vec().unwrap(),
+                preview.remove.to_vec().unwrap(),
+                preview.remove_trees.to_vec().unwrap(),
+                report.removed.to_vec().unwrap(),
+                format!(
+                    "{left:?} {}",
+                    String::from_utf8(std::fs::read(root.join("etc/app/keep.conf")).unwrap())
+                        .unwrap()
+                ),
+            )
+        }
+        fn walkdir(dir: &Path) -> Vec<String> {
+            let mut out = Vec::new();
+            let mut stack = vec![dir.to_path_buf()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap() {
+                    let e = e.unwrap();
+                    out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+                    if e.file_type().unwrap().is_dir() {
+                        stack.push(e.path());
+                    }
+                }
+            }
+            out.sort();
+            out
+        }
+        let small = run(16);
+        let large = run(1 << 20);
+        assert_eq!(small, large);
+        let (restore, remove, trees, removed, left) = small;
+        assert_eq!(restore, ["/etc", "/etc/app", "/etc/app/keep.conf"]);
+        assert_eq!(trees, ["/opt/proxsave/export-1"]);
+        // Deepest first, then by name; every created file and folder.
+        // 300 files, 7 user folders, /home, x.conf and its 2 new folders, /opt/proxsave, /opt.
+        assert_eq!(remove.len(), 300 + 7 + 1 + 3 + 2);
+        assert_eq!(remove[0], "/etc/app/new.d/deep/x.conf");
+        assert_eq!(remove[1], "/etc/app/new.d/deep");
+        assert!(
+            remove.ends_with(&["/home".to_string(), "/opt".to_string()]),
+            "{remove:?}"
+        );
+        let depths: Vec<usize> = remove.iter().map(|p| p.matches('/').count()).collect();
+        assert!(depths.windows(2).all(|w| w[0] >= w[1]), "{remove:?}");
+        assert_eq!(removed.len(), remove.len() + 1);
+        assert_eq!(
+            left,
+            r#"["etc", "etc/app", "etc/app/keep.conf"] before
+"#
+        );
     }
 
     #[test]

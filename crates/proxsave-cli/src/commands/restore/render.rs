@@ -643,19 +643,36 @@ pub(super) fn summary(console: &Console, report: &Report) {
 const PREVIEW_CAP: usize = 20;
 
 fn list_capped(console: &Console, title: &str, items: &[String]) {
-    if items.is_empty() {
+    list_capped_iter(console, title, items.len() as u64, items.iter().cloned());
+}
+
+/// [`list_capped`] for a list read as it is shown (`total` items; only the first
+/// [`PREVIEW_CAP`] are taken from `items`).
+fn list_capped_iter(
+    console: &Console,
+    title: &str,
+    total: u64,
+    items: impl Iterator<Item = String>,
+) {
+    if total == 0 {
         return;
     }
     console.line(title);
-    for i in items.iter().take(PREVIEW_CAP) {
+    for i in items.take(PREVIEW_CAP) {
         console.line(&format!("  {i}"));
     }
-    if items.len() > PREVIEW_CAP {
+    if total > PREVIEW_CAP as u64 {
         console.line(&format!(
             "  … and {} more (--json lists all)",
-            items.len() - PREVIEW_CAP
+            total - PREVIEW_CAP as u64
         ));
     }
+}
+
+/// The items of a rollback list; a list that cannot be read back says so in place.
+fn shown_items(list: &safety::ShownPaths) -> impl Iterator<Item = String> + '_ {
+    list.iter()
+        .map(|r| r.unwrap_or_else(|e| format!("(the list cannot be read back: {e})")))
 }
 
 pub(super) fn show_rollback_preview(
@@ -685,24 +702,23 @@ pub(super) fn show_rollback_preview(
         console.line(&format!("NOTE: {n}"));
     }
     console.line("");
-    list_capped(
+    list_capped_iter(
         console,
         &format!(
             "Will restore {} saved entries (content, mode, owner, times):",
             p.restore.len()
         ),
-        &p.restore,
+        p.restore.len(),
+        shown_items(&p.restore),
     );
-    let mut remove: Vec<String> = p
-        .remove_trees
-        .iter()
-        .map(|t| format!("{t}  (export folder, with everything in it)"))
-        .collect();
-    remove.extend(p.remove.iter().cloned());
-    list_capped(
+    let removals = p.remove_trees.len() + p.remove.len();
+    list_capped_iter(
         console,
-        &format!("Will remove {} paths the restore created:", remove.len()),
-        &remove,
+        &format!("Will remove {removals} paths the restore created:"),
+        removals,
+        shown_items(&p.remove_trees)
+            .map(|t| format!("{t}  (export folder, with everything in it)"))
+            .chain(shown_items(&p.remove)),
     );
     let refused: Vec<String> = p
         .refused
@@ -714,7 +730,7 @@ pub(super) fn show_rollback_preview(
         &format!("Will refuse {} paths (left as they are):", refused.len()),
         &refused,
     );
-    if p.restore.is_empty() && remove.is_empty() && refused.is_empty() {
+    if p.restore.is_empty() && removals == 0 && refused.is_empty() {
         console.line("Nothing to restore or remove.");
     }
     console.line("");
