@@ -28,7 +28,7 @@ use crate::commands::{open_backup, scan_backup};
 use crate::config::Config;
 use crate::console::Console;
 use crate::effects::{ProcMounts, ProcessRunner};
-use crate::output::{print_json, print_json_streamed};
+use crate::output::print_json_streamed;
 use crate::{CmdResult, Exit, keys, progress, term};
 
 pub(crate) mod decisions;
@@ -39,7 +39,10 @@ mod window;
 use decisions::{
     ask_decision, choose_backup, choose_categories, choose_mode, confirm_restore, prompt_exit,
 };
-use render::{RollbackDoc, show_decisions_ahead, show_plan, show_rollback_preview, summary};
+use render::{
+    print_rollback, print_rollback_plan, show_decisions_ahead, show_plan, show_rollback_preview,
+    summary,
+};
 use settings::settings;
 
 /// Access control (TFA/WebAuthn origins, certificates) is tied to the host name: warn when the
@@ -146,7 +149,7 @@ fn rollback(
     if !args.yes {
         if !console.interactive {
             if args.json {
-                print_json("rollback-plan", &preview)?;
+                print_rollback_plan(&preview)?;
             }
             return Err(Exit::Usage(
                 "rolling back needs confirmation: add --yes (nothing was changed)".into(),
@@ -180,14 +183,7 @@ fn rollback(
         Err(e) => return Err(Exit::Failure(e.into())),
     };
     if args.json {
-        print_json(
-            "rollback",
-            &RollbackDoc {
-                preview: &preview,
-                report: &report,
-                complete: report.complete(),
-            },
-        )?;
+        print_rollback(&preview, &report)?;
     }
     console.line(&format!(
         "Rolled back {}: {} entries restored, {} created paths removed{}.",

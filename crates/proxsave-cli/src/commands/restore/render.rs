@@ -736,10 +736,84 @@ pub(super) fn show_rollback_preview(
     console.line("");
 }
 
+/// A rollback plan or result as JSON, the same text `print_json` makes (keys sorted at every
+/// level) without holding the document in memory: the fields are declared in key order,
+/// the small parts go through a `Value` (which sorts their keys), and the path lists are
+/// written one path at a time (a rollback after a large restore lists a million).
 #[derive(serde::Serialize)]
-pub(super) struct RollbackDoc<'a> {
-    pub preview: &'a RollbackPreview,
-    #[serde(flatten)]
-    pub report: &'a safety::RollbackReport,
-    pub complete: bool,
+struct PreviewJson<'a> {
+    backup: serde_json::Value,
+    refused: serde_json::Value,
+    remove: &'a safety::ShownPaths,
+    remove_trees: &'a safety::ShownPaths,
+    restore: &'a safety::ShownPaths,
+    root: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<String>,
+    sidecar_missing: bool,
+}
+
+impl<'a> PreviewJson<'a> {
+    fn of(p: &'a RollbackPreview, schema: Option<String>) -> serde_json::Result<Self> {
+        Ok(PreviewJson {
+            backup: serde_json::to_value(&p.backup)?,
+            refused: serde_json::to_value(&p.refused)?,
+            remove: &p.remove,
+            remove_trees: &p.remove_trees,
+            restore: &p.restore,
+            root: serde_json::to_value(&p.root)?,
+            schema,
+            sidecar_missing: p.sidecar_missing,
+        })
+    }
+}
+
+#[derive(serde::Serialize)]
+struct RollbackJson<'a> {
+    complete: bool,
+    kept: serde_json::Value,
+    preview: PreviewJson<'a>,
+    refused: serde_json::Value,
+    removed: &'a safety::ShownPaths,
+    restored: serde_json::Value,
+    root: serde_json::Value,
+    schema: String,
+    sidecar_missing: bool,
+}
+
+fn schema(kind: &str) -> String {
+    format!("proxsave/{kind}/v{}", crate::output::SCHEMA_VERSION)
+}
+
+fn write_json(doc: &impl serde::Serialize) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    serde_json::to_writer_pretty(&mut out, doc)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints the `rollback-plan` document.
+pub(super) fn print_rollback_plan(p: &RollbackPreview) -> anyhow::Result<()> {
+    write_json(&PreviewJson::of(p, Some(schema("rollback-plan")))?)
+}
+
+/// Prints the `rollback` document: the plan it followed and what it did.
+pub(super) fn print_rollback(
+    p: &RollbackPreview,
+    r: &safety::RollbackReport,
+) -> anyhow::Result<()> {
+    write_json(&RollbackJson {
+        complete: r.complete(),
+        kept: serde_json::to_value(&r.kept)?,
+        preview: PreviewJson::of(p, None)?,
+        refused: serde_json::to_value(&r.refused)?,
+        removed: &r.removed,
+        restored: serde_json::to_value(&r.restored)?,
+        root: serde_json::to_value(&r.root)?,
+        schema: schema("rollback"),
+        sidecar_missing: r.sidecar_missing,
+    })
 }
