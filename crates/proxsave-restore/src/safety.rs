@@ -1604,8 +1604,17 @@ impl SafetyRecord {
         };
         let mut removed = ShownPaths::new(&self.spill_dir, self.budget);
         let mut kept = Vec::new();
+        // A list that cannot be read back or written stops the removals, never the putting
+        // back of what was saved (below).
+        let mut failure: Option<RestoreError> = None;
         for r in removals {
-            let r = r.map_err(|e| RestoreError::io(&self.spill_dir, e))?;
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    failure = Some(RestoreError::io(&self.spill_dir, e));
+                    break;
+                }
+            };
             let Ok(Some(path)) = ArchivePath::parse(&r.path) else {
                 continue;
             };
@@ -1636,7 +1645,12 @@ impl SafetyRecord {
                 }
             };
             match result {
-                Ok(()) => removed.push(&shown(&r.path))?,
+                Ok(()) => {
+                    if let Err(e) = removed.push(&shown(&r.path)) {
+                        failure = Some(e);
+                        break;
+                    }
+                }
                 Err(Errno::NOENT) => {}
                 Err(Errno::NOTEMPTY | Errno::EXIST) => kept.push(PathNote {
                     path: shown(&r.path),
@@ -1650,6 +1664,9 @@ impl SafetyRecord {
         }
         let restored = extractor.commit();
         self.restore_root_meta(root);
+        if let Some(e) = failure {
+            return Err(e);
+        }
         Ok(RollbackReport {
             root: root.path.clone(),
             removed,
