@@ -703,22 +703,32 @@ fn sweep_commit_temps(sweep: &mut Sweeper<'_>, root: &Path, targets: &Path, pid:
 }
 
 fn mixed_list(work_dir: &Path, d: &StateDoc, targets: &Path, stamp: &str) -> Option<Mixed> {
-    let bytes = std::fs::read(targets).ok()?;
-    let lines: Vec<String> = bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| String::from_utf8_lossy(l).into_owned())
-        .collect();
+    // Line by line: a restore of a million files leaves a million targets.
+    let input = BufReader::with_capacity(64 << 10, std::fs::File::open(targets).ok()?);
     let list = work_dir.join(format!("restore_mixed_{stamp}_{}.txt", d.pid));
     let mut f = AtomicFile::create(&list, 0o600).ok()?;
-    for l in &lines {
-        writeln!(f.file(), "/{l}").ok()?;
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, f.file());
+    let mut count = 0usize;
+    let mut sample = Vec::new();
+    for line in input.split(b'\n') {
+        let line = line.ok()?;
+        if line.is_empty() {
+            continue;
+        }
+        let l = String::from_utf8_lossy(&line);
+        writeln!(out, "/{l}").ok()?;
+        if sample.len() < 10 {
+            sample.push(l.into_owned());
+        }
+        count += 1;
     }
+    out.flush().ok()?;
+    drop(out);
     let list = f.commit().ok()?;
     Some(Mixed {
         root: d.root.clone().into_std_path_buf(),
-        count: lines.len(),
-        sample: lines.iter().take(10).cloned().collect(),
+        count,
+        sample,
         list,
         safety_backup: d
             .safety_backup
@@ -864,4 +874,54 @@ pub fn safety_backup_size(root: &Path, targets: &PathList) -> Result<u64, Restor
         }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mixed_list_is_every_target_with_a_slash_and_ten_shown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let targets = dir.path().join("restore.targets");
+        let mut text = Vec::new();
+        for i in 0..25 {
+            text.extend_from_slice(format!("etc/app/f{i:02}\n").as_bytes());
+        }
+        text.extend_from_slice(b"\netc/odd\xff\n");
+        std::fs::write(&targets, &text).expect("write");
+        let d = StateDoc {
+            version: 1,
+            pid: 4242,
+            command: "restore".into(),
+            started: "2026-12-05T12:00:00Z".into(),
+            stamp: "20261205_120000".into(),
+            root: Utf8PathBuf::from("/r"),
+            phase: Phase::Prepare,
+            work_stage: None,
+            export_dir: None,
+            export_created: false,
+            safety_backup: None,
+            targets: None,
+        };
+        let m = mixed_list(dir.path(), &d, &targets, &d.stamp).expect("list");
+        assert_eq!(m.count, 26);
+        assert_eq!(m.sample.len(), 10);
+        assert_eq!(m.sample[0], "etc/app/f00");
+        assert_eq!(
+            m.list,
+            dir.path().join("restore_mixed_20261205_120000_4242.txt")
+        );
+        let written = std::fs::read_to_string(&m.list).expect("read");
+        let lines: Vec<&str> = written.lines().collect();
+        assert_eq!(lines.len(), 26);
+        assert_eq!(lines[24], "/etc/app/f24");
+        assert_eq!(lines[25], "/etc/odd\u{fffd}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&m.list)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }
