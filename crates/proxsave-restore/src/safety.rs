@@ -1950,9 +1950,11 @@ mod tests {
             targets.push(ArchivePath::from_user("etc/app/new.d/deep/x.conf").unwrap());
             let targets = PathList::from_paths(targets, &work).unwrap();
             let export_dir = root.join("opt/proxsave/export-1");
-            let export_entries =
-                PathList::from_paths([ArchivePath::from_user("etc/pve/user.cfg").unwrap()], &work)
-                    .unwrap();
+            let export_entries = PathList::from_paths(
+                [ArchivePath::from_user("etc/app/exported.cfg").unwrap()],
+                &work,
+            )
+            .unwrap();
             let ws = Workspace {
                 dir: work.clone(),
                 stamp: "20261205_120000".into(),
@@ -1975,8 +1977,8 @@ mod tests {
                 std::fs::create_dir_all(p.parent().unwrap()).unwrap();
                 std::fs::write(&p, b"restored\n").unwrap();
             }
-            std::fs::create_dir_all(export_dir.join("etc/pve")).unwrap();
-            std::fs::write(export_dir.join("etc/pve/user.cfg"), b"u\n").unwrap();
+            std::fs::create_dir_all(export_dir.join("etc/app")).unwrap();
+            std::fs::write(export_dir.join("etc/app/exported.cfg"), b"u\n").unwrap();
 
             let mut record = SafetyRecord::load(&sb.path).unwrap();
             record.budget = budget;
