@@ -1168,13 +1168,6 @@ fn reach_parent(root: BorrowedFd<'_>, path: &ArchivePath) -> Reach {
     Reach::Parent(cur)
 }
 
-/// Something the rollback removes.
-struct Removal {
-    path: ArchivePath,
-    tree: bool,
-    is_dir: bool,
-}
-
 /// Removes `name` in `dir` and, for a folder, everything in it, never following a symlink.
 fn remove_tree(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<()> {
     let st = rustix::fs::statat(dir, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW)?;
@@ -1618,13 +1611,8 @@ impl SafetyRecord {
             let Ok(Some(path)) = ArchivePath::parse(&r.path) else {
                 continue;
             };
-            let r = Removal {
-                path,
-                tree: r.tree,
-                is_dir: r.is_dir,
-            };
-            let name = r.path.file_name();
-            let result = match reach_parent(root.fd.as_fd(), &r.path) {
+            let name = path.file_name();
+            let result = match reach_parent(root.fd.as_fd(), &path) {
                 Reach::Parent(parent) if r.tree => remove_tree(parent.as_fd(), name),
                 Reach::Parent(parent) => rustix::fs::unlinkat(
                     &parent,
@@ -1638,7 +1626,7 @@ impl SafetyRecord {
                 Reach::Missing => Err(Errno::NOENT),
                 Reach::Blocked(reason) => {
                     kept.push(PathNote {
-                        path: shown(&r.path),
+                        path: shown(&path),
                         reason,
                     });
                     continue;
@@ -1646,18 +1634,18 @@ impl SafetyRecord {
             };
             match result {
                 Ok(()) => {
-                    if let Err(e) = removed.push(&shown(&r.path)) {
+                    if let Err(e) = removed.push(&shown(&path)) {
                         failure = Some(e);
                         break;
                     }
                 }
                 Err(Errno::NOENT) => {}
                 Err(Errno::NOTEMPTY | Errno::EXIST) => kept.push(PathNote {
-                    path: shown(&r.path),
+                    path: shown(&path),
                     reason: "folder not empty: it holds files added after the restore".into(),
                 }),
                 Err(e) => kept.push(PathNote {
-                    path: shown(&r.path),
+                    path: shown(&path),
                     reason: e.to_string(),
                 }),
             }
