@@ -3,7 +3,7 @@
 
 use proxsave_archive::backup::Backup;
 use proxsave_archive::read::{self, StreamOptions};
-use proxsave_testkit::fixture::{BackupSpec, gnu_tar_pax, make_backup};
+use proxsave_testkit::fixture::{BackupSpec, MadeBackup, gnu_tar_pax, make_backup};
 use proxsave_testkit::require_tools;
 
 fn tree(dir: &std::path::Path) {
@@ -31,14 +31,20 @@ fn entries(stream: &mut read::ArchiveStream<'_>) -> Vec<(Vec<u8>, String, Vec<u8
     out
 }
 
-#[test]
-fn the_kept_tar_replays_the_verified_read() {
-    require_tools!("xz", "tar");
+/// A backup (written by GNU tar and xz) of the test tree: what made it, its folder, it.
+fn backup_of_a_tree() -> (MadeBackup, tempfile::TempDir, Backup) {
     let src = tempfile::tempdir().unwrap();
     tree(src.path());
     let made = make_backup(&gnu_tar_pax(src.path()), &BackupSpec::default());
     let dir = tempfile::tempdir().unwrap();
     let backup = Backup::open(&made.write_raw(dir.path())).unwrap();
+    (made, dir, backup)
+}
+
+#[test]
+fn the_kept_tar_replays_the_verified_read() {
+    require_tools!("xz", "tar");
+    let (made, dir, backup) = backup_of_a_tree();
     let opts = StreamOptions::default();
 
     let mut first = read::open_stream_keeping_tar(
@@ -74,11 +80,7 @@ fn the_kept_tar_replays_the_verified_read() {
 #[test]
 fn past_its_limit_the_copy_is_given_up() {
     require_tools!("xz", "tar");
-    let src = tempfile::tempdir().unwrap();
-    tree(src.path());
-    let made = make_backup(&gnu_tar_pax(src.path()), &BackupSpec::default());
-    let dir = tempfile::tempdir().unwrap();
-    let backup = Backup::open(&made.write_raw(dir.path())).unwrap();
+    let (made, dir, backup) = backup_of_a_tree();
     let mut first = read::open_stream_keeping_tar(
         &backup,
         &StreamOptions::default(),
